@@ -1,0 +1,129 @@
+"""The transport seam: what every bus offers the engine (transport only, no sensor logic).
+
+A bus publishes raw CloudEvent bytes under an event key `(eventSourceName, eventName)` and hands a consumer
+group batches of `Delivery` objects. The bus never decides when to acknowledge: the engine's runner settles each
+delivery after every firing it caused has finished.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class EventKey:
+    """Where an event lives on the bus: Argo's `<eventSourceName>.<eventName>`."""
+
+    source: str
+    name: str
+
+    def dotted(self) -> str:
+        return f"{self.source}.{self.name}"
+
+
+class Health(Enum):
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    CLOSED = "closed"
+
+
+class Delivery(abc.ABC):
+    """One message handed to a consumer. Settlement is idempotent: the first ack/nak wins, later calls are no-ops.
+
+    `position` names the message for logs and traces: `"<subject> seq <n>"` or `"<topic>[<partition>]@<offset>"`.
+    """
+
+    body: bytes
+    headers: Mapping[str, str]
+    position: str
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], position: str) -> None:
+        self.body, self.headers, self.position = body, headers, position
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    async def ack(self) -> None:
+        """The message and everything it caused are done; never deliver it again."""
+        if not self._settled:
+            self._settled = True
+            await self._ack()
+
+    async def nak(self, delay: float = 0.0) -> None:
+        """Processing could not finish (e.g. shutdown); deliver again, after `delay` seconds if the bus can."""
+        if not self._settled:
+            self._settled = True
+            await self._nak(delay)
+
+    async def in_progress(self) -> None:
+        """Still working: extend the redelivery deadline. Buses without one do nothing."""
+        if not self._settled:
+            await self._in_progress()
+
+    @abc.abstractmethod
+    async def _ack(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _nak(self, delay: float) -> None: ...
+
+    async def _in_progress(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A durable consumer group. `name` is stable across restarts (derived from the sensor name), so a restarted
+    engine resumes where it stopped and two engines with the same name share the work."""
+
+    name: str
+    keys: Sequence[EventKey]
+    # Seconds the bus waits for a settlement before redelivering; the runner sends in_progress well before it.
+    ack_wait: float = 30.0
+    max_in_flight: int = 1000
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+class Consumer(abc.ABC):
+    @abc.abstractmethod
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Up to `max_messages` deliveries, waiting at most `timeout` seconds for the first; [] on timeout.
+        Raises BusError only for unrecoverable problems; transient disconnects are retried inside."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
+class Bus(abc.ABC):
+    """A connected event bus. `url` is printable (no credentials)."""
+
+    url: str
+    health: Health = Health.CONNECTING
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and make sure the stream/topic exists. Raises BusError naming the server and the cause."""
+
+    @abc.abstractmethod
+    async def publish(self, key: EventKey, event_id: str, body: bytes) -> None:
+        """Store one structured-mode CloudEvent; returns only once the bus has stored it (raises BusError if not).
+        Concurrent calls are pipelined: no call waits for another's round trip."""
+
+    async def publish_many(self, items: Sequence[tuple[EventKey, str, bytes]]) -> None:
+        """Store many events, pipelined; raises BusError if any was not stored."""
+        import asyncio
+
+        await asyncio.gather(*(self.publish(k, i, b) for k, i, b in items))
+
+    @abc.abstractmethod
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
+        """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
+        published afterwards will be delivered to it."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...

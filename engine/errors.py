@@ -1,0 +1,34 @@
+"""Exceptions shared across stages (kernel).
+
+    SensoriumError
+    ├── ConfigError          a document is invalid; carries file, line and field path (exit code 2)
+    ├── BusError             the bus could not be reached or refused an operation
+    └── TriggerError         a firing failed; `retryable` says whether the retry strategy may try again
+"""
+
+from __future__ import annotations
+
+
+class SensoriumError(Exception):
+    pass
+
+
+class ConfigError(SensoriumError):
+    def __init__(self, message: str, file: str = "", line: int = 0, field: str = "") -> None:
+        self.file, self.line, self.field, self.message = file, line, field, message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file else ""
+        what = f"{self.field}: " if self.field else ""
+        return f"{where}{what}{self.message}"
+
+
+class BusError(SensoriumError):
+    pass
+
+
+class TriggerError(SensoriumError):
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
