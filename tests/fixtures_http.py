@@ -1,0 +1,1 @@
+"""Fixtures: http (being written)."""

@@ -1,0 +1,1 @@
+"""Fixtures: kafka (being written)."""

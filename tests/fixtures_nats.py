@@ -1,0 +1,1 @@
+"""Fixtures: nats (being written)."""
