@@ -2,6 +2,9 @@
 
 Structured mode is what Argo Events writes on its buses (sdk-go `WriteJson`, key order kept); binary mode
 (`ce_*` / `ce-*` headers) is accepted on decode for events produced by other CloudEvents SDKs.
+Hand-written rather than the `cloudevents` SDK: its v2 models truncate Argo's RFC3339Nano `time` to
+microseconds and reject extension names that are not lowercase alphanumeric (checked with cloudevents 2.2.0), and
+the hot path needs the raw data bytes, not a re-parsed object.
 """
 
 from __future__ import annotations

@@ -1,0 +1,92 @@
+"""The running engine: open the bus, place every sensor's consumer, then open the webhooks, run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from buses.base import Bus, EventKey
+from engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
+from engine.busconfig import open_bus
+from engine.cloudevent import CloudEvent, encode_structured
+from engine.config import Config
+from engine.runner import RunnerSettings, SensorRunner
+from engine.secrets import Secrets
+from engine.sink import PrintingSink
+from engine.trace import NULL_TRACER, Tracer
+from sources.webhook import Endpoint, WebhookServer
+
+log = logging.getLogger("sensorium.engine")
+
+
+@dataclass
+class EngineOptions:
+    bus_url: str | None = None
+    secrets_dir: Path | None = None
+    data_dir: Path = Path(".sensorium")
+    webhook_host: str = "0.0.0.0"
+    sink_port: int | None = None
+    runner: RunnerSettings = field(default_factory=RunnerSettings)
+    tracer: Tracer = NULL_TRACER
+
+
+async def publish_event(bus: Bus, event: CloudEvent) -> None:
+    await bus.publish(EventKey(event.source, event.subject), event.id, encode_structured(event))
+
+
+def webhook_endpoints(config: Config) -> list[Endpoint]:
+    return [Endpoint(doc.metadata.name, name, ctx)
+            for doc, _ in config.sources for name, ctx in (doc.spec.webhook or {}).items()]
+
+
+async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event | None = None,
+                     ready: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGINT/SIGTERM). `ready` is set once consumers and webhooks are in place."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    secrets = Secrets(options.secrets_dir)
+    sink = PrintingSink(options.sink_port) if options.sink_port else None
+    if sink is not None:
+        await sink.start()
+    try:
+        await _run(config, options, secrets, stop, ready)
+    finally:
+        if sink is not None:
+            await sink.stop()
+
+
+async def _run(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
+               ready: asyncio.Event | None) -> None:
+    options.data_dir.mkdir(parents=True, exist_ok=True)
+    async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
+                                                        options.bus_url, secrets, options.data_dir) as bus:
+        assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
+                                            for doc, _ in config.sensors]
+        runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer)
+                   for a in assembled]
+        # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
+        await asyncio.gather(*(r.prepare() for r in runners))
+        server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
+                               options.webhook_host)
+        await server.start()
+        log.info("engine running: %d sensor(s), %d webhook endpoint(s) on %s", len(runners),
+                 len(server.endpoints), bus.url)
+        if ready is not None:
+            ready.set()
+        tasks = [asyncio.create_task(r.run(stop), name=f"sensor-{r.sensor}") for r in runners]
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for runner, result in zip(runners, results, strict=True):
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    log.error("sensor %s stopped with an error: %s", runner.sensor, result)

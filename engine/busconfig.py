@@ -1,0 +1,96 @@
+"""Choosing and opening the bus: `--bus URL`, else the EventBus document, else an embedded nats-server."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from buses.base import Bus
+from buses.spec import EventBusSpec
+from engine.errors import ConfigError
+from engine.secrets import Secrets
+
+log = logging.getLogger("sensorium.bus")
+
+URL_FILE = "bus.url"
+
+
+def describe(url: str) -> str:
+    """A URL without credentials, for logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url
+
+
+def _jetstream(url: str, spec_stream_config: str | None = None, credentials: str | None = None) -> Bus:
+    from buses.jetstream import JetStreamBus
+
+    return JetStreamBus(url, stream_config_yaml=spec_stream_config, credentials=credentials)
+
+
+def _kafka_from_url(url: str) -> Bus:
+    from buses.kafka import KafkaBus
+
+    brokers = url.split("://", 1)[1].rstrip("/")
+    return KafkaBus.from_url(brokers)
+
+
+def from_url(url: str) -> Bus:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme in ("nats", "tls"):
+        return _jetstream(url)
+    if scheme == "kafka":
+        return _kafka_from_url(url)
+    raise ConfigError(f"--bus: unsupported bus URL '{describe(url)}' (want nats://HOST:PORT or kafka://HOST:PORT)")
+
+
+@contextlib.asynccontextmanager
+async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Secrets,
+                   data_dir: Path) -> AsyncIterator[Bus]:
+    """Yield a started bus; an embedded nats-server is started (and stopped after) when none is configured."""
+    embedded = None
+    if override:
+        bus = from_url(override)
+    elif spec is not None and spec.kafka is not None:
+        from buses.kafka import KafkaBus
+
+        bus = KafkaBus.from_spec(spec.kafka, secrets)
+    elif spec is not None and spec.nats is not None:
+        raise ConfigError("EventBus spec.nats (NATS Streaming) is not supported; use jetstream or kafka")
+    else:
+        js = spec.jetstream_exotic or spec.jetstream if spec is not None else None
+        credentials = None
+        if js is not None and js.access_secret is not None:
+            credentials = secrets.get(js.access_secret.name, js.access_secret.key)
+        url = js.url if js is not None else None
+        if url is None:
+            from buses.embedded import EmbeddedNats
+
+            embedded = EmbeddedNats(data_dir=data_dir / "nats")
+            await embedded.start()
+            url = embedded.url
+            (data_dir / URL_FILE).write_text(url + "\n")
+            log.info("embedded nats-server with JetStream at %s (data in %s)", url, data_dir / "nats")
+            print(f"sensorium: embedded event bus at {url}", flush=True)
+        bus = _jetstream(url, js.stream_config if js is not None else None, credentials)
+    try:
+        await bus.start()
+        yield bus
+    finally:
+        await bus.close()
+        if embedded is not None:
+            await embedded.stop()
+            with contextlib.suppress(OSError):
+                (data_dir / URL_FILE).unlink()
+
+
+def default_bus_url(data_dir: Path) -> str | None:
+    """The URL a running engine's embedded bus wrote, for `sensorium publish` without `--bus`."""
+    try:
+        return (data_dir / URL_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -1,0 +1,224 @@
+"""Loading configuration: files and directories of multi-document YAML into validated Argo documents.
+
+Every problem is a ConfigError carrying `FILE:LINE` and the field path in Argo's own names. `${VAR}` and
+`${VAR:-default}` are substituted from the environment before parsing (line numbers are kept).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from engine.documents import KINDS, EventBus, EventSource, Sensor
+from engine.errors import ConfigError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a document came from, to point errors at it."""
+
+    file: str
+    node: yaml.Node
+
+    @property
+    def line(self) -> int:
+        return self.node.start_mark.line + 1
+
+    def locate(self, loc: Sequence[str | int]) -> tuple[int, str]:
+        """Line of the deepest node that exists along `loc`, and the dotted field path."""
+        node, line = self.node, self.line
+        for part in loc:
+            child = _child(node, part)
+            if child is None:
+                break
+            node, line = child, child.start_mark.line + 1
+        return line, _dotted(loc)
+
+
+@dataclass
+class Config:
+    buses: list[tuple[EventBus, Origin]] = field(default_factory=list)
+    sources: list[tuple[EventSource, Origin]] = field(default_factory=list)
+    sensors: list[tuple[Sensor, Origin]] = field(default_factory=list)
+
+    @property
+    def bus(self) -> EventBus | None:
+        return self.buses[0][0] if self.buses else None
+
+
+def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                return value
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def substitute_env(text: str, file: str, environ: Mapping[str, str]) -> str:
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        line = text.count("\n", 0, match.start()) + 1
+        raise ConfigError(f"environment variable ${{{name}}} is not set", file, line)
+
+    return _VAR.sub(repl, text)
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    kind, msg = err.get("type", ""), str(err.get("msg", ""))
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "literal_error" and err.get("loc", ())[-1:] == ("kind",):
+        return f"unknown kind {err.get('input')!r} (want Sensor, EventSource or EventBus)"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):]
+    return msg[:1].lower() + msg[1:]
+
+
+def _validate(model: type[Any], data: Any, origin: Origin) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            line, path = origin.locate(loc)
+            errors.append(ConfigError(_message(err), origin.file, line, path))
+        raise ConfigErrors(errors) from None
+
+
+class ConfigErrors(ConfigError):
+    """Several problems at once (validation reports all of them)."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        super().__init__(first.message, first.file, first.line, first.field)
+
+    def render(self) -> str:
+        return "\n".join(ConfigError.render(e) for e in getattr(self, "errors", [])) or super().render()
+
+
+def iter_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ConfigError(f"no such file or directory: {path}", str(path), 0)
+    return files
+
+
+def parse_documents(text: str, file: str) -> list[tuple[Any, Origin]]:
+    """YAML text into (plain data, origin) per non-empty document; YAML errors become ConfigError."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError(f"invalid YAML: {exc.problem or exc}", file, line) from None
+    out = []
+    for node in nodes:
+        if node is None:
+            continue
+        data = yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+        out.append((data, Origin(file, node)))
+    return out
+
+
+def load_documents(file: Path, environ: Mapping[str, str] | None = None) -> list[tuple[Any, Origin]]:
+    name = str(file)
+    try:
+        text = file.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc.__class__.__name__}: {exc}", name, 0) from None
+    text = substitute_env(text, name, os.environ if environ is None else environ)
+    return parse_documents(text, name)
+
+
+Check = Callable[[Any, Origin], list[ConfigError]]
+
+
+def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
+         checks: Sequence[Check] = ()) -> Config:
+    """Load and validate everything; raises ConfigErrors listing every problem found."""
+    config = Config()
+    errors: list[ConfigError] = []
+    for file in iter_files(paths):
+        try:
+            docs = load_documents(file, environ)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        for data, origin in docs:
+            try:
+                doc = _load_one(data, origin)
+            except ConfigErrors as exc:
+                errors.extend(exc.errors)
+                continue
+            except ConfigError as exc:
+                errors.append(exc)
+                continue
+            for check in checks:
+                errors.extend(check(doc, origin))
+            target = {EventBus: config.buses, EventSource: config.sources, Sensor: config.sensors}[type(doc)]
+            target.append((doc, origin))  # type: ignore[arg-type]
+    errors.extend(_cross_checks(config))
+    if errors:
+        raise ConfigErrors(errors)
+    return config
+
+
+def _load_one(data: Any, origin: Origin) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"a document must be a mapping, got {type(data).__name__}", origin.file, origin.line)
+    kind = data.get("kind")
+    if kind not in KINDS:
+        line, _ = origin.locate(["kind"])
+        what = "missing kind" if kind is None else f"unknown kind {kind!r}"
+        raise ConfigError(f"{what} (want Sensor, EventSource or EventBus)", origin.file, line, "kind")
+    return _validate(KINDS[kind], data, origin)
+
+
+def _cross_checks(config: Config) -> list[ConfigError]:
+    errors = []
+    if len(config.buses) > 1:
+        _, origin = config.buses[1]
+        errors.append(ConfigError("more than one EventBus document", origin.file, origin.line))
+    seen: dict[tuple[str, str], Origin] = {}
+    for doc, origin in [*config.sources, *config.sensors]:
+        key = (doc.kind, doc.metadata.name)
+        if key in seen:
+            line, path = origin.locate(["metadata", "name"])
+            errors.append(ConfigError(f"duplicate {doc.kind} name '{doc.metadata.name}' "
+                                      f"(first at {seen[key].file}:{seen[key].line})", origin.file, line, path))
+        seen[key] = origin
+    return errors

@@ -1,0 +1,46 @@
+"""The three Argo document kinds as loaded from YAML (composition root: imports every spec package)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from buses.spec import EventBusSpec
+from engine.specbase import ArgoModel
+from sensors.spec import SensorSpec
+from sources.spec import EventSourceSpec
+
+API_VERSION = "argoproj.io/v1alpha1"
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(min_length=1, description="Object name; a Sensor's name also names its durable consumer.")
+    namespace: str | None = Field(default=None, description="Accepted and ignored.")
+    labels: dict[str, str] | None = Field(default=None, description="Accepted and ignored.")
+    annotations: dict[str, str] | None = Field(default=None, description="Accepted and ignored.")
+
+
+class _Document(ArgoModel):
+    api_version: Literal["argoproj.io/v1alpha1"] = Field(description="Must be argoproj.io/v1alpha1.")
+    metadata: Metadata = Field(description="Object metadata.")
+    status: dict[str, Any] | None = Field(default=None, description="Kubernetes status; ignored.")
+
+
+class EventBus(_Document):
+    kind: Literal["EventBus"] = Field(description="EventBus")
+    spec: EventBusSpec = Field(description="Which bus and how to reach it.")
+
+
+class EventSource(_Document):
+    kind: Literal["EventSource"] = Field(description="EventSource")
+    spec: EventSourceSpec = Field(description="Event source definitions.")
+
+
+class Sensor(_Document):
+    kind: Literal["Sensor"] = Field(description="Sensor")
+    spec: SensorSpec = Field(description="Dependencies and triggers.")
+
+
+KINDS: dict[str, type[_Document]] = {"EventBus": EventBus, "EventSource": EventSource, "Sensor": Sensor}
