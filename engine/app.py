@@ -32,6 +32,7 @@ class EngineOptions:
     sink_port: int | None = None
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
+    handle_signals: bool = True
 
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
@@ -48,7 +49,7 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
     """Run until `stop` is set (or SIGINT/SIGTERM). `ready` is set once consumers and webhooks are in place."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM) if options.handle_signals else ():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     secrets = Secrets(options.secrets_dir)

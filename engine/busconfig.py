@@ -26,23 +26,18 @@ def describe(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url
 
 
-def _jetstream(url: str, spec_stream_config: str | None = None, credentials: str | None = None) -> Bus:
-    from buses.jetstream import JetStreamBus
-
-    return JetStreamBus(url, stream_config_yaml=spec_stream_config, credentials=credentials)
-
-
 def _kafka_from_url(url: str) -> Bus:
     from buses.kafka import KafkaBus
 
-    brokers = url.split("://", 1)[1].rstrip("/")
-    return KafkaBus.from_url(brokers)
+    return KafkaBus.from_url(url)
 
 
 def from_url(url: str) -> Bus:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme in ("nats", "tls"):
-        return _jetstream(url)
+        from buses.jetstream import JetStreamBus
+
+        return JetStreamBus(url)
     if scheme == "kafka":
         return _kafka_from_url(url)
     raise ConfigError(f"--bus: unsupported bus URL '{describe(url)}' (want nats://HOST:PORT or kafka://HOST:PORT)")
@@ -62,11 +57,11 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
     elif spec is not None and spec.nats is not None:
         raise ConfigError("EventBus spec.nats (NATS Streaming) is not supported; use jetstream or kafka")
     else:
-        js = spec.jetstream_exotic or spec.jetstream if spec is not None else None
-        credentials = None
-        if js is not None and js.access_secret is not None:
-            credentials = secrets.get(js.access_secret.name, js.access_secret.key)
-        url = js.url if js is not None else None
+        from buses.jetstream import JetStreamBus
+        from buses.spec import JetStreamBus as JetStreamSpec
+
+        js = (spec.jetstream_exotic or spec.jetstream if spec is not None else None) or JetStreamSpec()
+        url = js.url
         if url is None:
             from buses.embedded import EmbeddedNats
 
@@ -74,9 +69,8 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
             await embedded.start()
             url = embedded.url
             (data_dir / URL_FILE).write_text(url + "\n")
-            log.info("embedded nats-server with JetStream at %s (data in %s)", url, data_dir / "nats")
             print(f"sensorium: embedded event bus at {url}", flush=True)
-        bus = _jetstream(url, js.stream_config if js is not None else None, credentials)
+        bus = JetStreamBus.from_spec(js, secrets, url)
     try:
         await bus.start()
         yield bus

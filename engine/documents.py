@@ -1,4 +1,7 @@
-"""The three Argo document kinds as loaded from YAML (composition root: imports every spec package)."""
+"""The three Argo document kinds as loaded from YAML (composition root: imports every spec package).
+
+The Sensor document model lives with the sensor stage (`sensors.spec.Sensor`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from buses.spec import EventBusSpec
 from engine.specbase import ArgoModel
-from sensors.spec import SensorSpec
+from sensors.spec import Sensor
 from sources.spec import EventSourceSpec
+
+__all__ = ["KINDS", "EventBus", "EventSource", "Sensor"]
 
 API_VERSION = "argoproj.io/v1alpha1"
 
@@ -38,9 +43,4 @@ class EventSource(_Document):
     spec: EventSourceSpec = Field(description="Event source definitions.")
 
 
-class Sensor(_Document):
-    kind: Literal["Sensor"] = Field(description="Sensor")
-    spec: SensorSpec = Field(description="Dependencies and triggers.")
-
-
-KINDS: dict[str, type[_Document]] = {"EventBus": EventBus, "EventSource": EventSource, "Sensor": Sensor}
+KINDS: dict[str, type[ArgoModel]] = {"EventBus": EventBus, "EventSource": EventSource, "Sensor": Sensor}

@@ -32,7 +32,7 @@ class Outcome(Protocol):
 
 
 class Executor(Protocol):
-    async def fire(self, events: Mapping[str, CloudEvent], firing_id: str = "") -> Outcome: ...
+    async def fire(self, events: Mapping[str, CloudEvent]) -> Outcome: ...
 
 
 class FiringLike(Protocol):
@@ -145,8 +145,7 @@ class SensorRunner:
 
     async def _fire(self, firing: FiringLike) -> Outcome:
         self._firing_seq += 1
-        firing_id = f"{self.sensor}/{firing.trigger}/{self._firing_seq}"
-        return await self.executors[firing.trigger].fire(firing.events, firing_id)
+        return await self.executors[firing.trigger].fire(firing.events)
 
     async def _heartbeat(self) -> None:
         interval = max(self.settings.ack_wait / 3, 0.2)
