@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sysconfig
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -55,9 +56,10 @@ def _http_status(host: str, port: int, path: str, timeout: float) -> int:
 class EmbeddedNats:
     """A `nats-server -js` child process listening on `host:port`, storing JetStream data under `data_dir`.
 
-    `start()` returns once `/healthz` (which includes JetStream) answers 200, or raises BusError with the tail of
-    the server's log. `stop()` sends SIGTERM, then SIGKILL after `stop_timeout`. The port and data directory are
-    kept, so `restart()` brings back the same server with its streams and consumers. The blocking variants
+    `start()` returns once `/healthz` (which includes JetStream) answers 200, or raises BusError with the tail
+    of the server's log. `stop()` sends SIGTERM, then SIGKILL after `stop_timeout`. The port and data
+    directory are kept, so `restart()` brings back the same server with its streams and consumers.
+    `extra_args` go to nats-server as they are (e.g. `["--auth", token]`). The blocking variants
     (`start_blocking`, `stop_blocking`) exist for callers without an event loop (test fixtures).
     """
 
@@ -69,6 +71,7 @@ class EmbeddedNats:
         startup_timeout: float = 15.0,
         stop_timeout: float = 5.0,
         binary: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -77,6 +80,7 @@ class EmbeddedNats:
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._binary = binary
+        self.extra_args = list(extra_args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,7 +97,7 @@ class EmbeddedNats:
 
     def _command(self, binary: str) -> list[str]:
         return [binary, "-js", "-a", self.host, "-p", str(self.port), "-m", str(self.monitor_port),
-                "-sd", str(self.data_dir), "-n", f"sensorium-embedded-{self.port}"]
+                "-sd", str(self.data_dir), "-n", f"sensorium-embedded-{self.port}", *self.extra_args]
 
     def _log_tail(self, lines: int = 15) -> str:
         try:
@@ -119,13 +123,14 @@ class EmbeddedNats:
             code = self._proc.poll()
             if code is not None:
                 self._proc = None
-                raise BusError(f"embedded nats-server on {self.url} exited with status {code}:\n{self._log_tail()}")
+                raise BusError(f"embedded nats-server on {self.url} exited with status {code}:\n"
+                               f"{self._log_tail()}")
             if _http_status(self.host, self.monitor_port, "/healthz", timeout=0.5) == 200:
                 break
             if time.monotonic() > deadline:
                 self.stop_blocking()
-                raise BusError(f"embedded nats-server on {self.url} not ready after {self.startup_timeout:g}s:\n"
-                               f"{self._log_tail()}")
+                raise BusError(f"embedded nats-server on {self.url} not ready after "
+                               f"{self.startup_timeout:g}s:\n{self._log_tail()}")
             time.sleep(0.02)
         log.info("embedded nats-server ready at %s (data in %s)", self.url, self.data_dir)
 

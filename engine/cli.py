@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
     run.add_argument("--webhook-host", default="0.0.0.0", help="address webhooks listen on")
+    run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
+                     help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
     run.add_argument("--sink", type=int, metavar="PORT",
                      help="also run a request sink on 127.0.0.1:PORT that prints every request it receives")
     _common(run)
@@ -55,12 +57,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from engine.app import EngineOptions, run_engine
     from engine.assemble import check_document
     from engine.config import load
+    from engine.runner import RunnerSettings
 
     config = load(args.paths, checks=[check_document])
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
-                            webhook_host=args.webhook_host, sink_port=args.sink)
+                            webhook_host=args.webhook_host, sink_port=args.sink,
+                            runner=RunnerSettings(ack_wait=args.ack_wait))
     asyncio.run(run_engine(config, options))
     return 0
 

@@ -1,0 +1,174 @@
+"""In-memory bus for unit tests and dry runs only (transport only; nothing survives the process).
+
+Same semantics as the JetStream bus: a `MemoryBroker` holds the log, one shared queue per consumer name that
+starts at the end of the log (DeliverNew), server-side dedup of event ids, and redelivery of a message that is
+not acknowledged within `ack_wait` or is nak'ed. `MemoryBus` objects are clients of a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
+from engine.errors import BusError
+
+
+@dataclass
+class _Group:
+    spec: ConsumerSpec
+    cursor: int  # next log index to hand out
+    pending: dict[int, float] = field(default_factory=dict)  # log index -> redelivery time
+    deliveries: dict[int, int] = field(default_factory=dict)  # log index -> times delivered
+
+
+@dataclass(frozen=True)
+class _Record:
+    key: EventKey
+    event_id: str
+    body: bytes
+
+
+class MemoryBroker:
+    """The shared state several `MemoryBus` clients talk to (the in-memory stand-in for a server)."""
+
+    def __init__(self, duplicate_window: float = 300.0) -> None:
+        self.log: list[_Record] = []
+        self.groups: dict[str, _Group] = {}
+        self.duplicate_window = duplicate_window
+        self._seen: dict[str, float] = {}
+        self._changed: asyncio.Condition | None = None
+
+    @property
+    def changed(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    def store(self, record: _Record) -> None:
+        now = time.monotonic()
+        seen = self._seen.get(record.event_id)
+        if seen is not None and now - seen < self.duplicate_window:
+            return
+        self._seen[record.event_id] = now
+        self.log.append(record)
+
+    def group(self, spec: ConsumerSpec) -> _Group:
+        group = self.groups.get(spec.name)
+        if group is None:
+            group = self.groups[spec.name] = _Group(spec=spec, cursor=len(self.log))
+        else:
+            group.spec = spec  # like a durable's config update: new filters and limits, same position
+        return group
+
+    def take(self, group: _Group, limit: int) -> list[int]:
+        """Log indexes to deliver now: due redeliveries first, then new matching records, in log order."""
+        now = time.monotonic()
+        keys = set(group.spec.keys)
+        due = sorted(i for i, t in group.pending.items() if t <= now)[:limit]
+        room = max(0, group.spec.max_in_flight - (len(group.pending) - len(due)))
+        out = due[:room]
+        while len(out) < min(limit, room) and group.cursor < len(self.log):
+            if self.log[group.cursor].key in keys:
+                out.append(group.cursor)
+            group.cursor += 1
+        for i in out:
+            group.pending[i] = now + group.spec.ack_wait
+            group.deliveries[i] = group.deliveries.get(i, 0) + 1
+        return out
+
+    def next_due(self, group: _Group) -> float | None:
+        return min(group.pending.values(), default=None)
+
+
+class MemoryDelivery(Delivery):
+    def __init__(self, broker: MemoryBroker, group: _Group, index: int) -> None:
+        record = broker.log[index]
+        super().__init__(record.body, {"Nats-Msg-Id": record.event_id},
+                         f"default.{record.key.dotted()} seq {index + 1}")
+        self._broker, self._group, self._index = broker, group, index
+        self.delivery_count = group.deliveries.get(index, 1)
+
+    async def _ack(self) -> None:
+        self._group.pending.pop(self._index, None)
+
+    async def _nak(self, delay: float) -> None:
+        if self._index in self._group.pending:
+            self._group.pending[self._index] = time.monotonic() + max(0.0, delay)
+            await self._broker.notify()
+
+    async def _in_progress(self) -> None:
+        if self._index in self._group.pending:
+            self._group.pending[self._index] = time.monotonic() + self._group.spec.ack_wait
+
+
+class MemoryConsumer(Consumer):
+    def __init__(self, bus: MemoryBus, group: _Group) -> None:
+        self._bus, self._group = bus, group
+        self._closed = False
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        broker = self._bus.broker
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._closed or self._bus.health is Health.CLOSED:
+                raise BusError(f"consumer {self._group.spec.name} on {self._bus.url} is closed")
+            taken = broker.take(self._group, max(1, max_messages))
+            if taken:
+                return [MemoryDelivery(broker, self._group, i) for i in taken]
+            now = time.monotonic()
+            if now >= deadline:
+                return []
+            due = broker.next_due(self._group)
+            wait = min(deadline, due if due is not None else deadline) - now
+            async with broker.changed:
+                try:
+                    await asyncio.wait_for(broker.changed.wait(), max(0.001, wait))
+                except TimeoutError:
+                    pass
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+class MemoryBus(Bus):
+    """A client of `broker` (a fresh private broker when none is given)."""
+
+    def __init__(self, broker: MemoryBroker | None = None, url: str = "memory://") -> None:
+        self.broker = broker if broker is not None else MemoryBroker()
+        self.url = url
+        self.health = Health.CONNECTING
+
+    async def start(self) -> None:
+        if self.health is Health.CLOSED:
+            raise BusError(f"bus {self.url} is closed")
+        self.health = Health.CONNECTED
+
+    def _check(self) -> None:
+        if self.health is not Health.CONNECTED:
+            raise BusError(f"bus {self.url} is {self.health.value}")
+
+    async def publish(self, key: EventKey, event_id: str, body: bytes) -> None:
+        await self.publish_many([(key, event_id, body)])
+
+    async def publish_many(self, items: Sequence[tuple[EventKey, str, bytes]]) -> None:
+        self._check()
+        for key, event_id, body in items:
+            self.broker.store(_Record(key, event_id, bytes(body)))
+        await self.broker.notify()
+
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
+        self._check()
+        if not spec.keys:
+            raise BusError(f"consumer {spec.name!r} has no event keys")
+        return MemoryConsumer(self, self.broker.group(spec))
+
+    async def close(self) -> None:
+        self.health = Health.CLOSED
+        await self.broker.notify()
