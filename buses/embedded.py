@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Sequence
@@ -53,6 +54,15 @@ def _http_status(host: str, port: int, path: str, timeout: float) -> int:
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the parent dies (PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class EmbeddedNats:
     """A `nats-server -js` child process listening on `host:port`, storing JetStream data under `data_dir`.
 
@@ -72,6 +82,7 @@ class EmbeddedNats:
         stop_timeout: float = 5.0,
         binary: str | None = None,
         extra_args: Sequence[str] = (),
+        die_with_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
@@ -81,6 +92,7 @@ class EmbeddedNats:
         self.stop_timeout = stop_timeout
         self._binary = binary
         self.extra_args = list(extra_args)
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,6 +119,9 @@ class EmbeddedNats:
         return "\n".join(text.strip().splitlines()[-lines:]) or "(server log is empty)"
 
     def start_blocking(self) -> None:
+        """Start and wait until healthy. With `die_with_parent` the server gets SIGTERM when the thread that
+        started it dies (Linux PR_SET_PDEATHSIG), so a killed engine never leaves a server holding the data
+        directory; call this from the main thread then (a worker thread's exit would stop the server)."""
         if self.running:
             return
         binary = self._binary or find_nats_server()
@@ -115,7 +130,8 @@ class EmbeddedNats:
         with open(self.log_path, "ab") as logfile:
             try:
                 self._proc = subprocess.Popen(self._command(binary), stdin=subprocess.DEVNULL,
-                                              stdout=logfile, stderr=logfile)
+                                              stdout=logfile, stderr=logfile,
+                                              preexec_fn=_die_with_parent if self.die_with_parent else None)
             except OSError as exc:
                 raise BusError(f"cannot start nats-server ({binary}): {exc}") from exc
         deadline = time.monotonic() + self.startup_timeout

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from buses.base import EventKey
-from engine.config import Origin
+from engine.config import Origin, dotted_path
 from engine.documents import EventSource, Sensor
 from engine.errors import ConfigError
 from engine.runner import Executor
@@ -79,7 +79,8 @@ def check_document(doc: Any, origin: Origin) -> list[ConfigError]:
             try:
                 build_executor(trigger, Secrets(), HttpClient())
             except ConfigError as exc:
-                errors.append(_error(origin, ["spec", "triggers", index, "template"], exc.message))
+                loc: list[str | int] = ["spec", "triggers", index, "template"]
+                errors.append(_error(origin, [*loc, trigger.kind() or ""], exc.message).with_field(dotted_path(loc)))
             except ValueError as exc:
                 errors.append(_error(origin, ["spec", "triggers", index, "template"], str(exc)))
     elif isinstance(doc, EventSource):

@@ -65,8 +65,8 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
         if url is None:
             from buses.embedded import EmbeddedNats
 
-            embedded = EmbeddedNats(data_dir=data_dir / "nats")
-            await embedded.start()
+            embedded = EmbeddedNats(data_dir=data_dir / "nats", die_with_parent=True)
+            embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
             url = embedded.url
             (data_dir / URL_FILE).write_text(url + "\n")
             print(f"sensorium: embedded event bus at {url}", flush=True)

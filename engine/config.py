@@ -38,11 +38,11 @@ class Origin:
         """Line of the deepest node that exists along `loc`, and the dotted field path."""
         node, line = self.node, self.line
         for part in loc:
-            child = _child(node, part)
-            if child is None:
+            found = _child(node, part)
+            if found is None:
                 break
-            node, line = child, child.start_mark.line + 1
-        return line, _dotted(loc)
+            node, line = found[0], found[1].start_mark.line + 1
+        return line, dotted_path(loc)
 
 
 @dataclass
@@ -56,17 +56,18 @@ class Config:
         return self.buses[0][0] if self.buses else None
 
 
-def _child(node: yaml.Node, part: str | int) -> yaml.Node | None:
+def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+    """(child node, node whose line names it): the key for a mapping entry, the item for a list entry."""
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return value
+                return value, key
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part]
+        return node.value[part], node.value[part]
     return None
 
 
-def _dotted(loc: Iterable[str | int]) -> str:
+def dotted_path(loc: Iterable[str | int]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

@@ -18,6 +18,9 @@ class ConfigError(SensoriumError):
         self.file, self.line, self.field, self.message = file, line, field, message
         super().__init__(self.render())
 
+    def with_field(self, field: str) -> ConfigError:
+        return ConfigError(self.message, self.file, self.line, field)
+
     def render(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file else ""
         what = f"{self.field}: " if self.field else ""
