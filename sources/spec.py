@@ -55,6 +55,8 @@ class EventSourceSpec(ArgoModel):
     model_config = ArgoModel.model_config | {"extra": "allow"}
     webhook: dict[str, WebhookContext] | None = Field(default=None, description="Webhook endpoints by event name.")
     event_bus_name: str = Field(default="default", description="EventBus to publish to.")
+    type: str | None = Field(default=None, description="Legacy event source type marker (e.g. \"webhook\"); "
+                             "informational.")
     service: dict[str, Any] | None = Field(default=None, description="Kubernetes only; ignored.")
     template: dict[str, Any] | None = Field(default=None, description="Kubernetes only; ignored.")
     replicas: int | None = Field(default=None, description="Kubernetes only; ignored.")
