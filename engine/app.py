@@ -14,11 +14,13 @@ from engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
 from engine.busconfig import open_bus
 from engine.cloudevent import CloudEvent, encode_structured
 from engine.config import Config
+from engine.health import HealthServer
 from engine.runner import RunnerSettings, SensorRunner
 from engine.secrets import Secrets
 from engine.sink import PrintingSink
 from engine.trace import NULL_TRACER, Tracer
 from sources.webhook import Endpoint, WebhookServer
+from triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
 
@@ -30,6 +32,7 @@ class EngineOptions:
     data_dir: Path = Path(".sensorium")
     webhook_host: str = "0.0.0.0"
     sink_port: int | None = None
+    health_port: int | None = None
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
     handle_signals: bool = True
@@ -37,6 +40,24 @@ class EngineOptions:
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
     await bus.publish(EventKey(event.source, event.subject), event.id, encode_structured(event))
+
+
+async def supervise(runner: SensorRunner, stop: asyncio.Event) -> None:
+    """Keep one sensor's loop alive: an unexpected error is logged and the loop restarts (its unsettled
+    deliveries are redelivered by the bus); other sensors are never affected."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await runner.run(stop)
+            return
+        except Exception:
+            log.exception("sensor %s: loop failed; restarting in %.1fs", runner.sensor, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            try:
+                await runner.prepare()
+            except Exception as exc:
+                log.error("sensor %s: cannot resume its consumer: %s", runner.sensor, exc)
 
 
 def webhook_endpoints(config: Config) -> list[Endpoint]:
@@ -66,28 +87,44 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
 async def _run(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                ready: asyncio.Event | None) -> None:
     options.data_dir.mkdir(parents=True, exist_ok=True)
-    async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
-                                                        options.bus_url, secrets, options.data_dir) as bus:
-        assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
-                                            for doc, _ in config.sensors]
-        runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer)
-                   for a in assembled]
-        # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
-        await asyncio.gather(*(r.prepare() for r in runners))
-        server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
-                               options.webhook_host)
-        await server.start()
-        log.info("engine running: %d sensor(s), %d webhook endpoint(s) on %s", len(runners),
-                 len(server.endpoints), bus.url)
-        if ready is not None:
-            ready.set()
-        tasks = [asyncio.create_task(r.run(stop), name=f"sensor-{r.sensor}") for r in runners]
-        try:
-            await stop.wait()
-        finally:
-            await server.stop()
-            stop.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-            for runner, result in zip(runners, results, strict=True):
-                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                    log.error("sensor %s stopped with an error: %s", runner.sensor, result)
+    health = HealthServer(options.health_port) if options.health_port else None
+    if health is not None:
+        await health.start()
+    try:
+        async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
+                                                            options.bus_url, secrets, options.data_dir,
+                                                            on_bus=health.watch if health else None,
+                                                            stop=stop) as bus:
+            await _serve(config, options, secrets, stop, ready, bus, client, health)
+    finally:
+        if health is not None:
+            await health.stop()
+
+
+async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
+                 ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
+    assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
+                                        for doc, _ in config.sensors]
+    runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer)
+               for a in assembled]
+    # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
+    await asyncio.gather(*(r.prepare() for r in runners))
+    server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
+                           options.webhook_host)
+    await server.start()
+    log.info("engine running: %d sensor(s), %d webhook endpoint(s) on %s", len(runners),
+             len(server.endpoints), bus.url)
+    if ready is not None:
+        ready.set()
+    if health is not None:
+        health.sensors = [r.sensor for r in runners]
+    tasks = [asyncio.create_task(supervise(r, stop), name=f"sensor-{r.sensor}") for r in runners]
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for runner, result in zip(runners, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("sensor %s stopped with an error: %s", runner.sensor, result)

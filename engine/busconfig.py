@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from buses.base import Bus
 from buses.spec import EventBusSpec
-from engine.errors import ConfigError
+from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
 
 log = logging.getLogger("sensorium.bus")
@@ -44,8 +45,9 @@ def from_url(url: str) -> Bus:
 
 
 @contextlib.asynccontextmanager
-async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Secrets,
-                   data_dir: Path) -> AsyncIterator[Bus]:
+async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Secrets, data_dir: Path,
+                   on_bus: Callable[[Bus], None] | None = None,
+                   stop: asyncio.Event | None = None) -> AsyncIterator[Bus]:
     """Yield a started bus; an embedded nats-server is started (and stopped after) when none is configured."""
     embedded = None
     if override:
@@ -71,8 +73,10 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
             (data_dir / URL_FILE).write_text(url + "\n")
             print(f"sensorium: embedded event bus at {url}", flush=True)
         bus = JetStreamBus.from_spec(js, secrets, url)
+    if on_bus is not None:
+        on_bus(bus)
     try:
-        await bus.start()
+        await start_with_retry(bus, stop)
         yield bus
     finally:
         await bus.close()
@@ -80,6 +84,30 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
             await embedded.stop()
             with contextlib.suppress(OSError):
                 (data_dir / URL_FILE).unlink()
+
+
+async def start_with_retry(bus: Bus, stop: asyncio.Event | None = None, first_delay: float = 0.5,
+                           max_delay: float = 30.0) -> None:
+    """Connect, retrying with capped exponential backoff: an unreachable bus is one log line per attempt, never a
+    crash or a busy loop. `bus.health` stays DISCONNECTED meanwhile (visible on the health endpoint)."""
+    from buses.base import Health
+
+    delay = first_delay
+    while True:
+        try:
+            await bus.start()
+            return
+        except BusError as exc:
+            bus.health = Health.DISCONNECTED
+            log.error("%s; retrying in %.1fs", exc, delay)
+            if stop is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                if stop.is_set():
+                    raise BusError(f"stopped while waiting for the bus at {bus.url}") from None
+            else:
+                await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
 
 
 def default_bus_url(data_dir: Path) -> str | None:

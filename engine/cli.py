@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-host", default="0.0.0.0", help="address webhooks listen on")
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
+    run.add_argument("--health-port", type=int, metavar="PORT",
+                     help="serve GET /healthz on 127.0.0.1:PORT: 200 when connected to the bus, 503 with the cause")
     run.add_argument("--sink", type=int, metavar="PORT",
                      help="also run a request sink on 127.0.0.1:PORT that prints every request it receives")
     _common(run)
@@ -64,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
+                            health_port=args.health_port,
                             runner=RunnerSettings(ack_wait=args.ack_wait))
     asyncio.run(run_engine(config, options))
     return 0

@@ -190,8 +190,12 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
                 continue
             for check in checks:
                 errors.extend(check(doc, origin))
-            target = {EventBus: config.buses, EventSource: config.sources, Sensor: config.sensors}[type(doc)]
-            target.append((doc, origin))  # type: ignore[arg-type]
+            if isinstance(doc, EventBus):
+                config.buses.append((doc, origin))
+            elif isinstance(doc, EventSource):
+                config.sources.append((doc, origin))
+            elif isinstance(doc, Sensor):
+                config.sensors.append((doc, origin))
     errors.extend(_cross_checks(config))
     if errors:
         raise ConfigErrors(errors)
@@ -215,7 +219,8 @@ def _cross_checks(config: Config) -> list[ConfigError]:
         _, origin = config.buses[1]
         errors.append(ConfigError("more than one EventBus document", origin.file, origin.line))
     seen: dict[tuple[str, str], Origin] = {}
-    for doc, origin in [*config.sources, *config.sensors]:
+    named: list[tuple[EventSource | Sensor, Origin]] = [*config.sources, *config.sensors]
+    for doc, origin in named:
         key = (doc.kind, doc.metadata.name)
         if key in seen:
             line, path = origin.locate(["metadata", "name"])
