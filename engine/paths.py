@@ -6,8 +6,9 @@ whose string()/float()/bool() follow gjson's Result.String()/Float()/Bool().
 The gjson part is a hand port of tidwall/gjson's path semantics (parseObject/parseArray/queries/multipaths/
 modifiers) working on parsed JSON. PyPI `gjson` (gjson-py) was evaluated and rejected: it raises instead of
 reporting "missing", compares query values with Python semantics (`1 == true`, TypeError on mixed types),
-only supports one-level query keys and turns `%` patterns into unescaped regexes. Working on parsed JSON
-means raw text is re-serialized compactly: original whitespace is not preserved (number literals are).
+only supports one-level query keys and turns `%` patterns into unescaped regexes. Parsing records the source
+text of every object and array and every float literal, so `raw` is gjson's raw text (original whitespace
+kept); string members are re-escaped when gjson would compose new JSON (multipaths, `#.k`, modifiers).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
+from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from typing import Any, Literal
 
 import jmespath
@@ -49,31 +52,83 @@ class _RawFloat(float):
         return obj
 
 
+class _Spanned:
+    """Mixin for parsed objects/arrays that remember where their text is, so `raw` keeps the whitespace."""
+
+    _src: str
+    _start: int
+    _end: int
+
+    def raw(self) -> str | None:
+        src = getattr(self, "_src", None)
+        return None if src is None else src[self._start:self._end]
+
+    def span(self, src: str, start: int, end: int) -> None:
+        self._src, self._start, self._end = src, start, end
+
+
+class _RawDict(_Spanned, dict[str, Any]):
+    pass
+
+
+class _RawList(_Spanned, list[Any]):
+    pass
+
+
 def _no_constants(name: str) -> Any:
     raise ValueError(f"invalid JSON literal {name}")
 
 
-def _first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _first_wins(pairs: list[tuple[str, Any]]) -> _RawDict:
+    out = _RawDict()
     for key, value in pairs:
         out.setdefault(key, value)  # gjson returns the first of duplicate keys
     return out
 
 
+class _Decoder(json.JSONDecoder):
+    """The pure-Python scanner with object/array parsers that record each container's text span."""
+
+    def __init__(self) -> None:
+        super().__init__(object_pairs_hook=_first_wins, parse_float=_RawFloat, parse_constant=_no_constants)
+
+        def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
+            value, end = JSONObject(s_and_end, *args)
+            value.span(s_and_end[0], s_and_end[1] - 1, end)
+            return value, end
+
+        def parse_array(s_and_end: tuple[str, int], scan_once: Any) -> tuple[Any, int]:
+            values, end = JSONArray(s_and_end, scan_once)
+            value = _RawList(values)
+            value.span(s_and_end[0], s_and_end[1] - 1, end)
+            return value, end
+
+        self.parse_object = parse_object
+        self.parse_array = parse_array
+        self.scan_once = py_make_scanner(self)
+
+
 def parse_json(doc: bytes | str) -> Any:
-    """Parse JSON text the way the path functions see it; raises ValueError when it is not valid JSON."""
+    """Parse JSON text the way the path functions see it; raises ValueError when it is not valid JSON.
+
+    Objects and arrays keep their source text (see `to_json`); treat the returned values as read-only.
+    """
     text = doc.decode("utf-8", errors="replace") if isinstance(doc, bytes) else doc
     try:
-        return json.loads(text, object_pairs_hook=_first_wins, parse_float=_RawFloat,
-                          parse_constant=_no_constants)
+        return _Decoder().decode(text)  # one per call: the pure-Python scanner keeps per-call state
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
 
 def to_json(value: Any) -> str:
-    """Compact JSON text of a parsed value (float literals kept as written)."""
+    """JSON text of a parsed value: parsed objects/arrays and float literals as written in the source,
+    values built here (multipaths, modifiers) compactly around their members' text, like gjson."""
     if isinstance(value, _RawFloat):
         return value.raw
+    if isinstance(value, (_RawDict, _RawList)):
+        raw = value.raw()
+        if raw is not None:
+            return raw
     if isinstance(value, dict):
         items = (json.dumps(k, ensure_ascii=False) + ":" + to_json(v) for k, v in value.items())
         return "{" + ",".join(items) + "}"
@@ -84,10 +139,29 @@ def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _compact(value: Any) -> Any:
+    """A copy without source text, so `to_json` renders it compactly (gjson @ugly)."""
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """Builtin types only (JMESPath's functions check `type(x).__name__`)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return float(value) if isinstance(value, _RawFloat) else value
+
+
 # ---- Go number and bool conversions -------------------------------------------------------------------
 
 _DEC_FLOAT = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?")
-_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:_?[0-9a-fA-F])*(?:\.[0-9a-fA-F_]*)?[pP][+-]?\d(?:_?\d)*")
+_HEX_FLOAT = re.compile(
+    r"[+-]?0[xX](?:(?:_?[0-9a-fA-F])+(?:\.[0-9a-fA-F_]*)?|\.[0-9a-fA-F][0-9a-fA-F_]*)[pP][+-]?\d(?:_?\d)*")
 _INF = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 _INT_LITERAL = re.compile(r"-?\d+")
 
@@ -104,7 +178,7 @@ def go_parse_float(s: str) -> tuple[float, str | None]:
         return math.nan, None
     if _DEC_FLOAT.fullmatch(s):
         value = float(s.replace("_", ""))
-    elif _HEX_FLOAT.fullmatch(s) and re.search(r"[0-9a-fA-F]", re.split("[pP]", s.lower()[s.index("0") + 2:])[0]):
+    elif _HEX_FLOAT.fullmatch(s):
         value = float.fromhex(s.replace("_", ""))
     else:
         return 0.0, f"strconv.ParseFloat: parsing {go_quote(s)}: invalid syntax"
@@ -814,12 +888,23 @@ def _values(v: Any, _arg: str) -> Any:
 
 
 def _this(v: Any, _arg: str) -> Any:
-    return v  # also @pretty/@ugly/@valid: whitespace is not preserved by this port, documents are valid
+    return v  # also @valid: parsed documents are always valid
+
+
+def _pretty(v: Any, _arg: str) -> Any:
+    """@pretty with 2-space indentation; tidwall/pretty's line-fitting (width 80) is not reproduced."""
+    if not isinstance(v, (dict, list)):
+        return v
+    text = json.dumps(_compact(v), indent=2, ensure_ascii=False)
+    out: _RawDict | _RawList = _RawDict(v) if isinstance(v, dict) else _RawList(v)
+    out.span(text, 0, len(text))
+    return out
 
 
 _MODIFIERS: dict[str, Callable[[Any, str], Any]] = {
-    "pretty": _this, "ugly": _this, "reverse": _reverse, "this": _this, "flatten": _flatten, "join": _join,
-    "valid": _this, "keys": _keys, "values": _values, "fromstr": _fromstr, "group": _group, "dig": _dig,
+    "pretty": _pretty, "ugly": lambda v, _a: _compact(v), "reverse": _reverse, "this": _this,
+    "flatten": _flatten, "join": _join, "valid": _this, "keys": _keys, "values": _values, "fromstr": _fromstr,
+    "group": _group, "dig": _dig,
     "tostr": lambda v, _a: "" if v is MISSING else to_json(v),
 }
 
@@ -914,7 +999,7 @@ class PathExpr:
             return PathResult.of(gjson_get_value(doc, self.expression))
         try:
             if self.syntax == "jmesPath":
-                found = self.compiled.search(doc)
+                found = self.compiled.search(_plain(doc))
                 return MISSING_RESULT if found is None else PathResult.of(found)
             if self.steps is not None:
                 return PathResult.of(_walk(doc, list(self.steps)))

@@ -1,0 +1,238 @@
+"""Sensor document models: Argo Events `Sensor` as pydantic models (YAML boundary only; no behaviour here).
+
+Load-time checks follow Argo's controller validation (pkg/reconciler/sensor/validate.go) plus Sensorium's:
+regexes, paths and `conditions` are compiled at load so mistakes are reported with file and line.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from engine.paths import PathExpr
+from engine.specbase import ArgoModel
+from sensors.conditions import compile_condition
+from sensors.re2 import compile_re2
+from triggers.spec import Trigger
+
+LogicalOperator = Literal["and", "or", ""]
+Comparator = Literal[">=", ">", "=", "!=", "<", "<=", ""]
+_CLOCK = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(\.\d+)?")
+
+
+def _path_expr(path: str | None, json_path: str | None, jmes_path: str | None) -> PathExpr:
+    """Exactly one non-empty selector, compiled; an empty string counts as not given (Argo: "must be set")."""
+    return PathExpr.compile(path=path or None, json_path=json_path or None, jmes_path=jmes_path or None)
+
+
+class ContextFilter(ArgoModel):
+    type: str = Field(default="", description="Exact CloudEvent `type` required (when non-empty).")
+    subject: str = Field(default="", description="Exact CloudEvent `subject` (the event name) required.")
+    source: str = Field(default="", description="Exact CloudEvent `source` (the event source name) required.")
+    datacontenttype: str = Field(default="", description="Exact CloudEvent `datacontenttype` required.")
+    id: str = Field(default="", description="Accepted for Argo compatibility; ignored (as in Argo).")
+    specversion: str = Field(default="", description="Accepted for Argo compatibility; ignored (as in Argo).")
+    time: str | datetime | None = Field(default=None, description="Accepted for Argo compatibility; ignored.")
+    extensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Sensorium extension: CloudEvent extension attributes that must equal these values.")
+
+    @model_validator(mode="after")
+    def _something_enforced(self) -> ContextFilter:
+        if not (self.type or self.subject or self.source or self.datacontenttype or self.extensions):
+            raise ValueError("no fields specified in ctx filter (aka all events will be discarded): "
+                             "set type, subject, source, datacontenttype or extensions")
+        return self
+
+
+class DataFilter(ArgoModel):
+    path: str | None = Field(default=None, description="gjson path into the event data.")
+    json_path: str | None = Field(
+        default=None, description="Sensorium extension: JSONPath into the event data, instead of `path`.")
+    jmes_path: str | None = Field(
+        default=None, description="Sensorium extension: JMESPath into the event data, instead of `path`.")
+    type: Literal["string", "number", "bool"] = Field(
+        description="How to compare: string (values are RE2 regexes, unanchored), number or bool.")
+    value: list[str] = Field(description="Accepted values (ORed); non-empty, no empty strings.")
+    comparator: Comparator = Field(
+        default="",
+        description='">=", ">", "=", "!=", "<" or "<=" ("" means "="); strings honour only "=" and "!=".')
+    template: str = Field(
+        default="", description="Go template applied to the value before comparing (not supported yet).")
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _strings_only(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for item in value:
+                if not isinstance(item, str):
+                    raise ValueError(f"value entries must be strings, got {item!r}: quote them in YAML")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DataFilter:
+        self.expr()
+        if not self.value:
+            raise ValueError("one of data filters is not valid (type, path and value must be not empty)")
+        if any(v == "" for v in self.value):
+            raise ValueError("one of data filters is not valid (value must be not empty)")
+        if self.type == "string":
+            for pattern in self.value:
+                try:
+                    compile_re2(pattern)
+                except ValueError as exc:
+                    raise ValueError(f"value {pattern!r} is not a valid regular expression: {exc}") from None
+        return self
+
+    def expr(self) -> PathExpr:
+        return _path_expr(self.path, self.json_path, self.jmes_path)
+
+
+class PayloadField(ArgoModel):
+    name: str = Field(description="Variable name the value is bound to in the expression.")
+    path: str | None = Field(default=None, description="gjson path into the event data.")
+    json_path: str | None = Field(default=None, description="Sensorium extension: JSONPath, not `path`.")
+    jmes_path: str | None = Field(default=None, description="Sensorium extension: JMESPath, not `path`.")
+
+    @model_validator(mode="after")
+    def _check(self) -> PayloadField:
+        if not self.name:
+            raise ValueError("one of expr filters is not valid (path and name in a field must be not empty)")
+        self.expr()
+        return self
+
+    def expr(self) -> PathExpr:
+        return _path_expr(self.path, self.json_path, self.jmes_path)
+
+
+class ExprFilter(ArgoModel):
+    expr: str = Field(description="govaluate expression over the fields (not supported yet).")
+    fields: list[PayloadField] = Field(description="Values bound to variables; at least one.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExprFilter:
+        if not self.expr or not self.fields:
+            raise ValueError("one of expr filters is not valid (expr and fields must be not empty)")
+        return self
+
+
+def _clock(value: str) -> float:
+    m = _CLOCK.fullmatch(value)
+    if m is None or int(m.group(1)) > 23 or int(m.group(2)) > 59 or int(m.group(3)) > 59:
+        raise ValueError(f'parsing time "{value}" as "15:04:05": not an hh:mm:ss time of day')
+    return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)) + float(m.group(4) or 0)
+
+
+class TimeFilter(ArgoModel):
+    start: str = Field(description="Window start, hh:mm:ss (inclusive), on the event's date.")
+    stop: str = Field(description="Window end, hh:mm:ss (exclusive); before start: crosses midnight.")
+    timezone: str = Field(default="", description="IANA time zone of start/stop; default UTC.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TimeFilter:
+        if self.timezone:
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"invalid timezone '{self.timezone}'") from None
+        if _clock(self.start) == _clock(self.stop):
+            raise ValueError(
+                f"invalid event time filter: stop '{self.stop}' is equal to start '{self.start}'")
+        return self
+
+
+class EventDependencyFilter(ArgoModel):
+    time: TimeFilter | None = Field(default=None, description="Event time window (not supported yet).")
+    context: ContextFilter | None = Field(default=None, description="Exact matches on CloudEvent attributes.")
+    data: list[DataFilter] | None = Field(default=None, description="Filters on the event data.")
+    exprs: list[ExprFilter] | None = Field(default=None, description="govaluate filters (not supported yet).")
+    data_logical_operator: LogicalOperator = Field(
+        default="", description='How `data` entries combine: "and" (default) or "or".')
+    expr_logical_operator: LogicalOperator = Field(
+        default="", description='How `exprs` entries combine: "and" (default) or "or".')
+    script: str = Field(default="", description="Lua filter returning a boolean (not supported yet).")
+
+
+class EventDependencyTransformer(ArgoModel):
+    jq: str = Field(default="", description="jq program rewriting the event data (not supported yet).")
+    script: str = Field(default="", description="Lua script rewriting the event data (not supported yet).")
+
+
+class EventDependency(ArgoModel):
+    name: str = Field(description="Dependency name, unique in the sensor; used by conditions and parameters.")
+    event_source_name: str = Field(description="Matched against the CloudEvent `source`.")
+    event_name: str = Field(description="Matched against the CloudEvent `subject`.")
+    filters_logical_operator: LogicalOperator = Field(
+        default="", description='How filter kinds combine: "and" (default) or "or".')
+    filters: EventDependencyFilter | None = Field(
+        default=None, description="Filters; none means every event passes.")
+    transform: EventDependencyTransformer | None = Field(
+        default=None, description="Rewrites the event before filtering (not supported yet).")
+
+    @model_validator(mode="after")
+    def _required(self) -> EventDependency:
+        for label, value in (("a name", self.name), ("the EventSourceName", self.event_source_name),
+                             ("the EventName", self.event_name)):
+            if not value:
+                raise ValueError(f"event dependency must define {label}")
+        return self
+
+
+class SensorSpec(ArgoModel):
+    dependencies: list[EventDependency] = Field(description="Events the sensor waits for; at least one.")
+    triggers: list[Trigger] = Field(description="What runs when conditions are met; at least one.")
+    event_bus_name: str = Field(default="default", description="Name of the EventBus document to use.")
+    error_on_failed_round: bool = Field(default=False, description="Accepted for Argo compatibility; unused.")
+    replicas: int | None = Field(default=None, description="Kubernetes only; ignored.")
+    revision_history_limit: int | None = Field(default=None, description="Kubernetes only; ignored.")
+    template: dict[str, Any] | None = Field(default=None, description="Kubernetes pod template; ignored.")
+    logging_fields: dict[str, str] | None = Field(default=None, description="Kubernetes only; ignored.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SensorSpec:
+        if not self.dependencies:
+            raise ValueError("no event dependencies found")
+        if not self.triggers:
+            raise ValueError("no triggers found")
+        names = [d.name for d in self.dependencies]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"dependency names must be unique: {', '.join(duplicates)}")
+        trigger_names = [t.template.name for t in self.triggers]
+        duplicates = sorted({n for n in trigger_names if trigger_names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"trigger names must be unique: {', '.join(duplicates)}")
+        for trigger in self.triggers:
+            try:
+                compile_condition(trigger.template.conditions, names)
+            except ValueError as exc:
+                raise ValueError(f"trigger '{trigger.template.name}': {exc}") from None
+        return self
+
+
+class ObjectMeta(ArgoModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(description="Sensor name (names the condition-state store and Kafka topics).")
+    namespace: str = Field(default="", description="Namespace; part of default bus names.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels; informational.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations; informational.")
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str) -> str:
+        if not value:
+            raise ValueError("metadata.name must not be empty")
+        return value
+
+
+class Sensor(ArgoModel):
+    api_version: Literal["argoproj.io/v1alpha1"] = Field(description="Always argoproj.io/v1alpha1.")
+    kind: Literal["Sensor"] = Field(description="Always Sensor.")
+    metadata: ObjectMeta = Field(description="Name and labels.")
+    spec: SensorSpec = Field(description="Dependencies and triggers.")
+    status: dict[str, Any] | None = Field(default=None, description="Kubernetes status; ignored.")

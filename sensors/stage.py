@@ -1,0 +1,127 @@
+"""The sensor stage: one CloudEvent in, a `StageResult` out (dependency and condition verdicts, firings).
+
+Pure and synchronous: no I/O, the time is passed in. Matching, filtering and accumulation follow Argo
+(section 2.1 and 4.2 of the semantics reference); the condition state lives in a `ConditionState`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.cloudevent import CloudEvent
+from sensors.conditions import Condition, compile_condition
+from sensors.filters import FilterVerdict, evaluate_filters, unsupported
+from sensors.spec import EventDependency, Sensor
+from sensors.state import ConditionState
+
+
+class StageConfigError(ValueError):
+    """A sensor uses a feature the stage cannot run yet; `field` is the dotted path in the document."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class DependencyVerdict:
+    """A dependency whose (eventSourceName, eventName) matched the event, and its filter decision."""
+
+    name: str
+    passed: bool
+    error: str | None
+    filters: FilterVerdict
+
+
+@dataclass(frozen=True)
+class ConditionVerdict:
+    """One evaluation of a trigger's expression after `dependency` passed.
+
+    `held` lists the dependencies counted as received (stored ones plus this one). `immediate` means the
+    expression has no `&&`, so Argo fires on every passing event without storing anything.
+    """
+
+    trigger: str
+    expression: str
+    dependency: str
+    held: tuple[str, ...]
+    satisfied: bool
+    immediate: bool
+
+
+@dataclass(frozen=True)
+class Firing:
+    trigger: str
+    events: Mapping[str, CloudEvent]
+
+
+@dataclass(frozen=True)
+class StageResult:
+    event: CloudEvent
+    dependencies: tuple[DependencyVerdict, ...]
+    conditions: tuple[ConditionVerdict, ...]
+    firings: tuple[Firing, ...]
+
+
+def _refuse_unsupported(index: int, dep: EventDependency) -> None:
+    where = f"spec.dependencies.{index}"
+    if dep.transform is not None and (dep.transform.jq or dep.transform.script):
+        raise StageConfigError(f"{where}.transform", "dependency transforms are not supported yet")
+    if dep.filters is not None:
+        for field, message in unsupported(dep.filters):
+            raise StageConfigError(f"{where}.filters.{field}", message)
+
+
+class SensorStage:
+    """One sensor's dependencies, filters and conditions; StageConfigError for features not supported yet."""
+
+    def __init__(self, sensor: Sensor, state: ConditionState | None = None) -> None:
+        self.sensor = sensor
+        spec = sensor.spec
+        for index, dep in enumerate(spec.dependencies):
+            _refuse_unsupported(index, dep)
+        names = [d.name for d in spec.dependencies]
+        self.conditions: dict[str, Condition] = {
+            t.template.name: compile_condition(t.template.conditions, names) for t in spec.triggers}
+        self._order = {name: i for i, name in enumerate(names)}
+        self.state = state if state is not None else ConditionState()
+        self.state.prune({t: c.names() for t, c in self.conditions.items() if c.has_and()})
+
+    def process(self, event: CloudEvent, now: datetime) -> StageResult:
+        verdicts: list[DependencyVerdict] = []
+        for dep in self.sensor.spec.dependencies:
+            if (dep.event_source_name, dep.event_name) != (event.source, event.subject):
+                continue
+            result = evaluate_filters(dep.filters, dep.filters_logical_operator, event)
+            verdicts.append(DependencyVerdict(dep.name, result.passed, result.error, result))
+        passed = {v.name for v in verdicts if v.passed}
+        conditions: list[ConditionVerdict] = []
+        firings: list[Firing] = []
+        for trigger, condition in self.conditions.items():
+            for dep_name in condition.names():  # Argo processes a trigger's matching deps in this order
+                if dep_name in passed:
+                    self._accumulate(trigger, condition, dep_name, event, now, conditions, firings)
+        return StageResult(event, tuple(verdicts), tuple(conditions), tuple(firings))
+
+    def _accumulate(self, trigger: str, condition: Condition, dep: str, event: CloudEvent, now: datetime,
+                    conditions: list[ConditionVerdict], firings: list[Firing]) -> None:
+        if not condition.has_and():
+            conditions.append(ConditionVerdict(trigger, condition.text, dep, (dep,), True, True))
+            firings.append(Firing(trigger, {dep: event}))
+            return
+        held = self.state.held(trigger)
+        received = set(held) | {dep}
+        satisfied = condition.evaluate(received)
+        conditions.append(
+            ConditionVerdict(trigger, condition.text, dep, self._sorted(received), satisfied, False))
+        if satisfied:
+            held[dep] = event
+            firings.append(Firing(trigger, {name: held[name] for name in self._sorted(held)}))
+            self.state.clear(trigger)
+        else:
+            self.state.store(trigger, dep, event, now)
+
+    def _sorted(self, names: set[str] | Mapping[str, object]) -> tuple[str, ...]:
+        return tuple(sorted(names, key=lambda n: self._order.get(n, len(self._order))))
