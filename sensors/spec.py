@@ -191,6 +191,8 @@ class SensorSpec(ArgoModel):
     revision_history_limit: int | None = Field(default=None, description="Kubernetes only; ignored.")
     template: dict[str, Any] | None = Field(default=None, description="Kubernetes pod template; ignored.")
     logging_fields: dict[str, str] | None = Field(default=None, description="Kubernetes only; ignored.")
+    subscription: dict[str, Any] | None = Field(
+        default=None, description="Legacy (Argo Events <= 1.0) subscription settings; accepted and ignored.")
 
     @model_validator(mode="after")
     def _check(self) -> SensorSpec:
