@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from engine.errors import ConfigError
+from triggers.spec import KIND_ORDER, RetryStrategy, Trigger, TriggerParameterSource
+
+FULL = """
+template:
+  name: t1
+  conditions: "dep1 && (dep2 || dep3)"
+  conditionsReset:
+    - byTime: {cron: "59 23 * * *", timezone: "America/Los_Angeles"}
+  http:
+    url: http://host:8090/hello
+    method: PUT
+    payload:
+      - src: {dependencyName: dep1, dataKey: body.a}
+        dest: a
+      - src: {dependencyName: dep1}
+    parameters:
+      - src: {dependencyName: dep1, contextKey: subject}
+        dest: url
+        operation: append
+    timeout: 5
+    headers: {Content-Type: application/json}
+    dynamicHeaders:
+      - src: {dependencyName: dep1, jsonPath: "$.id"}
+        dest: X-Id
+    secureHeaders:
+      - name: X-Token
+        valueFrom: {secretKeyRef: {name: tok, key: value}}
+    basicAuth:
+      username: {name: creds, key: user}
+      password: {name: creds, key: pass}
+    tls: {caCertSecret: {name: tls, key: ca}, insecureSkipVerify: true}
+    host: virtual.example
+parameters:
+  - src: {dependencyName: dep1, dataKey: url, value: "http://fallback"}
+    dest: http.url
+policy: {status: {allow: [200, "300-399"]}, k8s: {labels: {a: b}}}
+retryStrategy: {steps: 3, duration: 10ms, factor: 2.0, jitter: 0.5}
+rateLimit: {unit: Minute, requestsPerUnit: 20}
+atLeastOnce: true
+dlqTrigger:
+  template: {name: dlq, log: {intervalSeconds: 20}}
+"""
+
+
+def load(doc: str | dict[str, Any]) -> Trigger:
+    return Trigger.model_validate(yaml.safe_load(doc) if isinstance(doc, str) else doc)
+
+
+def test_full_trigger_parses_with_argo_field_names() -> None:
+    t = load(FULL)
+    http = t.template.http
+    assert http is not None and t.kind() == "http" and t.name == "t1"
+    assert http.method == "PUT" and http.timeout == 5 and http.host == "virtual.example"
+    assert http.secure_headers is not None and http.secure_headers[0].value_from.secret_key_ref is not None
+    assert http.tls is not None and http.tls.insecure_skip_verify
+    assert http.payload is not None and http.payload[1].dest == ""
+    assert t.policy is not None and t.policy.status is not None and t.policy.status.allow == [200, "300-399"]
+    assert t.rate_limit is not None and t.rate_limit.requests_per_unit == 20
+    assert t.dlq_trigger is not None and t.dlq_trigger.kind() == "log"
+    assert t.backoff().steps == 3 and t.backoff().duration_ns == 10_000_000
+
+
+def test_defaults() -> None:
+    t = load({"template": {"name": "t", "http": {"url": "http://x"}}})
+    assert t.template.http is not None
+    assert (t.template.http.method, t.template.http.timeout) == ("POST", 60)
+    assert t.backoff().steps == 1 and not t.at_least_once
+
+
+@pytest.mark.parametrize("kinds,expected", [
+    (["log", "http"], "http"), (["email", "log"], "log"), (["k8s", "http"], "k8s"),
+    (["custom", "openWhisk"], "openWhisk"), (["azureServiceBus", "kafka"], "azureServiceBus"),
+    (["pulsar", "nats"], "pulsar"), (["slack", "custom"], "slack"),
+])
+def test_kind_resolution_follows_argo_order(kinds: list[str], expected: str) -> None:
+    template: dict[str, Any] = {"name": "t"}
+    for kind in kinds:
+        template[kind] = {"url": "http://x"} if kind == "http" else {}
+    assert load({"template": template}).kind() == expected
+
+
+def test_every_argo_kind_parses() -> None:
+    for _, key in KIND_ORDER:
+        body: dict[str, Any] = {"url": "http://x"} if key == "http" else {}
+        assert load({"template": {"name": "t", key: body}}).kind() == key
+
+
+def test_unsupported_kind_is_rejected_naming_the_trigger() -> None:
+    with pytest.raises(ConfigError, match=r"trigger wf: trigger type argoWorkflow is not supported"):
+        load({"template": {"name": "wf", "argoWorkflow": {"operation": "submit"}}}).require_supported(
+            ["http", "log"])
+    with pytest.raises(ConfigError, match="invalid trigger none, could not find an implementation"):
+        load({"template": {"name": "none"}}).require_supported(["http", "log"])
+    t = load({"template": {"name": "ok", "http": {"url": "u"}},
+              "dlqTrigger": {"template": {"name": "d", "slack": {}}}})
+    with pytest.raises(ConfigError, match="trigger d: trigger type slack"):
+        t.require_supported(["http", "log"])
+    assert load({"template": {"name": "ok", "log": {}}}).require_supported(["http", "log"]) == "log"
+
+
+@pytest.mark.parametrize("bad", [
+    {"template": {"name": "t", "http": {"url": "u", "method": "HEAD"}}},
+    {"template": {"name": "t", "http": {}}},
+    {"template": {"http": {"url": "u"}}},
+    {"template": {"name": "t", "http": {"url": "u", "parameters": [{"src": {"dependencyName": "d"}}]}}},
+    {"template": {"name": "t", "http": {"url": "u", "dynamicHeaders": [{"src": {"dependencyName": "d"}}]}}},
+    {"template": {"name": "t"}, "parameters": [{"src": {"dependencyName": "d"}, "dest": ""}]},
+    {"template": {"name": "t"}, "parameters": [{"src": {"dependencyName": "d"}, "dest": "a",
+                                                "operation": "merge"}]},
+    {"template": {"name": "t"}, "parameters": [{"src": {"value": "v"}, "dest": "a"}]},
+    {"template": {"name": "t"}, "policy": {"status": {}}},
+    {"template": {"name": "t"}, "policy": {"status": {"allow": ["2xx"]}}},
+    {"template": {"name": "t"}, "policy": {"status": {"allow": ["299-200"]}}},
+    {"template": {"name": "t"}, "policy": {"status": {"allow": ["200"]}}},
+    {"template": {"name": "t"}, "policy": {"status": {"allow": [True]}}},
+    {"template": {"name": "t"}, "policy": {"status": {"allow": [42]}}},
+    {"template": {"name": "t"}, "retryStrategy": {"duration": "10"}},
+    {"template": {"name": "t"}, "retryStrategy": {"duration": "1x"}},
+    {"template": {"name": "t"}, "retryStrategy": {"factor": "2"}},
+    {"template": {"name": "t"}, "retryStrategy": {"jitter": "0.5"}},
+    {"template": {"name": "t"}, "rateLimit": {"requestsPerUnit": 0}},
+    {"template": {"name": "t", "conditionsReset": [{}]}},
+    {"template": {"name": "t", "unknownKind": {}}},
+    {"template": {"name": "t", "http": {"url": "u", "secureHeaders": [
+        {"name": "X", "valueFrom": {}}]}}},
+    {"template": {"name": "t", "http": {"url": "u", "timeout": 1.5}}},
+])
+def test_invalid_documents_are_rejected(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        load(bad)
+
+
+def test_payload_parameters_may_have_empty_dest() -> None:
+    t = load({"template": {"name": "t", "http": {"url": "u", "payload": [{"src": {"dependencyName": "d"}}]}}})
+    assert t.template.http is not None and t.template.http.payload is not None
+
+
+def test_only_one_data_selector() -> None:
+    with pytest.raises(ValidationError, match="only one of dataKey, jsonPath and jmesPath"):
+        TriggerParameterSource.model_validate({"dependencyName": "d", "dataKey": "a", "jmesPath": "a"})
+    src = TriggerParameterSource.model_validate({"dependencyName": "d", "contextKey": "id", "jsonPath": "$.a"})
+    assert src.json_path == "$.a"
+
+
+def test_templates_parse_so_files_load() -> None:
+    src = TriggerParameterSource.model_validate({"dependencyName": "d", "dataTemplate": "{{ .Input.a }}"})
+    assert src.data_template
+
+
+@pytest.mark.parametrize("fields,steps,duration_ns,factor,jitter", [
+    ({}, 5, 1_000_000_000, 1.0, 1.0),
+    ({"steps": 0}, 5, 1_000_000_000, 1.0, 1.0),
+    ({"steps": 3, "duration": "1.5s"}, 3, 1_500_000_000, 1.0, 1.0),
+    ({"duration": 2_000}, 5, 2_000, 1.0, 1.0),
+    ({"duration": "1h2m3s4ms5us6ns"}, 5, 3_723_004_005_006, 1.0, 1.0),
+    ({"factor": 2, "jitter": 0}, 5, 1_000_000_000, 2.0, 0.0),
+])
+def test_retry_strategy_defaults(fields: dict[str, Any], steps: int, duration_ns: int, factor: float,
+                                 jitter: float) -> None:
+    b = RetryStrategy.model_validate(fields).to_backoff()
+    assert (b.steps, b.duration_ns, b.factor, b.jitter) == (steps, duration_ns, factor, jitter)
+
+
+def test_runtime_context_skips_load_time_checks() -> None:
+    doc = {"template": {"name": "t", "http": {"url": "u", "method": "HEAD"}}}
+    t = Trigger.model_validate(doc, context={"runtime": True})
+    assert t.template.http is not None and t.template.http.method == "HEAD"

@@ -1,0 +1,53 @@
+"""What one firing of a trigger did: the value triggers return to the runner, the trace and `sensorium test`.
+
+Never holds a secret: request headers are stored redacted (secure headers and basic auth shown as "***").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from triggers.policy import Verdict
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]  # redacted
+    body_bytes: int
+    body_preview: str = ""  # the start of the body (event data, never a secret), for traces
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt. `status` None when no response arrived; `delay_s` is the sleep before the next attempt
+    (None for the last one); `waited_s` the time spent waiting for the rate limiter first."""
+
+    number: int
+    status: int | None
+    latency_s: float
+    error: str
+    verdict: Verdict
+    delay_s: float | None = None
+    waited_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class FiringOutcome:
+    """`success` or a final `error` (Argo's `failed after retries: <last error>`); `skipped` firings did
+    nothing on purpose (for example a log trigger inside its interval) and count as success, `note` says
+    why."""
+
+    trigger: str
+    kind: str
+    success: bool
+    attempts: tuple[Attempt, ...] = ()
+    error: str = ""
+    request: RequestSummary | None = None
+    skipped: bool = False
+    note: str = ""
+
+    @property
+    def last_status(self) -> int | None:
+        return self.attempts[-1].status if self.attempts else None

@@ -1,0 +1,248 @@
+"""Trigger parameters: Argo's `ResolveParamValue`, `ApplyParams` and `ConstructPayload`
+(pkg/sensors/triggers/params.go).
+
+Pure functions of (spec, events); no I/O. Byte-level output equals Argo's for compact input. Differences, all
+from the Sensorium reference (section 8) or not yet built: a payload parameter whose dependency is absent and
+has no `value` is skipped (Argo crashes); `dataTemplate`/`contextTemplate` are rejected at construction (not
+supported yet); `jsonPath`/`jmesPath` sources are a Sensorium extension used exactly like `dataKey`.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.cloudevent import CloudEvent
+from engine.errors import ConfigError, TriggerError
+from engine.paths import PathExpr, PathResult, gjson_get
+from triggers.gojson import is_valid_json, marshal, marshal_string
+from triggers.goyaml import yaml_to_json
+from triggers.sjson import SjsonError, set_raw, set_string
+from triggers.spec import TriggerParameter, TriggerParameterSource
+
+STRING = "String"
+JSON_TYPE = "JSON"
+MEDIA_JSON = "application/json"
+MEDIA_YAML = "application/yaml"
+
+
+class ParamError(TriggerError):
+    """A parameter could not be resolved or applied; deterministic for the same events, so never retryable."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved parameter: `value` None means "no value" (dependency absent, no default): the parameter is
+    skipped. `kind` is the gjson type name: String, Number, True, False, Null or JSON."""
+
+    value: str | None
+    kind: str = STRING
+
+
+# ---- construction-time checks ----------------------------------------------------------------------------
+
+def check_supported(params: Iterable[TriggerParameter] | None, where: str = "parameters") -> None:
+    """Reject what this engine cannot evaluate yet (templates) and bad jsonPath/jmesPath, as ConfigError."""
+    for i, param in enumerate(params or ()):
+        src = param.src
+        for name, text in (("dataTemplate", src.data_template), ("contextTemplate", src.context_template)):
+            if text:
+                raise ConfigError(f"{name} is not supported yet", field=f"{where}[{i}].src.{name}")
+        try:
+            _data_selector(src)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field=f"{where}[{i}].src") from None
+
+
+# ---- event JSON (Argo's v1alpha1.Event / EventContext marshalled by encoding/json) -------------------------
+
+def _go_time(text: str) -> str:
+    if not text:
+        return "null"
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z").replace("t", "T"))
+    except ValueError:
+        return "null"
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return '"' + parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") + '"'
+
+
+def context_json(event: CloudEvent) -> str:
+    """`json.Marshal(event.Context)`: id, source, specversion, type, datacontenttype, subject, time (RFC3339
+    UTC     seconds, null when unset). Extensions are not part of Argo's event context."""
+    fields = (("id", event.id), ("source", event.source), ("specversion", event.specversion),
+              ("type", event.type), ("datacontenttype", event.datacontenttype), ("subject", event.subject))
+    body = ",".join(f'"{k}":{marshal_string(v)}' for k, v in fields)
+    return "{" + body + ',"time":' + _go_time(event.time) + "}"
+
+
+def event_json(event: CloudEvent) -> str:
+    """`json.Marshal(event)`: {"context":{...},"data":"<base64 of the data bytes>"} (null when absent)."""
+    data = "null" if event.data is None else '"' + base64.b64encode(event.data).decode() + '"'
+    return '{"context":' + context_json(event) + ',"data":' + data + "}"
+
+
+@functools.lru_cache(maxsize=256)
+def _render_data(data: bytes | None, content_type: str) -> str:
+    """Argo `renderEventDataAsJSON`: the data as JSON text, or ValueError with Argo's message."""
+    raw = b"" if data is None else data
+    if content_type == MEDIA_JSON:
+        text = raw.decode("utf-8", "replace")
+        if is_valid_json(text):
+            return text
+        raise ValueError("event data is not valid JSON")
+    if content_type == MEDIA_YAML:
+        try:
+            return yaml_to_json(raw.decode("utf-8", "replace"))
+        except ValueError as exc:
+            raise ValueError(f"failed converting yaml event data to JSON: {exc}") from None
+    raise ValueError(f"unsupported event content type: {content_type}")
+
+
+# ---- ResolveParamValue ----------------------------------------------------------------------------------
+
+def _data_selector(src: TriggerParameterSource) -> PathExpr | None:
+    if src.data_key:
+        return _compile("path", src.data_key)
+    if src.json_path:
+        return _compile("jsonPath", src.json_path)
+    if src.jmes_path:
+        return _compile("jmesPath", src.jmes_path)
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(syntax: str, expression: str) -> PathExpr:
+    if syntax == "path":
+        return PathExpr.compile(path=expression)
+    if syntax == "jsonPath":
+        return PathExpr.compile(json_path=expression)
+    return PathExpr.compile(jmes_path=expression)
+
+
+def _describe(src: TriggerParameterSource) -> str:
+    if src.data_key:
+        return f"dataKey '{src.data_key}'"
+    return f"jsonPath '{src.json_path}'" if src.json_path else f"jmesPath '{src.jmes_path}'"
+
+
+def _result(found: PathResult) -> Resolved | None:
+    """Argo `getValueByKey`: objects/arrays as raw JSON (type JSON), null as `null`, else gjson String()."""
+    if not found.exists:
+        return None
+    if found.kind in (JSON_TYPE, "Null"):
+        return Resolved(found.raw, found.kind)
+    return Resolved(found.string(), found.kind)
+
+
+def _unresolved(src: TriggerParameterSource, reason: str) -> ParamError:
+    return ParamError(f"unable to resolve '{src.dependency_name}' parameter value. err: {reason}")
+
+
+def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudEvent]) -> Resolved:
+    """Argo `ResolveParamValue`; raises ParamError (`unable to resolve '<dep>' parameter value. err: ...`)."""
+    if src.data_template or src.context_template:
+        raise ParamError("dataTemplate is not supported yet" if src.data_template
+                         else "contextTemplate is not supported yet")
+    event = events.get(src.dependency_name)
+    if event is None:
+        # absent dependency (other branch of ||): the default, else "no value" - not an error
+        return Resolved(src.value, STRING)
+    try:
+        selector = _data_selector(src)
+    except ValueError as exc:  # only reachable when parameters rewrote a path at run time
+        raise _unresolved(src, str(exc)) from None
+    if not src.context_key and selector is None:
+        return Resolved(src.value if src.value is not None else event_json(event), STRING)
+    if selector is not None:  # data wins over context when both are given
+        try:
+            payload = _render_data(event.data, event.datacontenttype)
+        except ValueError as exc:
+            if src.value is not None:
+                return Resolved(src.value, STRING)
+            raise _unresolved(src, str(exc)) from None
+        found = selector.get(payload)
+        what = _describe(src)
+    else:
+        found = gjson_get(context_json(event), src.context_key or "")
+        what = f"contextKey '{src.context_key}'"
+    resolved = _result(found)
+    if resolved is not None:
+        return resolved
+    if src.value is not None:
+        return Resolved(src.value, STRING)
+    error = getattr(found, "error", None)
+    detail = f": {error}" if error else ""
+    raise _unresolved(src, f"{what} does not exist in the event payload{detail}")
+
+
+# ---- ApplyParams / ConstructPayload -------------------------------------------------------------------
+
+def _set(doc: str, param: TriggerParameter, value: str, kind: str) -> str:
+    try:
+        if kind != STRING and param.src.use_raw_data:
+            return set_raw(doc, param.dest, value)
+        return set_string(doc, param.dest, value)
+    except SjsonError as exc:
+        raise ParamError(str(exc)) from None
+
+
+def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
+                 events: Mapping[str, CloudEvent]) -> bytes:
+    """Argo `ApplyParams`: set each resolved parameter into the JSON document (skipping "no value")."""
+    text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
+    for param in params or ():
+        resolved = resolve_param_value(param.src, events)
+        if resolved.value is None:
+            continue
+        value, kind = resolved.value, resolved.kind
+        if param.operation in ("append", "prepend"):
+            current = gjson_get(text, param.dest)
+            if current.exists:
+                kind = STRING
+                value = current.string() + value if param.operation == "append" else value + current.string()
+        elif param.operation not in ("", "overwrite"):
+            raise ParamError(f"unsupported trigger parameter operation: {param.operation}")
+        text = _set(text, param, value, kind)
+    return text.encode()
+
+
+def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[TriggerParameter] | None) -> bytes:
+    """Argo `ConstructPayload`: the HTTP body from `payload` parameters; an empty `dest` makes the value the
+    whole     body (later parameters ignored); nothing set gives an empty body."""
+    text = ""
+    for param in params or ():
+        resolved = resolve_param_value(param.src, events)
+        if param.dest == "":
+            if resolved.value is not None:
+                return resolved.value.encode()
+            continue
+        if resolved.value is None:
+            continue  # Sensorium: skipped (Argo dereferences a nil pointer here)
+        text = _set(text, param, resolved.value, resolved.kind)
+    return text.encode()
+
+
+def spec_json(model: BaseModel) -> str:
+    """Compact JSON of a spec object with Argo's field names, as written (the document `parameters` edit)."""
+    return marshal_ordered(model.model_dump(mode="json", by_alias=True, exclude_unset=True))
+
+
+def marshal_ordered(value: Any) -> str:
+    """Compact Go-style JSON keeping key order (struct fields are marshalled in declaration order)."""
+    if isinstance(value, Mapping):
+        items = (marshal_string(str(k)) + ":" + marshal_ordered(v) for k, v in value.items())
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(marshal_ordered(v) for v in value) + "]"
+    return marshal(value)

@@ -1,0 +1,97 @@
+"""Status policy: turn one attempt's HTTP status (or transport error) into a verdict. Pure; no I/O.
+
+Sensorium's rule (reference section 8):
+* no `policy.status.allow`: 2xx success; 408, 429 and 5xx retryable; any other status a terminal failure;
+  transport errors and timeouts retryable.
+* with `allow`: exactly the listed codes and ranges succeed (Argo-compatible, ranges are an extension); a
+  status that is not allowed fails with Argo's text. It stays retryable when it is 408, 429 or 5xx (the server
+  may recover, and retrying is what `retryStrategy` is for); any other non-allowed status is terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+RETRYABLE_STATUSES = frozenset({408, 429})
+
+
+class VerdictKind(StrEnum):
+    SUCCESS = "success"
+    RETRYABLE = "retryable"
+    TERMINAL = "terminal"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is VerdictKind.SUCCESS
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind is VerdictKind.RETRYABLE
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES or 500 <= status <= 599
+
+
+def not_allowed(status: int) -> str:
+    """Argo's policy failure text."""
+    return f"policy application resulted in failure. http response status {status} is not allowed"
+
+
+@dataclass(frozen=True)
+class StatusPolicy:
+    """`allow` None: no policy (Sensorium default); else single codes plus inclusive (low, high) ranges."""
+
+    allow: frozenset[int] | None = None
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def from_allow(cls, allow: Sequence[int | str] | None) -> StatusPolicy:
+        """From `policy.status.allow` entries: ints and "NNN-NNN" strings (validated by the spec)."""
+        if allow is None:
+            return cls()
+        codes: set[int] = set()
+        ranges: list[tuple[int, int]] = []
+        for entry in allow:
+            if isinstance(entry, int):
+                codes.add(entry)
+            else:
+                low, _, high = entry.partition("-")
+                ranges.append((int(low), int(high)))
+        return cls(frozenset(codes), tuple(ranges))
+
+    def allows(self, status: int) -> bool:
+        if self.allow is None:
+            return 200 <= status <= 299
+        return status in self.allow or any(low <= status <= high for low, high in self.ranges)
+
+    def judge(self, status: int) -> Verdict:
+        if self.allow is None:
+            if 200 <= status <= 299:
+                return Verdict(VerdictKind.SUCCESS, f"http response status {status} is 2xx (no policy)")
+            if is_retryable_status(status):
+                return Verdict(VerdictKind.RETRYABLE,
+                               f"http response status {status} is retryable (no policy: 408, 429, 5xx)")
+            return Verdict(VerdictKind.TERMINAL, f"http response status {status} is not 2xx (no policy)")
+        if self.allows(status):
+            return Verdict(VerdictKind.SUCCESS, f"http response status {status} is allowed")
+        kind = VerdictKind.RETRYABLE if is_retryable_status(status) else VerdictKind.TERMINAL
+        return Verdict(kind, not_allowed(status))
+
+
+def transport_failure(error: str) -> Verdict:
+    """A request that got no response (connection refused, reset, timeout): retryable."""
+    return Verdict(VerdictKind.RETRYABLE, error)
+
+
+def build_failure(error: str, retryable: bool) -> Verdict:
+    """The request could not be built (parameters, secrets): retryable only when `retryable`."""
+    return Verdict(VerdictKind.RETRYABLE if retryable else VerdictKind.TERMINAL, error)

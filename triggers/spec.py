@@ -1,0 +1,269 @@
+"""Trigger spec models: Argo Events `triggers[]` as pydantic models (YAML boundary only; no behaviour here).
+
+Load-time checks (Argo's controller validation, `V`) run unless the model is validated with context
+`{"runtime": True}`, which is how a template re-parsed after parameters were applied is read (Argo does not
+re-validate there either).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
+
+from engine.errors import ConfigError
+from engine.specbase import ArgoModel, KeySelector, TLSConfig
+from triggers.retry import Backoff, parse_duration_field
+
+HTTP_METHODS = ("GET", "DELETE", "PATCH", "POST", "PUT")
+OPERATIONS = ("", "overwrite", "append", "prepend")
+# Argo's resolution order when several kinds are set (pkg/sensors/trigger.go): (python field, YAML key)
+KIND_ORDER: tuple[tuple[str, str], ...] = (
+    ("k8s", "k8s"), ("argo_workflow", "argoWorkflow"), ("http", "http"), ("aws_lambda", "awsLambda"),
+    ("azure_event_hubs", "azureEventHubs"), ("azure_service_bus", "azureServiceBus"), ("kafka", "kafka"),
+    ("pulsar", "pulsar"), ("nats", "nats"), ("slack", "slack"), ("open_whisk", "openWhisk"),
+    ("custom", "custom"), ("log", "log"), ("email", "email"),
+)
+_RANGE = re.compile(r"^([0-9]{3})-([0-9]{3})$")
+
+
+def _runtime(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("runtime"))
+
+
+class TriggerParameterSource(ArgoModel):
+    dependency_name: str = Field(description="Dependency whose event supplies the value (required).")
+    context_key: str | None = Field(default=None, description="gjson path into the event context JSON.")
+    context_template: str | None = Field(
+        default=None, description="Go template over the event context (not supported yet: rejected at load).")
+    data_key: str | None = Field(
+        default=None, description="gjson path into the event data (application/json or application/yaml).")
+    data_template: str | None = Field(
+        default=None, description="Go template over the event data (not supported yet: rejected at load).")
+    json_path: str | None = Field(
+        default=None, description="Sensorium extension: JSONPath into the event data, used like dataKey.")
+    jmes_path: str | None = Field(
+        default=None, description="Sensorium extension: JMESPath into the event data, used like dataKey.")
+    value: str | None = Field(
+        default=None, description="Literal value: the result when no key is given, else the fallback.")
+    use_raw_data: bool = Field(
+        default=False, description="Insert numbers, booleans, null, objects and arrays as JSON, not strings.")
+
+    @model_validator(mode="after")
+    def _one_data_selector(self) -> TriggerParameterSource:
+        named = [n for n, v in (("dataKey", self.data_key), ("jsonPath", self.json_path),
+                                ("jmesPath", self.jmes_path)) if v]
+        if len(named) > 1:
+            raise ValueError(f"only one of dataKey, jsonPath and jmesPath may be set, got {', '.join(named)}")
+        return self
+
+
+class TriggerParameter(ArgoModel):
+    src: TriggerParameterSource = Field(description="Where the value comes from.")
+    dest: str = Field(
+        default="", description="sjson path the value is written to; in http.payload an empty dest means "
+                                "the value is the entire body.")
+    operation: str = Field(
+        default="", description='How to combine with an existing value: ""/overwrite, append or prepend.')
+
+    @field_validator("operation")
+    @classmethod
+    def _known_operation(cls, value: str, info: ValidationInfo) -> str:
+        if value not in OPERATIONS and not _runtime(info):
+            raise ValueError(f"unsupported trigger parameter operation: {value}")
+        return value
+
+
+def _require_dest(params: list[TriggerParameter] | None, info: ValidationInfo, what: str) -> None:
+    if params and not _runtime(info):
+        for i, param in enumerate(params):
+            if not param.dest:
+                raise ValueError(f"{what}[{i}]: parameter destination can't be empty")
+
+
+class ValueFromSource(ArgoModel):
+    secret_key_ref: KeySelector | None = Field(default=None, description="Secret holding the value.")
+    config_map_key_ref: KeySelector | None = Field(default=None, description="ConfigMap holding the value.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ValueFromSource:
+        if (self.secret_key_ref is None) == (self.config_map_key_ref is None):
+            raise ValueError("exactly one of secretKeyRef and configMapKeyRef must be set")
+        return self
+
+
+class SecureHeader(ArgoModel):
+    name: str = Field(description="Header name, sent verbatim.")
+    value_from: ValueFromSource = Field(description="Secret or ConfigMap reference holding the header value.")
+
+
+class BasicAuth(ArgoModel):
+    username: KeySelector | None = Field(default=None, description="Secret holding the user name.")
+    password: KeySelector | None = Field(default=None, description="Secret holding the password.")
+
+
+class HTTPTrigger(ArgoModel):
+    url: str = Field(description="Request URL (required).")
+    method: str = Field(default="POST", description="GET, DELETE, PATCH, POST or PUT; default POST.")
+    payload: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters that build the request body (ConstructPayload).")
+    parameters: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters applied to the JSON of this http object before each request.")
+    timeout: int = Field(default=60, description="Seconds allowed per attempt; 0 or less means 60.")
+    headers: dict[str, str] | None = Field(default=None, description="Static headers, names sent verbatim.")
+    dynamic_headers: list[TriggerParameter] | None = Field(
+        default=None, description="Headers whose value is resolved from an event; dest is the header name.")
+    secure_headers: list[SecureHeader] | None = Field(
+        default=None, description="Headers whose value comes from a secret; never shown in traces or logs.")
+    basic_auth: BasicAuth | None = Field(default=None, description="Basic auth credentials from secrets.")
+    tls: TLSConfig | None = Field(default=None, description="TLS client settings (key `tls`, as in Argo).")
+    host: str | None = Field(default=None, description="Overrides the Host header.")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str, info: ValidationInfo) -> str:
+        if value and value not in HTTP_METHODS and not _runtime(info):
+            raise ValueError("only GET, DELETE, PATCH, POST and PUT methods are supported")
+        return value
+
+    @model_validator(mode="after")
+    def _dests(self, info: ValidationInfo) -> HTTPTrigger:
+        _require_dest(self.parameters, info, "parameters")
+        _require_dest(self.dynamic_headers, info, "dynamicHeaders")
+        return self
+
+
+class LogTrigger(ArgoModel):
+    interval_seconds: int = Field(
+        default=0, ge=0, description="Log at most once per this many seconds (honoured by Sensorium).")
+
+
+class ConditionsResetByTime(ArgoModel):
+    cron: str = Field(description="5-field cron expression (no descriptors).")
+    timezone: str | None = Field(default=None, description="IANA time zone for the cron schedule.")
+
+
+class ConditionsResetCriteria(ArgoModel):
+    by_time: ConditionsResetByTime = Field(description="Reset partially met conditions on a schedule.")
+
+
+class TriggerTemplate(ArgoModel):
+    name: str = Field(description="Trigger name, unique within the sensor (required).")
+    conditions: str | None = Field(
+        default=None, description="Dependency expression with &&, || and parentheses; default: AND of all.")
+    conditions_reset: list[ConditionsResetCriteria] | None = Field(
+        default=None, description="Schedules that clear partially satisfied conditions.")
+    http: HTTPTrigger | None = Field(default=None, description="HTTP request trigger.")
+    log: LogTrigger | None = Field(default=None, description="Log the events.")
+    k8s: dict[str, Any] | None = Field(default=None, description="Kubernetes trigger (not supported).")
+    argo_workflow: dict[str, Any] | None = Field(default=None, description="Argo Workflow (not supported).")
+    aws_lambda: dict[str, Any] | None = Field(default=None, description="AWS Lambda trigger (not supported).")
+    custom: dict[str, Any] | None = Field(default=None, description="Custom gRPC trigger (not supported).")
+    kafka: dict[str, Any] | None = Field(default=None, description="Kafka trigger (not supported).")
+    nats: dict[str, Any] | None = Field(default=None, description="NATS trigger (not supported).")
+    slack: dict[str, Any] | None = Field(default=None, description="Slack trigger (not supported).")
+    open_whisk: dict[str, Any] | None = Field(default=None, description="OpenWhisk trigger (not supported).")
+    azure_event_hubs: dict[str, Any] | None = Field(
+        default=None, description="Azure Event Hubs trigger (not supported).")
+    azure_service_bus: dict[str, Any] | None = Field(
+        default=None, description="Azure Service Bus trigger (not supported).")
+    pulsar: dict[str, Any] | None = Field(default=None, description="Pulsar trigger (not supported).")
+    email: dict[str, Any] | None = Field(default=None, description="Email trigger (not supported).")
+
+    def kind(self) -> str | None:
+        """YAML key of the trigger kind Argo would run (first set in Argo's order), None if none is set."""
+        return next((key for attr, key in KIND_ORDER if getattr(self, attr) is not None), None)
+
+
+class StatusPolicySpec(ArgoModel):
+    allow: list[StrictInt | StrictStr] = Field(
+        description='Statuses that count as success: codes, or ranges like "200-299" (Sensorium extension).')
+
+    @field_validator("allow")
+    @classmethod
+    def _codes_or_ranges(cls, value: list[int | str]) -> list[int | str]:
+        for entry in value:
+            if isinstance(entry, int):
+                if not 100 <= entry <= 999:
+                    raise ValueError(f"status {entry} is not an HTTP status code")
+                continue
+            m = _RANGE.match(entry)
+            if m is None or int(m.group(1)) > int(m.group(2)):
+                raise ValueError(f'status entry "{entry}" must be a code or a range like "200-299"')
+        return value
+
+
+class TriggerPolicy(ArgoModel):
+    status: StatusPolicySpec | None = Field(default=None, description="HTTP status policy.")
+    k8s: Any = Field(default=None, description="Kubernetes resource policy (accepted, unused).")
+
+
+class RetryStrategy(ArgoModel):
+    steps: int | None = Field(default=None, description="Total attempts; 0 or omitted means 5.")
+    duration: StrictStr | StrictInt | None = Field(
+        default=None, description="First sleep: Go duration string, or bare integer NANOSECONDS; default 1s.")
+    factor: float | None = Field(default=None, strict=True, description="Sleep multiplier; default 1.0.")
+    jitter: float | None = Field(
+        default=None, strict=True, description="Each sleep is in [d, d*(1+jitter)); default 1.")
+
+    @field_validator("duration")
+    @classmethod
+    def _go_duration(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_duration_field(value)
+        return value
+
+    def to_backoff(self) -> Backoff:
+        return Backoff.from_fields(self.steps, self.duration, self.factor, self.jitter)
+
+
+class RateLimit(ArgoModel):
+    unit: str = Field(default="Second", description="Second, Minute or Hour; anything else means Second.")
+    requests_per_unit: int = Field(gt=0, description="Attempts allowed per unit, evenly spaced.")
+
+
+class Trigger(ArgoModel):
+    template: TriggerTemplate = Field(description="What to run.")
+    parameters: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters applied to the JSON of `template` before each firing.")
+    policy: TriggerPolicy | None = Field(default=None, description="Which outcomes count as success.")
+    retry_strategy: RetryStrategy | None = Field(
+        default=None, description="Backoff between attempts; without it a firing makes one attempt.")
+    rate_limit: RateLimit | None = Field(default=None, description="Per-trigger leaky-bucket rate limit.")
+    at_least_once: bool = Field(
+        default=False, description="Accepted for Argo compatibility; Sensorium is always at-least-once.")
+    dlq_trigger: Trigger | None = Field(
+        default=None, description="Trigger fired with the same events when this one finally fails.")
+
+    @model_validator(mode="after")
+    def _dests(self, info: ValidationInfo) -> Trigger:
+        _require_dest(self.parameters, info, "parameters")
+        return self
+
+    @property
+    def name(self) -> str:
+        return self.template.name
+
+    def kind(self) -> str | None:
+        """YAML key of the trigger kind, resolved in Argo's order; None when no kind is set."""
+        return self.template.kind()
+
+    def backoff(self) -> Backoff:
+        return self.retry_strategy.to_backoff() if self.retry_strategy is not None else Backoff(steps=1)
+
+    def require_supported(self, supported: Collection[str]) -> str:
+        """The kind, or ConfigError naming this trigger when no kind is set or it is not in `supported`."""
+        kind = self.kind()
+        if kind is None:
+            raise ConfigError(f"invalid trigger {self.name}, could not find an implementation",
+                              field=f"trigger {self.name}")
+        if kind not in supported:
+            raise ConfigError(f"trigger type {kind} is not supported", field=f"trigger {self.name}")
+        if self.dlq_trigger is not None:
+            self.dlq_trigger.require_supported(supported)
+        return kind
+
+
+Trigger.model_rebuild()
