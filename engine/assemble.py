@@ -19,6 +19,7 @@ from engine.runner import Executor
 from engine.secrets import Secrets
 from engine.trace import NULL_TRACER, Tracer
 from sensors.stage import SensorStage, StageConfigError
+from triggers.deadletter import DeadLettering, Fireable
 from triggers.http import HttpClient, HttpTrigger
 from triggers.log import LogTrigger
 from triggers.spec import Trigger
@@ -42,11 +43,12 @@ async def shared_http_client() -> AsyncIterator[HttpClient]:
         yield client
 
 
-def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient) -> Executor:
+def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient) -> Fireable:
     kind = trigger.require_supported(SUPPORTED_TRIGGERS)
-    if kind == "http":
-        return HttpTrigger(trigger, client, secrets)
-    return LogTrigger(trigger)
+    executor: Fireable = HttpTrigger(trigger, client, secrets) if kind == "http" else LogTrigger(trigger)
+    if trigger.dlq_trigger is not None:
+        return DeadLettering(executor, build_executor(trigger.dlq_trigger, secrets, client), trigger.name)
+    return executor
 
 
 def assemble_sensor(sensor: Sensor, secrets: Secrets, client: HttpClient,

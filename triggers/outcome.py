@@ -47,6 +47,7 @@ class FiringOutcome:
     request: RequestSummary | None = None
     skipped: bool = False
     note: str = ""
+    dead_letter: FiringOutcome | None = None  # the dlqTrigger's firing, after this one finally failed
 
     @property
     def last_status(self) -> int | None:
