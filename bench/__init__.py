@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): `python -m bench.engine`, `python bench/http_clients.py`."""

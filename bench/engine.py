@@ -1,0 +1,806 @@
+"""Benchmark: events/s and publish -> HTTP sink latency of the engine, against a bare loop, in one run.
+
+    python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --paced-events 600] [--rounds 1]
+                           [--only engine,bare-aiohttp] [--in-process] [--profile DIR]
+
+One command, one harness process, which:
+  1. starts an embedded nats-server (JetStream, temporary data directory) and an HTTP sink (aiohttp server on
+     127.0.0.1 that answers 200 at once and records, per event id, the publish timestamp carried in the body
+     and the arrival time);
+  2. measures the sink's ceiling: plain aiohttp POSTs with --in-flight requests in flight, straight to the sink;
+  3. runs the engine (`engine.app.run_engine`, the function behind `sensorium run`) with a realistic sensor: one
+     dependency with a context filter and a data filter, an HTTP trigger whose payload has three parameters
+     (contextKey, dataKey, dataKey with useRawData), POSTing to the sink;
+  4. runs the same load through two bare loops: a nats-py pull consumer on the same stream (batched fetch), JSON
+     decode, one POST, ack; once with the engine's `HttpClient`, once with a plain `aiohttp.ClientSession`;
+     same in-flight bound as the engine's runner (`RunnerSettings.max_in_flight`), same fetch batch.
+
+Every system under test (SUT) runs in its own child process (`python -m bench.engine --worker ...`), so the
+harness (sink + publisher) and the SUT do not share one event loop; `--in-process` runs them in the harness's
+loop instead (the sink then competes with the SUT for one core). Each phase uses its own event source name
+(hence its own subject and durable consumer), warms up, and ends by purging the stream and deleting its
+consumers. Load per phase: a burst of --events events published with `JetStreamBus.publish_many` (each event's
+data carries its publish time in ns), for throughput (first publish -> last arrival at the sink), then
+--paced-events events at --rate events/s for latency at a load every variant sustains (burst latency is mostly
+queueing). CPU per event is the SUT process's user+system time over the burst window (/proc), which is steadier
+than wall-clock rates on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+from aiohttp import web
+
+from buses.base import Bus, EventKey
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENT_NAME = "bench"
+JSON_HEADERS = (("Content-Type", "application/json"),)
+KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
+LABELS = {
+    "ceiling": "sink ceiling (plain aiohttp, no bus)",
+    "bare-aiohttp": "bare loop + aiohttp.ClientSession",
+    "bare-httpclient": "bare loop + engine HttpClient",
+    "engine": "engine (run_engine, sensor+trigger)",
+}
+SEPARATORS = (",", ":")
+
+
+# ----------------------------------------------------------------------------------------------- the sink
+
+
+class Sink:
+    """The HTTP sink: records `id -> (published_ns, arrived_ns)` from bodies `{"id": ..., "ts": ..., ...}`."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, tuple[int, int]] = {}
+        self.duplicates = 0
+        self.unparsed = 0
+        self._pending: set[str] = set()
+        self._done = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        arrived = time.time_ns()
+        try:
+            doc = json.loads(body)
+            event_id, published = str(doc["id"]), int(doc["ts"])
+        except (ValueError, KeyError, TypeError):
+            self.unparsed += 1
+            return web.Response(status=200)
+        if event_id in self.arrivals:
+            self.duplicates += 1
+        else:
+            self.arrivals[event_id] = (published, arrived)
+            if self._pending:
+                self._pending.discard(event_id)
+                if not self._pending:
+                    self._done.set()
+        return web.Response(status=200)
+
+    def reset(self) -> None:
+        self.arrivals.clear()
+        self.duplicates = self.unparsed = 0
+        self._pending.clear()
+        self._done.clear()
+
+    def expect(self, ids: Iterable[str]) -> None:
+        """Wait (in `wait`) for these ids besides any already expected."""
+        self._pending.update(i for i in ids if i not in self.arrivals)
+        if self._pending:
+            self._done.clear()
+        else:
+            self._done.set()
+
+    async def wait(self, timeout: float, stall: float, alive: Callable[[], bool]) -> bool:
+        """True once every expected id arrived; False after `timeout`, after `stall` seconds without a new
+        arrival, or when `alive()` turns false (the system under test died)."""
+        deadline = time.monotonic() + timeout
+        seen, last_progress = len(self.arrivals), time.monotonic()
+        while not self._done.is_set():
+            now = time.monotonic()
+            if len(self.arrivals) != seen:
+                seen, last_progress = len(self.arrivals), now
+            if now >= deadline or now - last_progress >= stall or not alive():
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), min(0.5, deadline - now))
+        return True
+
+
+# ------------------------------------------------------------------------------- the systems under test
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    kind: str
+    bus_url: str
+    sink_url: str
+    source: str
+    in_flight: int
+    batch: int
+    fetch_timeout: float = 1.0
+    ceiling_events: int = 0
+    warmup: int = 0
+
+
+SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def sensor_yaml(spec: WorkerSpec) -> str:
+    """One dependency with a context and a data filter; an HTTP trigger with three payload parameters."""
+    return f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata:
+  name: bench-{spec.source}
+spec:
+  dependencies:
+    - name: push
+      eventSourceName: {spec.source}
+      eventName: {EVENT_NAME}
+      filters:
+        context:
+          type: webhook
+        data:
+          - path: body.action
+            type: string
+            value: ["push"]
+  triggers:
+    - template:
+        name: sink
+        http:
+          url: {spec.sink_url}/engine
+          method: POST
+          headers:
+            Content-Type: application/json
+          payload:
+            - src: {{dependencyName: push, contextKey: id}}
+              dest: id
+            - src: {{dependencyName: push, dataKey: body.ts, useRawData: true}}
+              dest: ts
+            - src: {{dependencyName: push, dataKey: body.user}}
+              dest: user
+      retryStrategy:
+        steps: 3
+        duration: 1s
+"""
+
+
+async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
+    from engine.app import EngineOptions, run_engine
+    from engine.assemble import check_document
+    from engine.config import load
+    from engine.runner import RunnerSettings
+
+    with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
+        sensor = Path(tmp) / "sensor.yaml"
+        sensor.write_text(sensor_yaml(spec))
+        config = load([sensor], checks=[check_document])
+        options = EngineOptions(bus_url=spec.bus_url, data_dir=Path(tmp) / "data", webhook_host="127.0.0.1",
+                                handle_signals=False,
+                                runner=RunnerSettings(batch=spec.batch, fetch_timeout=spec.fetch_timeout,
+                                                      max_in_flight=spec.in_flight))
+        await run_engine(config, options, stop, ready)
+
+
+Poster = Callable[[bytes], Awaitable[int]]
+
+
+@contextlib.asynccontextmanager
+async def _aiohttp_poster(url: str) -> AsyncIterator[Poster]:
+    # Same pool size as the engine's HttpClient (100 connections); the in-flight bound is the caller's.
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        headers = dict(JSON_HEADERS)
+
+        async def post(body: bytes) -> int:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                return response.status
+
+        yield post
+
+
+@contextlib.asynccontextmanager
+async def _httpclient_poster(url: str) -> AsyncIterator[Poster]:
+    from triggers.http import HttpClient, HttpRequest
+
+    async with HttpClient() as client:
+        async def post(body: bytes) -> int:
+            return await client.send(HttpRequest(method="POST", url=url, headers=JSON_HEADERS, body=body))
+
+        yield post
+
+
+async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
+    """nats-py pull consumer (batched fetch) -> json.loads -> one POST -> ack, `in_flight` at a time."""
+    import nats
+    from nats.aio.msg import Msg
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    subject = f"default.{spec.source}.{EVENT_NAME}"
+    durable = f"bare-{spec.source}"
+    poster = _httpclient_poster if spec.kind == "bare-httpclient" else _aiohttp_poster
+    nc = await nats.connect(spec.bus_url)
+    try:
+        js = nc.jetstream()
+        config = ConsumerConfig(durable_name=durable, deliver_policy=DeliverPolicy.NEW,
+                                ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, filter_subject=subject,
+                                max_ack_pending=max(spec.in_flight * 4, 1000))
+        psub = await js.pull_subscribe(subject, durable=durable, stream="default", config=config)
+        async with poster(f"{spec.sink_url}/bare") as post:
+            slots = asyncio.Semaphore(spec.in_flight)
+            tasks: set[asyncio.Task[None]] = set()
+
+            async def handle(msg: Msg) -> None:
+                try:
+                    event = json.loads(msg.data)
+                    body = event["data"]["body"]
+                    out = json.dumps({"id": event["id"], "ts": body["ts"], "user": body["user"]},
+                                     separators=SEPARATORS).encode()
+                    status = await post(out)
+                    if status != 200:
+                        logging.warning("sink answered %d", status)
+                    await msg.ack()
+                except Exception as exc:  # a benchmark worker should say what went wrong and go on
+                    logging.warning("bare loop: %s: %s", type(exc).__name__, exc)
+                finally:
+                    slots.release()
+
+            ready.set()
+            while not stop.is_set():
+                try:
+                    msgs = await psub.fetch(spec.batch, timeout=spec.fetch_timeout)
+                except TimeoutError:
+                    continue
+                for msg in msgs:
+                    await slots.acquire()
+                    task = asyncio.create_task(handle(msg))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+            await asyncio.gather(*tasks)
+            with contextlib.suppress(Exception):
+                await psub.unsubscribe()
+    finally:
+        await nc.close()
+
+
+def ceiling_ids(source: str, n: int, prefix: str = "c") -> list[str]:
+    return [f"{prefix}-{source}-{i}" for i in range(n)]
+
+
+async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
+    """Plain aiohttp straight to the sink, `in_flight` at a time: warm-up, ready, then on `go` the measured run."""
+    async with _aiohttp_poster(f"{spec.sink_url}/ceiling") as post:
+        async def send(ids: Sequence[str]) -> None:
+            it = iter(ids)
+
+            async def one_connection() -> None:
+                for event_id in it:
+                    body = json.dumps({"id": event_id, "ts": time.time_ns(), "user": "alice"},
+                                      separators=SEPARATORS).encode()
+                    await post(body)
+
+            await asyncio.gather(*(one_connection() for _ in range(spec.in_flight)))
+
+        await send(ceiling_ids(spec.source, spec.warmup, "w"))
+        ready.set()
+        await go.wait()
+        await send(ceiling_ids(spec.source, spec.ceiling_events))
+        await stop.wait()
+
+
+SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
+                        "engine": sut_engine}
+
+
+# ---------------------------------------------------------------------------- running a SUT (two ways)
+
+
+class Worker(Protocol):
+    async def start(self, timeout: float) -> None: ...
+    def go(self) -> None: ...
+    def cpu_seconds(self) -> float | None: ...
+    def alive(self) -> bool: ...
+    async def stop(self) -> None: ...
+
+
+def _proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (Linux /proc), None where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class ProcessWorker:
+    """The SUT in a child process: `python -m bench.engine --worker SPEC`; READY on stdout, GO on stdin,
+    SIGTERM to stop."""
+
+    def __init__(self, spec: WorkerSpec, profile: Path | None) -> None:
+        self.spec, self.profile = spec, profile
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float) -> None:
+        args = [sys.executable, "-m", "bench.engine", "--worker", json.dumps(asdict(self.spec))]
+        if self.profile is not None:
+            args += ["--profile", str(self.profile)]
+        self.proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+                                                         stdout=asyncio.subprocess.PIPE)
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+        if line.strip() != b"READY":
+            await self.stop()
+            raise RuntimeError(f"worker {self.spec.kind} did not start (exit {self.proc.returncode})")
+
+    def go(self) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(b"GO\n")
+
+    def cpu_seconds(self) -> float | None:
+        return _proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 60)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+class TaskWorker:
+    """The SUT as a task in the harness's own event loop (`--in-process`)."""
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self._stop, self._ready, self._go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float) -> None:
+        self._task = asyncio.create_task(SUTS[self.spec.kind](self.spec, self._stop, self._ready, self._go))
+        waiter = asyncio.create_task(self._ready.wait())
+        done, _ = await asyncio.wait({self._task, waiter}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if waiter not in done:
+            waiter.cancel()
+            if self._task in done:
+                self._task.result()
+            raise RuntimeError(f"worker {self.spec.kind} did not become ready in {timeout:g}s")
+
+    def go(self) -> None:
+        self._go.set()
+
+    def cpu_seconds(self) -> float | None:
+        return time.process_time()  # the whole harness process: SUT, sink and publisher together
+
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 60)
+
+
+async def worker_main(spec: WorkerSpec, profile: Path | None) -> None:
+    loop = asyncio.get_running_loop()
+    stop, ready, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    task = asyncio.create_task(SUTS[spec.kind](spec, stop, ready, go))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if not ready.is_set():
+        waiter.cancel()
+        await task
+        raise RuntimeError("the system under test stopped before it was ready")
+    profiler = None
+    if profile is not None:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.001, async_mode="disabled")
+        profiler.start()
+    print("READY", flush=True)
+
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+
+    async def read_go() -> None:
+        while line := await stdin.readline():
+            if line.strip() == b"GO":
+                go.set()
+
+    reader = asyncio.create_task(read_go())
+    try:
+        await task
+    finally:
+        reader.cancel()
+        if profiler is not None and profile is not None:
+            profiler.stop()
+            profile.write_text(profiler.output_text(unicode=False, color=False))
+
+
+# ------------------------------------------------------------------------------------------- the load
+
+
+def encode_event(source: str, event_id: str, seq: int) -> bytes:
+    """A webhook-shaped structured CloudEvent whose data carries its publish time (ns) in `body.ts`."""
+    from engine.cloudevent import CloudEvent, encode_structured, now_rfc3339
+
+    data = {"header": {"Content-Type": ["application/json"], "User-Agent": ["sensorium-bench"]},
+            "body": {"ts": time.time_ns(), "seq": seq, "user": "alice", "action": "push", "repo": "org/repo",
+                     "ref": "refs/heads/main", "commits": [{"id": "a1b2c3d4", "message": "fix: the thing"}]}}
+    event = CloudEvent(id=event_id, source=source, type="webhook", subject=EVENT_NAME,
+                       datacontenttype="application/json", time=now_rfc3339(),
+                       data=json.dumps(data, separators=SEPARATORS).encode())
+    return encode_structured(event)
+
+
+def new_ids(n: int) -> list[str]:
+    return [uuid.uuid4().hex for _ in range(n)]
+
+
+async def publish_burst(bus: Bus, key: EventKey, ids: Sequence[str], chunk: int) -> None:
+    for start in range(0, len(ids), chunk):
+        await bus.publish_many([(key, i, encode_event(key.source, i, start + n))
+                                for n, i in enumerate(ids[start:start + chunk])])
+
+
+async def publish_paced(bus: Bus, key: EventKey, ids: Sequence[str], rate: float) -> None:
+    started, sent = time.monotonic(), 0
+    while sent < len(ids):
+        due = min(len(ids), int((time.monotonic() - started) * rate) + 1)
+        if due > sent:
+            await bus.publish_many([(key, i, encode_event(key.source, i, n))
+                                    for n, i in enumerate(ids[sent:due], sent)])
+            sent = due
+        await asyncio.sleep(0.002)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+
+
+@dataclass
+class Stats:
+    sent: int
+    received: int
+    rate: float  # events/s, first publish -> last arrival
+    p50_ms: float
+    p99_ms: float
+
+
+def summarize(sink: Sink, ids: Sequence[str]) -> Stats:
+    got = [sink.arrivals[i] for i in ids if i in sink.arrivals]
+    if not got:
+        return Stats(len(ids), 0, 0.0, float("nan"), float("nan"))
+    latencies = sorted(arrived - published for published, arrived in got)
+    span = max(a for _, a in got) - min(p for p, _ in got)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))] / 1e6
+
+    return Stats(len(ids), len(got), len(got) / (span / 1e9) if span > 0 else float("inf"), pct(0.50), pct(0.99))
+
+
+@dataclass
+class Measurement:
+    stats: Stats
+    complete: bool
+    sut_cpu_us: float | None  # SUT process CPU (user+system) per event over the window
+    harness_cpu_us: float  # harness process (sink + publisher) CPU per event over the window
+    harness_util: float  # harness process CPU / wall time over the window (1.0 = one core busy)
+
+
+@dataclass
+class Result:
+    kind: str
+    burst: Measurement
+    paced: Measurement | None
+    duplicates: int
+    unparsed: int
+
+
+class PhaseFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    bus_url: str
+    sink: Sink
+    bus: Bus
+    purge: Callable[[], Awaitable[None]]
+    profile_dir: Path | None
+    results: dict[str, list[Result]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def worker(self, spec: WorkerSpec) -> Worker:
+        if self.args.in_process:
+            return TaskWorker(spec)
+        profile = self.profile_dir / f"{spec.kind}.txt" if self.profile_dir is not None else None
+        return ProcessWorker(spec, profile)
+
+    async def _measure(self, worker: Worker, ids: Sequence[str], load: Callable[[], Awaitable[None]],
+                       what: str) -> Measurement:
+        self.sink.reset()
+        self.sink.expect(ids)
+        cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
+        await load()
+        complete = await self.sink.wait(self.args.timeout, self.args.stall, worker.alive)
+        cpu1, harness1, wall1 = worker.cpu_seconds(), time.process_time(), time.monotonic()
+        stats = summarize(self.sink, ids)
+        if not complete:
+            why = "the worker exited" if not worker.alive() else "timed out or stalled"
+            print(f"  !! {what}: {stats.sent - stats.received} of {stats.sent} events did not reach the sink "
+                  f"({why})", file=sys.stderr)
+            if stats.received == 0:
+                raise PhaseFailed(f"{what}: no event reached the sink ({why})")
+        cpu_us = (cpu1 - cpu0) / len(ids) * 1e6 if cpu0 is not None and cpu1 is not None else None
+        return Measurement(stats, complete, cpu_us, (harness1 - harness0) / len(ids) * 1e6,
+                           (harness1 - harness0) / (wall1 - wall0))
+
+    async def phase(self, kind: str, round_no: int) -> Result:
+        a = self.args
+        source = f"b{round_no}{kind.replace('-', '')[:6]}{uuid.uuid4().hex[:6]}"
+        spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
+                          in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
+                          ceiling_events=a.events, warmup=a.warmup)
+        worker = self.worker(spec)
+        try:
+            await worker.start(timeout=60)
+            paced = None
+            if kind == "ceiling":
+                ids = ceiling_ids(source, a.events)
+
+                async def go() -> None:
+                    worker.go()
+
+                burst = await self._measure(worker, ids, go, "ceiling")
+            else:
+                key = EventKey(source, EVENT_NAME)
+                warm = new_ids(a.warmup)
+                await self._measure(worker, warm, lambda: publish_burst(self.bus, key, warm, a.chunk), "warm-up")
+                await asyncio.sleep(0.3)
+                ids = new_ids(a.events)
+                burst = await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, a.chunk),
+                                            "burst")
+                if a.paced_events > 0:
+                    await asyncio.sleep(0.3)
+                    slow = new_ids(a.paced_events)
+                    paced = await self._measure(worker, slow, lambda: publish_paced(self.bus, key, slow, a.rate),
+                                                "paced")
+            result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed)
+        finally:
+            await worker.stop()
+            await self.purge()
+        self.results.setdefault(kind, []).append(result)
+        return result
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None and v == v]
+    return statistics.median(present) if present else None
+
+
+def _fmt(value: float | None, digits: int = 0, width: int = 8) -> str:
+    if value is None or value != value:
+        return "-".rjust(width)
+    return f"{value:{width}.{digits}f}"
+
+
+def table_rows(bench: Bench) -> dict[str, dict[str, float | None]]:
+    rows: dict[str, dict[str, float | None]] = {}
+    for kind in KINDS:
+        results = bench.results.get(kind)
+        if not results:
+            continue
+        rows[kind] = {
+            "rate": _median(r.burst.stats.rate for r in results),
+            "p50": _median(r.burst.stats.p50_ms for r in results),
+            "p99": _median(r.burst.stats.p99_ms for r in results),
+            "pp50": _median(r.paced.stats.p50_ms if r.paced else None for r in results),
+            "pp99": _median(r.paced.stats.p99_ms if r.paced else None for r in results),
+            "cpu": _median(r.burst.sut_cpu_us for r in results),
+            "hcpu": _median(r.burst.harness_cpu_us for r in results),
+            "util": _median(r.burst.harness_util for r in results),
+            "lost": float(sum(r.burst.stats.sent - r.burst.stats.received
+                              + (r.paced.stats.sent - r.paced.stats.received if r.paced else 0)
+                              for r in results)),
+            "dup": float(sum(r.duplicates for r in results)),
+        }
+    return rows
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def print_table(bench: Bench) -> None:
+    a = bench.args
+    where = "in the harness's event loop (--in-process)" if a.in_process else "each in its own process"
+    print(f"\nsensorium bench.engine: burst of {a.events} events, {a.in_flight} in flight, fetch batch {a.batch}; "
+          f"paced {a.paced_events} events at {a.rate:g}/s; {a.rounds} round(s), medians; SUT {where}; "
+          f"CPUs={os.cpu_count()}, python {sys.version.split()[0]}, load average {_load()}")
+    print(f"{'':37s}|{'burst':^27s}|{'paced':^19s}|{'SUT CPU':^8s}|{'harness CPU':^14s}|")
+    print(f"{'variant':37s}|{'ev/s':>7s} {'p50 ms':>9s} {'p99 ms':>9s} |{'p50 ms':>9s}{'p99 ms':>9s} |"
+          f"{'us/ev':>7s} |{'us/ev':>7s}{'util':>6s} |{'lost/dup':>9s}")
+    rows = table_rows(bench)
+    for kind in KINDS:
+        row = rows.get(kind)
+        if row is None:
+            if bench.failures.get(kind):
+                print(f"{LABELS[kind]:37s}| FAILED ({bench.failures[kind]} of {a.rounds} rounds)")
+            continue
+        lost_dup = f"{row['lost']:.0f}/{row['dup']:.0f}"
+        print(f"{LABELS[kind]:37s}|{_fmt(row['rate'], 0, 7)} {_fmt(row['p50'], 1, 9)} {_fmt(row['p99'], 1, 9)} |"
+              f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
+              f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
+    engine = rows.get("engine")
+    for base in ("bare-aiohttp", "bare-httpclient"):
+        bare = rows.get(base)
+        if engine is None or bare is None:
+            continue
+        parts = []
+        for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", "paced p50"),
+                          ("pp99", "paced p99")):
+            mine, theirs = engine[key], bare[key]
+            if mine and theirs:
+                parts.append(f"{name} x{mine / theirs:.2f}")
+        print(f"engine / {LABELS[base]}: {', '.join(parts)}")
+    ceiling = rows.get("ceiling")
+    if ceiling is not None and ceiling["rate"] and ceiling["hcpu"]:
+        others = [r["rate"] or 0.0 for k, r in rows.items() if k != "ceiling"]
+        fastest = f"; fastest variant {max(others):.0f} ev/s" if others else ""
+        if a.in_process:
+            cost = "client and sink share one process"
+        else:
+            cost = (f"at {ceiling['hcpu']:.0f} us sink CPU per request, i.e. ~{1e6 / ceiling['hcpu']:.0f} req/s "
+                    "per core")
+        print(f"sink ceiling: absorbed {ceiling['rate']:.0f} req/s from one plain aiohttp client ({a.in_flight} in "
+              f"flight; client-bound), {cost}{fastest}")
+    print("SUT CPU = the system under test's process CPU (user+sys) per event during the burst; "
+          "harness = sink + publisher process")
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+async def bench_main(args: argparse.Namespace) -> None:
+    from buses.embedded import EmbeddedNats
+    from buses.jetstream import STREAM, JetStreamBus
+
+    kinds = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
+    profile_dir = Path(args.profile).resolve() if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sensorium-bench-nats-") as tmp:
+        nats_server = EmbeddedNats(Path(tmp))
+        await nats_server.start()
+        sink = Sink()
+        await sink.start()
+        bus = JetStreamBus(nats_server.url)
+        try:
+            await bus.start()
+            js = bus.js
+
+            async def purge() -> None:
+                await js.purge_stream(STREAM)
+                for info in await js.consumers_info(STREAM):
+                    with contextlib.suppress(Exception):
+                        await js.delete_consumer(STREAM, info.name)
+
+            bench = Bench(args, nats_server.url, sink, bus, purge, profile_dir)
+            print(f"load average before: {_load()}", file=sys.stderr, flush=True)
+            for round_no in range(1, args.rounds + 1):
+                for kind in kinds:
+                    started = time.monotonic()
+                    try:
+                        result = await bench.phase(kind, round_no)
+                    except (PhaseFailed, RuntimeError, TimeoutError) as exc:
+                        bench.failures[kind] = bench.failures.get(kind, 0) + 1
+                        print(f"  round {round_no} {LABELS[kind]}: FAILED: {exc}", file=sys.stderr, flush=True)
+                        continue
+                    print(f"  round {round_no} {LABELS[kind]}: {result.burst.stats.rate:.0f} ev/s, SUT CPU "
+                          f"{_fmt(result.burst.sut_cpu_us, 0, 0).strip()} us/ev, "
+                          f"{time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
+            print_table(bench)
+        finally:
+            await bus.close()
+            await sink.stop()
+            await nats_server.stop()
+    if profile_dir is not None:
+        print(f"profiles (pyinstrument, 1 ms sampling of each SUT process from READY to exit): "
+              f"{profile_dir}/<variant>.txt")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=10000, help="events per burst (default 10000)")
+    parser.add_argument("--in-flight", type=int, default=50,
+                        help="firings / POSTs in flight (engine: RunnerSettings.max_in_flight; default 50)")
+    parser.add_argument("--batch", type=int, default=64, help="JetStream fetch batch (default 64, the engine's)")
+    parser.add_argument("--fetch-timeout", type=float, default=1.0, help="fetch timeout, s (default 1.0)")
+    parser.add_argument("--warmup", type=int, default=500, help="warm-up events per phase (default 500)")
+    parser.add_argument("--chunk", type=int, default=1000, help="events per publish_many call (default 1000)")
+    parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
+    parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows medians")
+    parser.add_argument("--timeout", type=float, default=120.0, help="max wait for one load's arrivals, s")
+    parser.add_argument("--stall", type=float, default=20.0,
+                        help="give up on a load after this many seconds without an arrival (default 20)")
+    parser.add_argument("--only", type=lambda s: [k.strip() for k in s.split(",") if k.strip()], default=None,
+                        help=f"comma-separated subset of {','.join(KINDS)}")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run each SUT in the harness's event loop instead of a child process")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="profile each SUT process with pyinstrument (pip install pyinstrument)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.only and (bad := set(args.only) - set(KINDS)):
+        parser.error(f"--only: unknown variant(s) {', '.join(sorted(bad))}")
+    if args.profile and args.in_process:
+        parser.error("--profile profiles the SUT child processes; it cannot be combined with --in-process")
+    if min(args.events, args.in_flight, args.batch, args.chunk, args.rounds) < 1 or args.warmup < 0:
+        parser.error("--events, --in-flight, --batch, --chunk and --rounds must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.worker:
+        spec = WorkerSpec(**json.loads(args.worker))
+        asyncio.run(worker_main(spec, Path(args.profile) if args.profile else None))
+        return
+    asyncio.run(bench_main(args))
+
+
+if __name__ == "__main__":
+    main()
