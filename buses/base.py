@@ -99,6 +99,32 @@ class Consumer(abc.ABC):
     async def close(self) -> None: ...
 
 
+class StateStore(abc.ABC):
+    """One sensor's durable condition state on the bus: the latest snapshot, opaque bytes (the engine's JSON).
+
+    Saves are applied in call order and the last one wins. `save(b"")` clears the state: `load()` then returns
+    None again. A store belongs to the bus that made it and stops working when that bus is closed.
+    """
+
+    sensor: str
+    # The largest snapshot `save` accepts, in bytes (the bus's message size limit, 1 MiB by default).
+    max_size: int
+
+    @abc.abstractmethod
+    async def load(self) -> bytes | None:
+        """The latest saved snapshot for this sensor, None if never saved (or cleared). Sees every save that
+        returned before the call, from any client of the same bus. Raises BusError if the bus cannot answer."""
+
+    @abc.abstractmethod
+    async def save(self, snapshot: bytes) -> None:
+        """Replace the snapshot; returns only once the bus has durably stored it. Raises BusError otherwise,
+        including for a snapshot larger than `max_size` (the message names both sizes)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release this store's resources; the saved state stays on the bus."""
+
+
 class Bus(abc.ABC):
     """A connected event bus. `url` is printable (no credentials)."""
 
@@ -124,6 +150,11 @@ class Bus(abc.ABC):
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
         published afterwards will be delivered to it."""
+
+    @abc.abstractmethod
+    async def state_store(self, sensor: str) -> StateStore:
+        """The durable condition-state store of `sensor` (created on the bus if missing: a JetStream KV bucket,
+        a compacted Kafka topic). Raises BusError naming the bus and the cause."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -32,7 +32,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from buses import spec as bus_spec
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
+from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
 from engine.specbase import TLSConfig
@@ -345,6 +345,11 @@ class JetStreamBus(Bus):
     def closed(self) -> bool:
         return self.health is Health.CLOSED
 
+    @property
+    def max_payload(self) -> int:
+        """The largest message the server accepts (its `max_payload`, 1 MiB by default)."""
+        return self._nc.max_payload if self._nc is not None else 1024 * 1024
+
     def redact(self, text: str) -> str:
         for secret in filter(None, [self._credentials, *(self._credentials or "").split(":", 1),
                                     urlsplit(self._raw_url).password]):
@@ -478,6 +483,13 @@ class JetStreamBus(Bus):
             raise BusError(f"NATS at {self.url}: cannot create consumer {consumer.durable}: "
                            f"{self.redact(_describe(exc))}") from exc
         return consumer
+
+    async def state_store(self, sensor: str) -> StateStore:
+        """Key `sensor` (sanitized) of the KV bucket `sensorium-state`, created if missing
+        (buses/jetstream_state.py)."""
+        from buses.jetstream_state import open_state_store  # it imports this module
+
+        return await open_state_store(self, sensor)
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None

@@ -18,7 +18,7 @@ import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -34,12 +34,15 @@ from aiokafka.errors import (
     for_code,
 )
 
-from buses.base import Bus, ConsumerSpec, EventKey, Health
+from buses.base import Bus, ConsumerSpec, EventKey, Health, StateStore
 from buses.kafka_consumer import KafkaGroupConsumer, quietly
 from buses.spec import KafkaBus as KafkaBusSpec
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
 from engine.specbase import TLSConfig
+
+if TYPE_CHECKING:
+    from buses.kafka_state import KafkaStateTopic
 
 log = logging.getLogger("buses.kafka")
 
@@ -201,6 +204,7 @@ class KafkaBus(Bus):
         self._watcher: asyncio.Task[None] | None = None
         self._consumers: list[KafkaGroupConsumer] = []
         self._group_owner: str | None = None
+        self._state: KafkaStateTopic | None = None
         quiet_client_log()
 
     @classmethod
@@ -396,7 +400,18 @@ class KafkaBus(Bus):
         self._consumers.append(member)
         return member
 
+    async def state_store(self, sensor: str) -> StateStore:
+        """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka_state.py)."""
+        from buses.kafka_state import KafkaStateTopic  # it imports this module
+
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        self._state = self._state or KafkaStateTopic(self._kwargs(), self.where, request_timeout=self.request_timeout)
+        return await self._state.store(sensor)
+
     async def close(self) -> None:
+        if self._state is not None:
+            await self._state.close()
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

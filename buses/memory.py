@@ -2,7 +2,8 @@
 
 Same semantics as the JetStream bus: a `MemoryBroker` holds the log, one shared queue per consumer name that
 starts at the end of the log (DeliverNew), server-side dedup of event ids, and redelivery of a message that is
-not acknowledged within `ack_wait` or is nak'ed. `MemoryBus` objects are clients of a broker.
+not acknowledged within `ack_wait` or is nak'ed. `MemoryBus` objects are clients of a broker; the broker also
+keeps each sensor's condition-state snapshot (`states`), so a new client sees what an old one saved.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
+from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
+from buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
 from engine.errors import BusError
 
 
@@ -34,8 +36,10 @@ class _Record:
 class MemoryBroker:
     """The shared state several `MemoryBus` clients talk to (the in-memory stand-in for a server)."""
 
-    def __init__(self, duplicate_window: float = 300.0) -> None:
+    def __init__(self, duplicate_window: float = 300.0, max_snapshot: int = DEFAULT_MAX_SNAPSHOT) -> None:
         self.log: list[_Record] = []
+        self.states: dict[str, bytes] = {}  # sensor -> latest condition-state snapshot (b"" never stored)
+        self.max_snapshot = max_snapshot
         self.groups: dict[str, _Group] = {}
         self.duplicate_window = duplicate_window
         self._seen: dict[str, float] = {}
@@ -137,6 +141,23 @@ class MemoryConsumer(Consumer):
         self._closed = True
 
 
+class MemoryStateStore(SerialStateStore):
+    def __init__(self, bus: MemoryBus, sensor: str) -> None:
+        super().__init__(sensor, bus.broker.max_snapshot, f"{bus.url} state of {sensor!r}")
+        self._bus = bus
+
+    async def _load(self) -> bytes | None:
+        self._bus._check()
+        return self._bus.broker.states.get(self.sensor)
+
+    async def _save(self, snapshot: bytes) -> None:
+        self._bus._check()
+        if snapshot:
+            self._bus.broker.states[self.sensor] = snapshot
+        else:
+            self._bus.broker.states.pop(self.sensor, None)
+
+
 class MemoryBus(Bus):
     """A client of `broker` (a fresh private broker when none is given)."""
 
@@ -168,6 +189,11 @@ class MemoryBus(Bus):
         if not spec.keys:
             raise BusError(f"consumer {spec.name!r} has no event keys")
         return MemoryConsumer(self, self.broker.group(spec))
+
+    async def state_store(self, sensor: str) -> StateStore:
+        """A store in the broker's `states`: shared by every client of the broker (a "restart" keeps it)."""
+        self._check()
+        return MemoryStateStore(self, sensor)
 
     async def close(self) -> None:
         self.health = Health.CLOSED
