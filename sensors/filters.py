@@ -1,18 +1,23 @@
-"""Dependency filters (sensor stage): pure functions of (filter spec, event) returning verdicts, no I/O.
+"""Dependency filters (sensor stage): functions of (filter spec, event) returning verdicts.
 
 Ports pkg/sensors/dependencies/filter.go decision for decision, including the odd ones (no data passes,
 unparsable strings read as 0 by number filters, unanchored regexes, OR mode passing with errors); each odd
-decision is named in the verdict's `reason` so the trace can explain it.
+decision is named in the verdict's `reason` so the trace can explain it. Kinds run in Argo's order: exprs
+(govaluate, `sensors.expr`), data, context, time (`sensors.timefilter`), script (sandboxed Lua, `sensors.lua`).
+`check_filters` finds at load what Argo would only find event by event (expressions and Lua that do not compile,
+time filters its controller rejects). No I/O, except that script filters run Lua under a time limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from engine.cloudevent import CloudEvent
+from engine.gotemplate import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
 from engine.paths import (
     PathExpr,
     PathResult,
@@ -22,8 +27,12 @@ from engine.paths import (
     go_quote,
     parse_json,
 )
+from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
+from sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
 from sensors.re2 import compile_re2
-from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter
+from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
+from sensors.timefilter import TimeFilterError, check_time, validate_time_filter
+from sensors.transform import TransformError, decode_object
 
 FilterKind = Literal["exprs", "data", "context", "time", "script", "filters"]
 
@@ -56,6 +65,27 @@ class FilterVerdict:
         """The checks that did not pass, here and in `parts` (what a trace shows for a rejected event)."""
         return tuple(d for d in self.details if not d.passed) + tuple(
             d for part in self.parts for d in part.failures())
+
+
+@lru_cache(maxsize=512)
+def _template(text: str) -> ArgoTemplate:
+    """A data filter template as Argo runs it (Go text/template + sprig, RE2 regexes); raises
+    TemplateUnsupportedError for valid Go outside Sensorium's subset, keeps a Go parse error for each run."""
+    return ArgoTemplate(text, regex=compile_re2)
+
+
+def _apply_template(f: DataFilter, r: PathResult, or_mode: bool) -> tuple[PathResult | None, str | None]:
+    """The data filter `template` (F:240-276): executed with {"Input": r.String()}; its output, as a gjson
+    string, replaces the value; a parse or execution error, "" or "<no value>" is an error."""
+    try:
+        out = _template(f.template).execute(r.string())
+    except TemplateEmptyError:
+        if or_mode:
+            return None, f"template evaluated to empty string or no value: '{f.template}'"
+        return None, f"template '{f.template}' evaluated to empty string or no value"
+    except TemplateError as exc:
+        return None, str(exc)
+    return PathResult(True, "String", go_quote(out), out), None
 
 
 @lru_cache(maxsize=1024)
@@ -156,11 +186,14 @@ def data_filters(filters: Sequence[DataFilter] | None, operator: str, event: Clo
             error = f"{expr.describe()} does not exist" + (f" ({r.error})" if r.error else "")
         elif not f.value:
             error = "no values specified"
-        elif f.template:
-            error = "data filter templates are not supported yet"
         else:
-            outcome, reason = _match_one(f, r)
-            passed, error = outcome is True, reason if outcome is None else None
+            if f.template:
+                templated, error = _apply_template(f, r, or_mode)
+                if templated is not None:
+                    r = templated
+            if error is None:
+                outcome, reason = _match_one(f, r)
+                passed, error = outcome is True, reason if outcome is None else None
         details.append(FilterDetail(expr.describe(), r.string() if r.exists else None, tuple(f.value),
                                     f.comparator, f.type, passed, error or reason))
         if error is not None:
@@ -178,11 +211,122 @@ def data_filters(filters: Sequence[DataFilter] | None, operator: str, event: Clo
     return FilterVerdict("data", True, None, tuple(details), "every filter passed (and)")
 
 
+# ---- expr filters ------------------------------------------------------------------------------------------
+
+def _binding(value: Any) -> str:
+    return go_quote(value) if isinstance(value, str) else go_sprint(value)
+
+
+def expr_filters(filters: Sequence[ExprFilter] | None, operator: str, event: CloudEvent) -> FilterVerdict:
+    """filterExpr (F:114-193): fields bound from the data, govaluate result must be the boolean true.
+    AND returns at the first false expression or error; OR at the first true one, errors collected."""
+    if filters is None:
+        return FilterVerdict("exprs", True)
+    if event.data is None:
+        return FilterVerdict("exprs", True, reason="the event has no data, so expr filters pass (Argo)")
+    try:
+        doc = parse_json(event.data)
+    except ValueError:
+        return FilterVerdict("exprs", False, "expr filter error (event data not valid JSON)")
+    or_mode = operator == "or"
+    errors: list[str] = []
+    details: list[FilterDetail] = []
+
+    def detail(f: ExprFilter, seen: str | None, passed: bool, reason: str) -> None:
+        details.append(FilterDetail(f"expr '{f.expr}'", seen, ("true",), "==", "expr", passed, reason))
+
+    for f in filters:
+        params: dict[str, Any] = {}
+        missing: str | None = None
+        for field in f.fields:
+            path = _expr(field.path, field.json_path, field.jmes_path)
+            r = path.get_value(doc)
+            if not r.exists:
+                missing = f"{path.describe()} does not exist" + (f" ({r.error})" if r.error else "")
+                break
+            params[field.name] = json_value(r.value)
+        seen = ", ".join(f"{k}={_binding(v)}" for k, v in params.items()) or None
+        if missing is not None:
+            detail(f, seen, False, missing)
+            if not or_mode:
+                return FilterVerdict("exprs", False, f"expr filter error ({missing})", tuple(details))
+            errors.append(missing)
+            continue
+        if not params:
+            detail(f, None, True, "no field is bound, so the expression is skipped (Argo)")
+            continue
+        try:
+            result = evaluate(f.expr, params)
+        except (ExprError, ExprEvalError) as exc:
+            detail(f, seen, False, str(exc))
+            if not or_mode:
+                return FilterVerdict("exprs", False, f"expr filter error ({exc})", tuple(details))
+            errors.append(str(exc))
+            continue
+        passed = result is True
+        shown = _binding(result)
+        detail(f, seen, passed, f"evaluated to {shown}" if isinstance(result, bool) or result is None
+               else f"evaluated to {shown}, which is not the boolean true")
+        if passed and or_mode:
+            return FilterVerdict("exprs", True, None, tuple(details), "an expression is true (or)")
+        if not passed and not or_mode:
+            return FilterVerdict("exprs", False, None, tuple(details), "an expression is not true (and)")
+    if or_mode:
+        error = f"expr filter errors [{' / '.join(errors)}]" if errors else None
+        return FilterVerdict("exprs", False, error, tuple(details), "no expression is true (or)")
+    return FilterVerdict("exprs", True, None, tuple(details), "every expression is true (and)")
+
+
+# ---- time and script filters -------------------------------------------------------------------------------
+
+def time_filter(spec: TimeFilter | None, event: CloudEvent) -> FilterVerdict:
+    """filterTime (F:469-506): the event `time` in [start, stop), the window crossing midnight when stop < start."""
+    if spec is None:
+        return FilterVerdict("time", True)
+    zone = f" ({spec.timezone})" if spec.timezone else " (UTC)"
+    try:
+        check = check_time(spec.start, spec.stop, spec.timezone, event.time)
+    except TimeFilterError as exc:
+        error = f"time filter error ({exc})"
+        detail = FilterDetail("time", event.time or None, (spec.start, spec.stop), "in", "time" + zone, False,
+                              str(exc))
+        return FilterVerdict("time", False, error, (detail,))
+    detail = FilterDetail("time", check.event, (check.start, check.stop), "in", "time" + zone, check.passed,
+                          check.reason)
+    return FilterVerdict("time", check.passed, None, (detail,), check.reason)
+
+
+def script_filter(script: str, event: CloudEvent) -> FilterVerdict:
+    """filterScript (F:508-541): the Lua chunk's last returned value must be exactly `true`; errors are fatal."""
+    if not script:
+        return FilterVerdict("script", True)
+    if event.data is None:
+        return FilterVerdict("script", True, reason="the event has no data, so the script filter passes (Argo)")
+    try:
+        data = decode_object(event.data)
+        result = run_script(script, data, max_memory=memory_limit(len(event.data)))
+    except (TransformError, LuaScriptError) as exc:
+        detail = FilterDetail("script", None, ("true",), "==", "script", False, str(exc))
+        return FilterVerdict("script", False, f"script filter error ({exc})", (detail,))
+    seen = result.type_name if not result.returned else ("true" if result.is_true else result.type_name)
+    if result.is_true:
+        reason = "the script returned true"
+    elif not result.returned:
+        reason = "the script returned nothing, which is not true"
+    else:
+        reason = f"the script returned a {result.type_name} value that is not true"
+    detail = FilterDetail("script", seen, ("true",), "==", "script", result.is_true, reason)
+    return FilterVerdict("script", result.is_true, None, (detail,), reason)
+
+
+# ---- combination ------------------------------------------------------------------------------------------
+
 def combine_filters(operator: str, kinds: Sequence[tuple[bool, FilterVerdict]]) -> FilterVerdict:
-    """filterEvent (F:45-109) over (kind is set, verdict) pairs given in Argo's order exprs, data, context,
-    time, script. AND: an error fails at once; OR: only set kinds vote, errors are joined and returned with
-    the decision, so (passed, error) is possible. Script errors are fatal in both modes."""
-    parts = tuple(v for _, v in kinds)
+    """filterEvent (F:57-109) over (kind is set, verdict) pairs given in Argo's order exprs, data, context,
+    time, script. AND: an error fails at once; OR: only set kinds vote, errors are joined with " / " and
+    returned with the vote, so (passed, error) is possible. Script errors are fatal in both modes.
+    `parts` holds the verdicts of the kinds that are set."""
+    parts = tuple(v for is_set, v in kinds if is_set)
     for _, verdict in kinds:
         if verdict.error is not None and (verdict.kind == "script" or operator != "or"):
             return FilterVerdict("filters", False, verdict.error, parts=parts, reason=f"{verdict.kind} error")
@@ -202,29 +346,82 @@ def combine_filters(operator: str, kinds: Sequence[tuple[bool, FilterVerdict]]) 
 
 
 def unsupported(spec: EventDependencyFilter) -> list[tuple[str, str]]:
-    """(field, message) for each filter feature this version cannot evaluate yet."""
+    """(field, message) for each filter feature this version cannot evaluate: templates using Go template
+    features or sprig functions outside engine.gotemplate's subset."""
     found: list[tuple[str, str]] = []
-    if spec.exprs is not None:
-        found.append(("exprs", "expression filters are not supported yet"))
-    if spec.time is not None:
-        found.append(("time", "time filters are not supported yet"))
-    if spec.script:
-        found.append(("script", "script filters are not supported yet"))
     for i, f in enumerate(spec.data or ()):
         if f.template:
-            found.append((f"data.{i}.template", "data filter templates are not supported yet"))
+            try:
+                _template(f.template)
+            except TemplateUnsupportedError as exc:
+                found.append((f"data.{i}.template", str(exc)))
     return found
 
 
+def check_filters(spec: EventDependencyFilter) -> list[tuple[str, str]]:
+    """(field, message) for each filter that can be found broken at load: expressions, Lua scripts and data
+    filter templates that do not compile, time filters Argo's controller rejects. Argo finds these event by
+    event (every event fails the filter); Sensorium refuses the sensor."""
+    found: list[tuple[str, str]] = []
+    for i, f in enumerate(spec.exprs or ()):
+        try:
+            compile_expr(f.expr)
+        except ExprError as exc:
+            found.append((f"exprs.{i}.expr", f"expression {f.expr!r} does not compile: {exc}"))
+    if spec.time is not None:
+        try:
+            validate_time_filter(spec.time.start, spec.time.stop, spec.time.timezone)
+        except TimeFilterError as exc:
+            found.append(("time", str(exc)))
+    if spec.script:
+        try:
+            check_syntax(spec.script)
+        except LuaScriptError as exc:
+            found.append(("script", f"Lua script does not compile: {exc}"))
+    for i, data in enumerate(spec.data or ()):
+        if data.template:
+            try:
+                parse_error = _template(data.template).parse_error
+            except TemplateUnsupportedError:
+                continue  # reported by `unsupported`
+            if parse_error is not None:
+                found.append((f"data.{i}.template", f"template does not parse: {parse_error}"))
+    return found
+
+
+# Argo's Filter() (filter.go) returns `false, err` whenever filterEvent returned an error, so in Argo an OR-mode
+# event that passed one kind but got an error from another is discarded; the listener's "passed but with
+# filtering error" branch is unreachable. The semantics reference (sections 2.2, 7, 8) specifies the opposite
+# (the event passes with the error), and Sensorium follows the reference. Set this to True to follow Filter().
+DISCARD_ON_FILTER_ERROR = False
+
+
 def evaluate_filters(spec: EventDependencyFilter | None, operator: str, event: CloudEvent) -> FilterVerdict:
-    """All of a dependency's filters; raises ValueError for kinds listed by `unsupported`."""
+    """All of a dependency's filters in Argo's order (exprs, data, context, time, script); AND mode stops at
+    the first error, OR mode collects errors (a script error always stops). See DISCARD_ON_FILTER_ERROR."""
     if spec is None:
         return FilterVerdict("filters", True, reason="no filters")
     problems = unsupported(spec)
     if problems:
         raise ValueError("; ".join(f"filters.{field}: {message}" for field, message in problems))
-    data = data_filters(spec.data, spec.data_logical_operator, event)
-    if data.error is not None and operator != "or":
-        return combine_filters(operator, [(spec.data is not None, data)])
-    context = context_filter(spec.context, event)
-    return combine_filters(operator, [(spec.data is not None, data), (spec.context is not None, context)])
+    or_mode = operator == "or"
+    kinds: list[tuple[bool, FilterVerdict]] = []
+    steps: tuple[tuple[bool, Callable[[], FilterVerdict]], ...] = (
+        (spec.exprs is not None, lambda: expr_filters(spec.exprs, spec.expr_logical_operator, event)),
+        (spec.data is not None, lambda: data_filters(spec.data, spec.data_logical_operator, event)),
+        (spec.context is not None, lambda: context_filter(spec.context, event)),
+        (spec.time is not None, lambda: time_filter(spec.time, event)),
+        (bool(spec.script), lambda: script_filter(spec.script, event)),
+    )
+    for is_set, run in steps:
+        verdict = run()
+        kinds.append((is_set, verdict))
+        if verdict.error is not None and (not or_mode or verdict.kind == "script"):
+            break
+    combined = combine_filters(operator, kinds)
+    if DISCARD_ON_FILTER_ERROR and combined.error is not None and combined.passed:
+        return dataclasses.replace(
+            combined, passed=False,
+            reason="a filter kind passed (or), but Argo's Filter() discards any event whose filters reported "
+                   "an error")
+    return combined

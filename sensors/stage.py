@@ -12,9 +12,10 @@ from datetime import datetime
 
 from engine.cloudevent import CloudEvent
 from sensors.conditions import Condition, compile_condition
-from sensors.filters import FilterVerdict, evaluate_filters, unsupported
+from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
 from sensors.spec import EventDependency, Sensor
 from sensors.state import ConditionState
+from sensors.transform import TransformConfigError, TransformResult, apply_transform, check_transform
 
 
 class StageConfigError(ValueError):
@@ -27,12 +28,18 @@ class StageConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DependencyVerdict:
-    """A dependency whose (eventSourceName, eventName) matched the event, and its filter decision."""
+    """A dependency whose (eventSourceName, eventName) matched the event, and its filter decision.
+
+    `transform` is the dependency's transform of the event (None without one); its `event` is what the
+    filters saw and what a firing carries. A failed transform drops the event: `passed` is False and `error`
+    says why (the filters did not run).
+    """
 
     name: str
     passed: bool
     error: str | None
     filters: FilterVerdict
+    transform: TransformResult | None = None
 
 
 @dataclass(frozen=True)
@@ -66,16 +73,33 @@ class StageResult:
 
 
 def _refuse_unsupported(index: int, dep: EventDependency) -> None:
+    """Load-time checks: unsupported features, and expressions, scripts, jq programs and time filters that
+    could never run (Argo would only find them event by event)."""
     where = f"spec.dependencies.{index}"
-    if dep.transform is not None and (dep.transform.jq or dep.transform.script):
-        raise StageConfigError(f"{where}.transform", "dependency transforms are not supported yet")
+    try:
+        check_transform(dep.transform)
+    except TransformConfigError as exc:
+        raise StageConfigError(f"{where}.transform.{exc.field}", str(exc)) from None
     if dep.filters is not None:
-        for field, message in unsupported(dep.filters):
+        for field, message in unsupported(dep.filters) + check_filters(dep.filters):
             raise StageConfigError(f"{where}.filters.{field}", message)
 
 
+def _dependency(dep: EventDependency, event: CloudEvent) -> tuple[DependencyVerdict, CloudEvent]:
+    """Transform (L:176-185), then filters on the transformed event (L:187-212)."""
+    transform = apply_transform(dep.transform, event)
+    if transform is not None:
+        if transform.event is None:
+            dropped = FilterVerdict("filters", False, transform.error, reason=transform.reason)
+            return DependencyVerdict(dep.name, False, transform.error, dropped, transform), event
+        event = transform.event
+    result = evaluate_filters(dep.filters, dep.filters_logical_operator, event)
+    return DependencyVerdict(dep.name, result.passed, result.error, result, transform), event
+
+
 class SensorStage:
-    """One sensor's dependencies, filters and conditions; StageConfigError for features not supported yet."""
+    """One sensor's dependencies, transforms, filters and conditions; StageConfigError at construction for
+    unsupported features and for programs that can never run (expressions, Lua, jq, templates, time filters)."""
 
     def __init__(self, sensor: Sensor, state: ConditionState | None = None) -> None:
         self.sensor = sensor
@@ -91,18 +115,20 @@ class SensorStage:
 
     def process(self, event: CloudEvent, now: datetime) -> StageResult:
         verdicts: list[DependencyVerdict] = []
+        passed: dict[str, CloudEvent] = {}
         for dep in self.sensor.spec.dependencies:
             if (dep.event_source_name, dep.event_name) != (event.source, event.subject):
                 continue
-            result = evaluate_filters(dep.filters, dep.filters_logical_operator, event)
-            verdicts.append(DependencyVerdict(dep.name, result.passed, result.error, result))
-        passed = {v.name for v in verdicts if v.passed}
+            verdict, seen = _dependency(dep, event)
+            verdicts.append(verdict)
+            if verdict.passed:
+                passed[dep.name] = seen
         conditions: list[ConditionVerdict] = []
         firings: list[Firing] = []
         for trigger, condition in self.conditions.items():
             for dep_name in condition.names():  # Argo processes a trigger's matching deps in this order
                 if dep_name in passed:
-                    self._accumulate(trigger, condition, dep_name, event, now, conditions, firings)
+                    self._accumulate(trigger, condition, dep_name, passed[dep_name], now, conditions, firings)
         return StageResult(event, tuple(verdicts), tuple(conditions), tuple(firings))
 
     def _accumulate(self, trigger: str, condition: Condition, dep: str, event: CloudEvent, now: datetime,

@@ -113,8 +113,9 @@ def test_combine_script_error_is_fatal_in_or_mode() -> None:
 
 
 def test_unsupported_kinds_raise() -> None:
-    spec = filters({"exprs": [{"expr": "a == 1", "fields": [{"name": "a", "path": "a"}]}],
-                    "script": "return true"})
-    with pytest.raises(ValueError, match=r"^filters\.exprs: expression filters are not supported yet; "
-                                         r"filters\.script: script filters are not supported yet$"):
+    spec = filters({"data": [{"path": "a", "type": "string", "value": ["x"],
+                              "template": '{{ genPrivateKey "rsa" }}'}]})
+    with pytest.raises(ValueError, match=r'^filters\.data\.0\.template: template: param:1: unsupported function '
+                                         r'"genPrivateKey" \(a sprig function outside Sensorium\'s template '
+                                         r'subset\)$'):
         evaluate_filters(spec, "", EVENT)

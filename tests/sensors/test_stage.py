@@ -143,16 +143,11 @@ def test_state_of_removed_triggers_and_dependencies_is_dropped() -> None:
 
 
 @pytest.mark.parametrize(("extra", "field", "message"), [
-    ({"filters": {"exprs": [{"expr": "a == 1", "fields": [{"name": "a", "path": "a"}]}]}},
-     "spec.dependencies.1.filters.exprs", "expression filters are not supported yet"),
-    ({"filters": {"time": {"start": "09:00:00", "stop": "17:00:00"}}},
-     "spec.dependencies.1.filters.time", "time filters are not supported yet"),
-    ({"filters": {"script": "return true"}}, "spec.dependencies.1.filters.script",
-     "script filters are not supported yet"),
-    ({"filters": {"data": [{"path": "a", "type": "string", "value": ["x"], "template": "{{ .Input }}"}]}},
-     "spec.dependencies.1.filters.data.0.template", "data filter templates are not supported yet"),
-    ({"transform": {"jq": ".body"}}, "spec.dependencies.1.transform",
-     "dependency transforms are not supported yet"),
+    ({"filters": {"data": [{"path": "a", "type": "string", "value": ["x"], "template": "{{ define \"x\" }}"}]}},
+     "spec.dependencies.1.filters.data.0.template", "template: param:1: unsupported template action 'define' "
+                                                    "(named templates are not part of Sensorium's template subset)"),
+    ({"filters": {"data": [{"path": "a", "type": "string", "value": ["x"], "template": "{{ .Input "}]}},
+     "spec.dependencies.1.filters.data.0.template", "template does not parse: template: param:1: unclosed action"),
 ])
 def test_unsupported_features_are_refused_at_construction(extra: dict[str, Any], field: str,
                                                            message: str) -> None:
