@@ -14,7 +14,9 @@ from engine.cloudevent import CloudEvent
 from sensors.conditions import Condition, compile_condition
 from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
 from sensors.spec import EventDependency, Sensor
+from sensors.reset import ResetSchedule, cutoff
 from sensors.state import ConditionState
+from triggers.spec import Trigger
 from sensors.transform import TransformConfigError, TransformResult, apply_transform, check_transform
 
 
@@ -97,6 +99,16 @@ def _dependency(dep: EventDependency, event: CloudEvent) -> tuple[DependencyVerd
     return DependencyVerdict(dep.name, result.passed, result.error, result, transform), event
 
 
+def _resets(index: int, trigger: Trigger) -> tuple[ResetSchedule, ...]:
+    schedules = []
+    for n, reset in enumerate(trigger.template.conditions_reset or ()):
+        try:
+            schedules.append(ResetSchedule.compile(reset.by_time.cron, reset.by_time.timezone))
+        except ValueError as exc:
+            raise StageConfigError(f"spec.triggers.{index}.template.conditionsReset.{n}.byTime", str(exc)) from None
+    return tuple(schedules)
+
+
 class SensorStage:
     """One sensor's dependencies, transforms, filters and conditions; StageConfigError at construction for
     unsupported features and for programs that can never run (expressions, Lua, jq, templates, time filters)."""
@@ -110,6 +122,7 @@ class SensorStage:
         self.conditions: dict[str, Condition] = {
             t.template.name: compile_condition(t.template.conditions, names) for t in spec.triggers}
         self._order = {name: i for i, name in enumerate(names)}
+        self._resets = {t.template.name: _resets(i, t) for i, t in enumerate(spec.triggers)}
         self.state = state if state is not None else ConditionState()
         self.state.prune({t: c.names() for t, c in self.conditions.items() if c.has_and()})
 
@@ -137,6 +150,9 @@ class SensorStage:
             conditions.append(ConditionVerdict(trigger, condition.text, dep, (dep,), True, True))
             firings.append(Firing(trigger, {dep: event}))
             return
+        expired_before = cutoff(self._resets[trigger], now)
+        if expired_before is not None:
+            self.state.clear_before(trigger, expired_before)  # conditionsReset.byTime
         held = self.state.held(trigger)
         received = set(held) | {dep}
         satisfied = condition.evaluate(received)

@@ -41,6 +41,7 @@ class ConditionState:
 
     def __init__(self) -> None:
         self._held: dict[str, dict[str, Held]] = {}
+        self.changes = 0  # bumped by every mutation: the engine persists the state when it moved
 
     def held(self, trigger: str) -> dict[str, CloudEvent]:
         return {dep: h.event for dep, h in self._held.get(trigger, {}).items()}
@@ -51,13 +52,18 @@ class ConditionState:
     def store(self, trigger: str, dependency: str, event: CloudEvent, now: datetime) -> None:
         """Keep `event` as the latest for `dependency`, replacing an older one."""
         self._held.setdefault(trigger, {})[dependency] = Held(event, now)
+        self.changes += 1
 
     def clear(self, trigger: str) -> None:
-        self._held.pop(trigger, None)
+        if self._held.pop(trigger, None):
+            self.changes += 1
 
     def clear_before(self, trigger: str, cutoff: datetime) -> None:
         """Drop events stored before `cutoff` (conditionsReset catching up on a missed tick)."""
-        kept = {d: h for d, h in self._held.get(trigger, {}).items() if h.stored_at >= cutoff}
+        before = self._held.get(trigger, {})
+        kept = {d: h for d, h in before.items() if h.stored_at >= cutoff}
+        if len(kept) != len(before):
+            self.changes += 1
         if kept:
             self._held[trigger] = kept
         else:
@@ -92,3 +98,4 @@ class ConditionState:
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"malformed condition state snapshot: {exc}") from None
         self._held = held
+        self.changes += 1

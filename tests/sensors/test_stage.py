@@ -159,3 +159,27 @@ def test_unsupported_features_are_refused_at_construction(extra: dict[str, Any],
 
 def test_empty_transform_is_accepted() -> None:
     SensorStage(sensor([dep("A", transform={})], [trigger("t")]))
+
+
+def test_conditions_reset_by_time_expires_partial_matches() -> None:
+    reset = trigger("t", "A && B")
+    reset["template"]["conditionsReset"] = [{"byTime": {"cron": "0 * * * *", "timezone": "UTC"}}]
+    stage = SensorStage(sensor(AB, [reset]))
+    before_tick = datetime(2024, 7, 15, 10, 59, 30, tzinfo=UTC)
+    assert stage.process(ev("A", "a1"), before_tick).firings == ()
+    changes = stage.state.changes
+    result = stage.process(ev("B", "b1"), before_tick + timedelta(minutes=1))  # 11:00:30: a1 expired at 11:00
+    assert result.firings == ()
+    assert stage.state.changes > changes
+    assert set(stage.state.held("t")) == {"B"}
+    result = stage.process(ev("A", "a2"), before_tick + timedelta(minutes=2))
+    assert [(f.trigger, {d: e.id for d, e in f.events.items()}) for f in result.firings] == [
+        ("t", {"A": "a2", "B": "b1"})]
+
+
+def test_conditions_reset_with_a_bad_cron_is_a_load_error() -> None:
+    reset = trigger("t", "A && B")
+    reset["template"]["conditionsReset"] = [{"byTime": {"cron": "@daily"}}]
+    with pytest.raises(StageConfigError) as info:
+        SensorStage(sensor(AB, [reset]))
+    assert info.value.field == "spec.triggers.0.template.conditionsReset.0.byTime"
