@@ -4,14 +4,18 @@ This is the only place that performs side effects between stages and decides ack
 acked only after every firing it caused has reached a terminal outcome (success, or failure after the last
 retry), and the bus is told `in_progress` while firings are still running. Firings of different deliveries run
 concurrently (bounded by `max_in_flight`); the sensor stage itself runs in delivery order.
+
+With an enabled tracer it also emits a trace record per step (received, dependency, transform, filter, condition,
+firing, param, request, response, retry, outcome, ack); building or emitting a record never fails the pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -19,9 +23,21 @@ from typing import Protocol
 from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_structured
 from engine.errors import BusError
-from engine.trace import NULL_TRACER, Tracer
+from engine.trace import NULL_TRACER, Acknowledged, Received, Tracer, TraceRecord
+from engine.tracesteps import chain, firing_started, outcome_records, param_records, stage_records
+from sensors.stage import StageResult
+from triggers.params import PARAM_OBSERVER, Resolved
+from triggers.spec import Trigger, TriggerParameter
 
 log = logging.getLogger("sensorium.engine")
+
+
+def _attributes(event: CloudEvent) -> dict[str, str]:
+    attrs = {"id": event.id, "source": event.source, "type": event.type, "subject": event.subject,
+             "datacontenttype": event.datacontenttype, "time": event.time}
+    if event.extensions:
+        attrs.update(event.extensions)
+    return attrs
 
 
 class Outcome(Protocol):
@@ -74,12 +90,33 @@ class SensorRunner:
         self._slots = asyncio.Semaphore(settings.max_in_flight)
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._firing_seq = 0
+        self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
+        self._tracing = bool(getattr(tracer, "enabled", True))
+
+    def _trace(self, records: Iterable[TraceRecord]) -> None:
+        """Hand records to the tracer; a failure here (building or emitting) never reaches the pipeline."""
+        try:
+            for record in records:
+                self.tracer.emit(record)
+        except Exception as exc:
+            log.debug("sensor %s: trace record dropped: %r", self.sensor, exc)
+
+    def _trace_ack(self, event_id: str | None, delivery: Delivery, action: str, reason: str) -> None:
+        if self._tracing:
+            self._trace((Acknowledged(sensor=self.sensor, event=event_id, position=delivery.position,
+                                      action=action, reason=reason),))
 
     async def prepare(self) -> None:
         """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
         spec = ConsumerSpec(name=consumer_name(self.sensor), keys=self.keys, ack_wait=self.settings.ack_wait,
                             max_in_flight=max(self.settings.max_in_flight * 4, 1000))
         self._consumer = await self.bus.consumer(spec)
+        attach = getattr(self.tracer, "attach_bus", None)
+        if self._tracing and callable(attach):
+            try:
+                attach(self.bus)
+            except Exception as exc:
+                log.debug("sensor %s: trace bus not attached: %r", self.sensor, exc)
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._consumer is None:
@@ -103,26 +140,49 @@ class SensorRunner:
         finally:
             heartbeat.cancel()
             await self._consumer.close()
+            await self._flush_trace()
+
+    async def _flush_trace(self) -> None:
+        """Let the tracer write what it holds while the bus is still open (bounded, never raises)."""
+        flush = getattr(self.tracer, "flush", None)
+        if self._tracing and callable(flush):
+            try:
+                await asyncio.wait_for(flush(), 5.0)
+            except Exception as exc:
+                log.debug("sensor %s: trace flush failed: %r", self.sensor, exc)
 
     async def _handle(self, delivery: Delivery) -> None:
+        tracing = self._tracing
         try:
             event = decode_structured(delivery.body)
         except DecodeError as exc:
             log.warning("sensor %s: skipping message at %s: not a CloudEvent: %s", self.sensor,
                         delivery.position, exc)
-            self.tracer.emit("received", sensor=self.sensor, position=delivery.position, error=str(exc))
+            if tracing:
+                self._trace((Received(sensor=self.sensor, event=None, bus=self.bus.url, position=delivery.position,
+                                      delivery=getattr(delivery, "delivery_count", None),
+                                      data_bytes=len(delivery.body), error=str(exc)),))
             await delivery.ack()
+            self._trace_ack(None, delivery, "ack", "not a CloudEvent: skipped")
             return
-        self.tracer.emit("received", sensor=self.sensor, event_id=event.id, position=delivery.position)
+        if tracing:
+            self._trace((Received(sensor=self.sensor, event=event.id, bus=self.bus.url, position=delivery.position,
+                                  delivery=getattr(delivery, "delivery_count", None),
+                                  attributes=_attributes(event),
+                                  data_bytes=len(event.data) if event.data is not None else 0),))
         try:
             result = self.stage.process(event, self.clock())
-        except Exception:  # a bug in a stage must not stop the sensor; the event is logged, not lost silently
+        except Exception as exc:  # a bug in a stage must not stop the sensor; the event is logged, not lost silently
             log.exception("sensor %s: event %s at %s could not be processed", self.sensor, event.id,
                           delivery.position)
             await delivery.ack()
+            self._trace_ack(event.id, delivery, "ack", f"the sensor stage failed: {type(exc).__name__}")
             return
+        if tracing and isinstance(result, StageResult):
+            self._trace(stage_records(self.sensor, result))
         if not result.firings:
             await delivery.ack()
+            self._trace_ack(event.id, delivery, "ack", "nothing to fire")
             return
         await self._slots.acquire()
         task = asyncio.create_task(self._fire_all(event, result.firings, delivery))
@@ -130,22 +190,44 @@ class SensorRunner:
 
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery) -> None:
         try:
-            outcomes = await asyncio.gather(*(self._fire(f) for f in firings))
+            outcomes = await asyncio.gather(*(self._fire(f, event.id) for f in firings))
+            failed = 0
             for firing, outcome in zip(firings, outcomes, strict=True):
                 if not outcome.success:
+                    failed += 1
                     log.error("sensor %s: trigger %s failed for event %s: %s", self.sensor, firing.trigger,
                               event.id, outcome.error)
             await delivery.ack()
+            if self._tracing:
+                done = f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
+                self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:
             await delivery.nak()
+            self._trace_ack(event.id, delivery, "nak", "shutting down before its firings finished: redelivery")
             raise
         finally:
             self._slots.release()
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _fire(self, firing: FiringLike) -> Outcome:
+    async def _fire(self, firing: FiringLike, event_id: str) -> Outcome:
         self._firing_seq += 1
-        return await self.executors[firing.trigger].fire(firing.events)
+        executor = self.executors[firing.trigger]
+        if not self._tracing:
+            return await executor.fire(firing.events)
+        firing_id = f"{self._run_id}-{self._firing_seq}"
+        self._trace((firing_started(self.sensor, event_id, firing_id, firing.trigger,
+                                    str(getattr(executor, "kind", "")), firing.events),))
+        observed: list[tuple[TriggerParameter, Resolved]] = []
+        token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
+        try:  # this coroutine runs in its own task (gather), so the observer sees only this firing
+            outcome = await executor.fire(firing.events)
+        finally:
+            PARAM_OBSERVER.reset(token)
+        trigger = getattr(executor, "trigger", None)
+        self._trace(chain(param_records(self.sensor, event_id, firing_id, trigger, observed)
+                          if isinstance(trigger, Trigger) else (),
+                          outcome_records(self.sensor, event_id, firing_id, outcome)))
+        return outcome
 
     async def _heartbeat(self) -> None:
         interval = max(self.settings.ack_wait / 3, 0.2)
@@ -163,7 +245,7 @@ class SensorRunner:
             return
         tasks = list(self._in_flight)
         started = time.monotonic()
-        done, pending = await asyncio.wait(tasks, timeout=self.settings.drain_timeout)
+        _done, pending = await asyncio.wait(tasks, timeout=self.settings.drain_timeout)
         for task in pending:
             task.cancel()
         if pending:

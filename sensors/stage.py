@@ -13,11 +13,11 @@ from datetime import datetime
 from engine.cloudevent import CloudEvent
 from sensors.conditions import Condition, compile_condition
 from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
-from sensors.spec import EventDependency, Sensor
 from sensors.reset import ResetSchedule, cutoff
+from sensors.spec import EventDependency, Sensor
 from sensors.state import ConditionState
-from triggers.spec import Trigger
 from sensors.transform import TransformConfigError, TransformResult, apply_transform, check_transform
+from triggers.spec import Trigger
 
 
 class StageConfigError(ValueError):

@@ -29,6 +29,7 @@ from triggers.params import (
     check_supported,
     construct_payload,
     marshal_ordered,
+    observe,
     resolve_param_value,
     spec_json,
 )
@@ -188,6 +189,7 @@ def build_request(template: TriggerTemplate, trigger_params: Sequence[TriggerPar
             resolved = resolve_param_value(dynamic.src, events)
         except TriggerError as exc:
             raise ParamError(f"failed to resolve the value for dynamicHeader {dynamic.dest}, {exc}") from None
+        observe(dynamic, resolved)
         if resolved.value is not None:  # absent dependency without value: skipped (Argo dereferences nil)
             _put(headers, dynamic.dest, resolved.value)
     names: set[str] = set()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,21 @@ class Resolved:
 
     value: str | None
     kind: str = STRING
+
+
+# The engine's trace sets this per firing (a context variable, so concurrent firings do not mix): it is told
+# every parameter resolved while the request is built, with the value used. None (the default) costs nothing.
+PARAM_OBSERVER: ContextVar[Callable[[TriggerParameter, Resolved], None] | None] = ContextVar(
+    "sensorium_param_observer", default=None)
+
+
+def observe(param: TriggerParameter, resolved: Resolved) -> None:
+    observer = PARAM_OBSERVER.get()
+    if observer is not None:
+        try:
+            observer(param, resolved)
+        except Exception:  # tracing must never fail a firing
+            pass
 
 
 # ---- construction-time checks ----------------------------------------------------------------------------
@@ -203,6 +219,7 @@ def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
     text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
     for param in params or ():
         resolved = resolve_param_value(param.src, events)
+        observe(param, resolved)
         if resolved.value is None:
             continue
         value, kind = resolved.value, resolved.kind
@@ -223,6 +240,7 @@ def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[Trigger
     text = ""
     for param in params or ():
         resolved = resolve_param_value(param.src, events)
+        observe(param, resolved)
         if param.dest == "":
             if resolved.value is not None:
                 return resolved.value.encode()

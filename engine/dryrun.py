@@ -1,0 +1,253 @@
+"""`sensorium test`: one Sensor against CloudEvent files, through the engine's own sensor stage and the HTTP
+trigger's pure request building. Sends nothing, needs no bus; a missing secret becomes the firing's error.
+
+Loading problems raise ConfigError(s) with FILE:LINE (exit 2); whatever the sensor decides is a result.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.assemble import check_document
+from engine.cloudevent import CloudEvent, DecodeError, from_mapping
+from engine.config import ConfigErrors, Origin, _load_one, load_documents
+from engine.documents import Sensor
+from engine.errors import ConfigError, TriggerError
+from engine.secrets import Secrets
+from engine.trace import FiringDone, Received, TraceRecord, Unmatched
+from engine.tracefmt import HumanFormat
+from engine.tracesteps import firing_started, param_records, request_record, stage_records
+from sensors.stage import Firing, SensorStage, StageResult
+from triggers.httprequest import HttpRequest, build_request, safe_url
+from triggers.params import PARAM_OBSERVER, Resolved
+from triggers.spec import Trigger, TriggerParameter
+
+DRY_BUS = ""  # no bus: the position is FILE:LINE
+
+
+@dataclass(frozen=True)
+class LoadedEvent:
+    file: str
+    line: int
+    event: CloudEvent
+
+
+@dataclass(frozen=True)
+class FiringResult:
+    firing: str
+    trigger: str
+    events: dict[str, str]
+    request: HttpRequest | None
+    error: str | None
+    failed: bool  # an HTTP trigger whose request could not be built (not: a trigger that sends no request)
+
+
+@dataclass
+class DryRun:
+    sensor: str
+    results: list[StageResult] = field(default_factory=list)
+    firings: list[FiringResult] = field(default_factory=list)
+    records: list[TraceRecord] = field(default_factory=list)
+
+
+# ---- loading ------------------------------------------------------------------------------------------------
+
+def load_sensor(path: str, name: str | None = None) -> Sensor:
+    """The one Sensor in `path` (or the one named `name`); other kinds are ignored. Raises ConfigError(s)."""
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError("is a directory: give the YAML file that holds the Sensor", path, 0)
+    if not file.exists():
+        raise ConfigError("no such file", path, 0)
+    errors: list[ConfigError] = []
+    sensors: list[tuple[Sensor, Origin]] = []
+    for data, origin in load_documents(file):
+        if not isinstance(data, dict):
+            errors.append(ConfigError(f"a document must be a mapping, got {type(data).__name__}", origin.file,
+                                      origin.line))
+            continue
+        if data.get("kind") != "Sensor":
+            continue
+        try:
+            doc = _load_one(data, origin)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        errors.extend(check_document(doc, origin))
+        sensors.append((doc, origin))
+    if errors:
+        raise ConfigErrors(errors)
+    if name is not None:
+        sensors = [(s, o) for s, o in sensors if s.metadata.name == name]
+        if not sensors:
+            raise ConfigError(f"no Sensor named '{name}' in this file", path, 0)
+    if not sensors:
+        raise ConfigError("no Sensor document in this file", path, 0)
+    if len(sensors) > 1:
+        names = ", ".join(s.metadata.name for s, _ in sensors)
+        raise ConfigError(f"{len(sensors)} Sensor documents ({names}): choose one with --sensor NAME",
+                          path, sensors[1][1].line)
+    return sensors[0][0]
+
+
+def _first_line(text: str) -> int:
+    stripped = text.lstrip()
+    return text[: len(text) - len(stripped)].count("\n") + 1
+
+
+def _objects(name: str, text: str) -> tuple[list[tuple[int, Any]], list[ConfigError]]:
+    """(line, parsed JSON) per event: the whole file as one JSON value, else JSON Lines."""
+    if not text.strip():
+        return [], [ConfigError("no events in this file (want one CloudEvent JSON object, or JSON Lines)", name,
+                                1)]
+    try:
+        return [(_first_line(text), json.loads(text))], []
+    except ValueError as whole:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        try:
+            json.loads(lines[0][1])
+        except ValueError:  # not JSON Lines either: report where the single JSON value breaks
+            line = getattr(whole, "lineno", 1)
+            return [], [ConfigError(f"not JSON: {getattr(whole, 'msg', whole)}", name, line)]
+    out: list[tuple[int, Any]] = []
+    errors: list[ConfigError] = []
+    for number, line in lines:
+        try:
+            out.append((number, json.loads(line)))
+        except ValueError as exc:
+            errors.append(ConfigError(f"not JSON: {getattr(exc, 'msg', exc)}", name, number))
+    return out, errors
+
+
+def load_events(files: Sequence[str]) -> list[LoadedEvent]:
+    """Every event of every file, in order; all problems at once as ConfigErrors."""
+    events: list[LoadedEvent] = []
+    errors: list[ConfigError] = []
+    for name in files:
+        try:
+            text = Path(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            errors.append(ConfigError(f"cannot read event file: {reason}", name, 0))
+            continue
+        objects, problems = _objects(name, text)
+        errors.extend(problems)
+        for line, obj in objects:
+            try:
+                events.append(LoadedEvent(name, line, from_mapping(obj)))
+            except DecodeError as exc:
+                errors.append(ConfigError(f"not a CloudEvent: {exc}", name, line))
+    if errors:
+        raise ConfigErrors(errors)
+    return events
+
+
+# ---- running ------------------------------------------------------------------------------------------------
+
+def _request(trigger: Trigger, events: dict[str, CloudEvent], secrets: Secrets) -> tuple[HttpRequest | None,
+                                                                                            str | None]:
+    kind = trigger.kind()
+    if kind != "http":
+        return None, f"{kind} trigger: it sends no HTTP request"
+    try:
+        return build_request(trigger.template, trigger.parameters, events, secrets), None
+    except TriggerError as exc:
+        return None, str(exc)
+
+
+def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | None = None) -> DryRun:
+    secrets = secrets if secrets is not None else Secrets()
+    name = sensor.metadata.name
+    stage = SensorStage(sensor)
+    triggers = {t.template.name: t for t in sensor.spec.triggers}
+    listening = tuple(dict.fromkeys(f"{d.event_source_name}.{d.event_name}" for d in sensor.spec.dependencies))
+    run = DryRun(name)
+    for loaded in events:
+        event = loaded.event
+        run.records.append(Received(sensor=name, event=event.id, bus=DRY_BUS, position=f"{loaded.file}:{loaded.line}",
+                                    attributes={k: str(v) for k, v in event.context().items()},
+                                    data_bytes=len(event.data) if event.data is not None else 0))
+        result = stage.process(event, datetime.now(UTC))
+        run.results.append(result)
+        if not result.dependencies:
+            run.records.append(Unmatched(sensor=name, event=event.id, source=event.source, subject=event.subject,
+                                         listening=listening))
+        run.records.extend(stage_records(name, result))
+        for firing in result.firings:
+            run.firings.append(_fire(run, triggers[firing.trigger], firing, event.id, secrets))
+    return run
+
+
+def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets: Secrets) -> FiringResult:
+    firing_id = f"dry-{len(run.firings) + 1}"
+    events = dict(firing.events)
+    run.records.append(firing_started(run.sensor, event_id, firing_id, trigger.name, trigger.kind() or "", events))
+    observed: list[tuple[TriggerParameter, Resolved]] = []
+    token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
+    try:
+        request, error = _request(trigger, events, secrets)
+    finally:
+        PARAM_OBSERVER.reset(token)
+    run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
+    if request is not None:
+        run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
+    failed = error is not None and trigger.kind() == "http"
+    run.records.append(FiringDone(sensor=run.sensor, event=event_id, firing=firing_id, trigger=trigger.name,
+                                  success=not failed, attempts=0, error=error if failed else None,
+                                  note="dry run: nothing sent" if not error or failed else f"dry run: {error}"))
+    return FiringResult(firing_id, trigger.name, {dep: e.id for dep, e in events.items()}, request, error,
+                        failed)
+
+
+# ---- output -------------------------------------------------------------------------------------------------
+
+def _body(body: bytes) -> Any:
+    if not body:
+        return None
+    text = body.decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _request_json(request: HttpRequest | None) -> dict[str, Any] | None:
+    if request is None:
+        return None
+    return {"method": request.method, "url": safe_url(request.url),
+            "headers": dict(request.redacted_headers()), "body": _body(request.body)}
+
+
+def to_json(run: DryRun) -> dict[str, Any]:
+    """The `sensorium test --output json` contract (issue 4), keys in contract order."""
+    return {
+        "sensor": run.sensor,
+        "events": [{"id": r.event.id,
+                    "dependencies": [{"name": d.name, "passed": d.passed, "error": d.error}
+                                     for d in r.dependencies]}
+                   for r in run.results],
+        "firings": [{"trigger": f.trigger, "events": f.events, "request": _request_json(f.request),
+                     "error": f.error}
+                    for f in run.firings],
+    }
+
+
+def render_json(run: DryRun) -> str:
+    return json.dumps(to_json(run), indent=2, ensure_ascii=False) + "\n"
+
+
+def render_text(run: DryRun, *, color: bool = False) -> str:
+    text = HumanFormat(color=color, times=False).lines(r.to_json() for r in run.records)
+    fired = ", ".join(f.trigger for f in run.firings) or "nothing"
+    failed = sum(1 for f in run.firings if f.failed)
+    tail = f"; {failed} could not build a request" if failed else ""
+    return (text + f"\nsensor {run.sensor}: {len(run.results)} event(s), {len(run.firings)} firing(s): "
+            f"{fired}{tail}\n")

@@ -1,0 +1,291 @@
+"""Trace records: their JSON form, the non-blocking hub, the human format, and what a real engine emits."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.trace import (
+    Acknowledged,
+    ConditionChecked,
+    DependencyMatched,
+    FilterChecked,
+    FiringDone,
+    FiringStarted,
+    ParamResolved,
+    Received,
+    RecordingTracer,
+    RequestBuilt,
+    ResponseReceived,
+    RetryScheduled,
+    TraceRecord,
+    Transformed,
+    Unmatched,
+)
+from engine.tracefmt import HumanFormat, StreamSink, use_color
+from engine.tracehub import TraceHub
+from tests.engine_harness import Engine, event, publish, unique, write_config
+from tests.fixtures_http import HttpSink
+
+TRICKY = 'quote " backslash \\ newline \n tab \t ünïcödé ✓ \x01'
+SAMPLES: list[TraceRecord] = [
+    Received(sensor=TRICKY, event="e", bus="nats://h:1", position="default.a.b seq 3", delivery=2,
+             attributes={"type": TRICKY, "id": "e"}, data_bytes=12),
+    Received(sensor="s", event=None, bus="kafka://h:1", position="argo-events[0]@7", error="not JSON"),
+    Unmatched(sensor="s", event="e", source="x", subject="y", listening=("a.b", "c.d")),
+    DependencyMatched(sensor="s", event="e", dependency="d", passed=True, error=TRICKY, reason="r"),
+    Transformed(sensor="s", event="e", dependency="d", kind="jq", passed=True, data_bytes=2, data_preview="{}",
+                reason=""),
+    Transformed(sensor="s", event="e", dependency="d", kind="script", passed=False, data_bytes=0,
+                data_preview="", reason="", error="lua: boom"),
+    FilterChecked(sensor="s", event="e", dependency="d", kind="data", target="path 'a'", seen=None,
+                  wanted=("1", "2"), comparator=">=", type="number", passed=False, reason="r", error=None),
+    ConditionChecked(sensor="s", event="e", trigger="t", expression="a && b", dependency="a", held=("a",),
+                     satisfied=False, immediate=False),
+    FiringStarted(sensor="s", event="e", firing="f-1", trigger="t", kind="http", events={"a": "e"}),
+    ParamResolved(sensor="s", event="e", firing="f-1", trigger="t", where="payload", dependency="a",
+                  source="dataKey", path="x.y", value=None, dest="z"),
+    RequestBuilt(sensor="s", event="e", firing="f-1", trigger="t", method="POST", url="http://u",
+                 headers={"X-Token": "***"}, body_bytes=3, body_preview="{}✓"),
+    ResponseReceived(sensor="s", event="e", firing="f-1", trigger="t", attempt=1, status=None, latency_ms=1.25,
+                     verdict="retryable", reason="r", error="timeout", rate_limited_ms=0.5),
+    RetryScheduled(sensor="s", event="e", firing="f-1", trigger="t", attempt=2, delay_s=0.25),
+    FiringDone(sensor="s", event="e", firing="f-1", trigger="t", success=False, attempts=2, error="x", note=""),
+    Acknowledged(sensor="s", event="e", position="p", action="nak", reason="shutdown"),
+]
+
+
+def test_json_line_is_exactly_json_dumps_of_to_json() -> None:
+    for record in SAMPLES:
+        expected = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        assert record.json_line() == expected, record.step
+        assert json.loads(record.json_line()) == json.loads(json.dumps(record.to_json()))
+
+
+def test_json_form_starts_with_the_common_keys() -> None:
+    data = SAMPLES[8].to_json()
+    assert list(data)[:4] == ["step", "time", "sensor", "event"]
+    assert data["step"] == "firing" and data["events"] == {"a": "e"} and data["time"].endswith("Z")
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.batches: list[list[TraceRecord]] = []
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        self.batches.append(list(batch))
+
+    async def close(self) -> None:
+        return None
+
+
+class FailingSink:
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        raise RuntimeError("disk on fire")
+
+    async def close(self) -> None:
+        raise RuntimeError("still on fire")
+
+
+class StuckSink:
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        return None
+
+
+def ack(n: int) -> Acknowledged:
+    return Acknowledged(sensor="s", event=str(n), position="p", action="ack", reason="r")
+
+
+async def test_hub_drops_and_counts_when_full_instead_of_blocking() -> None:
+    sink = ListSink()
+    hub = TraceHub([sink], capacity=5, interval=0.01)
+    for n in range(12):
+        hub.emit(ack(n))
+    assert hub.dropped == 7
+    await hub.close()
+    assert [r.event for batch in sink.batches for r in batch] == ["0", "1", "2", "3", "4"]
+    hub.emit(ack(99))  # after close: ignored, never raises
+
+
+async def test_a_failing_sink_never_reaches_the_caller_and_others_still_write() -> None:
+    good = ListSink()
+    hub = TraceHub([FailingSink(), good], interval=0.01)
+    hub.emit(ack(1))
+    await hub.flush()
+    await hub.close()
+    assert hub.sink_errors == 1
+    assert [r.event for batch in good.batches for r in batch] == ["1"]
+
+
+async def test_a_stuck_sink_does_not_stall_emit() -> None:
+    hub = TraceHub([StuckSink()], capacity=100, interval=0.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for n in range(1000):
+        hub.emit(ack(n))
+        if n % 100 == 0:
+            await asyncio.sleep(0)  # let the writer take a batch and get stuck in it
+    assert loop.time() - started < 1.0
+    assert hub.dropped > 0
+    task = hub._task
+    assert task is not None
+    task.cancel()
+
+
+def test_emit_without_a_running_loop_does_not_raise() -> None:
+    hub = TraceHub([ListSink()])
+    hub.emit(ack(1))
+
+
+async def test_stream_sink_writes_json_lines_and_human_lines() -> None:
+    out = io.StringIO()
+    await StreamSink(out, "json").write(SAMPLES[:2])
+    assert [json.loads(line)["step"] for line in out.getvalue().splitlines()] == ["received", "received"]
+    human = io.StringIO()
+    await StreamSink(human, "human").write([SAMPLES[3]])
+    assert "\x1b[" not in human.getvalue()
+    assert not use_color(human)
+
+
+def test_human_format_groups_by_event_one_line_per_step() -> None:
+    fmt = HumanFormat(color=False, times=False)
+    records = [SAMPLES[3].to_json(), SAMPLES[6].to_json(), SAMPLES[7].to_json(), SAMPLES[1].to_json()]
+    assert fmt.lines(records).splitlines() == [
+        "event e · sensor s",
+        "  dependency d matched the event: filters pass, error: " + TRICKY.replace("\n", "\\n") + " (r)",
+        '  filter     d data path \'a\': saw nothing (missing), wanted number >= ["1", "2"] -> FAIL: r',
+        '  condition  t "a && b" after a: not satisfied yet (held: a)',
+        "message at argo-events[0]@7 · sensor s",
+        "  received   argo-events[0]@7 on kafka://h:1: not a CloudEvent: not JSON; acknowledged and skipped",
+    ]
+    coloured = HumanFormat(color=True, times=False).lines([SAMPLES[7].to_json()])
+    assert "\x1b[33mnot satisfied yet\x1b[0m" in coloured
+
+
+def test_every_step_has_a_human_line() -> None:
+    fmt = HumanFormat(color=False, times=True)
+    for record in SAMPLES:
+        line = fmt.line(record.to_json())
+        assert line.split()[1] == record.step, line  # after the time column
+        assert "=" not in line.split(record.step, 1)[1][:3]
+
+
+SENSOR = """
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {name}}}
+spec:
+  dependencies:
+    - name: a
+      eventSourceName: {source}
+      eventName: a
+      filters:
+        data:
+          - {{path: n, type: number, comparator: ">", value: ["1"]}}
+    - {{name: b, eventSourceName: {source}, eventName: b}}
+  triggers:
+    - template:
+        name: both
+        conditions: "a && b"
+        http:
+          url: {url}/both
+          secureHeaders:
+            - name: X-Token
+              valueFrom: {{secretKeyRef: {{name: api, key: token}}}}
+          payload:
+            - src: {{dependencyName: a, dataKey: n, useRawData: true}}
+              dest: n
+            - src: {{dependencyName: b, contextKey: type}}
+              dest: kind
+      retryStrategy: {{steps: 2, duration: 20ms, factor: 1, jitter: 0}}
+"""
+
+
+async def test_engine_emits_every_step_with_shared_ids(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    source, name = unique("src"), unique("traced")
+    (tmp_path / "secrets" / "api").mkdir(parents=True)
+    (tmp_path / "secrets" / "api" / "token").write_text("very-secret-token\n")
+    config = write_config(tmp_path / "config", SENSOR.format(name=name, source=source, url=http_sink.url))
+    tracer = RecordingTracer()
+    engine = Engine(config, nats_url, secrets_dir=tmp_path / "secrets")
+    engine.options.tracer = tracer
+    http_sink.program(503)
+    first, skipped, second = event(source, "a", b'{"n":5}'), event(source, "a", b'{"n":0}'), event(source, "b")
+    async with engine:
+        await publish(nats_url, first)
+        await publish(nats_url, skipped)
+        await asyncio.sleep(0.5)
+        await publish(nats_url, second)
+        await http_sink.wait_for(2, timeout=20)
+        for _ in range(100):
+            if "ack" in [r.step for r in tracer.records if r.event == second.id]:
+                break
+            await asyncio.sleep(0.05)
+    by_event = {e.id: [r for r in tracer.records if r.event == e.id] for e in (first, skipped, second)}
+    assert [r.step for r in by_event[first.id]] == ["received", "dependency", "filter", "condition", "ack"]
+    received, dep, flt, cond, acked = by_event[first.id]
+    assert isinstance(received, Received) and received.position.startswith(f"default.{source}.a seq ")
+    assert isinstance(dep, DependencyMatched) and (dep.dependency, dep.passed, dep.error) == ("a", True, None)
+    assert received.attributes["source"] == source and received.data_bytes == 7 and received.delivery == 1
+    assert isinstance(flt, FilterChecked)
+    assert (flt.target, flt.seen, flt.wanted, flt.comparator, flt.passed) == ("path 'n'", "5", ("1",), ">", True)
+    assert isinstance(cond, ConditionChecked) and (cond.held, cond.satisfied) == (("a",), False)
+    assert isinstance(acked, Acknowledged) and (acked.action, acked.reason) == ("ack", "nothing to fire")
+    skipped_filter = by_event[skipped.id][2]
+    assert isinstance(skipped_filter, FilterChecked) and not skipped_filter.passed
+    assert skipped_filter.reason == "0 is not > any value"
+
+    steps = [r.step for r in by_event[second.id]]
+    assert steps == ["received", "dependency", "condition", "firing", "param", "param", "request", "response",
+                     "retry", "response", "outcome", "ack"]
+    records = by_event[second.id]
+    firing_ids = {getattr(r, "firing", None) for r in records[3:11]}
+    assert len(firing_ids) == 1 and None not in firing_ids
+    started, p1, p2, request = records[3:7]
+    assert isinstance(started, FiringStarted) and started.events == {"a": first.id, "b": second.id}
+    assert isinstance(p1, ParamResolved) and (p1.where, p1.source, p1.path, p1.value, p1.dest) == (
+        "payload", "dataKey", "n", "5", "n")
+    assert isinstance(p2, ParamResolved) and (p2.source, p2.value) == ("contextKey", "webhook")
+    assert isinstance(request, RequestBuilt)
+    assert (request.method, request.url, request.headers) == ("POST", f"{http_sink.url}/both", {"X-Token": "***"})
+    assert request.body_preview == '{"n":5,"kind":"webhook"}' and request.body_bytes == 24
+    r1, retry, r2, outcome, final = records[7:]
+    assert isinstance(r1, ResponseReceived) and (r1.attempt, r1.status, r1.verdict) == (1, 503, "retryable")
+    assert r1.latency_ms > 0 and r1.reason == "http response status 503 is retryable (no policy: 408, 429, 5xx)"
+    assert isinstance(retry, RetryScheduled) and (retry.attempt, retry.delay_s) == (2, 0.02)
+    assert isinstance(r2, ResponseReceived) and (r2.status, r2.verdict) == (200, "success")
+    assert isinstance(outcome, FiringDone) and (outcome.success, outcome.attempts) == (True, 2)
+    assert isinstance(final, Acknowledged) and final.reason == "1 firing(s) finished"
+    assert all("very-secret-token" not in r.json_line() for r in tracer.records)
+
+
+class ExplodingTracer:
+    enabled = True
+
+    def emit(self, record: TraceRecord) -> None:
+        raise RuntimeError("tracer bug")
+
+
+async def test_a_broken_tracer_never_breaks_the_pipeline(nats_url: str, http_sink: HttpSink,
+                                                         tmp_path: Path) -> None:
+    source = unique("src")
+    sensor = f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {unique("explode")}}}
+spec:
+  dependencies: [{{name: d, eventSourceName: {source}, eventName: e}}]
+  triggers: [{{template: {{name: t, http: {{url: "{http_sink.url}/ok"}}}}}}]
+"""
+    engine = Engine(write_config(tmp_path, sensor), nats_url)
+    engine.options.tracer = ExplodingTracer()
+    async with engine:
+        await publish(nats_url, event(source, "e"), event(source, "e"))
+        got = await http_sink.wait_for(2, timeout=20)
+    assert len(got) == 2

@@ -1,0 +1,128 @@
+"""Trace records on the bus (JetStream stream `sensorium-trace`, Kafka topic `sensorium-trace`), read back by
+`read_traces` and by `sensorium trace` from another process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.tracebus import read_traces, trace_subject
+from engine.tracehub import TraceHub
+from tests.engine_harness import Engine, event, publish, unique, write_config
+from tests.fixtures_http import HttpSink
+
+
+@pytest.fixture(params=["jetstream", "kafka"])
+def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "jetstream":
+        yield request.getfixturevalue("nats_url")
+    else:
+        yield "kafka://" + request.getfixturevalue("kafka_broker")
+
+
+def sensor(name: str, source: str, url: str) -> str:
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {name}}}
+spec:
+  dependencies:
+    - name: d
+      eventSourceName: {source}
+      eventName: e
+      filters:
+        data: [{{path: ok, type: bool, value: ["true"]}}]
+  triggers:
+    - template:
+        name: t
+        http:
+          url: {url}/hit
+          payload: [{{src: {{dependencyName: d, dataKey: ok}}, dest: ok}}]
+"""
+
+
+async def collect(url: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return [r async for r in read_traces(url, **kwargs)]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", "trace", *args], capture_output=True, text=True,
+                          timeout=120, check=False, env={"NO_COLOR": "1", "PATH": ""})
+
+
+async def test_engine_publishes_records_and_trace_reads_them(bus_url: str, http_sink: HttpSink,
+                                                             tmp_path: Path) -> None:
+    name, source = unique("bus-traced"), unique("src")
+    engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), bus_url)
+    hub = TraceHub(bus_trace=True, interval=0.01)
+    engine.options.tracer = hub
+    fired, dropped = event(source, "e", b'{"ok":true}'), event(source, "e", b'{"ok":false}')
+    async with engine:
+        await publish(bus_url, fired, dropped)
+        await http_sink.wait_for(1, timeout=30)
+        await asyncio.sleep(0.5)
+    await hub.close()
+    assert hub.sink_errors == 0 and hub.dropped == 0
+
+    records = await collect(bus_url, sensor=name)
+    mine = [r for r in records if r["event"] == fired.id]
+    assert [r["step"] for r in mine] == ["received", "dependency", "filter", "condition", "firing", "param",
+                                         "request", "response", "outcome", "ack"]
+    assert {r["sensor"] for r in records} == {name}
+    assert [r["step"] for r in records if r["event"] == dropped.id] == ["received", "dependency", "filter", "ack"]
+    assert [r["passed"] for r in records if r["step"] == "filter" and r["event"] == dropped.id] == [False]
+    assert await collect(bus_url, sensor=name, since=3600.0) == records
+    assert await collect(bus_url, sensor=unique("nobody")) == []
+
+    done = cli("--bus", bus_url, "--sensor", name, "--event", fired.id, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines == mine
+    human = cli("--bus", bus_url, "--sensor", name, "--event", dropped.id, "--since", "1h")
+    assert human.returncode == 0, human.stderr
+    assert human.stdout.splitlines()[0] == f"event {dropped.id} · sensor {name}"
+    assert "saw \"false\"" in human.stdout and "-> FAIL" in human.stdout
+
+
+async def test_follow_prints_records_as_they_arrive(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    name, source = unique("follow"), unique("src")
+    engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), nats_url)
+    hub = TraceHub(bus_trace=True, interval=0.01)
+    engine.options.tracer = hub
+    got: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for record in read_traces(nats_url, sensor=name, follow=True, idle=0.2):
+            got.append(record)
+
+    async with engine:
+        reader = asyncio.create_task(follow())
+        first = event(source, "e", b'{"ok":true}')
+        await publish(nats_url, first)
+        for _ in range(200):
+            if any(r["step"] == "ack" and r["event"] == first.id for r in got):
+                break
+            await asyncio.sleep(0.05)
+        reader.cancel()
+    await hub.close()
+    assert [r["step"] for r in got if r["event"] == first.id][-1] == "ack"
+
+
+def test_trace_subject_is_one_token_per_sensor() -> None:
+    assert trace_subject("a.b c*d>") == "sensorium.trace.a_b_c_d_"
+    assert trace_subject("orders") == "sensorium.trace.orders"
+
+
+def test_trace_without_a_bus_is_a_config_error(tmp_path: Path) -> None:
+    done = cli("--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.startswith("no bus: pass --bus")
+    bad = cli("--bus", "nats://127.0.0.1:1", "--since", "ten minutes")
+    assert bad.returncode == 2 and bad.stderr.startswith("--since: time: invalid duration")
