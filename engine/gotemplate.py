@@ -48,7 +48,7 @@ them `<nil>`; a missing key (or null) printed at the top prints `<no value>`. St
 Known differences from Go: methods of time.Time (`now.Unix`) are not callable; `time.Time` prints without the
 monotonic `m=+...` suffix and Go's `Local` zone is UTC; `keys`/`values` are sorted (Go: random order);
 regular expressions use the `regex` compiler given (default Python `re`; pass an RE2 translator such as
-sensors.re2.compile_re2 for Go's syntax - Python `re` backtracks where RE2 is linear, and a compiled regex
+engine.re2.compile_re2 for Go's syntax - Python `re` backtracks where RE2 is linear, and a compiled regex
 cannot be interrupted by the time limit); `printf` lacks the Go-syntax `%#v` of maps and lists;
 `mustFromJson` error texts are Python's; nanoseconds beyond microseconds print as zeros.
 """

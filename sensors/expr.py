@@ -38,7 +38,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from sensors.re2 import compile_re2
+from engine.re2 import compile_re2
 
 
 class ExprError(ValueError):

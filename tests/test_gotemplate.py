@@ -373,7 +373,7 @@ def test_regex_compile_errors_and_the_re2_hook() -> None:
                                                           "at position 0")
     assert exec_error('{{ mustRegexMatch "(" "x" }}').endswith(
         "error calling mustRegexMatch: error parsing regexp: missing ), unterminated subpattern at position 0")
-    from sensors.re2 import compile_re2
+    from engine.re2 import compile_re2
 
     with pytest.raises(TemplateExecError, match=r"regexp: Compile\(`\(\?=a\)`\): error parsing regexp: invalid or "
                                                 r"unsupported Perl syntax"):

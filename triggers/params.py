@@ -1,16 +1,17 @@
 """Trigger parameters: Argo's `ResolveParamValue`, `ApplyParams` and `ConstructPayload`
 (pkg/sensors/triggers/params.go).
 
-Pure functions of (spec, events); no I/O. Byte-level output equals Argo's for compact input. Differences, all
-from the Sensorium reference (section 8) or not yet built: a payload parameter whose dependency is absent and
-has no `value` is skipped (Argo crashes); `dataTemplate`/`contextTemplate` are rejected at construction (not
-supported yet); `jsonPath`/`jmesPath` sources are a Sensorium extension used exactly like `dataKey`.
+Pure functions of (spec, events); no I/O. Byte-level output equals Argo's for compact input. Differences: a
+payload parameter whose dependency is absent and has no `value` is skipped (Argo crashes, reference section 8);
+templates using constructs outside engine.gotemplate's subset are rejected at load; `jsonPath`/`jmesPath` sources
+are a Sensorium extension used exactly like `dataKey`.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ from pydantic import BaseModel
 
 from engine.cloudevent import CloudEvent
 from engine.errors import ConfigError, TriggerError
+from engine.gotemplate import ArgoTemplate, TemplateError
 from engine.paths import PathExpr, PathResult, gjson_get
+from engine.re2 import compile_re2
 from triggers.gojson import is_valid_json, marshal, marshal_string
 from triggers.goyaml import yaml_to_json
 from triggers.sjson import SjsonError, set_raw, set_string
@@ -67,12 +70,16 @@ def observe(param: TriggerParameter, resolved: Resolved) -> None:
 # ---- construction-time checks ----------------------------------------------------------------------------
 
 def check_supported(params: Iterable[TriggerParameter] | None, where: str = "parameters") -> None:
-    """Reject what this engine cannot evaluate yet (templates) and bad jsonPath/jmesPath, as ConfigError."""
+    """Reject templates using constructs outside the supported subset and bad jsonPath/jmesPath, as ConfigError.
+    (Go parse errors are kept for run time: Argo parses a template per event and falls back on failure.)"""
     for i, param in enumerate(params or ()):
         src = param.src
         for name, text in (("dataTemplate", src.data_template), ("contextTemplate", src.context_template)):
             if text:
-                raise ConfigError(f"{name} is not supported yet", field=f"{where}[{i}].src.{name}")
+                try:
+                    _template(text)
+                except TemplateError as exc:
+                    raise ConfigError(str(exc), field=f"{where}[{i}].src.{name}") from None
         try:
             _data_selector(src)
         except ValueError as exc:
@@ -167,9 +174,6 @@ def _unresolved(src: TriggerParameterSource, reason: str) -> ParamError:
 
 def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudEvent]) -> Resolved:
     """Argo `ResolveParamValue`; raises ParamError (`unable to resolve '<dep>' parameter value. err: ...`)."""
-    if src.data_template or src.context_template:
-        raise ParamError("dataTemplate is not supported yet" if src.data_template
-                         else "contextTemplate is not supported yet")
     event = events.get(src.dependency_name)
     if event is None:
         # absent dependency (other branch of ||): the default, else "no value" - not an error
@@ -178,28 +182,46 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudE
         selector = _data_selector(src)
     except ValueError as exc:  # only reachable when parameters rewrote a path at run time
         raise _unresolved(src, str(exc)) from None
-    if not src.context_key and selector is None:
+    uses_data = selector is not None or bool(src.data_template)
+    if not src.context_key and not src.context_template and not uses_data:
         return Resolved(src.value if src.value is not None else event_json(event), STRING)
-    if selector is not None:  # data wins over context when both are given
+    if uses_data:  # data wins over context when both are given
         try:
             payload = _render_data(event.data, event.datacontenttype)
         except ValueError as exc:
             if src.value is not None:
                 return Resolved(src.value, STRING)
             raise _unresolved(src, str(exc)) from None
-        found = selector.get(payload)
-        what = _describe(src)
     else:
-        found = gjson_get(context_json(event), src.context_key or "")
-        what = f"contextKey '{src.context_key}'"
-    resolved = _result(found)
+        payload = context_json(event)
+    template_error = ""
+    text = src.data_template or src.context_template  # dataTemplate wins over contextTemplate
+    if text:  # tried first; on failure Argo falls back to the key, then to `value`
+        try:
+            return Resolved(_template(text).execute(json.loads(payload)), STRING)
+        except (TemplateError, ValueError) as exc:
+            template_error = str(exc)
+    found: PathResult | None = None
+    if selector is not None:
+        found, what = selector.get(payload), _describe(src)
+    elif src.context_key:
+        found, what = gjson_get(payload, src.context_key), f"contextKey '{src.context_key}'"
+    resolved = _result(found) if found is not None else None
     if resolved is not None:
         return resolved
     if src.value is not None:
         return Resolved(src.value, STRING)
+    if template_error:
+        raise _unresolved(src, template_error)
     error = getattr(found, "error", None)
     detail = f": {error}" if error else ""
     raise _unresolved(src, f"{what} does not exist in the event payload{detail}")
+
+
+@functools.lru_cache(maxsize=256)
+def _template(text: str) -> ArgoTemplate:
+    """Compiled once per template text; raises TemplateError for constructs outside the supported subset."""
+    return ArgoTemplate(text, regex=compile_re2)
 
 
 # ---- ApplyParams / ConstructPayload -------------------------------------------------------------------

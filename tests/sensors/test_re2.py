@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sensors.re2 import compile_re2, translate
+from engine.re2 import compile_re2, translate
 
 
 @pytest.mark.parametrize(("pattern", "text", "found"), [

@@ -104,12 +104,12 @@ def test_parameters_producing_wrong_types_fail_like_go_unmarshal() -> None:
     assert build(raw).timeout == 7.0
 
 
-def test_parameters_cannot_smuggle_in_templates() -> None:
-    t = trigger({"parameters": [{"src": {"dependencyName": "d", "value": "{{ .Input }}"},
+def test_parameters_can_set_a_template_at_run_time() -> None:
+    # as in Argo: http.parameters rewrite the http object, payload templates included, before the payload is built
+    t = trigger({"parameters": [{"src": {"dependencyName": "d", "value": "{{ .Input.id | upper }}-{{ .Input.n }}"},
                                  "dest": "payload.0.src.dataTemplate"}],
                  "payload": [{"src": {"dependencyName": "d", "dataKey": "n"}, "dest": "v"}]})
-    with pytest.raises(ParamError, match="dataTemplate is not supported yet"):
-        build(t)
+    assert build(t).body == b'{"v":"ABC-7"}'
 
 
 def test_errors() -> None:

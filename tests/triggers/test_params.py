@@ -119,11 +119,34 @@ def test_event_json_exact_bytes() -> None:
     assert event_json(event(b"")).endswith('"data":""}')
 
 
-def test_templates_are_rejected_at_construction() -> None:
-    with pytest.raises(ConfigError, match="dataTemplate is not supported yet"):
-        check_supported([param(dataTemplate="{{ .Input.a }}")])
-    with pytest.raises(ConfigError, match="contextTemplate is not supported yet"):
-        check_supported([param(contextTemplate="{{ .Input.id }}")], "http.payload")
+@pytest.mark.parametrize("src,expected", [
+    ({"dataTemplate": "{{ .Input.body.a | upper }}"}, Resolved("X<Y", "String")),
+    ({"dataTemplate": "{{ .Input.body.n }}"}, Resolved("1.5", "String")),  # Go %v of float64
+    ({"dataTemplate": "{{ .Input.body.big }}"}, Resolved("1.2345678901234567e+19", "String")),
+    ({"dataTemplate": "{{ .Input.body.obj }}"}, Resolved("map[k:v]", "String")),
+    ({"contextTemplate": "{{ .Input.type | title }}-{{ .Input.subject }}"}, Resolved("Push-sub", "String")),
+    ({"dataTemplate": "{{ .Input.body.a }}", "contextTemplate": "{{ .Input.id }}"}, Resolved("x<y", "String")),
+    ({"dataTemplate": "{{ .Input.body.a }}", "contextKey": "id"}, Resolved("x<y", "String")),
+    # a template that renders nothing falls back to the key, then to `value`
+    ({"dataTemplate": "{{ .Input.nothing }}", "dataKey": "body.a"}, Resolved("x<y", "String")),
+    ({"dataTemplate": "{{ .Input.nothing }}", "value": "dflt"}, Resolved("dflt", "String")),
+    ({"dataTemplate": "{{ if }}", "value": "dflt"}, Resolved("dflt", "String")),  # Go parse error at run time
+])
+def test_templates(src: dict[str, Any], expected: Resolved) -> None:
+    assert resolve_param_value(param(**src).src, EVENTS) == expected
+
+
+def test_template_without_fallback_is_an_error() -> None:
+    with pytest.raises(ParamError, match=r"unable to resolve 'd' parameter value\. err: template evaluated to empty"):
+        resolve_param_value(param(dataTemplate="{{ .Input.nothing }}").src, EVENTS)
+
+
+def test_unsupported_template_constructs_are_rejected_at_construction() -> None:
+    with pytest.raises(ConfigError, match="define"):
+        check_supported([param(dataTemplate='{{ define "x" }}{{ end }}')])
+    with pytest.raises(ConfigError, match="camelcase"):
+        check_supported([param(contextTemplate="{{ .Input.id | camelcase }}")], "http.payload")
+    check_supported([param(dataTemplate="{{ .Input.a | b64enc }}")])
     with pytest.raises(ConfigError, match="jsonPath"):
         check_supported([param(jsonPath="$[")])
     check_supported([param(dataKey="a"), param(jmesPath="a.b")])
