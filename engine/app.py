@@ -15,10 +15,12 @@ from engine.busconfig import open_bus
 from engine.cloudevent import CloudEvent, encode_structured
 from engine.config import Config
 from engine.health import HealthServer
+from engine.persistence import ConditionPersistence
 from engine.runner import RunnerSettings, SensorRunner
 from engine.secrets import Secrets
 from engine.sink import PrintingSink
 from engine.trace import NULL_TRACER, Tracer
+from sensors.transform import close_worker as close_jq_worker
 from sources.webhook import Endpoint, WebhookServer
 from triggers.http import HttpClient
 
@@ -40,6 +42,13 @@ class EngineOptions:
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
     await bus.publish(EventKey(event.source, event.subject), event.id, encode_structured(event))
+
+
+async def _persistence(sensor: AssembledSensor, bus: Bus) -> ConditionPersistence | None:
+    """Sensors with an `&&` condition keep their partial matches on the bus; the others hold no state."""
+    if not any(c.has_and() for c in sensor.stage.conditions.values()):
+        return None
+    return ConditionPersistence(sensor.name, await bus.state_store(sensor.name), sensor.stage)
 
 
 async def supervise(runner: SensorRunner, stop: asyncio.Event) -> None:
@@ -105,8 +114,8 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
     assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
                                         for doc, _ in config.sensors]
-    runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer)
-               for a in assembled]
+    runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
+                            persistence=await _persistence(a, bus)) for a in assembled]
     # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
     await asyncio.gather(*(r.prepare() for r in runners))
     server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
@@ -128,3 +137,4 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
         for runner, result in zip(runners, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("sensor %s stopped with an error: %s", runner.sensor, result)
+        close_jq_worker()

@@ -23,6 +23,7 @@ from typing import Protocol
 from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_structured
 from engine.errors import BusError
+from engine.persistence import ConditionPersistence
 from engine.trace import NULL_TRACER, Acknowledged, Received, Tracer, TraceRecord
 from engine.tracesteps import chain, firing_started, outcome_records, param_records, stage_records
 from sensors.stage import StageResult
@@ -83,8 +84,10 @@ def consumer_name(sensor: str) -> str:
 class SensorRunner:
     def __init__(self, sensor: str, keys: Sequence[EventKey], stage: StageLike, executors: Mapping[str, Executor],
                  bus: Bus, settings: RunnerSettings = RunnerSettings(), tracer: Tracer = NULL_TRACER,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 persistence: ConditionPersistence | None = None) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
+        self.persistence = persistence
         self.bus, self.settings, self.tracer, self.clock = bus, settings, tracer, clock
         self._consumer: Consumer | None = None
         self._slots = asyncio.Semaphore(settings.max_in_flight)
@@ -110,6 +113,8 @@ class SensorRunner:
         """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
         spec = ConsumerSpec(name=consumer_name(self.sensor), keys=self.keys, ack_wait=self.settings.ack_wait,
                             max_in_flight=max(self.settings.max_in_flight * 4, 1000))
+        if self.persistence is not None:
+            await self.persistence.restore()
         self._consumer = await self.bus.consumer(spec)
         attach = getattr(self.tracer, "attach_bus", None)
         if self._tracing and callable(attach):
@@ -170,6 +175,8 @@ class SensorRunner:
                                   delivery=getattr(delivery, "delivery_count", None),
                                   attributes=_attributes(event),
                                   data_bytes=len(event.data) if event.data is not None else 0),))
+        persist = self.persistence
+        version = persist.version if persist is not None else 0
         try:
             result = self.stage.process(event, self.clock())
         except Exception as exc:  # a bug in a stage must not stop the sensor; the event is logged, not lost silently
@@ -180,15 +187,22 @@ class SensorRunner:
             return
         if tracing and isinstance(result, StageResult):
             self._trace(stage_records(self.sensor, result))
-        if not result.firings:
+        tokens: list[int] = []
+        if persist is not None:  # registered before any await: every snapshot from now on includes them
+            tokens = [persist.firing_started(f.trigger, f.events) for f in result.firings if persist.holds(f.trigger)]
+            changed = persist.version != version
+        else:
+            changed = False
+        if not result.firings and not changed:
             await delivery.ack()
             self._trace_ack(event.id, delivery, "ack", "nothing to fire")
             return
         await self._slots.acquire()
-        task = asyncio.create_task(self._fire_all(event, result.firings, delivery))
+        task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed))
         self._in_flight[task] = delivery
 
-    async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery) -> None:
+    async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
+                        tokens: Sequence[int] = (), state_changed: bool = False) -> None:
         try:
             outcomes = await asyncio.gather(*(self._fire(f, event.id) for f in firings))
             failed = 0
@@ -197,9 +211,21 @@ class SensorRunner:
                     failed += 1
                     log.error("sensor %s: trigger %s failed for event %s: %s", self.sensor, firing.trigger,
                               event.id, outcome.error)
+            if self.persistence is not None and (tokens or state_changed):
+                for token in tokens:
+                    self.persistence.firing_finished(token)
+                try:
+                    await self.persistence.ensure(self.persistence.version)
+                except BusError as exc:
+                    log.error("sensor %s: condition state not stored (%s); event %s will be redelivered",
+                              self.sensor, exc, event.id)
+                    await delivery.nak(1.0)
+                    self._trace_ack(event.id, delivery, "nak", "condition state could not be stored")
+                    return
             await delivery.ack()
             if self._tracing:
-                done = f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
+                done = (f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
+                        if firings else "condition state stored")
                 self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:
             await delivery.nak()
