@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,8 +117,9 @@ def _text(obj: Mapping[str, Any], name: str, required: bool) -> str:
     return value
 
 
-def from_mapping(obj: Any) -> CloudEvent:
-    """Build a CloudEvent from a parsed structured-mode JSON object."""
+def from_mapping(obj: Any, raw_data: str | None = None) -> CloudEvent:
+    """Build a CloudEvent from a parsed structured-mode JSON object; `raw_data` is the `data` member's text as it
+    arrived, kept byte for byte for JSON content (as sdk-go keeps it), else the value is re-encoded compactly."""
     if not isinstance(obj, dict):
         raise DecodeError("a structured CloudEvent must be a JSON object")
     specversion = _text(obj, "specversion", True)
@@ -141,6 +143,8 @@ def from_mapping(obj: Any) -> CloudEvent:
         value = obj["data"]
         if isinstance(value, str) and not is_json_type(content_type):
             data = value.encode()
+        elif raw_data is not None:
+            data = raw_data.encode()
         else:
             data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
     return CloudEvent(
@@ -154,10 +158,37 @@ def from_mapping(obj: Any) -> CloudEvent:
 def decode_structured(raw: bytes | str) -> CloudEvent:
     """Parse structured-mode CloudEvent JSON; raises DecodeError with a one-line reason."""
     try:
-        obj = json.loads(raw)
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        obj = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise DecodeError(f"not JSON: {exc}") from None
-    return from_mapping(obj)
+    raw_data = _raw_data(text, obj) if isinstance(obj, dict) and "data" in obj else None
+    return from_mapping(obj, raw_data)
+
+
+_DATA_MEMBER = re.compile(r'"data"\s*:\s*')
+
+
+def _raw_data(text: str, obj: dict[str, Any]) -> str | None:
+    """The `data` member's source text. Fast path: it is the last member (as sdk-go and Sensorium write it);
+    otherwise the span-recording parser finds it. A nested `"data":` never parses as the member's value, because
+    the text after it up to the envelope's closing brace is unbalanced."""
+    body = text.rstrip()
+    if not body.endswith("}"):
+        return None
+    for match in reversed(list(_DATA_MEMBER.finditer(body))):
+        candidate = body[match.end():-1].rstrip()
+        try:
+            if json.loads(candidate) == obj["data"]:
+                return candidate
+        except ValueError:
+            continue
+    from engine.paths import parse_json, to_json  # the slow path: data not last
+
+    try:
+        return to_json(parse_json(text)["data"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def decode_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:

@@ -14,13 +14,13 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from engine.cloudevent import CloudEvent, new_id, now_rfc3339
 from engine.errors import BusError, SensoriumError
+from engine.gojson import compact, marshal, marshal_string
 from engine.secrets import Secrets
 from sources.spec import WebhookContext
 
@@ -43,18 +43,21 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
-def _body(request_method: str, content_type: str, raw: bytes, query: str) -> Any:
+def _body(request_method: str, content_type: str, raw: bytes, query: str) -> str:
+    """The `body` member as Argo's Go code marshals it: the query or form map, or the request JSON compacted
+    with its number literals kept (Go's RawMessage), or - where Argo would fail - the text as a JSON string."""
     if request_method == "GET":
-        return parse_qs(query, keep_blank_values=True)
+        return marshal(parse_qs(query, keep_blank_values=True))
     if content_type.startswith("application/x-www-form-urlencoded"):
-        return parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
-    if not raw:
-        return None
+        return marshal(parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    if not raw.strip():
+        return "null"
     try:
-        return json.loads(raw)
+        text = raw.decode("utf-8")
+        json.loads(text)
     except (ValueError, UnicodeDecodeError):
-        # Argo would fail to marshal a non-JSON body; Sensorium keeps it as a JSON string instead.
-        return raw.decode("utf-8", "replace")
+        return marshal_string(raw.decode("utf-8", "replace"))
+    return compact(text)
 
 
 def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[str, str]], raw: bytes,
@@ -63,13 +66,12 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     for name, value in headers:
         header.setdefault(canonical_header(name), []).append(value)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
-    data: dict[str, Any] = {"header": header, "body": _body(method, content_type, raw, query)}
+    data = '{"header":' + marshal(header) + ',"body":' + _body(method, content_type, raw, query)
     if endpoint.context.metadata:
-        data["metadata"] = endpoint.context.metadata
+        data += ',"metadata":' + marshal(endpoint.context.metadata)
     return CloudEvent(
         id=new_id(), source=endpoint.source, type="webhook", subject=endpoint.event,
-        datacontenttype="application/json", time=now_rfc3339(),
-        data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode(),
+        datacontenttype="application/json", time=now_rfc3339(), data=(data + "}").encode(),
     )
 
 

@@ -25,7 +25,7 @@ from engine.errors import ConfigError, TriggerError
 from engine.gotemplate import ArgoTemplate, TemplateError
 from engine.paths import PathExpr, PathResult, gjson_get
 from engine.re2 import compile_re2
-from triggers.gojson import is_valid_json, marshal, marshal_string
+from engine.gojson import is_valid_json, marshal, marshal_string
 from triggers.goyaml import yaml_to_json
 from triggers.sjson import SjsonError, set_raw, set_string
 from triggers.spec import TriggerParameter, TriggerParameterSource
