@@ -27,9 +27,9 @@ from engine.paths import (
     go_quote,
     parse_json,
 )
+from engine.re2 import compile_re2
 from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
-from engine.re2 import compile_re2
 from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
 from sensors.timefilter import TimeFilterError, check_time, validate_time_filter
 from sensors.transform import TransformError, decode_object

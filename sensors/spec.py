@@ -14,9 +14,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from engine.paths import PathExpr
+from engine.re2 import compile_re2
 from engine.specbase import ArgoModel
 from sensors.conditions import compile_condition
-from engine.re2 import compile_re2
 from triggers.spec import Trigger
 
 LogicalOperator = Literal["and", "or", ""]

@@ -30,9 +30,9 @@ from typing import Any, Literal
 import jq
 
 from engine.cloudevent import CloudEvent
+from engine.gojson import marshal
 from sensors.lua import DEFAULT_TIMEOUT, LuaScriptError, check_syntax, memory_limit, run_script
 from sensors.spec import EventDependencyTransformer
-from engine.gojson import marshal
 
 JQ_TIMEOUT = 1.0
 _DIRECTIVE = re.compile(r"(module|import|include)(?![A-Za-z0-9_])")

@@ -22,10 +22,10 @@ from pydantic import BaseModel
 
 from engine.cloudevent import CloudEvent
 from engine.errors import ConfigError, TriggerError
+from engine.gojson import is_valid_json, marshal, marshal_string
 from engine.gotemplate import ArgoTemplate, TemplateError
 from engine.paths import PathExpr, PathResult, gjson_get
 from engine.re2 import compile_re2
-from engine.gojson import is_valid_json, marshal, marshal_string
 from triggers.goyaml import yaml_to_json
 from triggers.sjson import SjsonError, set_raw, set_string
 from triggers.spec import TriggerParameter, TriggerParameterSource
@@ -192,6 +192,9 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudE
             if src.value is not None:
                 return Resolved(src.value, STRING)
             raise _unresolved(src, str(exc)) from None
+    elif not src.context_template and src.context_key in _PLAIN_CONTEXT:
+        # the same string gjson would read from context_json(event), without building and parsing that JSON
+        return Resolved(getattr(event, src.context_key), STRING)
     else:
         payload = context_json(event)
     template_error = ""
@@ -216,6 +219,9 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudE
     error = getattr(found, "error", None)
     detail = f": {error}" if error else ""
     raise _unresolved(src, f"{what} does not exist in the event payload{detail}")
+
+
+_PLAIN_CONTEXT = frozenset({"id", "source", "specversion", "type", "datacontenttype", "subject"})
 
 
 @functools.lru_cache(maxsize=256)
