@@ -140,8 +140,8 @@ def test_json_output_follows_the_contract_exactly(files: Path, capsys: pytest.Ca
     assert firings[4]["request"] is None
     assert firings[4]["error"].startswith("failed to retrieve the username, secret 'nobody/user' not found")
     assert firings[5] == {"trigger": "json-body", "events": {"first": "e2"}, "request": None,
-                          "error": "unable to resolve 'first' parameter value. err: dataKey 'body.n' does not exist "
-                                   "in the event payload"}
+                          "error": "payload[0] (dest 'n'): unable to resolve 'first' parameter value. "
+                                   "err: dataKey 'body.n' does not exist in the event payload"}
     assert "tok-SECRET-123" not in out and "pw-in-url" not in out
 
 

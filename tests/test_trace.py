@@ -236,7 +236,7 @@ async def test_engine_emits_every_step_with_shared_ids(nats_url: str, http_sink:
     assert isinstance(flt, FilterChecked)
     assert (flt.target, flt.seen, flt.wanted, flt.comparator, flt.passed) == ("path 'n'", "5", ("1",), ">", True)
     assert isinstance(cond, ConditionChecked) and (cond.held, cond.satisfied) == (("a",), False)
-    assert isinstance(acked, Acknowledged) and (acked.action, acked.reason) == ("ack", "nothing to fire")
+    assert isinstance(acked, Acknowledged) and (acked.action, acked.reason) == ("ack", "condition state stored")
     skipped_filter = by_event[skipped.id][2]
     assert isinstance(skipped_filter, FilterChecked) and not skipped_filter.passed
     assert skipped_filter.reason == "0 is not > any value"

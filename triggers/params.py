@@ -245,8 +245,8 @@ def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
                  events: Mapping[str, CloudEvent]) -> bytes:
     """Argo `ApplyParams`: set each resolved parameter into the JSON document (skipping "no value")."""
     text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
-    for param in params or ():
-        resolved = resolve_param_value(param.src, events)
+    for index, param in enumerate(params or ()):
+        resolved = _resolve_named(param, events, f"parameters[{index}]")
         observe(param, resolved)
         if resolved.value is None:
             continue
@@ -262,12 +262,20 @@ def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
     return text.encode()
 
 
+def _resolve_named(param: TriggerParameter, events: Mapping[str, CloudEvent], where: str) -> Resolved:
+    """resolve_param_value, with the failing parameter named in the error (`payload[1] (dest 'who'): ...`)."""
+    try:
+        return resolve_param_value(param.src, events)
+    except ParamError as exc:
+        raise ParamError(f"{where} (dest '{param.dest}'): {exc}") from None
+
+
 def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[TriggerParameter] | None) -> bytes:
     """Argo `ConstructPayload`: the HTTP body from `payload` parameters; an empty `dest` makes the value the
     whole     body (later parameters ignored); nothing set gives an empty body."""
     text = ""
-    for param in params or ():
-        resolved = resolve_param_value(param.src, events)
+    for index, param in enumerate(params or ()):
+        resolved = _resolve_named(param, events, f"payload[{index}]")
         observe(param, resolved)
         if param.dest == "":
             if resolved.value is not None:
