@@ -99,7 +99,7 @@ def test_unsupported_trigger_kind_names_the_trigger(tmp_path: Path) -> None:
     text = SENSOR.replace("        http:\n          url: ${SINK_URL:-http://localhost:9000}/x\n",
                           "        slack:\n          channel: general\n")
     (error,) = errors_for(tmp_path, text)
-    assert error == "bad.yaml:13: spec.triggers[0].template: trigger type slack is not supported"
+    assert error == "bad.yaml:13: spec.triggers[0].template: trigger type slack is not supported (trigger 't')"
 
 
 def test_cli_exit_code_2_without_traceback(tmp_path: Path) -> None:

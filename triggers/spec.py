@@ -171,6 +171,9 @@ class TriggerTemplate(ArgoModel):
         default=None, description="Azure Service Bus trigger (not supported).")
     pulsar: dict[str, Any] | None = Field(default=None, description="Pulsar trigger (not supported).")
     email: dict[str, Any] | None = Field(default=None, description="Email trigger (not supported).")
+    at_least_once: bool | None = Field(
+        default=None, description="Misplaced copy of the trigger's atLeastOnce (Argo's own example puts it here); "
+                                  "Argo ignores it here, and so does Sensorium. Accepted and ignored.")
 
     def kind(self) -> str | None:
         """YAML key of the trigger kind Argo would run (first set in Argo's order), None if none is set."""
@@ -260,7 +263,8 @@ class Trigger(ArgoModel):
             raise ConfigError(f"invalid trigger {self.name}, could not find an implementation",
                               field=f"trigger {self.name}")
         if kind not in supported:
-            raise ConfigError(f"trigger type {kind} is not supported", field=f"trigger {self.name}")
+            raise ConfigError(f"trigger type {kind} is not supported (trigger '{self.name}')",
+                              field=f"trigger {self.name}")
         if self.dlq_trigger is not None:
             self.dlq_trigger.require_supported(supported)
         return kind
