@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import jmespath
 from jsonpath_ng import jsonpath as jp
-from jsonpath_ng.ext import parse as jsonpath_parse
+from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
 Kind = Literal["String", "Number", "True", "False", "Null", "JSON"]
 
