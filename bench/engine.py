@@ -53,13 +53,24 @@ from buses.base import Bus, EventKey
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
-KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
+KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-trace-json", "engine-trace-bus")
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
     "bare-httpclient": "bare loop + engine HttpClient",
-    "engine": "engine (run_engine, sensor+trigger)",
+    "engine": "engine, tracing off",
+    "engine-trace-json": "engine, --trace-format json --trace-file",
+    "engine-trace-bus": "engine, bus trace (run's default)",
 }
+# The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
+# --no-bus-trace, so "tracing off" needs it.
+ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
+    "engine": ("--no-bus-trace",),
+    "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
+    "engine-trace-bus": (),
+}
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus")
+LABEL_WIDTH = 41
 SEPARATORS = (",", ":")
 
 
@@ -155,6 +166,7 @@ class WorkerSpec:
     fetch_timeout: float = 1.0
     ceiling_events: int = 0
     warmup: int = 0
+    stats_file: str = ""  # engine variants: where the worker leaves its trace statistics (JSON) on exit
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -201,20 +213,61 @@ spec:
 
 
 async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
+    """The engine as `sensorium run SENSOR --bus URL [trace options]` sets it up: the same argument parser,
+    the same tracer (`engine.cli._trace_hub`: the --trace sink and, unless --no-bus-trace, the bus), closed
+    after the engine stops. Only the runner's in-flight bound and fetch batch are the bench's, so that every
+    variant has the same ones."""
     from engine.app import EngineOptions, run_engine
     from engine.assemble import check_document
+    from engine.cli import _trace_hub, build_parser
     from engine.config import load
     from engine.runner import RunnerSettings
 
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
         sensor.write_text(sensor_yaml(spec))
-        config = load([sensor], checks=[check_document])
-        options = EngineOptions(bus_url=spec.bus_url, data_dir=Path(tmp) / "data", webhook_host="127.0.0.1",
-                                handle_signals=False,
-                                runner=RunnerSettings(batch=spec.batch, fetch_timeout=spec.fetch_timeout,
+        trace_file = Path(tmp) / "trace.jsonl"
+        argv = ["run", str(sensor), "--bus", spec.bus_url, "--data-dir", str(Path(tmp) / "data"),
+                "--webhook-host", "127.0.0.1",
+                *(a.format(trace_file=trace_file) for a in ENGINE_RUN_ARGS[spec.kind])]
+        args = build_parser().parse_args(argv)
+        config = load(args.paths, checks=[check_document])
+        hub = _trace_hub(args)
+        hack = os.environ.get("TRACEHACK", "")
+        if hack == "nothread":  # TEMP experiment
+            from engine.tracefmt import StreamSink
+
+            async def wl(self: Any, lines: Any, sensors: Any) -> None:
+                self._write("".join(lines))
+            StreamSink.write_lines = wl  # type: ignore[method-assign]
+        elif hack == "discard":
+            from engine.tracefmt import StreamSink
+
+            async def wl2(self: Any, lines: Any, sensors: Any) -> None:
+                return None
+            StreamSink.write_lines = wl2  # type: ignore[method-assign]
+        elif hack == "noexpand":
+            hub._expand = lambda batch, lines, sensors, records: 0  # type: ignore[method-assign]
+        elif hack == "nodefer":
+            hub.defer = lambda *a: None  # type: ignore[method-assign]
+        options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
+                                handle_signals=False, tracer=hub,
+                                runner=RunnerSettings(ack_wait=args.ack_wait, batch=spec.batch,
+                                                      fetch_timeout=spec.fetch_timeout,
                                                       max_in_flight=spec.in_flight))
-        await run_engine(config, options, stop, ready)
+        try:
+            await run_engine(config, options, stop, ready)
+        finally:
+            await hub.close()
+            if spec.stats_file:
+                lines, size = 0, 0
+                if trace_file.exists():
+                    with trace_file.open("rb") as f:
+                        for line in f:
+                            lines, size = lines + 1, size + len(line)
+                Path(spec.stats_file).write_text(json.dumps({
+                    "enabled": hub.enabled, "written": hub.written, "dropped": hub.dropped,
+                    "sink_errors": hub.sink_errors, "file_lines": lines, "file_bytes": size}))
 
 
 Poster = Callable[[bytes], Awaitable[int]]
@@ -325,7 +378,7 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine}
+                        "engine": sut_engine, "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine}
 
 
 # ---------------------------------------------------------------------------- running a SUT (two ways)
@@ -425,6 +478,20 @@ class TaskWorker:
 
 async def worker_main(spec: WorkerSpec, profile: Path | None) -> None:
     loop = asyncio.get_running_loop()
+    if os.environ.get("GCDEBUG"):
+        import atexit
+        import gc
+        st = [0.0, 0.0, [0, 0, 0], [0.0, 0.0, 0.0]]
+        def cb(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                st[0] = time.process_time()
+            else:
+                d = time.process_time() - st[0]
+                st[2][info["generation"]] += 1
+                st[3][info["generation"]] += d
+        gc.callbacks.append(cb)
+        atexit.register(lambda: print(f"GC {spec.kind}: counts {st[2]} seconds {[round(x, 3) for x in st[3]]} "
+                                      f"objects {len(gc.get_objects())}", file=sys.stderr))
     stop, ready, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -539,6 +606,9 @@ class Result:
     paced: Measurement | None
     duplicates: int
     unparsed: int
+    round_no: int = 0
+    events: int = 0  # events the SUT handled in the phase (warm-up, burst and paced)
+    trace: dict[str, Any] | None = None  # engine variants: the tracer's statistics at exit
 
 
 class PhaseFailed(RuntimeError):
@@ -553,6 +623,7 @@ class Bench:
     bus: Bus
     purge: Callable[[], Awaitable[None]]
     profile_dir: Path | None
+    work_dir: Path
     results: dict[str, list[Result]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
 
@@ -584,10 +655,12 @@ class Bench:
     async def phase(self, kind: str, round_no: int) -> Result:
         a = self.args
         source = f"b{round_no}{kind.replace('-', '')[:6]}{uuid.uuid4().hex[:6]}"
+        stats_file = self.work_dir / f"{source}.json" if kind in ENGINE_RUN_ARGS else None
         spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                           in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
-                          ceiling_events=a.events, warmup=a.warmup)
+                          ceiling_events=a.events, warmup=a.warmup, stats_file=str(stats_file or ""))
         worker = self.worker(spec)
+        handled = 0
         try:
             await worker.start(timeout=60)
             paced = None
@@ -602,6 +675,7 @@ class Bench:
                 key = EventKey(source, EVENT_NAME)
                 warm = new_ids(a.warmup)
                 await self._measure(worker, warm, lambda: publish_burst(self.bus, key, warm, a.chunk), "warm-up")
+                handled = a.warmup + a.events + a.paced_events
                 await asyncio.sleep(0.3)
                 ids = new_ids(a.events)
                 burst = await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, a.chunk),
@@ -611,10 +685,14 @@ class Bench:
                     slow = new_ids(a.paced_events)
                     paced = await self._measure(worker, slow, lambda: publish_paced(self.bus, key, slow, a.rate),
                                                 "paced")
-            result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed)
         finally:
             await worker.stop()
             await self.purge()
+        trace = None
+        if stats_file is not None:
+            with contextlib.suppress(OSError, ValueError):
+                trace = json.loads(stats_file.read_text())
+        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no, handled, trace)
         self.results.setdefault(kind, []).append(result)
         return result
 
@@ -666,18 +744,19 @@ def print_table(bench: Bench) -> None:
     print(f"\nsensorium bench.engine: burst of {a.events} events, {a.in_flight} in flight, fetch batch {a.batch}; "
           f"paced {a.paced_events} events at {a.rate:g}/s; {a.rounds} round(s), medians; SUT {where}; "
           f"CPUs={os.cpu_count()}, python {sys.version.split()[0]}, load average {_load()}")
-    print(f"{'':37s}|{'burst':^27s}|{'paced':^19s}|{'SUT CPU':^8s}|{'harness CPU':^14s}|")
-    print(f"{'variant':37s}|{'ev/s':>7s} {'p50 ms':>9s} {'p99 ms':>9s} |{'p50 ms':>9s}{'p99 ms':>9s} |"
+    print(f"{'':{LABEL_WIDTH}s}|{'burst':^27s}|{'paced':^19s}|{'SUT CPU':^8s}|{'harness CPU':^14s}|")
+    print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'p50 ms':>9s} {'p99 ms':>9s} |{'p50 ms':>9s}{'p99 ms':>9s} |"
           f"{'us/ev':>7s} |{'us/ev':>7s}{'util':>6s} |{'lost/dup':>9s}")
     rows = table_rows(bench)
     for kind in KINDS:
         row = rows.get(kind)
         if row is None:
             if bench.failures.get(kind):
-                print(f"{LABELS[kind]:37s}| FAILED ({bench.failures[kind]} of {a.rounds} rounds)")
+                print(f"{LABELS[kind]:{LABEL_WIDTH}s}| FAILED ({bench.failures[kind]} of {a.rounds} rounds)")
             continue
         lost_dup = f"{row['lost']:.0f}/{row['dup']:.0f}"
-        print(f"{LABELS[kind]:37s}|{_fmt(row['rate'], 0, 7)} {_fmt(row['p50'], 1, 9)} {_fmt(row['p99'], 1, 9)} |"
+        print(f"{LABELS[kind]:{LABEL_WIDTH}s}|{_fmt(row['rate'], 0, 7)} {_fmt(row['p50'], 1, 9)} "
+              f"{_fmt(row['p99'], 1, 9)} |"
               f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
     engine = rows.get("engine")
@@ -705,6 +784,61 @@ def print_table(bench: Bench) -> None:
               f"flight; client-bound), {cost}{fastest}")
     print("SUT CPU = the system under test's process CPU (user+sys) per event during the burst; "
           "harness = sink + publisher process")
+    print_tracing_cost(bench, rows)
+
+
+def _paired(bench: Bench, kind: str, metric: Callable[[Result], float | None]) -> list[tuple[float, float]]:
+    """(tracing off, `kind`) values of `metric`, per round in which both variants ran."""
+    off = {r.round_no: metric(r) for r in bench.results.get("engine", [])}
+    pairs = []
+    for r in bench.results.get(kind, []):
+        mine, base = metric(r), off.get(r.round_no)
+        if mine and base:
+            pairs.append((base, mine))
+    return pairs
+
+
+def print_tracing_cost(bench: Bench, rows: dict[str, dict[str, float | None]]) -> None:
+    """The cost of each tracing variant against the engine with tracing off, from this run: the drop in burst
+    events/s, and the extra SUT CPU per event (with the drop in events per CPU-second it implies, i.e. the
+    throughput drop of a CPU-bound engine). Medians over rounds, and the median of the per-round ratios."""
+    off = rows.get("engine")
+    if off is None or not any(k in rows for k in TRACE_VARIANTS):
+        return
+    print("\ntracing cost against tracing off (same run; drop = how much lower than tracing off):")
+    for kind in TRACE_VARIANTS:
+        row = rows.get(kind)
+        if row is None:
+            continue
+        rate, cpu, base_rate, base_cpu = row["rate"], row["cpu"], off["rate"], off["cpu"]
+        parts = []
+        if rate and base_rate:
+            per_round = [1 - mine / base for base, mine in _paired(bench, kind, lambda r: r.burst.stats.rate)]
+            parts.append(f"ev/s {base_rate:.0f} -> {rate:.0f}: drop {100 * (1 - rate / base_rate):+.1f}%"
+                         + (f" (per round {', '.join(f'{100 * d:+.1f}%' for d in per_round)})"
+                            if len(per_round) > 1 else ""))
+        if cpu and base_cpu:
+            per_round = [1 - base / mine for base, mine in _paired(bench, kind, lambda r: r.burst.sut_cpu_us)]
+            parts.append(f"SUT CPU/event {base_cpu:.0f} -> {cpu:.0f} us ({100 * (cpu / base_cpu - 1):+.1f}%): "
+                         f"events per CPU-second drop {100 * (1 - base_cpu / cpu):+.1f}%"
+                         + (f" (per round {', '.join(f'{100 * d:+.1f}%' for d in per_round)})"
+                            if len(per_round) > 1 else ""))
+        print(f"  {LABELS[kind]}:")
+        for part in parts:
+            print(f"    {part}")
+        stats = [r.trace for r in bench.results.get(kind, []) if r.trace]
+        events = sum(r.events for r in bench.results.get(kind, []) if r.trace)
+        if stats and events:
+            written = sum(int(t.get("written", 0)) for t in stats)
+            dropped = sum(int(t.get("dropped", 0)) for t in stats)
+            errors = sum(int(t.get("sink_errors", 0)) for t in stats)
+            text = (f"    trace records: {written} written ({written / events:.1f} per event), {dropped} dropped, "
+                    f"{errors} sink errors")
+            lines, size = sum(int(t.get("file_lines", 0)) for t in stats), sum(int(t.get("file_bytes", 0))
+                                                                               for t in stats)
+            if lines:
+                text += f"; trace file {lines} lines, {size / lines:.0f} bytes per line"
+            print(text)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -734,10 +868,12 @@ async def bench_main(args: argparse.Namespace) -> None:
                     with contextlib.suppress(Exception):
                         await js.delete_consumer(STREAM, info.name)
 
-            bench = Bench(args, nats_server.url, sink, bus, purge, profile_dir)
+            bench = Bench(args, nats_server.url, sink, bus, purge, profile_dir, Path(tmp))
             print(f"load average before: {_load()}", file=sys.stderr, flush=True)
             for round_no in range(1, args.rounds + 1):
-                for kind in kinds:
+                # Each round starts one variant later, so no variant always runs first or right after another.
+                shift = (round_no - 1) % len(kinds)
+                for kind in kinds[shift:] + kinds[:shift]:
                     started = time.monotonic()
                     try:
                         result = await bench.phase(kind, round_no)

@@ -7,6 +7,9 @@ concurrently (bounded by `max_in_flight`); the sensor stage itself runs in deliv
 
 With an enabled tracer it also emits a trace record per step (received, dependency, transform, filter, condition,
 firing, param, request, response, retry, outcome, ack); building or emitting a record never fails the pipeline.
+On the event path it only captures what the records will say (immutable values: the stage result, the
+outcome, the parameters the trigger resolved) and hands them to the tracer's `defer`, so a tracer that writes
+in a task of its own (TraceHub) expands and serialises them there, in batches; other tracers get records.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,21 +27,13 @@ from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_structured
 from engine.errors import BusError
 from engine.persistence import ConditionPersistence
-from engine.trace import NULL_TRACER, Acknowledged, Received, Tracer, TraceRecord
-from engine.tracesteps import chain, firing_started, outcome_records, param_records, stage_records
+from engine.trace import NULL_TRACER, Tracer, record_of
+from engine.tracesteps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
 from sensors.stage import StageResult
 from triggers.params import PARAM_OBSERVER, Resolved
 from triggers.spec import Trigger, TriggerParameter
 
 log = logging.getLogger("sensorium.engine")
-
-
-def _attributes(event: CloudEvent) -> dict[str, str]:
-    attrs = {"id": event.id, "source": event.source, "type": event.type, "subject": event.subject,
-             "datacontenttype": event.datacontenttype, "time": event.time}
-    if event.extensions:
-        attrs.update(event.extensions)
-    return attrs
 
 
 class Outcome(Protocol):
@@ -95,19 +90,22 @@ class SensorRunner:
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
         self._tracing = bool(getattr(tracer, "enabled", True))
+        # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends rows of, for the tracer. A tracer
+        # with `defer` (TraceHub) takes them as they are, one list append (it never raises); others get records.
+        defer = getattr(tracer, "defer", None)
+        self._trace: Callable[..., None] = defer if callable(defer) else self._emit_records
 
-    def _trace(self, records: Iterable[TraceRecord]) -> None:
-        """Hand records to the tracer; a failure here (building or emitting) never reaches the pipeline."""
+    def _emit_records(self, rows_fn: RowsFn, *args: object) -> None:
+        """`_trace` for tracers without `defer`: the records now. A failure never reaches the pipeline."""
         try:
-            for record in records:
-                self.tracer.emit(record)
+            for row in rows_of(rows_fn, *args):
+                self.tracer.emit(record_of(row))
         except Exception as exc:
             log.debug("sensor %s: trace record dropped: %r", self.sensor, exc)
 
     def _trace_ack(self, event_id: str | None, delivery: Delivery, action: str, reason: str) -> None:
         if self._tracing:
-            self._trace((Acknowledged(sensor=self.sensor, event=event_id, position=delivery.position,
-                                      action=action, reason=reason),))
+            self._trace(ack_rows, self.sensor, time.time(), event_id, delivery.position, action, reason)
 
     async def prepare(self) -> None:
         """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
@@ -164,17 +162,12 @@ class SensorRunner:
             log.warning("sensor %s: skipping message at %s: not a CloudEvent: %s", self.sensor,
                         delivery.position, exc)
             if tracing:
-                self._trace((Received(sensor=self.sensor, event=None, bus=self.bus.url, position=delivery.position,
-                                      delivery=getattr(delivery, "delivery_count", None),
-                                      data_bytes=len(delivery.body), error=str(exc)),))
+                self._trace(received_rows, self.sensor, time.time(), self.bus.url, delivery.position,
+                            getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc))
             await delivery.ack()
             self._trace_ack(None, delivery, "ack", "not a CloudEvent: skipped")
             return
-        if tracing:
-            self._trace((Received(sensor=self.sensor, event=event.id, bus=self.bus.url, position=delivery.position,
-                                  delivery=getattr(delivery, "delivery_count", None),
-                                  attributes=_attributes(event),
-                                  data_bytes=len(event.data) if event.data is not None else 0),))
+        received = time.time() if tracing else 0.0
         persist = self.persistence
         version = persist.version if persist is not None else 0
         try:
@@ -182,11 +175,19 @@ class SensorRunner:
         except Exception as exc:  # a bug in a stage must not stop the sensor; the event is logged, not lost silently
             log.exception("sensor %s: event %s at %s could not be processed", self.sensor, event.id,
                           delivery.position)
+            if tracing:
+                self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
+                            getattr(delivery, "delivery_count", None), event)
             await delivery.ack()
             self._trace_ack(event.id, delivery, "ack", f"the sensor stage failed: {type(exc).__name__}")
             return
-        if tracing and isinstance(result, StageResult):
-            self._trace(stage_records(self.sensor, result))
+        if tracing:
+            if isinstance(result, StageResult):  # received, then what the stage decided
+                self._trace(event_rows, self.sensor, received, self.bus.url, delivery.position,
+                            getattr(delivery, "delivery_count", None), result)
+            else:
+                self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
+                            getattr(delivery, "delivery_count", None), event)
         tokens: list[int] = []
         if persist is not None:  # registered before any await: every snapshot from now on includes them
             tokens = [persist.firing_started(f.trigger, f.events) for f in result.firings if persist.holds(f.trigger)]
@@ -241,8 +242,8 @@ class SensorRunner:
         if not self._tracing:
             return await executor.fire(firing.events)
         firing_id = f"{self._run_id}-{self._firing_seq}"
-        self._trace((firing_started(self.sensor, event_id, firing_id, firing.trigger,
-                                    str(getattr(executor, "kind", "")), firing.events),))
+        self._trace(firing_rows, self.sensor, time.time(), event_id, firing_id, firing.trigger,
+                    str(getattr(executor, "kind", "")), firing.events)
         observed: list[tuple[TriggerParameter, Resolved]] = []
         token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
         try:  # this coroutine runs in its own task (gather), so the observer sees only this firing
@@ -250,9 +251,8 @@ class SensorRunner:
         finally:
             PARAM_OBSERVER.reset(token)
         trigger = getattr(executor, "trigger", None)
-        self._trace(chain(param_records(self.sensor, event_id, firing_id, trigger, observed)
-                          if isinstance(trigger, Trigger) else (),
-                          outcome_records(self.sensor, event_id, firing_id, outcome)))
+        self._trace(fired_rows, self.sensor, time.time(), event_id, firing_id,
+                    trigger if isinstance(trigger, Trigger) else None, observed, outcome)
         return outcome
 
     async def _heartbeat(self) -> None:

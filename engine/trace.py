@@ -1,9 +1,15 @@
 """Trace records: what each step did and why (kernel: imports nothing from the project).
 
-One frozen dataclass per step. Records of one event share `event` (the CloudEvent id); records of one firing
-share `firing`. `to_json()` gives the JSON Lines form (`step`, `time`, `sensor`, `event`, then the step's own
-fields) that `--trace-format json`, the bus trace stream and `sensorium trace` use. Records never hold a
-secret: headers are redacted before a record is made. Tracers must never raise or block.
+One dataclass per step (treat them as immutable). Records of one event share `event` (the CloudEvent id);
+records of one firing share `firing`. `to_json()` gives the JSON Lines form (`step`, `time`, `sensor`, `event`,
+then the step's own fields) that `--trace-format json`, the bus trace stream and `sensorium trace` use. Records
+never hold a secret: headers are redacted before a record is made. Tracers must never raise or block.
+
+A record also has a row form, a plain tuple `(record class, sensor, event, at, *the step's fields in declaration
+order)`. The engine builds rows rather than records (a tuple costs a quarter of a dataclass), and `render_row`
+turns a row into the record's JSON line with an encoder generated per record class (one `%` format, the
+encodings of values that repeat from event to event cached): `record.json_line()` is `render_row(record.row())`,
+so there is one serialiser. `record_of(row)` makes the record when one is needed (the human format, tests).
 """
 
 from __future__ import annotations
@@ -11,21 +17,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from math import isfinite
 from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked", "FiringDone",
     "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
-    "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched", "format_time",
+    "ResponseReceived", "RetryScheduled", "Row", "TraceRecord", "Tracer", "Transformed", "Unmatched",
+    "format_time", "record_of", "render_row",
 ]
 
+Row = tuple[Any, ...]  # (record class, sensor, event, at, *the step's own fields in declaration order)
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+
+@dataclasses.dataclass(kw_only=True, slots=True)
 class TraceRecord:
     step: ClassVar[str] = ""
+    # Fields whose values change from event to event: the JSON encoder renders the other ones (runs of
+    # consecutive fields) through caches keyed by their values (see `_compile_render`). Only a speed hint.
+    varying: ClassVar[frozenset[str]] = frozenset()
 
     sensor: str
     event: str | None
@@ -47,14 +60,62 @@ class TraceRecord:
             out[name] = getattr(self, name)
         return out
 
+    def row(self) -> Row:
+        """The row form: `(type(self), sensor, event, at, *fields)`."""
+        return (type(self), self.sensor, self.event, self.at, *(getattr(self, n) for n in self._fields()))
+
     def json_line(self) -> str:
-        """`json.dumps(self.to_json())` in compact form plus a newline, without building the dict: each
-        record class gets an encoder generated from its field types on first use (the writer's hot path)."""
-        encode = type(self).__dict__.get("_json_line")
-        if encode is None:
-            encode = _compile_json_line(type(self))
-            type.__setattr__(type(self), "_json_line", encode)
-        return encode(self)  # type: ignore[no-any-return]
+        """`json.dumps(self.to_json())` in compact form plus a newline (see `render_row`)."""
+        return render_row(self.row())
+
+
+def record_of(row: Row) -> TraceRecord:
+    """The record a row stands for."""
+    cls: type[TraceRecord] = row[0]
+    names = cls._fields()
+    if len(row) != 4 + len(names):
+        raise ValueError(f"a {cls.__name__} row has {4 + len(names)} items, not {len(row)}")
+    return cls(sensor=row[1], event=row[2], at=row[3], **dict(zip(names, row[4:], strict=True)))
+
+
+def render_row(row: Row) -> str:
+    """The JSON line of the record `row` stands for: exactly `json.dumps(record_of(row).to_json(),
+    ensure_ascii=False, separators=(",", ":")) + "\\n"`. Each record class gets its encoder on first use."""
+    try:
+        return _RENDERERS[row[0]](row)  # type: ignore[no-any-return]
+    except Exception:  # a value of another type than declared: the general (slow) path
+        return _DUMPS(record_of(row).to_json()) + "\n"
+
+
+def render_rows(rows: Iterable[Row], lines: list[str], sensors: list[str]) -> int:
+    """`render_row` of each row appended to `lines`, and its sensor to `sensors` (the writer's batch loop).
+    A row that cannot be rendered at all is skipped; returns how many were."""
+    renderers = _RENDERERS
+    append_line, append_sensor = lines.append, sensors.append
+    skipped = 0
+    for row in rows:
+        try:
+            line = renderers[row[0]](row)
+        except Exception:
+            try:
+                line = _DUMPS(record_of(row).to_json()) + "\n"
+            except Exception:
+                skipped += 1
+                continue
+        append_line(line)
+        append_sensor(row[1])
+    return skipped
+
+
+class _Renderers(dict[type, Any]):
+    def __missing__(self, cls: type[TraceRecord]) -> Any:
+        if not (isinstance(cls, type) and issubclass(cls, TraceRecord)):
+            raise TypeError(f"not a trace record class: {cls!r}")
+        render = self[cls] = _compile_render(cls)
+        return render
+
+
+_RENDERERS = _Renderers()
 
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -70,53 +131,167 @@ def _dumps(value: Any) -> str:
         except TypeError:  # not a dict/list/tuple/str/number (e.g. another Mapping): the general path
             pass
     return _DUMPS(value)
-_BY_TYPE = {  # field annotation -> expression encoding the field `{0}` exactly as json.dumps would
-    "str": "_s({0})", "str | None": "('null' if {0} is None else _s({0}))", "bool": "('true' if {0} else 'false')",
-    "int": "str({0})", "int | None": "('null' if {0} is None else str({0}))", "float": "repr({0})",
-}
 
 
-def _compile_json_line(cls: type[TraceRecord]) -> Any:
-    pieces = [repr('{"step":"' + cls.step + '","time":"'), "_time(self.at)"]
-    first = True
-    for f in dataclasses.fields(cls):
+class _Encoded(dict[Any, str]):
+    """JSON text of values that repeat from record to record (names, paths, expressions, wanted values...),
+    computed once: a dict lookup costs a fraction of encoding. Bounded: emptied when it reaches `limit`."""
+
+    limit = 4096
+
+    def __missing__(self, value: Any) -> str:
+        if isinstance(value, str):
+            text: str = encode_basestring(value)
+        elif type(value) is tuple and all(isinstance(v, str) for v in value):
+            text = _dumps(value)
+        else:  # never cache other values: 0, 0.0 and False are one key
+            raise TypeError(type(value).__name__)
+        if len(self) >= self.limit:
+            self.clear()
+        self[value] = text
+        return text
+
+
+class _Times(dict[int, str]):
+    """RFC 3339 text of a millisecond (records come in time order, so the cache is small and hits often)."""
+
+    def __missing__(self, milli: int) -> str:
+        text = _format_milli(milli)
+        if len(self) >= 64:
+            self.clear()
+        self[milli] = text
+        return text
+
+
+_ENCODED = _Encoded()
+_TIMES = _Times()
+# Fields whose values seldom repeat (event data): encoded each time rather than through the cache.
+_UNIQUE = frozenset({"value", "body_preview", "data_preview", "data_bytes", "body_bytes", "latency_ms"})
+
+
+def _value(name: str, annotation: str, v: str) -> str:
+    """An expression giving the JSON text of field `name` (declared as `annotation`) held in `v`, exactly as
+    json.dumps writes it, or raising TypeError for a value of another type (the caller then takes the slow
+    path). Strings go through the cache unless the field's values seldom repeat."""
+    text = f"_s({v})" if name in _UNIQUE else f"_e[{v}]"
+    if annotation == "str":
+        return text
+    if annotation == "str | None":
+        return f'("null" if {v} is None else {text})'
+    if annotation == "tuple[str, ...]":
+        return f"_e[{v}]"
+    if annotation == "bool":
+        return f'("true" if {v} is True else "false" if {v} is False else _bad({v}))'
+    if annotation == "int":
+        return f"_int({v})"
+    if annotation == "int | None":
+        return f'("null" if {v} is None else _int({v}))'
+    if annotation == "float":
+        return f"_float({v})"
+    return f"_dumps({v})"
+
+
+def _int(value: Any) -> str:
+    if type(value) is not int:  # bool or anything else: json.dumps writes it differently
+        raise TypeError(type(value).__name__)
+    return str(value)
+
+
+def _float(value: Any) -> str:
+    if type(value) is not float or not isfinite(value):
+        raise TypeError(type(value).__name__)  # json.dumps writes NaN/Infinity, and ints without ".0"
+    return repr(value)
+
+
+def _bad(value: Any) -> str:
+    raise TypeError(type(value).__name__)
+
+
+class _Templates(dict[Any, tuple[str, ...]]):
+    """A record class's JSON line cut around its varying values, keyed by all its other values: the pieces
+    between the holes, with every other value already encoded. Bounded like `_Encoded`. Equal keys of different
+    types (1 and True) share an entry: only a value of another type than its field's declared one can tell them
+    apart, and it then renders as an equal JSON value."""
+
+    limit = 1024
+
+    def __init__(self, build: Any) -> None:
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key: Any) -> tuple[str, ...]:
+        pieces: tuple[str, ...] = self.build(key)
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = pieces
+        return pieces
+
+
+def _literal(text: str) -> str:
+    """`text` as the literal part of a generated f-string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
+
+
+def _compile_render(cls: type[TraceRecord]) -> Any:
+    """`render(row)` for one record class. The line is cut at its holes: the time, the event and the class's
+    `varying` fields (and mappings, which are not hashable); a `_Templates` cache keyed by the other values
+    gives the pieces between the holes, so a line costs one lookup plus the encoding of its holes."""
+    varying = cls.varying | {"event"}
+    keyed: list[int] = []  # row indexes of the key's values
+    holes = ["_t[int(r[3] * 1000)]"]  # expressions, on the row `r`
+    pieces: list[str] = []  # f-string source of each piece, on the key `k`
+    text = _literal('{"step":' + encode_basestring(cls.step) + ',"time":"')
+    pieces.append(text)
+    text = _literal('"')
+    for index, f in enumerate(dataclasses.fields(cls), 1):
         if f.name == "at":
             continue
-        pieces.append(repr(('","' if first else ',"') + f.name + '":'))
-        first = False
-        pieces.append(_BY_TYPE.get(str(f.type), "_dumps({0})").format(f"self.{f.name}"))
-    pieces.append(repr("}\n"))
-    source = f"def json_line(self):\n    return ''.join(({', '.join(pieces)}))\n"
-    namespace: dict[str, Any] = {"_s": encode_basestring, "_dumps": _dumps, "_time": format_time}
+        annotation = str(f.type)
+        text += _literal("," + encode_basestring(f.name) + ":")
+        if f.name in varying or annotation.startswith("Mapping"):
+            pieces.append(text)
+            holes.append(_value(f.name, annotation, f"r[{index}]"))
+            text = ""
+        else:
+            text += "{" + _value(f.name, annotation, f"k[{len(keyed)}]") + "}"
+            keyed.append(index)
+    pieces.append(text + _literal("}") + "\\n")
+    namespace: dict[str, Any] = {"_s": encode_basestring, "_e": _ENCODED, "_t": _TIMES, "_dumps": _dumps,
+                                 "_int": _int, "_float": _float, "_bad": _bad}
+    build = ", ".join(f"f'''{piece}'''" for piece in pieces)
+    exec(f"def build(k):\n    return ({build},)\n", namespace)
+    namespace["_tpl"] = _Templates(namespace.pop("build"))
+    key = f"({', '.join(f'r[{i}]' for i in keyed)},)"
+    line = "".join(f"{{p[{n}]}}{{{hole}}}" for n, hole in enumerate(holes)) + f"{{p[{len(holes)}]}}"
+    source = f"def render(r):\n    p = _tpl[{key}]\n    return f'''{line}'''\n"
     exec(source, namespace)  # the same technique dataclasses use to build __init__
-    return namespace["json_line"]
+    render = namespace["render"]
+    render.source = source
+    return render
 
 
 _second: list[Any] = [-1, ""]  # cache: the last whole second formatted (records come in time order)
 
 
-_milli: list[Any] = [-1, ""]  # cache: the last millisecond formatted
-
-
 def format_time(at: float) -> str:
     """RFC 3339 UTC with milliseconds."""
-    milli = int(at * 1000)
-    if milli == _milli[0]:
-        return str(_milli[1])
+    return _format_milli(int(at * 1000))
+
+
+def _format_milli(milli: int) -> str:
     whole = milli // 1000
     if whole != _second[0]:
         _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    text = f"{_second[1]}.{milli % 1000:03d}Z"
-    _milli[0], _milli[1] = milli, text
-    return text
+    return f"{_second[1]}.{milli % 1000:03d}Z"
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class Received(TraceRecord):
     """A message arrived. `position` is `<subject> seq <n>` (JetStream) or `<topic>[<partition>]@<offset>`
     (Kafka); `attributes` the CloudEvent attributes; `error` set when the message is not a CloudEvent."""
 
     step: ClassVar[str] = "received"
+    varying: ClassVar[frozenset[str]] = frozenset({"position", "delivery", "attributes", "data_bytes", "error"})
     bus: str
     position: str
     delivery: int | None = None
@@ -125,7 +300,7 @@ class Received(TraceRecord):
     error: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class Unmatched(TraceRecord):
     """No dependency listens to the event's (source, subject): `sensorium test` only (the engine's consumer
     is only handed events some dependency listens to)."""
@@ -136,7 +311,7 @@ class Unmatched(TraceRecord):
     listening: tuple[str, ...]  # "<eventSourceName>.<eventName>" of the sensor's dependencies
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class DependencyMatched(TraceRecord):
     """A dependency whose eventSourceName/eventName matched, with its filter decision. `passed` and `error`
     can both be set: Argo lets some filter errors pass (semantics reference section 2.2)."""
@@ -148,12 +323,13 @@ class DependencyMatched(TraceRecord):
     reason: str
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class Transformed(TraceRecord):
     """A dependency's transform (jq or script) before its filters: the new data (size and start) or, when it
     failed, the error (the event is then dropped for this dependency)."""
 
     step: ClassVar[str] = "transform"
+    varying: ClassVar[frozenset[str]] = frozenset({"passed", "data_bytes", "data_preview", "reason", "error"})
     dependency: str
     kind: str
     passed: bool
@@ -163,12 +339,13 @@ class Transformed(TraceRecord):
     error: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class FilterChecked(TraceRecord):
     """One filter check: `target` looked at (a path or a context attribute), the value `seen` there (None when
     missing), the values `wanted`, the decision and why. A whole-kind decision has an empty target."""
 
     step: ClassVar[str] = "filter"
+    varying: ClassVar[frozenset[str]] = frozenset({"seen", "reason", "error"})
     dependency: str
     kind: str
     target: str
@@ -181,7 +358,7 @@ class FilterChecked(TraceRecord):
     error: str | None = None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class ConditionChecked(TraceRecord):
     """A trigger's expression after `dependency` passed: the dependencies now held and whether it holds."""
 
@@ -194,22 +371,24 @@ class ConditionChecked(TraceRecord):
     immediate: bool
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class FiringStarted(TraceRecord):
     step: ClassVar[str] = "firing"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing", "events"})
     firing: str
     trigger: str
     kind: str
     events: Mapping[str, str]  # dependency -> event id
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class ParamResolved(TraceRecord):
     """One trigger parameter: `where` it is declared (parameters, http.parameters, payload, dynamicHeaders),
     its source (`dependency` and `source`: dataKey, contextKey, jsonPath, jmesPath, value or event), the
     `path` read, the resolved `value` (None: skipped) and `dest`."""
 
     step: ClassVar[str] = "param"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing", "value"})
     firing: str
     trigger: str
     where: str
@@ -220,11 +399,12 @@ class ParamResolved(TraceRecord):
     dest: str
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class RequestBuilt(TraceRecord):
     """The HTTP request of a firing; secret header values are "***"; `body_preview` is the start of the body."""
 
     step: ClassVar[str] = "request"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing", "headers", "body_bytes", "body_preview"})
     firing: str
     trigger: str
     method: str
@@ -234,12 +414,13 @@ class RequestBuilt(TraceRecord):
     body_preview: str
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class ResponseReceived(TraceRecord):
     """One attempt: the status (None when no response arrived, `error` says why), the latency, and the status
     policy's `verdict` on it (success, retryable or terminal) with its `reason`."""
 
     step: ClassVar[str] = "response"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing", "latency_ms"})
     firing: str
     trigger: str
     attempt: int
@@ -251,18 +432,20 @@ class ResponseReceived(TraceRecord):
     rate_limited_ms: float = 0.0
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class RetryScheduled(TraceRecord):
     step: ClassVar[str] = "retry"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing", "delay_s"})
     firing: str
     trigger: str
     attempt: int  # the attempt that will run next
     delay_s: float
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class FiringDone(TraceRecord):
     step: ClassVar[str] = "outcome"
+    varying: ClassVar[frozenset[str]] = frozenset({"firing"})
     firing: str
     trigger: str
     success: bool
@@ -271,11 +454,12 @@ class FiringDone(TraceRecord):
     note: str = ""
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+@dataclasses.dataclass(kw_only=True, slots=True)
 class Acknowledged(TraceRecord):
     """How the delivery was settled (`ack` or `nak`) and why."""
 
     step: ClassVar[str] = "ack"
+    varying: ClassVar[frozenset[str]] = frozenset({"position"})
     position: str
     action: str
     reason: str

@@ -43,9 +43,14 @@ def trace_subject(sensor: str) -> str:
 
 def _bodies(batch: Sequence[TraceRecord]) -> list[tuple[str, bytes]]:
     """(sensor, JSON Lines body) pairs; a body holds at most MAX_BODY characters (cut between records)."""
+    return _line_bodies([record.json_line() for record in batch], [record.sensor for record in batch])
+
+
+def _line_bodies(lines: Sequence[str], sensors: Sequence[str]) -> list[tuple[str, bytes]]:
+    """`_bodies` of records the hub serialised already: their JSON lines and, at the same index, sensors."""
     by_sensor: dict[str, list[str]] = defaultdict(list)
-    for record in batch:
-        by_sensor[record.sensor].append(record.json_line())
+    for sensor, line in zip(sensors, lines, strict=True):
+        by_sensor[sensor].append(line)
     out: list[tuple[str, bytes]] = []
     for sensor, lines in by_sensor.items():
         start, size = 0, 0
@@ -59,16 +64,24 @@ def _bodies(batch: Sequence[TraceRecord]) -> list[tuple[str, bytes]]:
 
 
 class JetStreamTraceSink:
+    accepts_lines = True
+
     def __init__(self, bus: Any) -> None:
         self.bus = bus
         self._ready = False
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await self._publish(_bodies(batch))
+
+    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
+        await self._publish(_line_bodies(lines, sensors))
+
+    async def _publish(self, bodies: list[tuple[str, bytes]]) -> None:
         js = self.bus.js
         if not self._ready:
             await ensure_trace_stream(js)
             self._ready = True
-        for sensor, body in _bodies(batch):
+        for sensor, body in bodies:
             await js.publish(trace_subject(sensor), body, timeout=5.0, stream=TRACE_STREAM)
 
     async def close(self) -> None:
@@ -91,6 +104,8 @@ async def ensure_trace_stream(js: Any) -> None:
 class KafkaTraceSink:
     """Its own producer (acks=1, lingering) so trace traffic never queues behind event publishing."""
 
+    accepts_lines = True
+
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         self._producer: Any = None
@@ -106,9 +121,15 @@ class KafkaTraceSink:
         return self._producer
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await self._send(_bodies(batch))
+
+    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
+        await self._send(_line_bodies(lines, sensors))
+
+    async def _send(self, bodies: list[tuple[str, bytes]]) -> None:
         producer = await self._start()
         futures = [await producer.send(KAFKA_TRACE_TOPIC, value=body, key=sensor.encode())
-                   for sensor, body in _bodies(batch)]
+                   for sensor, body in bodies]
         await asyncio.gather(*futures)
 
     async def close(self) -> None:

@@ -192,11 +192,16 @@ class HumanFormat:
 
 class StreamSink:
     """Writes batches to a text stream (stdout or a file) off the event loop, so a slow reader never stalls
-    the engine. `fmt` "json" (JSON Lines) or "human"."""
+    the engine. `fmt` "json" (JSON Lines) or "human". In JSON it also takes lines the hub serialised already
+    (`write_lines`)."""
 
     def __init__(self, stream: TextIO, fmt: str = "human", *, color: bool = False, owns: bool = False) -> None:
         self.stream, self.fmt, self.owns = stream, fmt, owns
         self.human = HumanFormat(color=color)
+
+    @property
+    def accepts_lines(self) -> bool:
+        return self.fmt == "json"
 
     def render(self, batch: Sequence[TraceRecord]) -> str:
         if self.fmt == "json":
@@ -209,6 +214,12 @@ class StreamSink:
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         text = self.render(batch)
+        if text:
+            await asyncio.to_thread(self._write, text)
+
+    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
+        """JSON lines (`engine.trace.render_row`), each ending with a newline."""
+        text = "".join(lines)
         if text:
             await asyncio.to_thread(self._write, text)
 
