@@ -17,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from math import isfinite
+from operator import itemgetter
 from typing import Any, ClassVar, Protocol
 
 __all__ = [
@@ -82,20 +83,47 @@ def render_row(row: Row) -> str:
     """The JSON line of the record `row` stands for: exactly `json.dumps(record_of(row).to_json(),
     ensure_ascii=False, separators=(",", ":")) + "\\n"`. Each record class gets its encoder on first use."""
     try:
-        return _RENDERERS[row[0]](row)  # type: ignore[no-any-return]
+        event = "null" if row[2] is None else encode_basestring(row[2])
+        return _RENDERERS[(row[0],)]((row,), _TIMES[int(row[3] * 1000)], event)  # type: ignore[no-any-return]
     except Exception:  # a value of another type than declared: the general (slow) path
         return _DUMPS(record_of(row).to_json()) + "\n"
+
+
+def render_group(rows: Sequence[Row]) -> tuple[str, int]:
+    """The JSON lines of rows that share their sensor, event and time (the rows of one step, as a
+    `engine.tracesteps` function appends them), as one string, and how many rows could not be rendered.
+    Rendered as a group (one template lookup for all of them) when it can be, else row by row."""
+    if not rows:
+        return "", 0
+    first = rows[0]
+    try:
+        render = _RENDERERS[tuple(map(_first, rows))]
+        event = "null" if first[2] is None else encode_basestring(first[2])
+        return render(rows, _TIMES[int(first[3] * 1000)], event), 0
+    except Exception:  # rows not shared, too many shapes, a value of an undeclared type: one by one
+        lines: list[str] = []
+        skipped = render_rows(rows, lines, [])
+        return "".join(lines), skipped
 
 
 def render_rows(rows: Iterable[Row], lines: list[str], sensors: list[str]) -> int:
     """`render_row` of each row appended to `lines`, and its sensor to `sensors` (the writer's batch loop).
     A row that cannot be rendered at all is skipped; returns how many were."""
-    renderers = _RENDERERS
+    renderers, times, encode = _RENDERERS, _TIMES, encode_basestring
     append_line, append_sensor = lines.append, sensors.append
     skipped = 0
+    at: Any = None
+    event: Any = None
+    time_text = event_text = ""
     for row in rows:
         try:
-            line = renderers[row[0]](row)
+            if row[3] is not at:  # the rows of one step share their time and event
+                at = row[3]
+                time_text = times[int(at * 1000)]
+            if row[2] is not event:
+                event = row[2]
+                event_text = "null" if event is None else encode(event)
+            line = renderers[(row[0],)]((row,), time_text, event_text)
         except Exception:
             try:
                 line = _DUMPS(record_of(row).to_json()) + "\n"
@@ -107,17 +135,10 @@ def render_rows(rows: Iterable[Row], lines: list[str], sensors: list[str]) -> in
     return skipped
 
 
-class _Renderers(dict[type, Any]):
-    def __missing__(self, cls: type[TraceRecord]) -> Any:
-        if not (isinstance(cls, type) and issubclass(cls, TraceRecord)):
-            raise TypeError(f"not a trace record class: {cls!r}")
-        render = self[cls] = _compile_render(cls)
-        return render
 
 
-_RENDERERS = _Renderers()
 
-
+_first = itemgetter(0)
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # The C encoder json.dumps uses, made once (json.dumps builds one per call): 3x faster for small values.
 _C_ENCODE = (c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
@@ -165,8 +186,9 @@ class _Times(dict[int, str]):
 
 _ENCODED = _Encoded()
 _TIMES = _Times()
-# Fields whose values seldom repeat (event data): encoded each time rather than through the cache.
-_UNIQUE = frozenset({"value", "body_preview", "data_preview", "data_bytes", "body_bytes", "latency_ms"})
+# String fields whose values seldom repeat (event data, ids): encoded each time rather than through the cache
+# (a miss costs more than encoding).
+_UNIQUE = frozenset({"value", "body_preview", "data_preview", "firing", "position"})
 
 
 def _value(name: str, annotation: str, v: str) -> str:
@@ -188,7 +210,36 @@ def _value(name: str, annotation: str, v: str) -> str:
         return f'("null" if {v} is None else _int({v}))'
     if annotation == "float":
         return f"_float({v})"
+    if annotation.startswith("Mapping[str, str]"):
+        return f"_map({v})"
     return f"_dumps({v})"
+
+
+class _MapFormats(dict[tuple[str, ...], str]):
+    """`%` format of a JSON object with these keys (in this order) and string values. Bounded."""
+
+    def __missing__(self, keys: tuple[str, ...]) -> str:
+        if not all(type(k) is str for k in keys):
+            raise TypeError("keys that are not strings")
+        text = "{" + ",".join(encode_basestring(k).replace("%", "%%") + ":%s" for k in keys) + "}"
+        if len(self) >= 256:
+            self.clear()
+        self[keys] = text
+        return text
+
+
+_MAP_FORMATS = _MapFormats()
+
+
+def _str_map(value: Any) -> str:
+    """JSON text of a dict of strings (attributes, headers, events) as json.dumps writes it: a third of the
+    C encoder's cost on small dicts (it builds a list of items and a string per key). Other values: C encoder."""
+    if type(value) is dict:
+        try:
+            return _MAP_FORMATS[tuple(value)] % tuple(map(encode_basestring, value.values()))
+        except TypeError:  # a key or value that is not a string
+            pass
+    return _dumps(value)
 
 
 def _int(value: Any) -> str:
@@ -232,42 +283,73 @@ def _literal(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "\\'").replace("{", "{{").replace("}", "}}")
 
 
-def _compile_render(cls: type[TraceRecord]) -> Any:
-    """`render(row)` for one record class. The line is cut at its holes: the time, the event and the class's
-    `varying` fields (and mappings, which are not hashable); a `_Templates` cache keyed by the other values
-    gives the pieces between the holes, so a line costs one lookup plus the encoding of its holes."""
-    varying = cls.varying | {"event"}
-    keyed: list[int] = []  # row indexes of the key's values
-    holes = ["_t[int(r[3] * 1000)]"]  # expressions, on the row `r`
+class _NotShared(Exception):
+    """The rows handed to a group renderer do not share their sensor, event and time."""
+
+
+def _compile(shape: tuple[type[TraceRecord], ...]) -> Any:
+    """`render(rows, t, ev)` for rows of the record classes `shape`, in that order, that share their sensor,
+    event (JSON text `ev`) and time (text `t`): the JSON lines of all of them as one string. The text is cut at
+    its holes (each line's time and event, and each record class's `varying` fields and mappings, which are not
+    hashable); a `_Templates` cache keyed by all the other values gives the pieces between the holes, so a
+    group costs one lookup plus the encoding of its holes."""
+    keyed: list[str] = []  # expressions (on the rows r0, r1, ...) of the key's values
+    holes: list[str] = []  # expressions of the holes' values
     pieces: list[str] = []  # f-string source of each piece, on the key `k`
-    text = _literal('{"step":' + encode_basestring(cls.step) + ',"time":"')
+    text = ""
+    for j, cls in enumerate(shape):
+        varying = cls.varying | {"event"}
+        pieces.append(text + _literal('{"step":' + encode_basestring(cls.step) + ',"time":"'))
+        holes.append("t")
+        text = _literal('"')
+        for index, f in enumerate(dataclasses.fields(cls), 1):
+            if f.name == "at":
+                continue
+            annotation = str(f.type)
+            text += _literal("," + encode_basestring(f.name) + ":")
+            if f.name in varying or annotation.startswith("Mapping"):
+                pieces.append(text)
+                holes.append("ev" if f.name == "event" else _value(f.name, annotation, f"r{j}[{index}]"))
+                text = ""
+            else:
+                text += "{" + _value(f.name, annotation, f"k[{len(keyed)}]") + "}"
+                keyed.append("r0[1]" if f.name == "sensor" else f"r{j}[{index}]")
+        text += _literal("}") + "\\n"
     pieces.append(text)
-    text = _literal('"')
-    for index, f in enumerate(dataclasses.fields(cls), 1):
-        if f.name == "at":
-            continue
-        annotation = str(f.type)
-        text += _literal("," + encode_basestring(f.name) + ":")
-        if f.name in varying or annotation.startswith("Mapping"):
-            pieces.append(text)
-            holes.append(_value(f.name, annotation, f"r[{index}]"))
-            text = ""
-        else:
-            text += "{" + _value(f.name, annotation, f"k[{len(keyed)}]") + "}"
-            keyed.append(index)
-    pieces.append(text + _literal("}") + "\\n")
-    namespace: dict[str, Any] = {"_s": encode_basestring, "_e": _ENCODED, "_t": _TIMES, "_dumps": _dumps,
-                                 "_int": _int, "_float": _float, "_bad": _bad}
+    namespace: dict[str, Any] = {"_s": encode_basestring, "_e": _ENCODED, "_dumps": _dumps, "_map": _str_map,
+                                 "_int": _int, "_float": _float, "_bad": _bad, "_NotShared": _NotShared}
     build = ", ".join(f"f'''{piece}'''" for piece in pieces)
     exec(f"def build(k):\n    return ({build},)\n", namespace)
     namespace["_tpl"] = _Templates(namespace.pop("build"))
-    key = f"({', '.join(f'r[{i}]' for i in keyed)},)"
+    names = [f"r{j}" for j in range(len(shape))]
+    shared = " and ".join(f"{r}[1] is r0[1] and {r}[2] is r0[2] and {r}[3] is r0[3]" for r in names[1:])
     line = "".join(f"{{p[{n}]}}{{{hole}}}" for n, hole in enumerate(holes)) + f"{{p[{len(holes)}]}}"
-    source = f"def render(r):\n    p = _tpl[{key}]\n    return f'''{line}'''\n"
+    source = (f"def render(rows, t, ev):\n    {', '.join(names)}, = rows\n"
+              + (f"    if not ({shared}):\n        raise _NotShared\n" if shared else "")
+              + f"    p = _tpl[({', '.join(keyed)},)]\n    return f'''{line}'''\n")
     exec(source, namespace)  # the same technique dataclasses use to build __init__
     render = namespace["render"]
     render.source = source
     return render
+
+
+class _Renderers(dict[tuple[type, ...], Any]):
+    """Group renderers by shape (the record classes of the rows, in order). Bounded: past `limit` shapes, or
+    for long groups, rows are rendered one by one instead."""
+
+    limit = 256
+    longest = 24
+
+    def __missing__(self, shape: tuple[type[TraceRecord], ...]) -> Any:
+        if not all(isinstance(cls, type) and issubclass(cls, TraceRecord) for cls in shape):
+            raise TypeError(f"not trace record classes: {shape!r}")
+        if len(shape) > self.longest or (len(shape) > 1 and len(self) >= self.limit):
+            raise _NotShared
+        render = self[shape] = _compile(shape)
+        return render
+
+
+_RENDERERS = _Renderers()
 
 
 _second: list[Any] = [-1, ""]  # cache: the last whole second formatted (records come in time order)

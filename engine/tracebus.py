@@ -47,7 +47,8 @@ def _bodies(batch: Sequence[TraceRecord]) -> list[tuple[str, bytes]]:
 
 
 def _line_bodies(lines: Sequence[str], sensors: Sequence[str]) -> list[tuple[str, bytes]]:
-    """`_bodies` of records the hub serialised already: their JSON lines and, at the same index, sensors."""
+    """`_bodies` of records the hub serialised already: chunks of their JSON lines and, at the same index,
+    the sensor of each chunk (a body is cut between chunks)."""
     by_sensor: dict[str, list[str]] = defaultdict(list)
     for sensor, line in zip(sensors, lines, strict=True):
         by_sensor[sensor].append(line)
@@ -73,8 +74,8 @@ class JetStreamTraceSink:
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         await self._publish(_bodies(batch))
 
-    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
-        await self._publish(_line_bodies(lines, sensors))
+    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
+        await self._publish(_line_bodies(chunks, sensors))
 
     async def _publish(self, bodies: list[tuple[str, bytes]]) -> None:
         js = self.bus.js
@@ -123,8 +124,8 @@ class KafkaTraceSink:
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         await self._send(_bodies(batch))
 
-    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
-        await self._send(_line_bodies(lines, sensors))
+    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
+        await self._send(_line_bodies(chunks, sensors))
 
     async def _send(self, bodies: list[tuple[str, bytes]]) -> None:
         producer = await self._start()

@@ -217,9 +217,9 @@ class StreamSink:
         if text:
             await asyncio.to_thread(self._write, text)
 
-    async def write_lines(self, lines: Sequence[str], sensors: Sequence[str]) -> None:
-        """JSON lines (`engine.trace.render_row`), each ending with a newline."""
-        text = "".join(lines)
+    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
+        """Chunks of JSON Lines (`engine.trace.render_group`)."""
+        text = "".join(chunks)
         if text:
             await asyncio.to_thread(self._write, text)
 
