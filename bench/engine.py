@@ -53,7 +53,9 @@ from buses.base import Bus, EventKey
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
-KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-trace-json", "engine-trace-bus")
+TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus")
+KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
@@ -69,7 +71,6 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
 }
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus")
 LABEL_WIDTH = 41
 SEPARATORS = (",", ":")
 
@@ -233,23 +234,6 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         args = build_parser().parse_args(argv)
         config = load(args.paths, checks=[check_document])
         hub = _trace_hub(args)
-        hack = os.environ.get("TRACEHACK", "")
-        if hack == "nothread":  # TEMP experiment
-            from engine.tracefmt import StreamSink
-
-            async def wl(self: Any, lines: Any, sensors: Any) -> None:
-                self._write("".join(lines))
-            StreamSink.write_lines = wl  # type: ignore[method-assign]
-        elif hack == "discard":
-            from engine.tracefmt import StreamSink
-
-            async def wl2(self: Any, lines: Any, sensors: Any) -> None:
-                return None
-            StreamSink.write_lines = wl2  # type: ignore[method-assign]
-        elif hack == "noexpand":
-            hub._expand = lambda batch, lines, sensors, records: 0  # type: ignore[method-assign]
-        elif hack == "nodefer":
-            hub.defer = lambda *a: None  # type: ignore[method-assign]
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
                                 handle_signals=False, tracer=hub,
                                 runner=RunnerSettings(ack_wait=args.ack_wait, batch=spec.batch,
@@ -406,12 +390,15 @@ class ProcessWorker:
     """The SUT in a child process: `python -m bench.engine --worker SPEC`; READY on stdout, GO on stdin,
     SIGTERM to stop."""
 
-    def __init__(self, spec: WorkerSpec, profile: Path | None) -> None:
-        self.spec, self.profile = spec, profile
+    def __init__(self, spec: WorkerSpec, profile: Path | None, callgrind: Path | None = None) -> None:
+        self.spec, self.profile, self.callgrind = spec, profile, callgrind
         self.proc: asyncio.subprocess.Process | None = None
 
     async def start(self, timeout: float) -> None:
         args = [sys.executable, "-m", "bench.engine", "--worker", json.dumps(asdict(self.spec))]
+        if self.callgrind is not None:  # instructions are counted from `count_instructions()` on
+            args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
+                    f"--callgrind-out-file={self.callgrind}", *args]
         if self.profile is not None:
             args += ["--profile", str(self.profile)]
         self.proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
@@ -425,6 +412,24 @@ class ProcessWorker:
     def go(self) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         self.proc.stdin.write(b"GO\n")
+
+    async def count_instructions(self) -> None:
+        assert self.proc is not None
+        control = await asyncio.create_subprocess_exec("callgrind_control", "-i", "on", str(self.proc.pid),
+                                                       stdout=asyncio.subprocess.DEVNULL,
+                                                       stderr=asyncio.subprocess.DEVNULL)
+        if await control.wait() != 0:
+            raise RuntimeError(f"callgrind_control could not switch counting on in worker {self.spec.kind}")
+
+    def instructions(self) -> int | None:
+        """Instructions counted (callgrind's totals, written when the process exits)."""
+        if self.callgrind is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            for line in self.callgrind.read_text().splitlines():
+                if line.startswith("totals:"):
+                    return int(line.split()[1])
+        return None
 
     def cpu_seconds(self) -> float | None:
         return _proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
@@ -478,20 +483,6 @@ class TaskWorker:
 
 async def worker_main(spec: WorkerSpec, profile: Path | None) -> None:
     loop = asyncio.get_running_loop()
-    if os.environ.get("GCDEBUG"):
-        import atexit
-        import gc
-        st = [0.0, 0.0, [0, 0, 0], [0.0, 0.0, 0.0]]
-        def cb(phase: str, info: dict[str, int]) -> None:
-            if phase == "start":
-                st[0] = time.process_time()
-            else:
-                d = time.process_time() - st[0]
-                st[2][info["generation"]] += 1
-                st[3][info["generation"]] += d
-        gc.callbacks.append(cb)
-        atexit.register(lambda: print(f"GC {spec.kind}: counts {st[2]} seconds {[round(x, 3) for x in st[3]]} "
-                                      f"objects {len(gc.get_objects())}", file=sys.stderr))
     stop, ready, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -626,12 +617,17 @@ class Bench:
     work_dir: Path
     results: dict[str, list[Result]] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
+    trace_rounds: list[TraceRound] = field(default_factory=list)
+    trace_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trace_handled: int = 0  # events each variant of the tracing comparison handled
+    trace_duplicates: int = 0
+    instructions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # kind -> (counted, events)
 
-    def worker(self, spec: WorkerSpec) -> Worker:
+    def worker(self, spec: WorkerSpec, callgrind: Path | None = None) -> Worker:
         if self.args.in_process:
             return TaskWorker(spec)
         profile = self.profile_dir / f"{spec.kind}.txt" if self.profile_dir is not None else None
-        return ProcessWorker(spec, profile)
+        return ProcessWorker(spec, profile, callgrind)
 
     async def _measure(self, worker: Worker, ids: Sequence[str], load: Callable[[], Awaitable[None]],
                        what: str) -> Measurement:
@@ -695,6 +691,70 @@ class Bench:
         result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no, handled, trace)
         self.results.setdefault(kind, []).append(result)
         return result
+
+
+    async def _burst(self, worker: Worker, key: EventKey, n: int, what: str) -> Measurement:
+        ids = new_ids(n)
+        return await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, self.args.chunk), what)
+
+    async def tracing(self, variants: Sequence[str]) -> None:
+        """Tracing off ("engine") and each of `variants`, running side by side, take turns: each round publishes
+        one burst of --trace-events to each in turn, in an order that rotates every round. A variant is idle
+        but for its own burst, and the bursts of a round run within seconds of each other, so the neighbours'
+        load (which swings over tens of seconds on a shared machine) mostly hits every variant of a round
+        alike. Every --trace-restart rounds the processes are replaced by new ones: one process can run a few
+        per cent faster or slower than another running the same code for its whole life (memory layout, hash
+        seed), which more rounds in the same processes would not average out."""
+        a = self.args
+        kinds = ["engine", *variants]
+        for first in range(1, a.trace_rounds + 1, a.trace_restart):
+            await self._tracing_generation(kinds, first, min(a.trace_rounds, first + a.trace_restart - 1))
+
+    async def _tracing_generation(self, kinds: Sequence[str], first: int, last: int) -> None:
+        a = self.args
+        workers: dict[str, tuple[Worker, EventKey, Path]] = {}
+        try:
+            for kind in kinds:
+                source = f"t{kind.replace('-', '')[6:12]}{uuid.uuid4().hex[:6]}"
+                stats_file = self.work_dir / f"{source}.json"
+                spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
+                                  in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
+                                  stats_file=str(stats_file))
+                callgrind = self.work_dir / f"{source}.callgrind" if a.instructions else None
+                worker = self.worker(spec, callgrind)
+                workers[kind] = (worker, EventKey(source, EVENT_NAME), stats_file)
+                await worker.start(timeout=300 if a.instructions else 60)
+            for worker, key, _ in workers.values():
+                await self._burst(worker, key, a.warmup, "warm-up")
+                if isinstance(worker, ProcessWorker) and worker.callgrind is not None:
+                    await worker.count_instructions()
+            self.trace_handled += a.warmup
+            for round_no in range(first, last + 1):
+                shift = (round_no - 1) % len(kinds)
+                bursts: dict[str, Measurement] = {}
+                for kind in [*kinds[shift:], *kinds[:shift]]:
+                    worker, key, _ = workers[kind]
+                    await asyncio.sleep(0.2)
+                    bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst")
+                    self.trace_duplicates += self.sink.duplicates
+                self.trace_handled += a.trace_events
+                self.trace_rounds.append(TraceRound(round_no, {k: bursts[k] for k in kinds}))
+                print(f"  tracing round {round_no}: "
+                      + ", ".join(f"{k} {bursts[k].stats.rate:.0f} ev/s {_fmt(bursts[k].sut_cpu_us, 0, 0).strip()} "
+                                  f"us/ev" for k in kinds), file=sys.stderr, flush=True)
+        finally:
+            for worker, _, _ in workers.values():
+                await worker.stop()
+            await self.purge()
+        for kind, (worker, _, stats_file) in workers.items():
+            counted = worker.instructions() if isinstance(worker, ProcessWorker) else None
+            if counted is not None:
+                self.instructions.setdefault(kind, []).append((counted, (last - first + 1) * a.trace_events))
+            with contextlib.suppress(OSError, ValueError):
+                totals = self.trace_stats.setdefault(kind, {})
+                for name, value in json.loads(stats_file.read_text()).items():
+                    if isinstance(value, int) and not isinstance(value, bool):
+                        totals[name] = totals.get(name, 0) + value
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -784,61 +844,74 @@ def print_table(bench: Bench) -> None:
               f"flight; client-bound), {cost}{fastest}")
     print("SUT CPU = the system under test's process CPU (user+sys) per event during the burst; "
           "harness = sink + publisher process")
-    print_tracing_cost(bench, rows)
 
 
-def _paired(bench: Bench, kind: str, metric: Callable[[Result], float | None]) -> list[tuple[float, float]]:
-    """(tracing off, `kind`) values of `metric`, per round in which both variants ran."""
-    off = {r.round_no: metric(r) for r in bench.results.get("engine", [])}
-    pairs = []
-    for r in bench.results.get(kind, []):
-        mine, base = metric(r), off.get(r.round_no)
-        if mine and base:
-            pairs.append((base, mine))
-    return pairs
+@dataclass
+class TraceRound:
+    """One round of the tracing comparison: the burst of each variant (tracing off included), in turn."""
+
+    round_no: int
+    bursts: dict[str, Measurement]
 
 
-def print_tracing_cost(bench: Bench, rows: dict[str, dict[str, float | None]]) -> None:
-    """The cost of each tracing variant against the engine with tracing off, from this run: the drop in burst
-    events/s, and the extra SUT CPU per event (with the drop in events per CPU-second it implies, i.e. the
-    throughput drop of a CPU-bound engine). Medians over rounds, and the median of the per-round ratios."""
-    off = rows.get("engine")
-    if off is None or not any(k in rows for k in TRACE_VARIANTS):
+def _drop(base: float | None, mine: float | None) -> float | None:
+    return 1 - mine / base if base and mine else None
+
+
+def print_tracing_cost(bench: Bench) -> None:
+    """The cost of each tracing variant against tracing off, from the alternating bursts of `Bench.tracing`:
+    events/s and SUT CPU per event (medians over rounds) and the median of the per-round drops (each round's
+    bursts ran back to back, so they share the machine's state: the steadier figure)."""
+    rounds = bench.trace_rounds
+    if not rounds:
         return
-    print("\ntracing cost against tracing off (same run; drop = how much lower than tracing off):")
-    for kind in TRACE_VARIANTS:
-        row = rows.get(kind)
-        if row is None:
+    a = bench.args
+    print(f"\ntracing cost: tracing off and each tracing variant running side by side (idle but for their own "
+          f"burst), {len(rounds)} rounds of one {a.trace_events}-event burst each, back to back in a rotating "
+          f"order; load average {_load()}")
+    print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'drop':>7s} {'(per round median)':>19s} |"
+          f"{'CPU us/ev':>10s} {'extra':>7s} |{'lost/dup':>9s}")
+    kinds = list(rounds[0].bursts)
+    for kind in kinds:
+        rates = [r.bursts[kind].stats.rate for r in rounds if kind in r.bursts]
+        cpus = [r.bursts[kind].sut_cpu_us for r in rounds if kind in r.bursts]
+        rate, cpu = _median(rates), _median(cpus)
+        lost = sum(r.bursts[kind].stats.sent - r.bursts[kind].stats.received for r in rounds if kind in r.bursts)
+        drop = extra = paired = ""
+        if kind != "engine":
+            base_rate = _median(r.bursts["engine"].stats.rate for r in rounds)
+            base_cpu = _median(r.bursts["engine"].sut_cpu_us for r in rounds)
+            d = _drop(base_rate, rate)
+            drop = f"{100 * d:+.1f}%" if d is not None else "-"
+            per_round = _median(_drop(r.bursts["engine"].stats.rate, r.bursts[kind].stats.rate)
+                                for r in rounds if kind in r.bursts)
+            paired = f"{100 * per_round:+.1f}%" if per_round is not None else "-"
+            extra = f"{100 * (cpu / base_cpu - 1):+.1f}%" if cpu and base_cpu else "-"
+        print(f"{LABELS[kind]:{LABEL_WIDTH}s}|{_fmt(rate, 0, 7)} {drop:>7s} {paired:>19s} |{_fmt(cpu, 0, 10)} "
+              f"{extra:>7s} |{f'{lost}/{bench.trace_duplicates}':>9s}")
+    for kind in kinds[1:]:
+        drops = [_drop(r.bursts["engine"].stats.rate, r.bursts[kind].stats.rate) for r in rounds]
+        print(f"  {LABELS[kind]}: drop per round "
+              + ", ".join("-" if d is None else f"{100 * d:+.1f}%" for d in drops))
+    counted = {kind: sum(n for n, _ in runs) / sum(e for _, e in runs)
+               for kind, runs in bench.instructions.items() if sum(e for _, e in runs)}
+    if counted:
+        print("  instructions per event (callgrind, counted from the first burst after warm-up to exit; events/s "
+              "and CPU above are valgrind's, not the engine's):")
+        base = counted.get("engine")
+        for kind, per_event in counted.items():
+            extra = f" ({100 * (per_event / base - 1):+.1f}% against tracing off)" if base and kind != "engine" else ""
+            print(f"    {LABELS[kind]}: {per_event / 1e6:.3f} M{extra}")
+    for kind, stats in bench.trace_stats.items():
+        if not stats:
             continue
-        rate, cpu, base_rate, base_cpu = row["rate"], row["cpu"], off["rate"], off["cpu"]
-        parts = []
-        if rate and base_rate:
-            per_round = [1 - mine / base for base, mine in _paired(bench, kind, lambda r: r.burst.stats.rate)]
-            parts.append(f"ev/s {base_rate:.0f} -> {rate:.0f}: drop {100 * (1 - rate / base_rate):+.1f}%"
-                         + (f" (per round {', '.join(f'{100 * d:+.1f}%' for d in per_round)})"
-                            if len(per_round) > 1 else ""))
-        if cpu and base_cpu:
-            per_round = [1 - base / mine for base, mine in _paired(bench, kind, lambda r: r.burst.sut_cpu_us)]
-            parts.append(f"SUT CPU/event {base_cpu:.0f} -> {cpu:.0f} us ({100 * (cpu / base_cpu - 1):+.1f}%): "
-                         f"events per CPU-second drop {100 * (1 - base_cpu / cpu):+.1f}%"
-                         + (f" (per round {', '.join(f'{100 * d:+.1f}%' for d in per_round)})"
-                            if len(per_round) > 1 else ""))
-        print(f"  {LABELS[kind]}:")
-        for part in parts:
-            print(f"    {part}")
-        stats = [r.trace for r in bench.results.get(kind, []) if r.trace]
-        events = sum(r.events for r in bench.results.get(kind, []) if r.trace)
-        if stats and events:
-            written = sum(int(t.get("written", 0)) for t in stats)
-            dropped = sum(int(t.get("dropped", 0)) for t in stats)
-            errors = sum(int(t.get("sink_errors", 0)) for t in stats)
-            text = (f"    trace records: {written} written ({written / events:.1f} per event), {dropped} dropped, "
-                    f"{errors} sink errors")
-            lines, size = sum(int(t.get("file_lines", 0)) for t in stats), sum(int(t.get("file_bytes", 0))
-                                                                               for t in stats)
-            if lines:
-                text += f"; trace file {lines} lines, {size / lines:.0f} bytes per line"
-            print(text)
+        text = (f"  {LABELS[kind]}: {stats.get('written', 0)} trace records written "
+                f"({stats.get('written', 0) / max(1, bench.trace_handled):.1f} per event), "
+                f"{stats.get('dropped', 0)} dropped, {stats.get('sink_errors', 0)} sink errors")
+        lines = int(stats.get("file_lines", 0))
+        if lines:
+            text += f"; trace file {lines} lines, {int(stats.get('file_bytes', 0)) / lines:.0f} bytes per line"
+        print(text)
 
 
 # ------------------------------------------------------------------------------------------------ main
@@ -848,7 +921,9 @@ async def bench_main(args: argparse.Namespace) -> None:
     from buses.embedded import EmbeddedNats
     from buses.jetstream import STREAM, JetStreamBus
 
-    kinds = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
+    selected = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
+    kinds = [k for k in selected if k in TABLE_KINDS]
+    variants = [k for k in selected if k in TRACE_VARIANTS]
     profile_dir = Path(args.profile).resolve() if args.profile else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
@@ -870,7 +945,7 @@ async def bench_main(args: argparse.Namespace) -> None:
 
             bench = Bench(args, nats_server.url, sink, bus, purge, profile_dir, Path(tmp))
             print(f"load average before: {_load()}", file=sys.stderr, flush=True)
-            for round_no in range(1, args.rounds + 1):
+            for round_no in range(1, args.rounds + 1 if kinds else 1):
                 # Each round starts one variant later, so no variant always runs first or right after another.
                 shift = (round_no - 1) % len(kinds)
                 for kind in kinds[shift:] + kinds[:shift]:
@@ -884,7 +959,11 @@ async def bench_main(args: argparse.Namespace) -> None:
                     print(f"  round {round_no} {LABELS[kind]}: {result.burst.stats.rate:.0f} ev/s, SUT CPU "
                           f"{_fmt(result.burst.sut_cpu_us, 0, 0).strip()} us/ev, "
                           f"{time.monotonic() - started:.1f}s", file=sys.stderr, flush=True)
-            print_table(bench)
+            if kinds:
+                print_table(bench)
+            if variants and args.trace_rounds > 0:
+                await bench.tracing(variants)
+                print_tracing_cost(bench)
         finally:
             await bus.close()
             await sink.stop()
@@ -907,6 +986,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows medians")
+    parser.add_argument("--trace-rounds", type=int, default=24,
+                        help="rounds of the tracing comparison (0: skip it; default 24)")
+    parser.add_argument("--trace-events", type=int, default=600,
+                        help="events per burst of the tracing comparison (default 600)")
+    parser.add_argument("--trace-restart", type=int, default=4,
+                        help="start new processes for the tracing comparison every this many rounds (default 4)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="run the tracing comparison's processes under valgrind (callgrind) and report the "
+                             "instructions each spent per event: steady where times are not, but slow; e.g. "
+                             "--only engine-trace-json --instructions --trace-rounds 2 --trace-events 400")
     parser.add_argument("--timeout", type=float, default=120.0, help="max wait for one load's arrivals, s")
     parser.add_argument("--stall", type=float, default=20.0,
                         help="give up on a load after this many seconds without an arrival (default 20)")
@@ -920,9 +1009,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.only and (bad := set(args.only) - set(KINDS)):
         parser.error(f"--only: unknown variant(s) {', '.join(sorted(bad))}")
+    if args.instructions:
+        if args.in_process or args.profile:
+            parser.error("--instructions counts the SUT child processes; not with --in-process or --profile")
+        args.stall, args.timeout = max(args.stall, 300.0), max(args.timeout, 3600.0)  # ~50x slower under valgrind
     if args.profile and args.in_process:
         parser.error("--profile profiles the SUT child processes; it cannot be combined with --in-process")
-    if min(args.events, args.in_flight, args.batch, args.chunk, args.rounds) < 1 or args.warmup < 0:
+    if min(args.events, args.in_flight, args.batch, args.chunk, args.rounds, args.trace_events,
+           args.trace_restart) < 1 or args.warmup < 0:
         parser.error("--events, --in-flight, --batch, --chunk and --rounds must be positive")
     return args
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from dataclasses import dataclass, field
@@ -110,6 +111,23 @@ async def _run(config: Config, options: EngineOptions, secrets: Secrets, stop: a
             await health.stop()
 
 
+def _tune_gc() -> tuple[int, int, int]:
+    """Fewer, cheaper garbage collections while events flow; returns the thresholds to restore.
+
+    What start-up built (modules, models, sensors, connections) lives as long as the engine: frozen, it is out of
+    the collector's generations, so a full collection walks only what events allocate. Events allocate many
+    short-lived containers (parsed data, trace rows) that reference counting frees; collecting the young
+    generation every 20,000 allocations instead of 700 finds the same cycles with far fewer passes. Measured
+    with bench/engine.py (CPU spent in collections, from gc callbacks): freezing took full collections from
+    ~0.48 s to ~0.12 s per 11,000 events; the threshold then took all collections from ~0.23 s to ~0.10 s per
+    5,300 events."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, thresholds[1], thresholds[2])
+    return thresholds
+
+
 async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
     assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
@@ -128,9 +146,12 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
     if health is not None:
         health.sensors = [r.sensor for r in runners]
     tasks = [asyncio.create_task(supervise(r, stop), name=f"sensor-{r.sensor}") for r in runners]
+    thresholds = _tune_gc()
     try:
         await stop.wait()
     finally:
+        gc.unfreeze()  # an engine run inside a longer-lived process (tests) leaves nothing uncollectable
+        gc.set_threshold(*thresholds)
         await server.stop()
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)

@@ -79,12 +79,18 @@ def record_of(row: Row) -> TraceRecord:
     return cls(sensor=row[1], event=row[2], at=row[3], **dict(zip(names, row[4:], strict=True)))
 
 
+def _head(row: Row) -> str:
+    """The text every line of a row's step shares between `"time":"` and the step's own fields:
+    `<time>","sensor":<sensor>,"event":<event>`."""
+    event = "null" if row[2] is None else encode_basestring(row[2])
+    return f'{_TIMES[int(row[3] * 1000)]}","sensor":{_ENCODED[row[1]]},"event":{event}'
+
+
 def render_row(row: Row) -> str:
     """The JSON line of the record `row` stands for: exactly `json.dumps(record_of(row).to_json(),
     ensure_ascii=False, separators=(",", ":")) + "\\n"`. Each record class gets its encoder on first use."""
     try:
-        event = "null" if row[2] is None else encode_basestring(row[2])
-        return _RENDERERS[(row[0],)]((row,), _TIMES[int(row[3] * 1000)], event)  # type: ignore[no-any-return]
+        return _RENDERERS[(row[0],)]((row,), _head(row))  # type: ignore[no-any-return]
     except Exception:  # a value of another type than declared: the general (slow) path
         return _DUMPS(record_of(row).to_json()) + "\n"
 
@@ -95,11 +101,8 @@ def render_group(rows: Sequence[Row]) -> tuple[str, int]:
     Rendered as a group (one template lookup for all of them) when it can be, else row by row."""
     if not rows:
         return "", 0
-    first = rows[0]
     try:
-        render = _RENDERERS[tuple(map(_first, rows))]
-        event = "null" if first[2] is None else encode_basestring(first[2])
-        return render(rows, _TIMES[int(first[3] * 1000)], event), 0
+        return _RENDERERS[tuple(map(_first, rows))](rows, _head(rows[0])), 0
     except Exception:  # rows not shared, too many shapes, a value of an undeclared type: one by one
         lines: list[str] = []
         skipped = render_rows(rows, lines, [])
@@ -109,21 +112,17 @@ def render_group(rows: Sequence[Row]) -> tuple[str, int]:
 def render_rows(rows: Iterable[Row], lines: list[str], sensors: list[str]) -> int:
     """`render_row` of each row appended to `lines`, and its sensor to `sensors` (the writer's batch loop).
     A row that cannot be rendered at all is skipped; returns how many were."""
-    renderers, times, encode = _RENDERERS, _TIMES, encode_basestring
+    renderers = _RENDERERS
     append_line, append_sensor = lines.append, sensors.append
     skipped = 0
-    at: Any = None
-    event: Any = None
-    time_text = event_text = ""
+    shared: Any = None
+    head = ""
     for row in rows:
         try:
-            if row[3] is not at:  # the rows of one step share their time and event
-                at = row[3]
-                time_text = times[int(at * 1000)]
-            if row[2] is not event:
-                event = row[2]
-                event_text = "null" if event is None else encode(event)
-            line = renderers[(row[0],)]((row,), time_text, event_text)
+            if shared is None or row[3] is not shared[3] or row[2] is not shared[2] or row[1] is not shared[1]:
+                head = _head(row)  # the rows of one step share their time, sensor and event
+                shared = row
+            line = renderers[(row[0],)]((row,), head)
         except Exception:
             try:
                 line = _DUMPS(record_of(row).to_json()) + "\n"
@@ -133,9 +132,6 @@ def render_rows(rows: Iterable[Row], lines: list[str], sensors: list[str]) -> in
         append_line(line)
         append_sensor(row[1])
     return skipped
-
-
-
 
 
 _first = itemgetter(0)
@@ -288,32 +284,31 @@ class _NotShared(Exception):
 
 
 def _compile(shape: tuple[type[TraceRecord], ...]) -> Any:
-    """`render(rows, t, ev)` for rows of the record classes `shape`, in that order, that share their sensor,
-    event (JSON text `ev`) and time (text `t`): the JSON lines of all of them as one string. The text is cut at
-    its holes (each line's time and event, and each record class's `varying` fields and mappings, which are not
-    hashable); a `_Templates` cache keyed by all the other values gives the pieces between the holes, so a
-    group costs one lookup plus the encoding of its holes."""
+    """`render(rows, h)` for rows of the record classes `shape`, in that order, that share their sensor, event and
+    time (`h` is their shared text, see `_head`): the JSON lines of all of them as one string. The text is cut at
+    its holes (each line's `h`, and each record class's `varying` fields and mappings, which are not hashable);
+    a `_Templates` cache keyed by all the other values gives the pieces between the holes, so a group costs one
+    lookup plus the encoding of its holes."""
     keyed: list[str] = []  # expressions (on the rows r0, r1, ...) of the key's values
     holes: list[str] = []  # expressions of the holes' values
     pieces: list[str] = []  # f-string source of each piece, on the key `k`
     text = ""
     for j, cls in enumerate(shape):
-        varying = cls.varying | {"event"}
         pieces.append(text + _literal('{"step":' + encode_basestring(cls.step) + ',"time":"'))
-        holes.append("t")
-        text = _literal('"')
+        holes.append("h")
+        text = ""
         for index, f in enumerate(dataclasses.fields(cls), 1):
-            if f.name == "at":
+            if f.name in ("sensor", "event", "at"):  # in `h`
                 continue
             annotation = str(f.type)
             text += _literal("," + encode_basestring(f.name) + ":")
-            if f.name in varying or annotation.startswith("Mapping"):
+            if f.name in cls.varying or annotation.startswith("Mapping"):
                 pieces.append(text)
-                holes.append("ev" if f.name == "event" else _value(f.name, annotation, f"r{j}[{index}]"))
+                holes.append(_value(f.name, annotation, f"r{j}[{index}]"))
                 text = ""
             else:
                 text += "{" + _value(f.name, annotation, f"k[{len(keyed)}]") + "}"
-                keyed.append("r0[1]" if f.name == "sensor" else f"r{j}[{index}]")
+                keyed.append(f"r{j}[{index}]")
         text += _literal("}") + "\\n"
     pieces.append(text)
     namespace: dict[str, Any] = {"_s": encode_basestring, "_e": _ENCODED, "_dumps": _dumps, "_map": _str_map,
@@ -324,7 +319,7 @@ def _compile(shape: tuple[type[TraceRecord], ...]) -> Any:
     names = [f"r{j}" for j in range(len(shape))]
     shared = " and ".join(f"{r}[1] is r0[1] and {r}[2] is r0[2] and {r}[3] is r0[3]" for r in names[1:])
     line = "".join(f"{{p[{n}]}}{{{hole}}}" for n, hole in enumerate(holes)) + f"{{p[{len(holes)}]}}"
-    source = (f"def render(rows, t, ev):\n    {', '.join(names)}, = rows\n"
+    source = (f"def render(rows, h):\n    {', '.join(names)}, = rows\n"
               + (f"    if not ({shared}):\n        raise _NotShared\n" if shared else "")
               + f"    p = _tpl[({', '.join(keyed)},)]\n    return f'''{line}'''\n")
     exec(source, namespace)  # the same technique dataclasses use to build __init__
