@@ -2,6 +2,7 @@
 
     python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --paced-events 600] [--rounds 1]
                            [--only engine,bare-aiohttp] [--in-process] [--profile DIR]
+                           [--trace-rounds 24] [--trace-events 600] [--trace-restart 4] [--instructions]
 
 One command, one harness process, which:
   1. starts an embedded nats-server (JetStream, temporary data directory) and an HTTP sink (aiohttp server on
@@ -13,7 +14,11 @@ One command, one harness process, which:
      (contextKey, dataKey, dataKey with useRawData), POSTing to the sink;
   4. runs the same load through two bare loops: a nats-py pull consumer on the same stream (batched fetch), JSON
      decode, one POST, ack; once with the engine's `HttpClient`, once with a plain `aiohttp.ClientSession`;
-     same in-flight bound as the engine's runner (`RunnerSettings.max_in_flight`), same fetch batch.
+     same in-flight bound as the engine's runner (`RunnerSettings.max_in_flight`), same fetch batch;
+  5. measures what tracing costs (`Bench.tracing`): the engine with tracing off, with --trace-format json
+     --trace-file and with the bus trace, side by side, taking turns at bursts of --trace-events events
+     (--trace-rounds rounds, new processes every --trace-restart rounds); --instructions counts instructions per
+     event under valgrind instead of trusting times.
 
 Every system under test (SUT) runs in its own child process (`python -m bench.engine --worker ...`), so the
 harness (sink + publisher) and the SUT do not share one event loop; `--in-process` runs them in the harness's

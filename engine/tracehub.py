@@ -7,11 +7,12 @@ happens in the writer task (and the sinks' threads), never on the event path.
 `defer(rows_fn, *args)` is how the engine hands over the records of one step or event: the function that
 appends their rows (`engine.tracesteps`) and the immutable values it reads.
 
-* When every sink takes JSON Lines (`--trace-format json`, the bus: the case that must stay cheap), the rows
-  are rendered at once into JSON lines (`engine.trace.render_rows`) and only the strings wait for the writer.
+* When every sink takes JSON Lines (`--trace-format json`, the bus: the case that must stay cheap), the calls
+  are expanded and rendered into JSON lines (`engine.trace.render_group`) at the end of the event-loop
+  iteration that made them, and only the strings wait for the writer.
   Keeping the values (or rows, or records) until the writer runs instead costs more: thousands of objects per
   second outlive a young-generation collection, get promoted and make the garbage collector walk the engine's
-  heap more often (measured in bench/README.md, "Tracing cost").
+  heap more often (measured: bench/README.md, "Tracing cost: what was tried").
 * Otherwise (the human format, sinks that take record objects) the calls are queued as they are and the
   writer expands them into rows, lines and records.
 """
