@@ -172,7 +172,7 @@ class WorkerSpec:
     fetch_timeout: float = 1.0
     ceiling_events: int = 0
     warmup: int = 0
-    stats_file: str = ""  # engine variants: where the worker leaves its trace statistics (JSON) on exit
+    stats_file: str = ""  # tracing comparison: where an engine worker leaves its trace statistics (JSON) on exit
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -603,8 +603,6 @@ class Result:
     duplicates: int
     unparsed: int
     round_no: int = 0
-    events: int = 0  # events the SUT handled in the phase (warm-up, burst and paced)
-    trace: dict[str, Any] | None = None  # engine variants: the tracer's statistics at exit
 
 
 class PhaseFailed(RuntimeError):
@@ -656,12 +654,10 @@ class Bench:
     async def phase(self, kind: str, round_no: int) -> Result:
         a = self.args
         source = f"b{round_no}{kind.replace('-', '')[:6]}{uuid.uuid4().hex[:6]}"
-        stats_file = self.work_dir / f"{source}.json" if kind in ENGINE_RUN_ARGS else None
         spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                           in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
-                          ceiling_events=a.events, warmup=a.warmup, stats_file=str(stats_file or ""))
+                          ceiling_events=a.events, warmup=a.warmup)
         worker = self.worker(spec)
-        handled = 0
         try:
             await worker.start(timeout=60)
             paced = None
@@ -676,7 +672,6 @@ class Bench:
                 key = EventKey(source, EVENT_NAME)
                 warm = new_ids(a.warmup)
                 await self._measure(worker, warm, lambda: publish_burst(self.bus, key, warm, a.chunk), "warm-up")
-                handled = a.warmup + a.events + a.paced_events
                 await asyncio.sleep(0.3)
                 ids = new_ids(a.events)
                 burst = await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, a.chunk),
@@ -689,11 +684,7 @@ class Bench:
         finally:
             await worker.stop()
             await self.purge()
-        trace = None
-        if stats_file is not None:
-            with contextlib.suppress(OSError, ValueError):
-                trace = json.loads(stats_file.read_text())
-        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no, handled, trace)
+        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no)
         self.results.setdefault(kind, []).append(result)
         return result
 
