@@ -180,16 +180,8 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
             errors.append(exc)
             continue
         for data, origin in docs:
-            try:
-                doc = _load_one(data, origin)
-            except ConfigErrors as exc:
-                errors.extend(exc.errors)
-                continue
-            except ConfigError as exc:
-                errors.append(exc)
-                continue
-            for check in checks:
-                errors.extend(check(doc, origin))
+            doc, problems = load_document(data, origin, checks)
+            errors.extend(problems)
             if isinstance(doc, EventBus):
                 config.buses.append((doc, origin))
             elif isinstance(doc, EventSource):
@@ -200,6 +192,18 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
     if errors:
         raise ConfigErrors(errors)
     return config
+
+
+def load_document(data: Any, origin: Origin, checks: Sequence[Check] = ()) -> tuple[Any, list[ConfigError]]:
+    """One parsed YAML document as its model (None when it is not valid) and every problem found in it,
+    including those `checks` report on the model."""
+    try:
+        doc = _load_one(data, origin)
+    except ConfigErrors as exc:
+        return None, list(exc.errors)
+    except ConfigError as exc:
+        return None, [exc]
+    return doc, [problem for check in checks for problem in check(doc, origin)]
 
 
 def _load_one(data: Any, origin: Origin) -> Any:

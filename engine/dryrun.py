@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.assemble import check_document
 from engine.cloudevent import CloudEvent, DecodeError, from_mapping
-from engine.config import ConfigErrors, Origin, _load_one, load_documents
+from engine.config import ConfigErrors, Origin, load_document, load_documents
 from engine.documents import Sensor
 from engine.errors import ConfigError, TriggerError
 from engine.secrets import Secrets
@@ -67,22 +67,12 @@ def load_sensor(path: str, name: str | None = None) -> Sensor:
     errors: list[ConfigError] = []
     sensors: list[tuple[Sensor, Origin]] = []
     for data, origin in load_documents(file):
-        if not isinstance(data, dict):
-            errors.append(ConfigError(f"a document must be a mapping, got {type(data).__name__}", origin.file,
-                                      origin.line))
-            continue
-        if data.get("kind") != "Sensor":
-            continue
-        try:
-            doc = _load_one(data, origin)
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except ConfigError as exc:
-            errors.append(exc)
-            continue
-        errors.extend(check_document(doc, origin))
-        sensors.append((doc, origin))
+        if isinstance(data, dict) and data.get("kind") != "Sensor":
+            continue  # other kinds are ignored; a document that is not a mapping is an error
+        doc, problems = load_document(data, origin, [check_document])
+        errors.extend(problems)
+        if isinstance(doc, Sensor):
+            sensors.append((doc, origin))
     if errors:
         raise ConfigErrors(errors)
     if name is not None:
