@@ -27,7 +27,7 @@ from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_structured
 from engine.errors import BusError
 from engine.persistence import ConditionPersistence
-from engine.trace import NULL_TRACER, Tracer, record_of
+from engine.trace import NULL_TRACER, Tracer
 from engine.tracesteps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
 from sensors.stage import StageResult
 from triggers.params import PARAM_OBSERVER, Resolved
@@ -98,8 +98,8 @@ class SensorRunner:
     def _emit_records(self, rows_fn: RowsFn, *args: object) -> None:
         """`_trace` for tracers without `defer`: the records now. A failure never reaches the pipeline."""
         try:
-            for row in rows_of(rows_fn, *args):
-                self.tracer.emit(record_of(row))
+            for record in rows_of(rows_fn, *args):
+                self.tracer.emit(record)
         except Exception as exc:
             log.debug("sensor %s: trace record dropped: %r", self.sensor, exc)
 

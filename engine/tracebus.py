@@ -22,7 +22,7 @@ from typing import Any
 from buses.base import Bus
 from engine.busconfig import describe
 from engine.errors import BusError
-from engine.trace import TraceRecord
+from engine.trace import TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -32,7 +32,7 @@ KAFKA_TRACE_TOPIC = "sensorium-trace"
 RETENTION_S = 3600.0
 MAX_MESSAGES = 100_000
 MAX_BYTES = 256 * 1024 * 1024
-MAX_BODY = 256 * 1024  # characters: at most 1 MiB (NATS' default max payload) in UTF-8
+MAX_BODY = 512 * 1024  # bytes: half of NATS' default max payload (1 MiB)
 _BAD_TOKEN = re.compile(r"[.*>\s]")
 
 
@@ -42,25 +42,29 @@ def trace_subject(sensor: str) -> str:
 
 
 def _bodies(batch: Sequence[TraceRecord]) -> list[tuple[str, bytes]]:
-    """(sensor, JSON Lines body) pairs; a body holds at most MAX_BODY characters (cut between records)."""
-    return _line_bodies([record.json_line() for record in batch], [record.sensor for record in batch])
+    """(sensor, JSON Lines body) pairs; a body holds at most MAX_BODY bytes (cut between records)."""
+    chunks, sensors, _ = encode_chunks(batch)
+    return _line_bodies(chunks, sensors)
 
 
-def _line_bodies(lines: Sequence[str], sensors: Sequence[str]) -> list[tuple[str, bytes]]:
-    """`_bodies` of records the hub serialised already: chunks of their JSON lines and, at the same index,
-    the sensor of each chunk (a body is cut between chunks)."""
-    by_sensor: dict[str, list[str]] = defaultdict(list)
-    for sensor, line in zip(sensors, lines, strict=True):
-        by_sensor[sensor].append(line)
+def _line_bodies(chunks: Sequence[bytes], sensors: Sequence[str]) -> list[tuple[str, bytes]]:
+    """`_bodies` of records the hub encoded already: chunks of their JSON Lines and, at the same index, the
+    sensor of each chunk. A body is cut between lines (a single longer line goes alone)."""
+    by_sensor: dict[str, list[bytes]] = defaultdict(list)
+    for sensor, chunk in zip(sensors, chunks, strict=True):
+        by_sensor[sensor].append(chunk)
     out: list[tuple[str, bytes]] = []
-    for sensor, lines in by_sensor.items():
-        start, size = 0, 0
-        for index, line in enumerate(lines):
-            if size and size + len(line) > MAX_BODY:
-                out.append((sensor, "".join(lines[start:index]).encode()))
-                start, size = index, 0
-            size += len(line)
-        out.append((sensor, "".join(lines[start:]).encode()))
+    for sensor, parts in by_sensor.items():
+        data = b"".join(parts)
+        start = 0
+        while len(data) - start > MAX_BODY:
+            cut = data.rfind(b"\n", start, start + MAX_BODY) + 1
+            if cut <= start:  # one line longer than a body
+                cut = data.find(b"\n", start + MAX_BODY) + 1 or len(data)
+            out.append((sensor, data[start:cut]))
+            start = cut
+        if start < len(data):
+            out.append((sensor, data[start:]))
     return out
 
 
@@ -74,7 +78,7 @@ class JetStreamTraceSink:
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         await self._publish(_bodies(batch))
 
-    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
         await self._publish(_line_bodies(chunks, sensors))
 
     async def _publish(self, bodies: list[tuple[str, bytes]]) -> None:
@@ -124,7 +128,7 @@ class KafkaTraceSink:
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         await self._send(_bodies(batch))
 
-    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
         await self._send(_line_bodies(chunks, sensors))
 
     async def _send(self, bodies: list[tuple[str, bytes]]) -> None:

@@ -1,7 +1,7 @@
 """Printing trace records: JSON Lines, or one human line per step grouped by event (coloured on a terminal).
 
-Both work on the JSON form of a record (`TraceRecord.to_json()`), so live records, records read back from the
-bus and dry-run records print the same way. Only formatting here: no I/O but the stream sink's writes.
+The human format works on the JSON form of a record (`TraceRecord.to_json()`), so live records, records read
+back from the bus and dry-run records print the same way. Only formatting here: no I/O but the stream sink's writes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from engine.trace import TraceRecord
+from engine.trace import TraceRecord, encode_lines
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _RESET, _BOLD, _DIM, _RED, _GREEN, _YELLOW, _CYAN = (
@@ -34,8 +34,6 @@ def json_line(record: Mapping[str, Any]) -> str:
     return _ENCODER.encode(record) + "\n"
 
 
-def json_lines(records: Iterable[TraceRecord]) -> str:
-    return "".join([r.json_line() for r in records])
 
 
 def _q(value: Any) -> str:
@@ -203,25 +201,30 @@ class StreamSink:
     def accepts_lines(self) -> bool:
         return self.fmt == "json"
 
-    def render(self, batch: Sequence[TraceRecord]) -> str:
-        if self.fmt == "json":
-            return json_lines(batch)
-        return self.human.lines(r.to_json() for r in batch)
-
-    def _write(self, text: str) -> None:
-        self.stream.write(text)
+    def _write(self, data: bytes | str) -> None:
+        if isinstance(data, bytes):
+            raw = getattr(self.stream, "buffer", None)
+            if raw is None:  # a stream without a byte layer (StringIO)
+                data = data.decode()
+            else:
+                self.stream.flush()  # whatever went through the text layer first stays first
+                raw.write(data)
+                raw.flush()
+                return
+        self.stream.write(data)
         self.stream.flush()
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
-        text = self.render(batch)
-        if text:
-            await asyncio.to_thread(self._write, text)
+        data: bytes | str = encode_lines(batch)[0] if self.fmt == "json" else self.human.lines(
+            r.to_json() for r in batch)
+        if data:
+            await asyncio.to_thread(self._write, data)
 
-    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None:
-        """Chunks of JSON Lines (`engine.trace.render_group`)."""
-        text = "".join(chunks)
-        if text:
-            await asyncio.to_thread(self._write, text)
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
+        """Chunks of JSON Lines (`engine.trace.encode_chunks`)."""
+        data = b"".join(chunks)
+        if data:
+            await asyncio.to_thread(self._write, data)
 
     async def close(self) -> None:
         if self.owns:

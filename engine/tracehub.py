@@ -1,20 +1,15 @@
-"""The engine's tracer: bounded in-memory buffers that a writer task drains in batches into the trace sinks.
+"""The engine's tracer: a bounded in-memory buffer that a writer task drains in batches into the trace sinks.
 
-Nothing here blocks or raises into the pipeline: when a buffer is full the record is dropped and counted (the
+Nothing here blocks or raises into the pipeline: when the buffer is full the record is dropped and counted (the
 pipeline is never slowed down to keep a trace); sink failures are counted and logged once in a while. I/O
 happens in the writer task (and the sinks' threads), never on the event path.
 
 `defer(rows_fn, *args)` is how the engine hands over the records of one step or event: the function that
-appends their rows (`engine.tracesteps`) and the immutable values it reads.
-
-* When every sink takes JSON Lines (`--trace-format json`, the bus: the case that must stay cheap), the calls
-  are expanded and rendered into JSON lines (`engine.trace.render_group`) at the end of the event-loop
-  iteration that made them, and only the strings wait for the writer.
-  Keeping the values (or rows, or records) until the writer runs instead costs more: thousands of objects per
-  second outlive a young-generation collection, get promoted and make the garbage collector walk the engine's
-  heap more often (measured: bench/README.md, "Tracing cost: what was tried").
-* Otherwise (the human format, sinks that take record objects) the calls are queued as they are and the
-  writer expands them into rows, lines and records.
+appends them (`engine.tracesteps`) and the immutable values it reads. The calls are expanded into records at
+the end of the event-loop iteration that made them: keeping the values (stage results, outcomes) until the
+writer runs instead would let thousands of objects per second outlive a young-generation collection, get
+promoted and make the garbage collector walk the engine's heap more often (records themselves are not tracked
+by it). The writer encodes each batch once (`engine.trace.encode_chunks`) for every sink that takes JSON Lines.
 """
 
 from __future__ import annotations
@@ -27,13 +22,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol, TypeGuard
 
 from buses.base import Bus
-from engine.trace import Row, TraceRecord, record_of, render_group, render_rows
+from engine.trace import TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
 DEFAULT_CAPACITY = 100_000
 DEFAULT_INTERVAL = 0.1
-MAX_BATCH = 2000
 _REPORT_EVERY = 10.0
 
 
@@ -44,40 +38,36 @@ class TraceSink(Protocol):
 
 
 class LineSink(TraceSink, Protocol):
-    """A sink that only needs the records' JSON lines: `accepts_lines` True and `write_lines`, which gets
-    chunks of JSON Lines (one or more whole lines each, each line ending with a newline) and, at the same
+    """A sink that only needs the records' JSON Lines: `accepts_lines` True and `write_lines`, which gets
+    chunks of JSON Lines (UTF-8, one or more whole lines each, each line ending with a newline) and, at the same
     index, the sensor of every record in the chunk."""
 
     @property
     def accepts_lines(self) -> bool: ...
 
-    async def write_lines(self, chunks: Sequence[str], sensors: Sequence[str]) -> None: ...
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None: ...
 
 
 def takes_lines(sink: TraceSink) -> TypeGuard[LineSink]:
     return bool(getattr(sink, "accepts_lines", False)) and callable(getattr(sink, "write_lines", None))
 
 
-_Deferred = tuple[Any, ...]  # (function appending rows to its first argument, *its other arguments)
+_Deferred = tuple[Any, ...]  # (function appending records to its first argument, *its other arguments)
 
 
 class TraceHub:
     """A Tracer. `bus_trace` True: the first runner that attaches its bus adds a bus sink (see tracebus).
-    Add sinks through the constructor or `attach_bus` (they decide how records are buffered)."""
+    Add sinks through the constructor or `attach_bus`."""
 
     def __init__(self, sinks: Sequence[TraceSink] = (), *, capacity: int = DEFAULT_CAPACITY,
                  interval: float = DEFAULT_INTERVAL, bus_trace: bool = False) -> None:
         self.sinks: list[TraceSink] = list(sinks)
         self.capacity, self.interval, self.bus_trace = capacity, interval, bus_trace
-        self.dropped = 0  # records (or, queued calls: the records of one call) dropped because a buffer was full
+        self.dropped = 0  # records (or calls: the records of one call) dropped because the buffer was full
         self.sink_errors = 0
         self.written = 0  # records handed to the sinks
-        self._queue: list[TraceRecord | _Deferred] = []  # calls and records the writer expands
-        self._lines: list[str] = []  # chunks of JSON lines rendered already (when every sink takes lines)
-        self._sensors: list[str] = []  # the sensor of each chunk
-        self._rendered = 0  # records in self._lines
-        self._lines_only = False
-        self._pending: list[_Deferred] = []  # calls to render at the end of the loop iteration
+        self._records: list[TraceRecord] = []  # what the writer hands to the sinks next
+        self._pending: list[_Deferred] = []  # calls to expand at the end of the loop iteration
         self._wake = asyncio.Event()
         self._woken = False  # self._wake is set (a plain attribute: checked on every call)
         self._task: asyncio.Task[None] | None = None
@@ -85,62 +75,40 @@ class TraceHub:
         self._bus: Bus | None = None
         self._reported = 0.0
         self._closed = False
-        self._sinks_changed()
 
     @property
     def enabled(self) -> bool:
         """False when nothing would receive the records: the engine then does not build them."""
         return bool(self.sinks) or self.bus_trace
 
-    def _sinks_changed(self) -> None:
-        self._lines_only = bool(self.sinks) and all(takes_lines(sink) for sink in self.sinks)
-
     def defer(self, *call: Any) -> None:
-        """`defer(rows_fn, *args)`: the records `rows_fn(out, *args)` appends rows of. The arguments must not
-        change afterwards (they may be read later). Never raises, never blocks."""
+        """`defer(rows_fn, *args)`: the records `rows_fn(out, *args)` appends. The arguments must not change
+        afterwards (they are read at the end of the loop iteration). Never raises, never blocks."""
         if self._closed:
             return
-        if self._lines_only:
-            if self._rendered >= self.capacity:
-                self.dropped += 1
-                return
-            pending = self._pending
-            pending.append(call)
-            if len(pending) == 1:
-                try:
-                    asyncio.get_running_loop().call_soon(self._render_pending)
-                except Exception:
-                    self._render_pending()
-            return
-        if len(self._queue) >= self.capacity:
+        if len(self._records) >= self.capacity:
             self.dropped += 1
             return
-        self._queue.append(call)
-        if not self._woken:
-            self._start()
-
-    def _render_pending(self) -> None:
-        """Expand and render the calls deferred since the last time (at the end of the current loop
-        iteration: in a batch, before their values could outlive a young-generation collection)."""
-        pending, self._pending = self._pending, []
-        chunks, sensors = self._lines, self._sensors
-        rendered = skipped = 0
-        for call in pending:
-            rows: list[Row] = []
+        pending = self._pending
+        pending.append(call)
+        if len(pending) == 1:
             try:
-                call[0](rows, *call[1:])
-            except Exception as exc:  # a bug in building a record loses its call's records, nothing else
+                asyncio.get_running_loop().call_soon(self._expand_pending)
+            except Exception:
+                self._expand_pending()
+
+    def _expand_pending(self) -> None:
+        """Build the records of the calls deferred since the last time. A call that fails loses its records,
+        nothing else."""
+        pending, self._pending = self._pending, []
+        out = self._records
+        for call in pending:
+            size = len(out)
+            try:
+                call[0](out, *call[1:])
+            except Exception as exc:  # a bug in building a record
+                del out[size:]
                 self._failed(f"trace records could not be built: {type(exc).__name__}: {exc}")
-                continue
-            if rows:
-                text, failed = render_group(rows)  # the rows of one call share sensor, event and time
-                chunks.append(text)
-                sensors.append(rows[0][1])
-                rendered += len(rows) - failed
-                skipped += failed
-        self._rendered += rendered
-        if skipped:
-            self._failed(f"{skipped} trace records could not be serialised", skipped)
         if not self._woken:
             self._start()
 
@@ -148,13 +116,10 @@ class TraceHub:
         """One record, made already. Never raises, never blocks."""
         if self._closed:
             return
-        if self._lines_only:
-            self.defer(_record_rows, record)
-            return
-        if len(self._queue) >= self.capacity:
+        if len(self._records) >= self.capacity:
             self.dropped += 1
             return
-        self._queue.append(record)
+        self._records.append(record)
         if not self._woken:
             self._start()
 
@@ -186,7 +151,6 @@ class TraceHub:
         self._bus = bus
         if sink is not None:
             self.sinks.append(sink)
-            self._sinks_changed()
 
     async def _writer(self) -> None:
         while True:
@@ -199,36 +163,21 @@ class TraceHub:
             except Exception as exc:  # the writer outlives any failure
                 self._failed(f"the trace writer failed: {type(exc).__name__}: {exc}")
 
-    def _expand(self, batch: Sequence[TraceRecord | _Deferred]) -> list[Row]:
-        """The rows of queued calls and records. A call that fails loses its records, nothing else."""
-        rows: list[Row] = []
-        for item in batch:
-            try:
-                if isinstance(item, TraceRecord):
-                    rows.append(item.row())
-                else:
-                    item[0](rows, *item[1:])
-            except Exception as exc:
-                self._failed(f"trace records could not be built: {type(exc).__name__}: {exc}")
-        return rows
-
-    def _records(self, rows: Sequence[Row]) -> list[TraceRecord]:
-        records: list[TraceRecord] = []
-        for row in rows:
-            try:
-                records.append(record_of(row))
-            except Exception as exc:
-                self._failed(f"a trace record could not be built: {type(exc).__name__}: {exc}")
-        return records
-
-    async def _write(self, lines: list[str], sensors: list[str], records: list[TraceRecord] | None) -> None:
-        for sink in list(self.sinks):
+    async def _write(self, batch: list[TraceRecord]) -> None:
+        sinks = list(self.sinks)
+        chunks: list[bytes] = []
+        sensors: list[str] = []
+        if any(takes_lines(sink) for sink in sinks):
+            chunks, sensors, skipped = encode_chunks(batch)
+            if skipped:
+                self._failed(f"{skipped} trace records could not be serialised", skipped)
+        for sink in sinks:
             try:
                 if takes_lines(sink):
-                    if lines:
-                        await sink.write_lines(lines, sensors)
-                elif records:
-                    await sink.write(records)
+                    if chunks:
+                        await sink.write_lines(chunks, sensors)
+                else:
+                    await sink.write(batch)
             except Exception as exc:
                 self._failed(f"a trace sink failed: {type(exc).__name__}: {exc}")
 
@@ -238,25 +187,11 @@ class TraceHub:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._pending:
-                self._render_pending()
-            while self._lines:
-                lines, sensors = self._lines, self._sensors
-                self._lines, self._sensors = [], []
-                self.written += self._rendered
-                self._rendered = 0
-                await self._write(lines, sensors, None)
-            while self._queue:
-                batch = self._queue[:MAX_BATCH]
-                del self._queue[:MAX_BATCH]
-                rows = self._expand(batch)
-                lines, sensors = [], []
-                if any(takes_lines(sink) for sink in self.sinks):
-                    skipped = render_rows(rows, lines, sensors)
-                    if skipped:
-                        self._failed(f"{skipped} trace records could not be serialised", skipped)
-                records = None if self._lines_only else self._records(rows)
-                self.written += len(rows)
-                await self._write(lines, sensors, records)
+                self._expand_pending()
+            while self._records:
+                batch, self._records = self._records, []
+                self.written += len(batch)
+                await self._write(batch)
             if self.dropped:
                 self._report(f"{self.dropped} trace records dropped so far (trace buffer full)")
 
@@ -285,7 +220,3 @@ class TraceHub:
                 await sink.close()
         if self.dropped:
             log.warning("%d trace records were dropped (trace buffer full)", self.dropped)
-
-
-def _record_rows(out: list[Row], record: TraceRecord) -> None:
-    out.append(record.row())

@@ -4,11 +4,10 @@ Shared by the running engine and `sensorium test`, so both explain a decision th
 Parameters are the ones the trigger itself resolved (reported through `triggers.params.PARAM_OBSERVER`);
 requests come from the trigger's redacted summary.
 
-The `*_rows(out, ...)` functions are the single source of what a record says: they append rows
-(`engine.trace.Row`: plain tuples in each record class's field order) to `out`, which the engine's tracer
-renders straight to JSON in its writer task; the `*_records` functions wrap them for callers that want record
-objects. Every input they read is immutable (frozen stage results, outcomes, events), so the engine can hand
-them over on the event path and have them expanded later (`TraceHub.defer`).
+The `*_rows(out, at, ...)` functions are the single source of what a record says: they append the records of
+one step (all with the time `at`) to `out`; the `*_records` functions wrap them for callers that want them
+returned. Every input they read is immutable (frozen stage results, outcomes, events), so the engine can hand
+them over on the event path and have them built a little later (`TraceHub.defer`).
 """
 
 from __future__ import annotations
@@ -30,10 +29,9 @@ from engine.trace import (
     RequestBuilt,
     ResponseReceived,
     RetryScheduled,
-    Row,
     TraceRecord,
     Transformed,
-    record_of,
+    stamp,
 )
 from sensors.filters import FilterVerdict
 from sensors.stage import StageResult
@@ -43,7 +41,7 @@ from triggers.spec import Trigger, TriggerParameter
 
 PREVIEW_CHARS = 200
 
-RowsFn = Callable[..., None]  # rows_fn(out: list[Row], *args): appends the rows of one step or event
+RowsFn = Callable[..., None]  # rows_fn(out: list[TraceRecord], *args): appends the records of one step or event
 
 
 def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
@@ -51,16 +49,16 @@ def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def rows_of(rows_fn: RowsFn, *args: Any) -> list[Row]:
-    out: list[Row] = []
+def rows_of(rows_fn: RowsFn, *args: Any) -> list[TraceRecord]:
+    """The records `rows_fn(out, *args)` appends."""
+    out: list[TraceRecord] = []
     rows_fn(out, *args)
     return out
 
 
 def records(rows_fn: RowsFn, *args: Any) -> Iterator[TraceRecord]:
-    """The records `rows_fn(out, *args)` appends rows of."""
-    for row in rows_of(rows_fn, *args):
-        yield record_of(row)
+    """The records `rows_fn(out, *args)` appends."""
+    yield from rows_of(rows_fn, *args)
 
 
 def attributes(event: CloudEvent) -> dict[str, str]:
@@ -72,24 +70,26 @@ def attributes(event: CloudEvent) -> dict[str, str]:
     return attrs
 
 
-def received_rows(out: list[Row], sensor: str, at: float, bus: str, position: str, delivery: int | None,
+def received_rows(out: list[TraceRecord], sensor: str, at: float, bus: str, position: str, delivery: int | None,
                   event: CloudEvent | None, data_bytes: int = 0, error: str | None = None) -> None:
     """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message)."""
     if event is None:
-        out.append((Received, sensor, None, at, bus, position, delivery, {}, data_bytes, error))
+        out.append(Received(time=stamp(at), sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
+                            data_bytes=data_bytes, error=error))
     else:
-        out.append((Received, sensor, event.id, at, bus, position, delivery, attributes(event),
-                    len(event.data) if event.data is not None else 0, None))
+        out.append(Received(time=stamp(at), sensor=sensor, event=event.id, bus=bus, position=position,
+                            delivery=delivery, attributes=attributes(event),
+                            data_bytes=len(event.data) if event.data is not None else 0))
 
 
-def event_rows(out: list[Row], sensor: str, at: float, bus: str, position: str, delivery: int | None,
+def event_rows(out: list[TraceRecord], sensor: str, at: float, bus: str, position: str, delivery: int | None,
                result: StageResult) -> None:
     """`received` for the event the stage processed, then what the stage decided (`stage_rows`)."""
     received_rows(out, sensor, at, bus, position, delivery, result.event)
     stage_rows(out, sensor, at, result)
 
 
-def _filter_rows(out: list[Row], sensor: str, at: float, event: str, dependency: str,
+def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, dependency: str,
                  verdict: FilterVerdict) -> None:
     append = out.append
     for part in verdict.parts or (verdict,):
@@ -97,34 +97,37 @@ def _filter_rows(out: list[Row], sensor: str, at: float, event: str, dependency:
             continue
         kind = part.kind
         for d in part.details:
-            append((FilterChecked, sensor, event, at, dependency, kind, d.target, d.seen, d.wanted, d.comparator,
-                    d.type, d.passed, d.reason, None))
-        if not part.details and (part.reason or part.error):
-            append((FilterChecked, sensor, event, at, dependency, kind, "", None, (), "", "", part.passed,
-                    part.reason, part.error))
-        elif part.details and part.error and not any(d.reason in part.error for d in part.details):
-            append((FilterChecked, sensor, event, at, dependency, kind, "", None, (), "", "", part.passed,
-                    part.reason, part.error))
+            append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target=d.target,
+                                 seen=d.seen, wanted=d.wanted, comparator=d.comparator, type=d.type, passed=d.passed,
+                                 reason=d.reason))
+        if (not part.details and (part.reason or part.error)) or (
+                part.details and part.error and not any(d.reason in part.error for d in part.details)):
+            append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target="",
+                                 seen=None, wanted=(), comparator="", type="", passed=part.passed, reason=part.reason,
+                                 error=part.error))
 
 
-def stage_rows(out: list[Row], sensor: str, at: float, result: StageResult) -> None:
+def stage_rows(out: list[TraceRecord], sensor: str, at: float, result: StageResult) -> None:
     """dependency (+ its transform and filters) and condition records for one processed event, in evaluation
     order."""
     event = result.event.id
+    t = stamp(at)
     append = out.append
     for dep in result.dependencies:
-        append((DependencyMatched, sensor, event, at, dep.name, dep.passed, dep.error, dep.filters.reason))
+        append(DependencyMatched(time=t, sensor=sensor, event=event, dependency=dep.name, passed=dep.passed,
+                                 error=dep.error, reason=dep.filters.reason))
         transform = dep.transform
         if transform is not None:
             data = transform.event.data if transform.event is not None else None
-            append((Transformed, sensor, event, at, dep.name, str(transform.kind), transform.event is not None,
-                    len(data or b""), preview(data or b""), transform.reason, transform.error))
+            append(Transformed(time=t, sensor=sensor, event=event, dependency=dep.name, kind=str(transform.kind),
+                               passed=transform.event is not None, data_bytes=len(data or b""),
+                               data_preview=preview(data or b""), reason=transform.reason, error=transform.error))
             if transform.event is None:
                 continue  # dropped: the filters did not run
-        _filter_rows(out, sensor, at, event, dep.name, dep.filters)
+        _filter_rows(out, sensor, t, event, dep.name, dep.filters)
     for c in result.conditions:
-        append((ConditionChecked, sensor, event, at, c.trigger, c.expression, c.dependency, c.held, c.satisfied,
-                c.immediate))
+        append(ConditionChecked(time=t, sensor=sensor, event=event, trigger=c.trigger, expression=c.expression,
+                                dependency=c.dependency, held=c.held, satisfied=c.satisfied, immediate=c.immediate))
 
 
 def stage_records(sensor: str, result: StageResult) -> Iterator[TraceRecord]:
@@ -132,9 +135,10 @@ def stage_records(sensor: str, result: StageResult) -> Iterator[TraceRecord]:
     return records(stage_rows, sensor, time.time(), result)
 
 
-def firing_rows(out: list[Row], sensor: str, at: float, event: str, firing: str, trigger: str, kind: str,
+def firing_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: str, kind: str,
                 events: Mapping[str, CloudEvent]) -> None:
-    out.append((FiringStarted, sensor, event, at, firing, trigger, kind, {dep: e.id for dep, e in events.items()}))
+    out.append(FiringStarted(time=stamp(at), sensor=sensor, event=event, firing=firing, trigger=trigger, kind=kind,
+                             events={dep: e.id for dep, e in events.items()}))
 
 
 def firing_started(sensor: str, event: str, firing: str, trigger: str, kind: str,
@@ -191,18 +195,20 @@ def _describe(trigger: Trigger, param: TriggerParameter) -> tuple[str, str, str]
     return where, source, path
 
 
-def param_rows(out: list[Row], sensor: str, at: float, event: str, firing: str, trigger: Trigger,
+def param_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: Trigger,
                observed: Sequence[tuple[TriggerParameter, Resolved]]) -> None:
     """Each parameter the trigger resolved while building its request, with the value it used (values are
     event data, never secrets: secrets reach headers only through secureHeaders and basicAuth)."""
     name = trigger.name
+    t = stamp(at)
     for param, resolved in observed:
         where, source, path = _describe(trigger, param)
         value = resolved.value
         if value is not None and len(value) > PREVIEW_CHARS:
             value = value[:PREVIEW_CHARS] + "…"
-        out.append((ParamResolved, sensor, event, at, firing, name, where, param.src.dependency_name, source, path,
-                    value, param.dest))
+        out.append(ParamResolved(time=t, sensor=sensor, event=event, firing=firing, trigger=name, where=where,
+                                 dependency=param.src.dependency_name, source=source, path=path, value=value,
+                                 dest=param.dest))
 
 
 def param_records(sensor: str, event: str, firing: str, trigger: Trigger,
@@ -210,44 +216,47 @@ def param_records(sensor: str, event: str, firing: str, trigger: Trigger,
     return records(param_rows, sensor, time.time(), event, firing, trigger, observed)
 
 
-def _request_row(sensor: str, at: float, event: str, firing: str, trigger: str, summary: RequestSummary) -> Row:
+def _request(sensor: str, t: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
     # summary.url is safe already: HttpRequest.summary() masks a password (a RequestSummary holds no secret)
-    return (RequestBuilt, sensor, event, at, firing, trigger, summary.method, summary.url, dict(summary.headers),
-            summary.body_bytes, summary.body_preview)
+    return RequestBuilt(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, method=summary.method,
+                        url=summary.url, headers=dict(summary.headers), body_bytes=summary.body_bytes,
+                        body_preview=summary.body_preview)
 
 
 def request_record(sensor: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
-    record = record_of(_request_row(sensor, time.time(), event, firing, trigger, summary))
-    assert isinstance(record, RequestBuilt)
-    return record
+    return _request(sensor, stamp(time.time()), event, firing, trigger, summary)
 
 
-def outcome_rows(out: list[Row], sensor: str, at: float, event: str, firing: str, outcome: object) -> None:
+def outcome_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, outcome: object) -> None:
     """request, then per attempt the response (with the policy verdict) and any retry, then the outcome.
     Works on any Outcome; the details come from a FiringOutcome."""
     append = out.append
+    t = stamp(at)
     if not isinstance(outcome, FiringOutcome):
-        success = bool(getattr(outcome, "success", False))
-        append((FiringDone, sensor, event, at, firing, "", success, 0, getattr(outcome, "error", None) or None, ""))
+        append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger="",
+                          success=bool(getattr(outcome, "success", False)), attempts=0,
+                          error=getattr(outcome, "error", None) or None))
         return
     trigger = outcome.trigger
     if outcome.request is not None:
-        append(_request_row(sensor, at, event, firing, trigger, outcome.request))
+        append(_request(sensor, t, event, firing, trigger, outcome.request))
     for a in outcome.attempts:
-        append((ResponseReceived, sensor, event, at, firing, trigger, a.number, a.status,
-                round(a.latency_s * 1000, 3), str(a.verdict.kind), a.verdict.reason,
-                a.error if a.status is None and a.error else None, round(a.waited_s * 1000, 3)))
+        append(ResponseReceived(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, attempt=a.number,
+                                status=a.status, latency_ms=round(a.latency_s * 1000, 3), verdict=str(a.verdict.kind),
+                                reason=a.verdict.reason, error=a.error if a.status is None and a.error else None,
+                                rate_limited_ms=round(a.waited_s * 1000, 3)))
         if a.delay_s is not None:
-            append((RetryScheduled, sensor, event, at, firing, trigger, a.number + 1, round(a.delay_s, 6)))
-    append((FiringDone, sensor, event, at, firing, trigger, outcome.success, len(outcome.attempts),
-            outcome.error or None, outcome.note))
+            append(RetryScheduled(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger,
+                                  attempt=a.number + 1, delay_s=round(a.delay_s, 6)))
+    append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, success=outcome.success,
+                      attempts=len(outcome.attempts), error=outcome.error or None, note=outcome.note))
 
 
 def outcome_records(sensor: str, event: str, firing: str, outcome: object) -> Iterator[TraceRecord]:
     return records(outcome_rows, sensor, time.time(), event, firing, outcome)
 
 
-def fired_rows(out: list[Row], sensor: str, at: float, event: str, firing: str, trigger: Trigger | None,
+def fired_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: Trigger | None,
                observed: Sequence[tuple[TriggerParameter, Resolved]], outcome: object) -> None:
     """What a firing did once it finished: its parameters (`trigger` None: not an HTTP trigger's spec), then
     request, responses, retries and outcome."""
@@ -256,9 +265,10 @@ def fired_rows(out: list[Row], sensor: str, at: float, event: str, firing: str, 
     outcome_rows(out, sensor, at, event, firing, outcome)
 
 
-def ack_rows(out: list[Row], sensor: str, at: float, event: str | None, position: str, action: str,
+def ack_rows(out: list[TraceRecord], sensor: str, at: float, event: str | None, position: str, action: str,
              reason: str) -> None:
-    out.append((Acknowledged, sensor, event, at, position, action, reason))
+    out.append(Acknowledged(time=stamp(at), sensor=sensor, event=event, position=position, action=action,
+                            reason=reason))
 
 
 def trigger_kind(trigger: Trigger) -> str:

@@ -65,6 +65,30 @@ def test_json_line_is_exactly_json_dumps_of_to_json() -> None:
         assert json.loads(record.json_line()) == json.loads(json.dumps(record.to_json()))
 
 
+def test_odd_values_still_make_valid_json_lines_in_a_file(tmp_path: Path) -> None:
+    """A value of a type a field does not declare (from event data, or a bug) never breaks the trace file:
+    every line stays one JSON object, NaN becomes null, other objects their text."""
+    odd = FilterChecked(sensor="s", event="e", dependency="d", kind="data", target="x",
+                        seen=[float("nan"), {"b", "a"}, b"raw", {(1, 2): "tuple key"}, object()], wanted=(),
+                        comparator="", type="", passed=True, reason="")
+    path = tmp_path / "trace.jsonl"
+
+    async def write() -> TraceHub:
+        hub = TraceHub([StreamSink(path.open("w"), "json", owns=True)])
+        for record in (SAMPLES[0], odd, SAMPLES[1]):
+            hub.emit(record)
+        await hub.close()
+        return hub
+
+    hub = asyncio.run(write())
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == ["received", "filter", "received"]
+    seen = json.loads(lines[1])["seen"]
+    assert seen[0] is None and sorted(seen[1]) == ["a", "b"] and seen[2] == "cmF3"  # bytes: base64
+    assert seen[3] == {"(1, 2)": "tuple key"} and seen[4].startswith("<object")
+    assert hub.written == 3 and hub.sink_errors == 0
+
+
 def test_json_form_starts_with_the_common_keys() -> None:
     data = SAMPLES[8].to_json()
     assert list(data)[:4] == ["step", "time", "sensor", "event"]
