@@ -27,7 +27,7 @@ from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_structured
 from engine.errors import BusError
 from engine.persistence import ConditionPersistence
-from engine.trace import NULL_TRACER, Tracer
+from engine.trace import NULL_TRACER, Tracer, now
 from engine.tracesteps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
 from sensors.stage import StageResult
 from triggers.params import PARAM_OBSERVER, Resolved
@@ -105,7 +105,7 @@ class SensorRunner:
 
     def _trace_ack(self, event_id: str | None, delivery: Delivery, action: str, reason: str) -> None:
         if self._tracing:
-            self._trace(ack_rows, self.sensor, time.time(), event_id, delivery.position, action, reason)
+            self._trace(ack_rows, self.sensor, now(), event_id, delivery.position, action, reason)
 
     async def prepare(self) -> None:
         """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
@@ -162,12 +162,12 @@ class SensorRunner:
             log.warning("sensor %s: skipping message at %s: not a CloudEvent: %s", self.sensor,
                         delivery.position, exc)
             if tracing:
-                self._trace(received_rows, self.sensor, time.time(), self.bus.url, delivery.position,
+                self._trace(received_rows, self.sensor, now(), self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc))
             await delivery.ack()
             self._trace_ack(None, delivery, "ack", "not a CloudEvent: skipped")
             return
-        received = time.time() if tracing else 0.0
+        received = now() if tracing else ""
         persist = self.persistence
         version = persist.version if persist is not None else 0
         try:
@@ -242,7 +242,7 @@ class SensorRunner:
         if not self._tracing:
             return await executor.fire(firing.events)
         firing_id = f"{self._run_id}-{self._firing_seq}"
-        self._trace(firing_rows, self.sensor, time.time(), event_id, firing_id, firing.trigger,
+        self._trace(firing_rows, self.sensor, now(), event_id, firing_id, firing.trigger,
                     str(getattr(executor, "kind", "")), firing.events)
         observed: list[tuple[TriggerParameter, Resolved]] = []
         token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
@@ -251,7 +251,7 @@ class SensorRunner:
         finally:
             PARAM_OBSERVER.reset(token)
         trigger = getattr(executor, "trigger", None)
-        self._trace(fired_rows, self.sensor, time.time(), event_id, firing_id,
+        self._trace(fired_rows, self.sensor, now(), event_id, firing_id,
                     trigger if isinstance(trigger, Trigger) else None, observed, outcome)
         return outcome
 

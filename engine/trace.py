@@ -25,18 +25,19 @@ __all__ = [
     "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked", "FiringDone",
     "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
     "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
-    "encode_chunks", "encode_lines", "format_time", "stamp",
+    "encode_chunks", "encode_lines", "format_time", "now", "stamp",
 ]
 
 
-def _now() -> str:
+def now() -> str:
+    """The current time as a record's `time` (`stamp`)."""
     return stamp(_time.time())
 
 
 class TraceRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False, tag_field="step"):
     """A step's record. `time` is RFC 3339 UTC with milliseconds (`stamp`)."""
 
-    time: str = msgspec.field(default_factory=_now)
+    time: str = msgspec.field(default_factory=now)
     sensor: str
     event: str | None
 
@@ -103,27 +104,17 @@ def encode_chunks(batch: Sequence[TraceRecord]) -> tuple[list[bytes], list[str],
     return chunks, sensors, skipped
 
 
-class _Times(dict[int, str]):
-    """RFC 3339 text of a millisecond (records come in time order, so the cache is small and hits often)."""
-
-    def __missing__(self, milli: int) -> str:
-        whole = milli // 1000
-        if whole != _second[0]:
-            _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        text = f"{_second[1]}.{milli % 1000:03d}Z"
-        if len(self) >= 64:
-            self.clear()
-        self[milli] = text
-        return text
-
-
-_second: list[Any] = [-1, ""]  # the last whole second formatted
-_TIMES = _Times()
+_second: list[Any] = [-1, ""]  # the last whole second formatted (records come in time order)
+_MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
 
 
 def stamp(at: float) -> str:
-    """`at` (seconds since the epoch) as a record's `time`: RFC 3339 UTC with milliseconds."""
-    return _TIMES[int(at * 1000)]
+    """`at` (seconds since the epoch) as a record's `time`: RFC 3339 UTC with milliseconds. Called for every
+    step on the event path: formats each second once."""
+    whole, milli = divmod(int(at * 1000), 1000)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return _second[1] + _MILLIS[milli]  # type: ignore[no-any-return]
 
 
 format_time = stamp

@@ -4,15 +4,15 @@ Shared by the running engine and `sensorium test`, so both explain a decision th
 Parameters are the ones the trigger itself resolved (reported through `triggers.params.PARAM_OBSERVER`);
 requests come from the trigger's redacted summary.
 
-The `*_rows(out, at, ...)` functions are the single source of what a record says: they append the records of
-one step (all with the time `at`) to `out`; the `*_records` functions wrap them for callers that want them
-returned. Every input they read is immutable (frozen stage results, outcomes, events), so the engine can hand
-them over on the event path and have them built a little later (`TraceHub.defer`).
+The `*_rows(out, sensor, t, ...)` functions are the single source of what a record says: they append the records
+of one step (all with the time `t`, from `engine.trace.now()`) to `out`; the `*_records` functions wrap them
+for callers that want them returned. Every input they read is immutable (frozen stage results, outcomes,
+events), so the engine can hand them over on the event path and have them built a little later
+(`TraceHub.defer`).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +31,7 @@ from engine.trace import (
     RetryScheduled,
     TraceRecord,
     Transformed,
-    stamp,
+    now,
 )
 from sensors.filters import FilterVerdict
 from sensors.stage import StageResult
@@ -70,23 +70,23 @@ def attributes(event: CloudEvent) -> dict[str, str]:
     return attrs
 
 
-def received_rows(out: list[TraceRecord], sensor: str, at: float, bus: str, position: str, delivery: int | None,
+def received_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
                   event: CloudEvent | None, data_bytes: int = 0, error: str | None = None) -> None:
     """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message)."""
     if event is None:
-        out.append(Received(time=stamp(at), sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
+        out.append(Received(time=t, sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
                             data_bytes=data_bytes, error=error))
     else:
-        out.append(Received(time=stamp(at), sensor=sensor, event=event.id, bus=bus, position=position,
+        out.append(Received(time=t, sensor=sensor, event=event.id, bus=bus, position=position,
                             delivery=delivery, attributes=attributes(event),
                             data_bytes=len(event.data) if event.data is not None else 0))
 
 
-def event_rows(out: list[TraceRecord], sensor: str, at: float, bus: str, position: str, delivery: int | None,
+def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
                result: StageResult) -> None:
     """`received` for the event the stage processed, then what the stage decided (`stage_rows`)."""
-    received_rows(out, sensor, at, bus, position, delivery, result.event)
-    stage_rows(out, sensor, at, result)
+    received_rows(out, sensor, t, bus, position, delivery, result.event)
+    stage_rows(out, sensor, t, result)
 
 
 def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, dependency: str,
@@ -107,11 +107,10 @@ def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, depend
                                  error=part.error))
 
 
-def stage_rows(out: list[TraceRecord], sensor: str, at: float, result: StageResult) -> None:
+def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult) -> None:
     """dependency (+ its transform and filters) and condition records for one processed event, in evaluation
     order."""
     event = result.event.id
-    t = stamp(at)
     append = out.append
     for dep in result.dependencies:
         append(DependencyMatched(time=t, sensor=sensor, event=event, dependency=dep.name, passed=dep.passed,
@@ -132,18 +131,21 @@ def stage_rows(out: list[TraceRecord], sensor: str, at: float, result: StageResu
 
 def stage_records(sensor: str, result: StageResult) -> Iterator[TraceRecord]:
     """dependency (+ its filters) and condition records for one processed event, in evaluation order."""
-    return records(stage_rows, sensor, time.time(), result)
+    return records(stage_rows, sensor, now(), result)
 
 
-def firing_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: str, kind: str,
+def firing_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: str, kind: str,
                 events: Mapping[str, CloudEvent]) -> None:
-    out.append(FiringStarted(time=stamp(at), sensor=sensor, event=event, firing=firing, trigger=trigger, kind=kind,
-                             events={dep: e.id for dep, e in events.items()}))
+    ids = {}
+    for dep, e in events.items():
+        ids[dep] = e.id
+    out.append(FiringStarted(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, kind=kind,
+                             events=ids))
 
 
 def firing_started(sensor: str, event: str, firing: str, trigger: str, kind: str,
                    events: Mapping[str, CloudEvent]) -> FiringStarted:
-    (record,) = records(firing_rows, sensor, time.time(), event, firing, trigger, kind, events)
+    (record,) = records(firing_rows, sensor, now(), event, firing, trigger, kind, events)
     assert isinstance(record, FiringStarted)
     return record
 
@@ -195,14 +197,18 @@ def _describe(trigger: Trigger, param: TriggerParameter) -> tuple[str, str, str]
     return where, source, path
 
 
-def param_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: Trigger,
+def param_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger,
                observed: Sequence[tuple[TriggerParameter, Resolved]]) -> None:
     """Each parameter the trigger resolved while building its request, with the value it used (values are
     event data, never secrets: secrets reach headers only through secureHeaders and basicAuth)."""
     name = trigger.name
-    t = stamp(at)
+    described = _DESCRIBED
     for param, resolved in observed:
-        where, source, path = _describe(trigger, param)
+        hit = described.get(id(param))
+        if hit is not None and hit[0] is param:
+            where, source, path = hit[1], hit[2], hit[3]
+        else:
+            where, source, path = _describe(trigger, param)
         value = resolved.value
         if value is not None and len(value) > PREVIEW_CHARS:
             value = value[:PREVIEW_CHARS] + "…"
@@ -213,7 +219,7 @@ def param_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firin
 
 def param_records(sensor: str, event: str, firing: str, trigger: Trigger,
                   observed: Sequence[tuple[TriggerParameter, Resolved]]) -> Iterator[TraceRecord]:
-    return records(param_rows, sensor, time.time(), event, firing, trigger, observed)
+    return records(param_rows, sensor, now(), event, firing, trigger, observed)
 
 
 def _request(sensor: str, t: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
@@ -224,14 +230,13 @@ def _request(sensor: str, t: str, event: str, firing: str, trigger: str, summary
 
 
 def request_record(sensor: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
-    return _request(sensor, stamp(time.time()), event, firing, trigger, summary)
+    return _request(sensor, now(), event, firing, trigger, summary)
 
 
-def outcome_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, outcome: object) -> None:
+def outcome_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, outcome: object) -> None:
     """request, then per attempt the response (with the policy verdict) and any retry, then the outcome.
     Works on any Outcome; the details come from a FiringOutcome."""
     append = out.append
-    t = stamp(at)
     if not isinstance(outcome, FiringOutcome):
         append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger="",
                           success=bool(getattr(outcome, "success", False)), attempts=0,
@@ -253,21 +258,21 @@ def outcome_rows(out: list[TraceRecord], sensor: str, at: float, event: str, fir
 
 
 def outcome_records(sensor: str, event: str, firing: str, outcome: object) -> Iterator[TraceRecord]:
-    return records(outcome_rows, sensor, time.time(), event, firing, outcome)
+    return records(outcome_rows, sensor, now(), event, firing, outcome)
 
 
-def fired_rows(out: list[TraceRecord], sensor: str, at: float, event: str, firing: str, trigger: Trigger | None,
+def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
                observed: Sequence[tuple[TriggerParameter, Resolved]], outcome: object) -> None:
     """What a firing did once it finished: its parameters (`trigger` None: not an HTTP trigger's spec), then
     request, responses, retries and outcome."""
     if trigger is not None:
-        param_rows(out, sensor, at, event, firing, trigger, observed)
-    outcome_rows(out, sensor, at, event, firing, outcome)
+        param_rows(out, sensor, t, event, firing, trigger, observed)
+    outcome_rows(out, sensor, t, event, firing, outcome)
 
 
-def ack_rows(out: list[TraceRecord], sensor: str, at: float, event: str | None, position: str, action: str,
+def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, position: str, action: str,
              reason: str) -> None:
-    out.append(Acknowledged(time=stamp(at), sensor=sensor, event=event, position=position, action=action,
+    out.append(Acknowledged(time=t, sensor=sensor, event=event, position=position, action=action,
                             reason=reason))
 
 
