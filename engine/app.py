@@ -116,7 +116,7 @@ def _tune_gc() -> tuple[int, int, int]:
 
     What start-up built (modules, models, sensors, connections) lives as long as the engine: frozen, it is out of
     the collector's generations, so a full collection walks only what events allocate. Events allocate many
-    short-lived containers (parsed data, trace rows) that reference counting frees; collecting the young
+    short-lived containers (parsed data, stage results) that reference counting frees; collecting the young
     generation every 20,000 allocations instead of 700 finds the same cycles with far fewer passes. Measured
     with bench/engine.py (CPU spent in collections, from gc callbacks): freezing took full collections from
     ~0.48 s to ~0.12 s per 11,000 events; the threshold then took all collections from ~0.23 s to ~0.10 s per

@@ -90,7 +90,7 @@ class SensorRunner:
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
         self._tracing = bool(getattr(tracer, "enabled", True))
-        # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends rows of, for the tracer. A tracer
+        # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer. A tracer
         # with `defer` (TraceHub) takes them as they are, one list append (it never raises); others get records.
         defer = getattr(tracer, "defer", None)
         self._trace: Callable[..., None] = defer if callable(defer) else self._emit_records
