@@ -25,7 +25,7 @@ __all__ = [
     "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked", "FiringDone",
     "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
     "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
-    "encode_chunks", "encode_lines", "format_time", "now", "stamp",
+    "encode_chunks", "encode_lines", "now", "stamp",
 ]
 
 
@@ -115,10 +115,6 @@ def stamp(at: float) -> str:
     if whole != _second[0]:
         _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return _second[1] + _MILLIS[milli]  # type: ignore[no-any-return]
-
-
-format_time = stamp
-
 
 
 class Received(TraceRecord, kw_only=True, frozen=True, tag="received"):
