@@ -181,7 +181,7 @@ def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets:
     events = dict(firing.events)
     run.records.append(firing_started(run.sensor, event_id, firing_id, trigger.name, trigger.kind() or "", events))
     observed: list[tuple[TriggerParameter, Resolved]] = []
-    token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
+    token = PARAM_OBSERVER.set(observed.append)
     try:
         request, error = _request(trigger, events, secrets)
     finally:

@@ -245,7 +245,7 @@ class SensorRunner:
         self._trace(firing_rows, self.sensor, now(), event_id, firing_id, firing.trigger,
                     str(getattr(executor, "kind", "")), firing.events)
         observed: list[tuple[TriggerParameter, Resolved]] = []
-        token = PARAM_OBSERVER.set(lambda param, resolved: observed.append((param, resolved)))
+        token = PARAM_OBSERVER.set(observed.append)
         try:  # this coroutine runs in its own task (gather), so the observer sees only this firing
             outcome = await executor.fire(firing.events)
         finally:

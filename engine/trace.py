@@ -17,6 +17,8 @@ from __future__ import annotations
 import time as _time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
 from typing import Any, Protocol
 
 import msgspec
@@ -89,32 +91,32 @@ def encode_chunks(batch: Sequence[TraceRecord]) -> tuple[list[bytes], list[str],
     chunks: list[bytes] = []
     sensors: list[str] = []
     skipped = 0
-    start, n = 0, len(batch)
-    while start < n:
-        sensor = batch[start].sensor
-        end = start + 1
-        while end < n and batch[end].sensor == sensor:
-            end += 1
-        data, failed = encode_lines(batch[start:end] if start or end < n else batch)
+    for sensor, run in groupby(batch, _SENSOR):  # C-level: this runs over every record
+        data, failed = encode_lines(list(run))
         skipped += failed
         if data:
             chunks.append(data)
             sensors.append(sensor)
-        start = end
     return chunks, sensors, skipped
 
 
-_second: list[Any] = [-1, ""]  # the last whole second formatted (records come in time order)
+_SENSOR = attrgetter("sensor")
 _MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
+_ms, _ms_text = -1, ""  # the last millisecond stamped (steps come in time order, many in one millisecond)
+_second, _second_text = -1, ""  # the last whole second formatted
 
 
 def stamp(at: float) -> str:
     """`at` (seconds since the epoch) as a record's `time`: RFC 3339 UTC with milliseconds. Called for every
-    step on the event path: formats each second once."""
-    whole, milli = divmod(int(at * 1000), 1000)
-    if whole != _second[0]:
-        _second[0], _second[1] = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return _second[1] + _MILLIS[milli]  # type: ignore[no-any-return]
+    step on the event path: formats each second once, each millisecond once."""
+    global _ms, _ms_text, _second, _second_text
+    ms = int(at * 1000)
+    if ms != _ms:
+        whole, milli = divmod(ms, 1000)
+        if whole != _second:
+            _second, _second_text = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ms, _ms_text = ms, _second_text + _MILLIS[milli]
+    return _ms_text
 
 
 class Received(TraceRecord, kw_only=True, frozen=True, tag="received"):

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeGuard
 
 from buses.base import Bus
@@ -52,7 +52,7 @@ def takes_lines(sink: TraceSink) -> TypeGuard[LineSink]:
     return bool(getattr(sink, "accepts_lines", False)) and callable(getattr(sink, "write_lines", None))
 
 
-_Deferred = tuple[Any, ...]  # (function appending records to its first argument, *its other arguments)
+_Deferred = tuple[Callable[..., None], tuple[Any, ...]]  # (function appending records to its first argument, others)
 
 
 class TraceHub:
@@ -66,8 +66,10 @@ class TraceHub:
         self.dropped = 0  # records (or calls: the records of one call) dropped because the buffer was full
         self.sink_errors = 0
         self.written = 0  # records handed to the sinks
+        self.batches = 0  # batches they were handed in
         self._records: list[TraceRecord] = []  # what the writer hands to the sinks next
         self._pending: list[_Deferred] = []  # calls to expand at the end of the loop iteration
+        self._expanding = False  # _expand_pending is scheduled
         self._wake = asyncio.Event()
         self._woken = False  # self._wake is set (a plain attribute: checked on every call)
         self._task: asyncio.Task[None] | None = None
@@ -81,31 +83,32 @@ class TraceHub:
         """False when nothing would receive the records: the engine then does not build them."""
         return bool(self.sinks) or self.bus_trace
 
-    def defer(self, *call: Any) -> None:
-        """`defer(rows_fn, *args)`: the records `rows_fn(out, *args)` appends. The arguments must not change
-        afterwards (they are read at the end of the loop iteration). Never raises, never blocks."""
-        if self._closed:
-            return
-        if len(self._records) >= self.capacity:
-            self.dropped += 1
-            return
-        pending = self._pending
-        pending.append(call)
-        if len(pending) == 1:
+    def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
+        """The records `rows_fn(out, *args)` appends. The arguments must not change afterwards (they are read
+        at the end of the loop iteration). Never raises, never blocks: one list append on the event path."""
+        self._pending.append((rows_fn, args))
+        if not self._expanding:
+            self._expanding = True
             try:
                 asyncio.get_running_loop().call_soon(self._expand_pending)
             except Exception:
                 self._expand_pending()
 
     def _expand_pending(self) -> None:
-        """Build the records of the calls deferred since the last time. A call that fails loses its records,
-        nothing else."""
+        """Build the records of the calls deferred since the last time (dropping a call's records when the
+        buffer is full or the hub closed). A call that fails loses its records, nothing else."""
+        self._expanding = False
         pending, self._pending = self._pending, []
-        out = self._records
-        for call in pending:
+        out, capacity = self._records, self.capacity
+        if self._closed:
+            return
+        for rows_fn, args in pending:
             size = len(out)
+            if size >= capacity:
+                self.dropped += 1
+                continue
             try:
-                call[0](out, *call[1:])
+                rows_fn(out, *args)
             except Exception as exc:  # a bug in building a record
                 del out[size:]
                 self._failed(f"trace records could not be built: {type(exc).__name__}: {exc}")
@@ -191,6 +194,7 @@ class TraceHub:
             while self._records:
                 batch, self._records = self._records, []
                 self.written += len(batch)
+                self.batches += 1
                 await self._write(batch)
             if self.dropped:
                 self._report(f"{self.dropped} trace records dropped so far (trace buffer full)")

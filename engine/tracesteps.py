@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from msgspec.structs import replace
+
 from engine.cloudevent import CloudEvent
 from engine.trace import (
     Acknowledged,
@@ -181,40 +183,44 @@ def _where(trigger: Trigger, param: TriggerParameter) -> str:
     return "parameters"
 
 
-_DESCRIBED: dict[int, tuple[TriggerParameter, str, str, str]] = {}  # id -> (param, where, source, path)
-
-
 def _describe(trigger: Trigger, param: TriggerParameter) -> tuple[str, str, str]:
-    """(where, source, path) of a parameter; cached for the trigger's own parameter objects (the identity
-    check makes a recycled id harmless; re-parsed copies are not cached, so the cache stays bounded)."""
-    hit = _DESCRIBED.get(id(param))
-    if hit is not None and hit[0] is param:
-        return hit[1], hit[2], hit[3]
-    where = _where(trigger, param)
+    """(where, source, path) of a parameter."""
     source, path = _source(param)
+    return _where(trigger, param), source, path
+
+
+# id(param) -> (param, its record with no time, event, firing or value): what never changes is worked out once.
+# Only the trigger's own parameter objects are cached (re-parsed copies are not, so the cache stays bounded);
+# the identity check makes a recycled id harmless.
+_PARAM_RECORDS: dict[int, tuple[TriggerParameter, ParamResolved]] = {}
+
+
+def _param_record(sensor: str, trigger: Trigger, param: TriggerParameter) -> ParamResolved:
+    where, source, path = _describe(trigger, param)
+    record = ParamResolved(time="", sensor=sensor, event=None, firing="", trigger=trigger.name, where=where,
+                           dependency=param.src.dependency_name, source=source, path=path, value=None,
+                           dest=param.dest)
     if any(p is param for _, params in _lists(trigger) for p in params or ()):
-        _DESCRIBED[id(param)] = (param, where, source, path)
-    return where, source, path
+        _PARAM_RECORDS[id(param)] = (param, record)
+    return record
 
 
 def param_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger,
                observed: Sequence[tuple[TriggerParameter, Resolved]]) -> None:
     """Each parameter the trigger resolved while building its request, with the value it used (values are
     event data, never secrets: secrets reach headers only through secureHeaders and basicAuth)."""
-    name = trigger.name
-    described = _DESCRIBED
+    cached = _PARAM_RECORDS.get
+    append = out.append
     for param, resolved in observed:
-        hit = described.get(id(param))
-        if hit is not None and hit[0] is param:
-            where, source, path = hit[1], hit[2], hit[3]
+        hit = cached(id(param))
+        if hit is not None and hit[0] is param and hit[1].sensor == sensor:
+            record = hit[1]
         else:
-            where, source, path = _describe(trigger, param)
+            record = _param_record(sensor, trigger, param)
         value = resolved.value
         if value is not None and len(value) > PREVIEW_CHARS:
             value = value[:PREVIEW_CHARS] + "…"
-        out.append(ParamResolved(time=t, sensor=sensor, event=event, firing=firing, trigger=name, where=where,
-                                 dependency=param.src.dependency_name, source=source, path=path, value=value,
-                                 dest=param.dest))
+        append(replace(record, time=t, event=event, firing=firing, value=value))
 
 
 def param_records(sensor: str, event: str, firing: str, trigger: Trigger,

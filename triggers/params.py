@@ -53,8 +53,9 @@ class Resolved:
 
 
 # The engine's trace sets this per firing (a context variable, so concurrent firings do not mix): it is told
-# every parameter resolved while the request is built, with the value used. None (the default) costs nothing.
-PARAM_OBSERVER: ContextVar[Callable[[TriggerParameter, Resolved], None] | None] = ContextVar(
+# every parameter resolved while the request is built, with the value used, as one `(param, resolved)` tuple
+# (so that a list's `append` can be the observer). None (the default) costs nothing.
+PARAM_OBSERVER: ContextVar[Callable[[tuple[TriggerParameter, Resolved]], object] | None] = ContextVar(
     "sensorium_param_observer", default=None)
 
 
@@ -62,7 +63,7 @@ def observe(param: TriggerParameter, resolved: Resolved) -> None:
     observer = PARAM_OBSERVER.get()
     if observer is not None:
         try:
-            observer(param, resolved)
+            observer((param, resolved))
         except Exception:  # tracing must never fail a firing
             pass
 
