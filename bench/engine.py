@@ -54,6 +54,7 @@ import aiohttp
 from aiohttp import web
 
 from buses.base import Bus, EventKey
+from engine.tracehub import DEFAULT_INTERVAL
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
@@ -77,6 +78,10 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-trace-bus": (),
 }
 LABEL_WIDTH = 41
+# --instructions: under callgrind the engine runs about 30 times slower (28 against ~850 events/s here), so the
+# trace writer's batches are stretched by as much to hold as many records as at full speed (its per-batch work
+# would otherwise count 30 times over per event)
+VALGRIND_SLOWDOWN = 30
 SEPARATORS = (",", ":")
 
 
@@ -173,6 +178,7 @@ class WorkerSpec:
     ceiling_events: int = 0
     warmup: int = 0
     stats_file: str = ""  # tracing comparison: where an engine worker leaves its trace statistics (JSON) on exit
+    trace_interval: float = 0.0  # the trace writer's batch interval, s (0: the engine's own)
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -232,13 +238,16 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
         sensor.write_text(sensor_yaml(spec))
-        trace_file = Path(tmp) / "trace.jsonl"
+        # the harness counts the trace file's lines once this process is gone (not in the counted instructions)
+        trace_file = Path(spec.stats_file).with_suffix(".jsonl") if spec.stats_file else Path(tmp) / "trace.jsonl"
         argv = ["run", str(sensor), "--bus", spec.bus_url, "--data-dir", str(Path(tmp) / "data"),
                 "--webhook-host", "127.0.0.1",
                 *(a.format(trace_file=trace_file) for a in ENGINE_RUN_ARGS[spec.kind])]
         args = build_parser().parse_args(argv)
         config = load(args.paths, checks=[check_document])
         hub = _trace_hub(args)
+        if spec.trace_interval:
+            hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
                                 handle_signals=False, tracer=hub,
                                 runner=RunnerSettings(ack_wait=args.ack_wait, batch=spec.batch,
@@ -249,14 +258,9 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         finally:
             await hub.close()
             if spec.stats_file:
-                lines, size = 0, 0
-                if trace_file.exists():
-                    with trace_file.open("rb") as f:
-                        for line in f:
-                            lines, size = lines + 1, size + len(line)
                 Path(spec.stats_file).write_text(json.dumps({
                     "enabled": hub.enabled, "written": hub.written, "dropped": hub.dropped,
-                    "sink_errors": hub.sink_errors, "file_lines": lines, "file_bytes": size}))
+                    "sink_errors": hub.sink_errors, "batches": hub.batches}))
 
 
 Poster = Callable[[bytes], Awaitable[int]]
@@ -715,7 +719,8 @@ class Bench:
                 stats_file = self.work_dir / f"{source}.json"
                 spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                                   in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
-                                  stats_file=str(stats_file))
+                                  stats_file=str(stats_file),
+                                  trace_interval=DEFAULT_INTERVAL * VALGRIND_SLOWDOWN if a.instructions else 0.0)
                 callgrind = self.work_dir / f"{source}.callgrind" if a.instructions else None
                 worker = self.worker(spec, callgrind)
                 workers[kind] = (worker, EventKey(source, EVENT_NAME), stats_file)
@@ -748,7 +753,14 @@ class Bench:
                 self.instructions.setdefault(kind, []).append((counted, (last - first + 1) * a.trace_events))
             with contextlib.suppress(OSError, ValueError):
                 totals = self.trace_stats.setdefault(kind, {})
-                for name, value in json.loads(stats_file.read_text()).items():
+                stats = json.loads(stats_file.read_text())
+                trace_file = stats_file.with_suffix(".jsonl")
+                if trace_file.exists():
+                    with trace_file.open("rb") as f:
+                        stats["file_lines"] = sum(1 for _ in f)
+                    stats["file_bytes"] = trace_file.stat().st_size
+                    trace_file.unlink()
+                for name, value in stats.items():
                     if isinstance(value, int) and not isinstance(value, bool):
                         totals[name] = totals.get(name, 0) + value
 
@@ -901,8 +913,10 @@ def print_tracing_cost(bench: Bench) -> None:
     for kind, stats in bench.trace_stats.items():
         if not stats:
             continue
-        text = (f"  {LABELS[kind]}: {stats.get('written', 0)} trace records written "
-                f"({stats.get('written', 0) / max(1, bench.trace_handled):.1f} per event), "
+        written = stats.get("written", 0)
+        text = (f"  {LABELS[kind]}: {written} trace records written "
+                f"({written / max(1, bench.trace_handled):.1f} per event, "
+                f"{written / max(1, stats.get('batches', 0)):.0f} per batch), "
                 f"{stats.get('dropped', 0)} dropped, {stats.get('sink_errors', 0)} sink errors")
         lines = int(stats.get("file_lines", 0))
         if lines:
