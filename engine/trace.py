@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import msgspec
 
 __all__ = [
-    "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked", "FiringDone",
-    "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
+    "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked",
+    "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
     "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
     "encode_chunks", "encode_lines", "now", "stamp",
 ]
@@ -86,20 +86,25 @@ def encode_lines(records: Sequence[TraceRecord]) -> tuple[bytes, int]:
 
 
 def encode_chunks(batch: Sequence[TraceRecord]) -> tuple[list[bytes], list[str], int]:
-    """The JSON Lines of `batch` in order, one chunk per run of records of one sensor, each chunk's sensor, and
-    how many records could not be encoded."""
+    """The JSON Lines of `batch` in order, in chunks of records of one sensor (at most `CHUNK_RECORDS` each:
+    encoding holds the GIL, so a thread that encodes a large batch lets the event loop in between chunks), each
+    chunk's sensor, and how many records could not be encoded."""
     chunks: list[bytes] = []
     sensors: list[str] = []
     skipped = 0
     for sensor, run in groupby(batch, _SENSOR):  # C-level: this runs over every record
-        data, failed = encode_lines(list(run))
-        skipped += failed
-        if data:
-            chunks.append(data)
-            sensors.append(sensor)
+        records = list(run)
+        for start in range(0, len(records), CHUNK_RECORDS):
+            data, failed = encode_lines(records[start:start + CHUNK_RECORDS] if start or len(records) > CHUNK_RECORDS
+                                        else records)
+            skipped += failed
+            if data:
+                chunks.append(data)
+                sensors.append(sensor)
     return chunks, sensors, skipped
 
 
+CHUNK_RECORDS = 1000
 _SENSOR = attrgetter("sensor")
 _MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
 _ms, _ms_text = -1, ""  # the last millisecond stamped (steps come in time order, many in one millisecond)

@@ -214,11 +214,14 @@ class StreamSink:
         self.stream.write(data)
         self.stream.flush()
 
-    async def write(self, batch: Sequence[TraceRecord]) -> None:
+    def _render(self, batch: Sequence[TraceRecord]) -> None:
         data: bytes | str = encode_lines(batch)[0] if self.fmt == "json" else self.human.lines(
             r.to_json() for r in batch)
         if data:
-            await asyncio.to_thread(self._write, data)
+            self._write(data)
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await asyncio.to_thread(self._render, batch)  # the hub writes one batch at a time
 
     async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
         """Chunks of JSON Lines (`engine.trace.encode_chunks`)."""

@@ -5,11 +5,12 @@ pipeline is never slowed down to keep a trace); sink failures are counted and lo
 happens in the writer task (and the sinks' threads), never on the event path.
 
 `defer(rows_fn, *args)` is how the engine hands over the records of one step or event: the function that
-appends them (`engine.tracesteps`) and the immutable values it reads. The calls are expanded into records at
-the end of the event-loop iteration that made them: keeping the values (stage results, outcomes) until the
-writer runs instead would let thousands of objects per second outlive a young-generation collection, get
-promoted and make the garbage collector walk the engine's heap more often (records themselves are not tracked
-by it). The writer encodes each batch once (`engine.trace.encode_chunks`) for every sink that takes JSON Lines.
+appends them (`engine.tracesteps`) and the immutable values it reads. The calls are expanded into records
+`EXPAND_EVERY` at a time (and whenever the writer runs): keeping the values (stage results, outcomes) until
+the writer's next batch instead would let thousands of objects per second outlive a young-generation
+collection, get promoted and make the garbage collector walk the engine's heap more often (records themselves
+are not tracked by it). The writer encodes each batch once (`engine.trace.encode_chunks`, in a thread) for
+every sink that takes JSON Lines.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ log = logging.getLogger("sensorium.trace")
 
 DEFAULT_CAPACITY = 100_000
 DEFAULT_INTERVAL = 0.1
+# Deferred calls are built into records this many at a time (a dozen events' worth): few enough that the values
+# they hold (stage results, outcomes) are mostly gone before the next young-generation collection, and no
+# callback is scheduled per loop iteration.
+EXPAND_EVERY = 64
 _REPORT_EVERY = 10.0
 
 
@@ -69,7 +74,6 @@ class TraceHub:
         self.batches = 0  # batches they were handed in
         self._records: list[TraceRecord] = []  # what the writer hands to the sinks next
         self._pending: list[_Deferred] = []  # calls to expand at the end of the loop iteration
-        self._expanding = False  # _expand_pending is scheduled
         self._wake = asyncio.Event()
         self._woken = False  # self._wake is set (a plain attribute: checked on every call)
         self._task: asyncio.Task[None] | None = None
@@ -85,19 +89,18 @@ class TraceHub:
 
     def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
         """The records `rows_fn(out, *args)` appends. The arguments must not change afterwards (they are read
-        at the end of the loop iteration). Never raises, never blocks: one list append on the event path."""
-        self._pending.append((rows_fn, args))
-        if not self._expanding:
-            self._expanding = True
-            try:
-                asyncio.get_running_loop().call_soon(self._expand_pending)
-            except Exception:
-                self._expand_pending()
+        when the records are built: once `EXPAND_EVERY` calls are waiting, or when the writer runs). Never
+        raises, never blocks: on the event path, one list append."""
+        pending = self._pending
+        pending.append((rows_fn, args))
+        if len(pending) >= EXPAND_EVERY:
+            self._expand_pending()
+        elif not self._woken:
+            self._start()
 
     def _expand_pending(self) -> None:
         """Build the records of the calls deferred since the last time (dropping a call's records when the
         buffer is full or the hub closed). A call that fails loses its records, nothing else."""
-        self._expanding = False
         pending, self._pending = self._pending, []
         out, capacity = self._records, self.capacity
         if self._closed:
@@ -171,7 +174,10 @@ class TraceHub:
         chunks: list[bytes] = []
         sensors: list[str] = []
         if any(takes_lines(sink) for sink in sinks):
-            chunks, sensors, skipped = encode_chunks(batch)
+            # in a thread: a batch's encoding (one C call per sensor's run of records) then fills the time the
+            # event loop spends waiting for I/O instead of adding to an event's turn (records are frozen, and
+            # the hub no longer touches this batch)
+            chunks, sensors, skipped = await asyncio.to_thread(encode_chunks, batch)
             if skipped:
                 self._failed(f"{skipped} trace records could not be serialised", skipped)
         for sink in sinks:

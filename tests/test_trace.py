@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.trace import (
+    CHUNK_RECORDS,
     Acknowledged,
     ConditionChecked,
     DependencyMatched,
@@ -24,6 +25,7 @@ from engine.trace import (
     TraceRecord,
     Transformed,
     Unmatched,
+    encode_chunks,
 )
 from engine.tracefmt import HumanFormat, StreamSink, use_color
 from engine.tracehub import TraceHub
@@ -63,6 +65,18 @@ def test_json_line_is_exactly_json_dumps_of_to_json() -> None:
         expected = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
         assert record.json_line() == expected, record.step
         assert json.loads(record.json_line()) == json.loads(json.dumps(record.to_json()))
+
+
+def test_encode_chunks_keeps_order_and_splits_by_sensor_and_size() -> None:
+    """The writer's encoding: every record's line in order, each chunk of one sensor and at most CHUNK_RECORDS
+    lines (a thread encoding a large batch lets the event loop run between chunks)."""
+    batch: list[TraceRecord] = [ack(n) for n in range(CHUNK_RECORDS + 5)]
+    batch[3:3] = [Acknowledged(sensor="other", event="x", position="p", action="ack", reason="r")]
+    chunks, sensors, skipped = encode_chunks(batch)
+    assert skipped == 0
+    assert b"".join(chunks).decode() == "".join(r.json_line() for r in batch)
+    assert sensors == ["s", "other", "s", "s"]
+    assert [c.count(b"\n") for c in chunks] == [3, 1, CHUNK_RECORDS, 2]
 
 
 def test_odd_values_still_make_valid_json_lines_in_a_file(tmp_path: Path) -> None:
