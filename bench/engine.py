@@ -2,7 +2,7 @@
 
     python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --paced-events 600] [--rounds 1]
                            [--only engine,bare-aiohttp] [--in-process] [--profile DIR]
-                           [--trace-rounds 24] [--trace-events 600] [--trace-restart 4] [--instructions]
+                           [--trace-rounds 48] [--trace-events 600] [--trace-restart 4] [--instructions]
 
 One command, one harness process, which:
   1. starts an embedded nats-server (JetStream, temporary data directory) and an HTTP sink (aiohttp server on
@@ -79,9 +79,9 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
 }
 LABEL_WIDTH = 41
 # --instructions: under callgrind the engine runs about 30 times slower (28 against ~850 events/s here), so the
-# trace writer's batches are stretched by as much to hold as many records as at full speed (its per-batch work
-# would otherwise count 30 times over per event)
-VALGRIND_SLOWDOWN = 30
+# trace writer's 0.1 s batches would hold a few events instead of dozens and its per-batch work would count many
+# times over per event. Stretched 30 times they held 532 records, against 373-385 in full-speed runs: 20 is closer.
+VALGRIND_SLOWDOWN = 20
 SEPARATORS = (",", ":")
 
 
@@ -996,8 +996,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows medians")
-    parser.add_argument("--trace-rounds", type=int, default=24,
-                        help="rounds of the tracing comparison (0: skip it; default 24)")
+    parser.add_argument("--trace-rounds", type=int, default=48,
+                        help="rounds of the tracing comparison (0: skip it; default 48)")
     parser.add_argument("--trace-events", type=int, default=600,
                         help="events per burst of the tracing comparison (default 600)")
     parser.add_argument("--trace-restart", type=int, default=4,
