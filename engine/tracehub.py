@@ -73,7 +73,7 @@ class TraceHub:
         self.written = 0  # records handed to the sinks
         self.batches = 0  # batches they were handed in
         self._records: list[TraceRecord] = []  # what the writer hands to the sinks next
-        self._pending: list[_Deferred] = []  # calls to expand at the end of the loop iteration
+        self._pending: list[_Deferred] = []  # calls waiting to be built into records
         self._wake = asyncio.Event()
         self._woken = False  # self._wake is set (a plain attribute: checked on every call)
         self._task: asyncio.Task[None] | None = None
