@@ -183,12 +183,6 @@ def _where(trigger: Trigger, param: TriggerParameter) -> str:
     return "parameters"
 
 
-def _describe(trigger: Trigger, param: TriggerParameter) -> tuple[str, str, str]:
-    """(where, source, path) of a parameter."""
-    source, path = _source(param)
-    return _where(trigger, param), source, path
-
-
 # id(param) -> (param, its record with no time, event, firing or value): what never changes is worked out once.
 # Only the trigger's own parameter objects are cached (re-parsed copies are not, so the cache stays bounded);
 # the identity check makes a recycled id harmless.
@@ -196,10 +190,10 @@ _PARAM_RECORDS: dict[int, tuple[TriggerParameter, ParamResolved]] = {}
 
 
 def _param_record(sensor: str, trigger: Trigger, param: TriggerParameter) -> ParamResolved:
-    where, source, path = _describe(trigger, param)
-    record = ParamResolved(time="", sensor=sensor, event=None, firing="", trigger=trigger.name, where=where,
-                           dependency=param.src.dependency_name, source=source, path=path, value=None,
-                           dest=param.dest)
+    source, path = _source(param)
+    record = ParamResolved(time="", sensor=sensor, event=None, firing="", trigger=trigger.name,
+                           where=_where(trigger, param), dependency=param.src.dependency_name, source=source,
+                           path=path, value=None, dest=param.dest)
     if any(p is param for _, params in _lists(trigger) for p in params or ()):
         _PARAM_RECORDS[id(param)] = (param, record)
     return record
