@@ -67,7 +67,10 @@ class PartitionOffsets:
 class KafkaDelivery(Delivery):
     def __init__(self, owner: KafkaGroupConsumer, part: PartitionOffsets, record: Any, body: bytes,
                  headers: Mapping[str, str]) -> None:
-        super().__init__(body, headers, f"{record.topic}[{record.partition}]@{record.offset}")
+        key = "" if record.key is None else bytes(record.key).decode("utf-8", "replace")
+        super().__init__(body, headers, f"{record.topic}[{record.partition}]@{record.offset}",
+                         {"key": key, "topic": record.topic, "partition": str(record.partition),
+                          "offset": str(record.offset)})
         self._owner, self._part, self.record = owner, part, record
 
     async def _ack(self) -> None:
