@@ -186,8 +186,8 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 def decode_structured(raw: bytes | str) -> CloudEvent:
     """Parse structured-mode CloudEvent JSON; raises DecodeError (a one-line reason) and nothing else for any
     input: not UTF-8, not JSON (NaN/Infinity, truncated, lone surrogate escapes), nested deeper than MAX_DEPTH
-    levels, attributes of the wrong type or integers beyond 64 bits, bad base64. The `data` member's bytes are
-    kept exactly as they arrived."""
+    levels, attributes of the wrong type, integers of more than 4,300 digits, bad base64. The `data` member's
+    bytes are kept exactly as they arrived."""
     try:
         body = raw.encode() if isinstance(raw, str) else bytes(raw)
         body.decode()  # msgspec leaves the bytes inside skipped (raw) members unchecked
@@ -209,8 +209,8 @@ def decode_structured(raw: bytes | str) -> CloudEvent:
             try:
                 attrs[name] = _ATTRIBUTE.decode(value)
             except (msgspec.DecodeError, RecursionError):  # ValidationError included
-                raise DecodeError(f"attribute '{_short(name)}' must be a string, an integer (64 bits) or "
-                                  "a boolean") from None
+                raise DecodeError(f"attribute '{_short(name)}' must be a string, an integer (at most 4,300 "
+                                  "digits) or a boolean") from None
     data: bytes | None = None
     encoded, member = members.get("data_base64"), members.get("data")
     if encoded is not None and bytes(encoded) != b"null":

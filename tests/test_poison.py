@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from buses.base import EventKey
+from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from buses.memory import MemoryBroker, MemoryBus
 from engine.cloudevent import CloudEvent, encode_structured
 from engine.runner import RunnerSettings, SensorRunner
@@ -182,3 +182,105 @@ async def test_a_trigger_that_raises_dead_letters_its_event() -> None:
     await run_until(runner, lambda: len(broker.dead_letters) == 2)
     assert [a["dlqerror"] for _, a, _ in broker.dead_letters] == ["firing failed: RuntimeError: trigger bug"] * 2
     assert broker.groups["sensorium-poisoned"].pending == {}
+
+
+DEEP_DATA = b'{"a":' + b"[" * 510 + b"1" + b"]" * 510 + b',"b":"x"}'  # within the decoder's 512 levels
+
+
+def deep_event() -> CloudEvent:
+    from engine.cloudevent import decode_structured
+
+    return decode_structured(b'{"specversion":"1.0","id":"deep","source":"webhook","type":"t","subject":"example",'
+                             b'"datacontenttype":"application/json","data":' + DEEP_DATA + b"}")
+
+
+@pytest.mark.parametrize("spec,error", [
+    ({"filters": {"data": [{"path": "b", "type": "string", "value": ["x"]}]}}, "data filter error"),
+    ({"filters": {"exprs": [{"expr": "a == 1", "fields": [{"name": "a", "path": "a"}]}]}}, "expr filter error"),
+    ({"filters": {"data": [{"path": "b", "type": "string", "value": ["x"], "template": "{{ .Input }}"}]}},
+     "data filter error"),
+    ({"transform": {"jq": ".b"}}, "jq transform error (the event data is nested too deeply)"),
+])
+def test_deep_data_that_passes_the_decoder_is_a_filter_error(spec: dict[str, Any], error: str) -> None:
+    stage = SensorStage(Sensor.model_validate({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor", "metadata": {"name": "deep"},
+        "spec": {"dependencies": [dep("d", **spec)], "triggers": [{"template": {"name": "t", "log": {}}}]}}))
+    result = stage.process(deep_event(), datetime.now())
+    [verdict] = result.dependencies
+    assert not verdict.passed and verdict.error is not None and error in verdict.error
+    assert result.firings == ()
+
+
+@pytest.mark.parametrize("source", [{"dataKey": "b"}, {"jsonPath": "$.b"}, {"jmesPath": "b"}])
+def test_deep_data_that_passes_the_decoder_is_a_parameter_error(source: dict[str, str]) -> None:
+    from triggers.params import ParamError, construct_payload
+    from triggers.spec import TriggerParameter
+
+    param = TriggerParameter.model_validate({"src": {"dependencyName": "d", **source}, "dest": "x"})
+    with pytest.raises(ParamError, match="JSON nested too deeply"):
+        construct_payload({"d": deep_event()}, [param])
+
+
+class BuggyConsumer(Consumer):
+    """A consumer whose fetch raises a plain exception (a bug, not a BusError) while `bus.failures` lasts."""
+
+    def __init__(self, inner: Consumer, bus: BuggyBus) -> None:
+        self.inner, self.bus = inner, bus
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self.bus.failures > 0:
+            self.bus.failures -= 1
+            raise ZeroDivisionError("a bug in fetch")
+        return await self.inner.fetch(max_messages, timeout)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class BuggyBus(MemoryBus):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def consumer(self, spec: ConsumerSpec) -> Consumer:
+        return BuggyConsumer(await super().consumer(spec), self)
+
+
+async def test_health_names_a_failing_loop_and_recovers() -> None:
+    import aiohttp
+
+    from engine.app import supervise
+    from engine.health import HealthServer
+    from tests.engine_harness import free_port
+
+    bus = BuggyBus(failures=3)  # restarts after 0.5, 1 and 2 s
+    await bus.start()
+    fired = Fired()
+    runner = SensorRunner("flaky", [KEY], sensor_stage(), {"t": fired}, bus, RunnerSettings(fetch_timeout=0.05))
+    health = HealthServer(free_port())
+    await health.start()
+    health.watch(bus)
+    health.watch_loops([runner])
+    stop = asyncio.Event()
+    task = asyncio.create_task(supervise(runner, stop))
+    seen: list[tuple[int, Any]] = []
+    try:
+        async with aiohttp.ClientSession() as session, asyncio.timeout(20):
+            while not seen or seen[-1][0] != 200 or bus.failures:
+                async with session.get(f"http://127.0.0.1:{health.port}/healthz") as resp:
+                    seen.append((resp.status, await resp.json()))
+                await asyncio.sleep(0.1)
+            await bus.publish_many([(KEY, "v", valid(1))])
+            while not fired.ids:
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await health.stop()
+    failing = [body for status, body in seen if status == 503]
+    assert failing, seen
+    assert failing[0]["failing"][0]["sensor"] == "flaky"
+    assert failing[0]["failing"][0]["error"].startswith("loop failed: ZeroDivisionError: a bug in fetch; restarting in")
+    assert seen[-1] == (200, {"status": "ok", "bus": {"url": "memory://", "health": "connected"},
+                              "sensors": ["flaky"]})
+    assert fired.ids == ["good-1"]
