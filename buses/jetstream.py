@@ -519,8 +519,10 @@ class JetStreamBus(Bus):
         headers["Nats-Msg-Id"] = attrs.get("id", "")
         try:
             if not self._dlq_ready:
-                await ensure_dead_letter_stream(self.js)
-                self._dlq_ready = True
+                async with self._init_lock:
+                    if not self._dlq_ready:
+                        await ensure_dead_letter_stream(self.js)
+                        self._dlq_ready = True
             ack = await self.js.publish(dead_letter_subject(sensor), data, timeout=self.publish_timeout,
                                         stream=DEAD_LETTERS, headers=headers)
         except (NatsError, OSError, TimeoutError) as exc:

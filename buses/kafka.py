@@ -208,6 +208,7 @@ class KafkaBus(Bus):
         self._group_owner: str | None = None
         self._state: KafkaStateTopic | None = None
         self._dlq_ready = False
+        self._dlq_lock = asyncio.Lock()
         quiet_client_log()
 
     @classmethod
@@ -380,8 +381,10 @@ class KafkaBus(Bus):
             headers.append(("content-type", attrs["datacontenttype"].encode()))
         try:
             if not self._dlq_ready:
-                await asyncio.wait_for(self._ensure_dead_letter_topic(), self.request_timeout)
-                self._dlq_ready = True
+                async with self._dlq_lock:
+                    if not self._dlq_ready:
+                        await asyncio.wait_for(self._ensure_dead_letter_topic(), self.request_timeout)
+                        self._dlq_ready = True
             future = await self._producer.send(DEAD_LETTERS, value=data, key=sensor.encode(), headers=headers)
             await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
         except (TimeoutError, KafkaError, OSError) as exc:

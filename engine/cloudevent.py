@@ -209,8 +209,8 @@ def decode_structured(raw: bytes | str) -> CloudEvent:
             try:
                 attrs[name] = _ATTRIBUTE.decode(value)
             except (msgspec.DecodeError, RecursionError):  # ValidationError included
-                raise DecodeError(f"attribute '{_short(name)}' must be a string, an integer (at most 4,300 "
-                                  "digits) or a boolean") from None
+                kinds = "a string" if name in _CORE else "a string, an integer (at most 4,300 digits) or a boolean"
+                raise DecodeError(f"attribute '{_short(name)}' must be {kinds}") from None
     data: bytes | None = None
     encoded, member = members.get("data_base64"), members.get("data")
     if encoded is not None and bytes(encoded) != b"null":
