@@ -194,3 +194,21 @@ def test_any_bytes_give_an_event_or_a_decode_error(raw: bytes) -> None:
     except DecodeError:
         pass
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize("value,keys", [
+    (b"[" * 100_000, []),  # was json.loads: RecursionError in the Kafka consumer's fetch
+    (b'{"source":"s","subject":"e","data":' + b"[" * 5000 + b"]" * 5000 + b"}", []),
+    (b'{"source":7}', []),
+    (b"\xff", []),
+    (b'{"source":"s","subject":"e","data":{}}', ["s.e"]),
+])
+def test_keyless_kafka_record_routing_never_raises(value: bytes, keys: list[str]) -> None:
+    from aiokafka.structs import ConsumerRecord
+
+    from buses.kafka_consumer import record_keys, structured_body
+
+    record = ConsumerRecord("argo-events", 0, 1, 0, 0, None, value, None, 0, len(value), [])
+    assert record_keys(record, {}) == keys
+    binary = {"ce_specversion": "1.0", "ce_id": "1", "ce_source": "s", "ce_type": "t"}
+    assert decode_delivery(structured_body(record, binary), binary).data == value  # deep data: base64 inside
