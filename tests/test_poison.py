@@ -284,3 +284,15 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
     assert seen[-1] == (200, {"status": "ok", "bus": {"url": "memory://", "health": "connected"},
                               "sensors": ["flaky"]})
     assert fired.ids == ["good-1"]
+
+
+def test_dry_run_event_file_nested_too_deeply_is_one_error(tmp_path: Any) -> None:
+    from engine.config import ConfigErrors
+    from engine.dryrun import load_events
+
+    path = tmp_path / "deep.json"
+    path.write_bytes(b'{"specversion":"1.0","id":"1","source":"s","type":"t","data":' + b"[" * 5000 + b"]" * 5000
+                     + b"}")
+    with pytest.raises(ConfigErrors) as info:
+        load_events([str(path)])
+    assert [str(e) for e in info.value.errors] == [f"{path}:1: not JSON: JSON nested too deeply"]
