@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from re import Pattern
 from typing import Any, NoReturn
 
 from engine.gotemplate_builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
@@ -48,6 +47,7 @@ from engine.gotemplate_values import (
     is_true,
     type_name,
 )
+from engine.re2 import GoRegexp
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class State:
     """One execution (Go's exec state); also the CallContext functions see."""
 
     def __init__(self, text: str, name: str, funcs: dict[str, Func], limits: Limits,
-                 clock: Callable[[], datetime], regex: Callable[[str], Pattern[str]]) -> None:
+                 clock: Callable[[], datetime], regex: Callable[[str], GoRegexp]) -> None:
         self.text, self.name, self.funcs, self.limits = text, name, funcs, limits
         self.max_value = limits.max_value
         self._clock, self._regex = clock, regex
@@ -95,7 +95,7 @@ class State:
     def now(self) -> datetime:
         return self._clock()
 
-    def regex(self, pattern: str) -> Pattern[str]:
+    def regex(self, pattern: str) -> GoRegexp:
         return self._regex(pattern)
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
@@ -458,7 +458,7 @@ class State:
 
 
 def execute(root: ListNode, text: str, name: str, funcs: dict[str, Func], data: Any, limits: Limits,
-            clock: Callable[[], datetime], regex: Callable[[str], Pattern[str]]) -> str:
+            clock: Callable[[], datetime], regex: Callable[[str], GoRegexp]) -> str:
     """Run a parsed template over JSON-like data (numbers become float64 first)."""
     state = State(text, name, funcs, limits, clock, regex)
     value = from_json_value(data)

@@ -149,7 +149,7 @@ def _match_one(f: DataFilter, r: PathResult) -> tuple[bool | None, str]:
     if f.type == "string":
         for value in f.value:
             try:
-                found = compile_re2(value).search(seen) is not None
+                found = compile_re2(value).matches(seen)
             except ValueError as exc:
                 return None, str(exc)
             if f.comparator in ("", "=") and found:
