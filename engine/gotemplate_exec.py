@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
+from engine.deadline import DeadlineExceeded
+from engine.deadline import check as check_deadline
 from engine.gotemplate_builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
 from engine.gotemplate_fmt import Printer
 from engine.gotemplate_nodes import (
@@ -118,8 +120,13 @@ class State:
         self.steps += 1
         if self.steps > self.limits.max_steps:
             self.errorf(f"template exceeded {self.limits.max_steps} evaluation steps", TemplateLimitError)
-        if self.steps & 63 == 0 and time.monotonic() > self.deadline:
-            self.errorf(f"template exceeded its {self.limits.timeout:g}s time limit", TemplateLimitError)
+        if self.steps & 63 == 0:
+            if time.monotonic() > self.deadline:
+                self.errorf(f"template exceeded its {self.limits.timeout:g}s time limit", TemplateLimitError)
+            try:
+                check_deadline()  # the sensor stage's per-event limit
+            except DeadlineExceeded as exc:
+                self.errorf(str(exc), TemplateLimitError)
 
     def write(self, s: str) -> None:
         self.size += len(s)
