@@ -129,7 +129,7 @@ def test_string_invalid_regex_at_runtime_is_an_error() -> None:
                                      template="", json_path=None, jmes_path=None)
     verdict = run("abc", bad)
     assert (verdict.passed, verdict.error) == (
-        False, "data filter error (error parsing regexp: missing ), unterminated subpattern: `(abc`)")
+        False, "data filter error (error parsing regexp: missing closing ): `(abc`)")
 
 
 def test_unsupported_type_at_runtime_is_an_error() -> None:

@@ -93,7 +93,7 @@ def errors(model: Any, data: Any) -> list[str]:
      "Value error, one of data filters is not valid (value must be not empty)"),
     ({"path": "a", "type": "string", "value": ["ok", "(unclosed"]},
      "Value error, value '(unclosed' is not a valid regular expression: "
-     "error parsing regexp: missing ), unterminated subpattern: `(unclosed`"),
+     "error parsing regexp: missing closing ): `(unclosed`"),
     ({"path": "a", "type": "number", "value": [50.0]},
      "Value error, value entries must be strings, got 50.0: quote them in YAML"),
 ])
