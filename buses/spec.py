@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,6 +11,8 @@ from engine.errors import ConfigError
 from engine.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
 
 KAFKA_DEFAULT_PORT = 9092
+# Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
+_KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 JETSTREAM_SCHEMES = ("nats", "tls")
 
 
@@ -95,6 +98,14 @@ class KafkaBus(ArgoModel):
     tls: TLSConfig | None = Field(default=None, description="TLS settings.")
     sasl: KafkaSASL | None = Field(default=None, description="SASL authentication.")
     consumer_group: KafkaConsumerGroup | None = Field(default=None, description="Consumer group settings.")
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None and (not _KAFKA_TOPIC.fullmatch(value) or value in (".", "..")):
+            raise ValueError(f"topic {value!r} is not a valid Kafka topic name "
+                             "(1-249 of a-z, A-Z, 0-9, '.', '_', '-'; not '.' or '..')")
+        return value
 
     @field_validator("url")
     @classmethod

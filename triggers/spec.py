@@ -165,7 +165,7 @@ class HTTPTrigger(ArgoModel):
         default=None, description="Headers whose value comes from a secret; never shown in traces or logs.")
     basic_auth: BasicAuth | None = Field(default=None, description="Basic auth credentials from secrets.")
     tls: TLSConfig | None = Field(default=None, description="TLS client settings (key `tls`, as in Argo).")
-    host: str | None = Field(default=None, description="Overrides the Host header.")
+    host: str | None = Field(default=None, description="Overrides the Host header (no CR, LF or NUL).")
 
     @field_validator("method")
     @classmethod
@@ -179,6 +179,13 @@ class HTTPTrigger(ArgoModel):
     def _http_url(cls, value: str, info: ValidationInfo) -> str:
         if not _runtime(info):  # parameters may rewrite it per firing; Argo does not re-validate either
             check_url(value, ("http", "https"))
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_header(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _runtime(info):
+            check_header_value(value)
         return value
 
     @field_validator("timeout")
@@ -256,6 +263,13 @@ class TriggerTemplate(ArgoModel):
     at_least_once: bool | None = Field(
         default=None, description="Misplaced copy of the trigger's atLeastOnce (Argo's own example puts it here); "
                                   "Argo ignores it here, and so does Sensorium. Accepted and ignored.")
+
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not _runtime(info):
+            raise ValueError("trigger must define a name")
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self, info: ValidationInfo) -> TriggerTemplate:
