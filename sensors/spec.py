@@ -1,7 +1,8 @@
 """Sensor document models: Argo Events `Sensor` as pydantic models (YAML boundary only; no behaviour here).
 
 Load-time checks follow Argo's controller validation (pkg/reconciler/sensor/validate.go) plus Sensorium's:
-regexes, paths and `conditions` are compiled at load so mistakes are reported with file and line.
+regexes, paths and `conditions` are compiled, number/bool filter values parsed, and parameters checked to name a
+dependency, at load, so mistakes are reported with file and line (the culprit's own line: engine.specbase).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class DataFilter(ArgoModel):
         default="",
         description='">=", ">", "=", "!=", "<" or "<=" ("" means "="); strings honour only "=" and "!=".')
     template: str = Field(
-        default="", description="Go template applied to the value before comparing (not supported yet).")
+        default="", description="Go template applied to the value before comparing (parsed at load).")
 
     @field_validator("value", mode="before")
     @classmethod
@@ -124,7 +125,7 @@ class PayloadField(ArgoModel):
 
 
 class ExprFilter(ArgoModel):
-    expr: str = Field(description="govaluate expression over the fields (not supported yet).")
+    expr: str = Field(description="govaluate expression over the fields (compiled at load).")
     fields: list[PayloadField] = Field(description="Values bound to variables; at least one.")
 
     @model_validator(mode="after")
@@ -171,15 +172,15 @@ class TimeFilter(ArgoModel):
 
 
 class EventDependencyFilter(ArgoModel):
-    time: TimeFilter | None = Field(default=None, description="Event time window (not supported yet).")
+    time: TimeFilter | None = Field(default=None, description="Event time window (hh:mm:ss bounds, IANA zone).")
     context: ContextFilter | None = Field(default=None, description="Exact matches on CloudEvent attributes.")
     data: list[DataFilter] | None = Field(default=None, description="Filters on the event data.")
-    exprs: list[ExprFilter] | None = Field(default=None, description="govaluate filters (not supported yet).")
+    exprs: list[ExprFilter] | None = Field(default=None, description="govaluate filters.")
     data_logical_operator: LogicalOperator = Field(
         default="", description='How `data` entries combine: "and" (default) or "or".')
     expr_logical_operator: LogicalOperator = Field(
         default="", description='How `exprs` entries combine: "and" (default) or "or".')
-    script: str = Field(default="", description="Lua filter returning a boolean (not supported yet).")
+    script: str = Field(default="", description="Lua filter returning a boolean (compiled at load).")
 
 
 class EventDependencyTransformer(ArgoModel):
@@ -202,7 +203,7 @@ class EventDependency(ArgoModel):
     filters: EventDependencyFilter | None = Field(
         default=None, description="Filters; none means every event passes.")
     transform: EventDependencyTransformer | None = Field(
-        default=None, description="Rewrites the event before filtering (not supported yet).")
+        default=None, description="Rewrites the event before filtering: jq or script, not both.")
 
     @model_validator(mode="after")
     def _required(self) -> EventDependency:

@@ -61,11 +61,11 @@ class TriggerParameterSource(ArgoModel):
     dependency_name: str = Field(description="Dependency whose event supplies the value (required).")
     context_key: str | None = Field(default=None, description="gjson path into the event context JSON.")
     context_template: str | None = Field(
-        default=None, description="Go template over the event context (not supported yet: rejected at load).")
+        default=None, description="Go template over the event context (parsed at load).")
     data_key: str | None = Field(
         default=None, description="gjson path into the event data (application/json or application/yaml).")
     data_template: str | None = Field(
-        default=None, description="Go template over the event data (not supported yet: rejected at load).")
+        default=None, description="Go template over the event data (parsed at load).")
     json_path: str | None = Field(
         default=None, description="Sensorium extension: JSONPath into the event data, used like dataKey.")
     jmes_path: str | None = Field(
