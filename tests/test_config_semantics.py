@@ -195,6 +195,8 @@ CASES: list[tuple[str, str, str, str, str]] = [
      f"49: {TRIGGER}.retryStrategy.jitter: jitter must not be negative, got -0.5"),
     ("zero-rate-limit", SENSOR, "requestsPerUnit: 5", "requestsPerUnit: -5",
      f"50: {TRIGGER}.rateLimit.requestsPerUnit: input should be greater than 0"),
+    ("unknown-rate-limit-unit", SENSOR, "unit: Second", "unit: Minutes",
+     f"50: {TRIGGER}.rateLimit.unit: unknown rate limit unit 'Minutes' (want Second, Minute or Hour)"),
     ("negative-log-interval", SENSOR, "intervalSeconds: 5", "intervalSeconds: -5",
      "54: spec.triggers[1].template.log.intervalSeconds: input should be greater than or equal to 0"),
     ("webhook-port-too-big", SOURCE, 'port: "12000"', 'port: "99999"',

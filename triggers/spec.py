@@ -338,8 +338,16 @@ class RetryStrategy(ArgoModel):
 
 
 class RateLimit(ArgoModel):
-    unit: str = Field(default="Second", description="Second, Minute or Hour; anything else means Second.")
+    unit: str = Field(default="Second", description="Second, Minute or Hour (empty means Second).")
     requests_per_unit: int = Field(gt=0, description="Attempts allowed per unit, evenly spaced.")
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, value: str) -> str:
+        # Argo runs any other unit as Second: a typo such as "Minutes" would allow 60 times the intended rate
+        if value not in ("", "Second", "Minute", "Hour"):
+            raise ValueError(f"unknown rate limit unit '{value}' (want Second, Minute or Hour)")
+        return value
 
 
 class Trigger(ArgoModel):
