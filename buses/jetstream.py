@@ -53,6 +53,7 @@ STREAM = "default"
 STREAM_SUBJECTS = "default.*.*"
 _BAD_TOKEN = re.compile(r"[.*>\s]")
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 _CONNECTION_ERRORS = (OSError, TimeoutError, UnexpectedEOF, StaleConnectionError)
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -109,7 +110,7 @@ class StreamSettings:
             try:
                 if attr in ("max_age", "duplicates"):
                     values[attr] = parse_go_duration(raw)
-                elif isinstance(raw, bool) or not isinstance(raw, int | str):
+                elif isinstance(raw, bool) or not isinstance(raw, int | str) or not _INTEGER.fullmatch(str(raw)):
                     raise ValueError(f"not an integer: {raw!r}")
                 else:
                     values[attr] = int(raw)

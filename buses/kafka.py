@@ -37,6 +37,7 @@ from aiokafka.errors import (
 from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, fit_dead_letter
 from buses.kafka_consumer import KafkaGroupConsumer, quietly
 from buses.spec import KafkaBus as KafkaBusSpec
+from buses.spec import parse_brokers
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
 from engine.specbase import TLSConfig
@@ -48,7 +49,6 @@ log = logging.getLogger("buses.kafka")
 
 DEFAULT_TOPIC = "argo-events"
 DEFAULT_PARTITIONS = 3
-DEFAULT_PORT = 9092
 PROBE_TIMEOUT = 5.0
 HEALTH_INTERVAL = 2.0
 MAX_BACKOFF = 4.0
@@ -137,23 +137,6 @@ def quiet_client_log() -> None:
     client_log = logging.getLogger("aiokafka")
     if client_log.level == logging.NOTSET:
         client_log.setLevel(logging.CRITICAL)
-
-
-def parse_brokers(text: str) -> list[str]:
-    """`host:port[,host:port]` (port 9092 when absent) as a list."""
-    brokers = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        if not sep:
-            host, port = item, str(DEFAULT_PORT)
-        if not host or not port.isdigit():
-            raise ConfigError(f"kafka broker address '{item}' is not host:port")
-        brokers.append(f"{host}:{port}")
-    if not brokers:
-        raise ConfigError("kafka broker list is empty")
-    return brokers
 
 
 def describe(exc: BaseException) -> str:

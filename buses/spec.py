@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from engine.specbase import ArgoModel, KeySelector, TLSConfig
+from engine.errors import ConfigError
+from engine.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
+
+KAFKA_DEFAULT_PORT = 9092
+# Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
+_KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+JETSTREAM_SCHEMES = ("nats", "tls")
+
+
+def parse_brokers(text: str) -> list[str]:
+    """`host:port[,host:port]` (port 9092 when absent) as a list; ConfigError when an entry is not host:port
+    or its port is outside 1-65535."""
+    brokers = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep:
+            host, port = item, str(KAFKA_DEFAULT_PORT)
+        if not host or not port.isdigit():
+            raise ConfigError(f"kafka broker address '{item}' is not host:port")
+        try:
+            check_port(int(port))
+        except ValueError as exc:
+            raise ConfigError(f"kafka broker address '{item}': {exc}") from None
+        brokers.append(f"{host}:{port}")
+    if not brokers:
+        raise ConfigError("kafka broker list is empty")
+    return brokers
 
 
 class JetStreamBus(ArgoModel):
@@ -25,6 +54,25 @@ class JetStreamBus(ArgoModel):
     container_template: dict[str, Any] | None = Field(default=None, description="Kubernetes only; ignored.")
     persistence: dict[str, Any] | None = Field(default=None, description="Kubernetes only; ignored.")
     metadata: dict[str, Any] | None = Field(default=None, description="Kubernetes only; ignored.")
+
+    @field_validator("url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_url(value if "://" in value else f"nats://{value}", JETSTREAM_SCHEMES)
+        return value
+
+    @field_validator("stream_config")
+    @classmethod
+    def _stream_config(cls, value: str | None) -> str | None:
+        from buses.jetstream import StreamSettings  # the one parser of streamConfig (imports nats-py)
+
+        try:
+            StreamSettings.from_yaml(value)
+        except ConfigError as exc:
+            where = exc.field.removeprefix("streamConfig").lstrip(".")
+            raise ValueError(f"{where}: {exc.message}" if where else exc.message) from None
+        return value
 
 
 class KafkaSASL(ArgoModel):
@@ -51,9 +99,45 @@ class KafkaBus(ArgoModel):
     sasl: KafkaSASL | None = Field(default=None, description="SASL authentication.")
     consumer_group: KafkaConsumerGroup | None = Field(default=None, description="Consumer group settings.")
 
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str | None) -> str | None:
+        if value is not None and (not _KAFKA_TOPIC.fullmatch(value) or value in (".", "..")):
+            raise ValueError(f"topic {value!r} is not a valid Kafka topic name "
+                             "(1-249 of a-z, A-Z, 0-9, '.', '_', '-'; not '.' or '..')")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _brokers(cls, value: str) -> str:
+        try:
+            parse_brokers(value)
+        except ConfigError as exc:
+            raise ValueError(exc.message) from None
+        return value
+
 
 class EventBusSpec(ArgoModel):
+    """Exactly one bus kind: jetstream, jetstreamExotic or kafka (nats, NATS Streaming, is refused)."""
+
     jetstream: JetStreamBus | None = Field(default=None, description="NATS JetStream bus.")
     jetstream_exotic: JetStreamBus | None = Field(default=None, description="NATS JetStream bus you run yourself.")
     kafka: KafkaBus | None = Field(default=None, description="Apache Kafka bus.")
     nats: dict[str, Any] | None = Field(default=None, description="Legacy NATS Streaming: not supported.")
+
+    @field_validator("nats")
+    @classmethod
+    def _no_stan(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            raise ValueError("EventBus spec.nats (NATS Streaming) is not supported; use jetstream or kafka")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventBusSpec:
+        kinds = [key for key, value in (("jetstream", self.jetstream), ("jetstreamExotic", self.jetstream_exotic),
+                                        ("kafka", self.kafka)) if value is not None]
+        if not kinds:
+            raise ValueError("no bus: set one of jetstream, jetstreamExotic or kafka")
+        raise_located(((key,), f"an EventBus has exactly one bus kind, got {' and '.join(kinds)}")
+                      for key in kinds[1:])
+        return self

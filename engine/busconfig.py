@@ -10,9 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from buses.base import Bus
-from buses.spec import EventBusSpec
+from buses.spec import JETSTREAM_SCHEMES, EventBusSpec
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
+from engine.specbase import check_url
 
 log = logging.getLogger("sensorium.bus")
 
@@ -34,10 +35,16 @@ def _kafka_from_url(url: str) -> Bus:
 
 
 def from_url(url: str) -> Bus:
+    """The bus `--bus URL` names: nats:// or tls:// (JetStream, checked like an EventBus `url`), or kafka://
+    with a broker list. ConfigError (field `--bus`) otherwise."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in ("nats", "tls"):
+    if scheme in JETSTREAM_SCHEMES:
         from buses.jetstream import JetStreamBus
 
+        try:
+            check_url(url, JETSTREAM_SCHEMES)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field="--bus") from None
         return JetStreamBus(url)
     if scheme == "kafka":
         return _kafka_from_url(url)
@@ -56,8 +63,6 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
         from buses.kafka import KafkaBus
 
         bus = KafkaBus.from_spec(spec.kafka, secrets)
-    elif spec is not None and spec.nats is not None:
-        raise ConfigError("EventBus spec.nats (NATS Streaming) is not supported; use jetstream or kafka")
     else:
         from buses.jetstream import JetStreamBus
         from buses.spec import JetStreamBus as JetStreamSpec

@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-host", default="0.0.0.0", help="address webhooks listen on")
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
+    run.add_argument("--event-timeout", type=float, default=1.0, metavar="SECONDS",
+                     help="time one event may spend in a sensor's filters, transforms and scripts (default 1)")
     run.add_argument("--health-port", type=int, metavar="PORT",
                      help="serve GET /healthz on 127.0.0.1:PORT: 200 when connected to the bus, 503 with the cause")
     run.add_argument("--sink", type=int, metavar="PORT",
@@ -108,7 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
                             health_port=args.health_port,
-                            runner=RunnerSettings(ack_wait=args.ack_wait), tracer=hub)
+                            runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub)
 
     async def go() -> None:
         try:

@@ -47,19 +47,15 @@ them `<nil>`; a missing key (or null) printed at the top prints `<no value>`. St
 
 Known differences from Go: methods of time.Time (`now.Unix`) are not callable; `time.Time` prints without the
 monotonic `m=+...` suffix and Go's `Local` zone is UTC; `keys`/`values` are sorted (Go: random order);
-regular expressions use the `regex` compiler given (default Python `re`; pass an RE2 translator such as
-engine.re2.compile_re2 for Go's syntax - Python `re` backtracks where RE2 is linear, and a compiled regex
-cannot be interrupted by the time limit); `printf` lacks the Go-syntax `%#v` of maps and lists;
+regular expressions are RE2 (engine.re2, Go's syntax and linear time; the `regex` argument
+only replaces the compiler in tests); `printf` lacks the Go-syntax `%#v` of maps and lists;
 `mustFromJson` error texts are Python's; nanoseconds beyond microseconds print as zeros.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
-from re import Pattern
 from typing import Any, Final
 
 from engine.gotemplate_builtins import BUILTINS, Func
@@ -74,6 +70,7 @@ from engine.gotemplate_values import (
     TemplateParseError,
     TemplateUnsupportedError,
 )
+from engine.re2 import GoRegexp, compile_re2
 
 __all__ = [
     "EMPTY_OUTPUTS",
@@ -106,11 +103,6 @@ def _known_function(name: str) -> str | None:
     return "undefined"
 
 
-@lru_cache(maxsize=256)
-def _python_regex(pattern: str) -> Pattern[str]:
-    return re.compile(pattern)
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -119,7 +111,7 @@ class GoTemplate:
     """A parsed template; render() may be called any number of times (also concurrently)."""
 
     def __init__(self, text: str, name: str, root: ListNode, limits: Limits,
-                 regex: Callable[[str], Pattern[str]]) -> None:
+                 regex: Callable[[str], GoRegexp]) -> None:
         self.text, self.name, self.limits = text, name, limits
         self._root, self._regex = root, regex
 
@@ -133,14 +125,14 @@ class GoTemplate:
 
 
 def compile_template(text: str, *, name: str = "param", limits: Limits | None = None,
-                     regex: Callable[[str], Pattern[str]] | None = None) -> GoTemplate:
+                     regex: Callable[[str], GoRegexp] | None = None) -> GoTemplate:
     """Parse `text`; raises TemplateParseError (Go rejects it too) or TemplateUnsupportedError (outside the
     subset). `regex` compiles the patterns of the regex functions (it may raise ValueError with Go's text)."""
     try:
         root = parse(text, name, _known_function)
     except RecursionError:
         raise TemplateUnsupportedError(f"template: {name}: template nested too deeply") from None
-    return GoTemplate(text, name, root, limits or Limits(), regex or _python_regex)
+    return GoTemplate(text, name, root, limits or Limits(), regex or compile_re2)
 
 
 class TemplateEmptyError(TemplateExecError):
@@ -160,7 +152,7 @@ class ArgoTemplate:
     kept in `parse_error` and raised by every execute()."""
 
     def __init__(self, text: str, *, limits: Limits | None = None,
-                 regex: Callable[[str], Pattern[str]] | None = None) -> None:
+                 regex: Callable[[str], GoRegexp] | None = None) -> None:
         self.text = text
         self.template: GoTemplate | None = None
         self.parse_error: TemplateParseError | None = None

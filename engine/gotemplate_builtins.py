@@ -7,7 +7,6 @@ constants to the parameter type, other values must be assignable: a float64 is n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ from engine.gotemplate_values import (
     to_bytes,
     type_name,
 )
+from engine.re2 import GoRegexp
 
 # Go parameter types
 ANY = "interface {}"
@@ -46,7 +46,7 @@ class CallContext(Protocol):
 
     def now(self) -> datetime: ...
 
-    def regex(self, pattern: str) -> re.Pattern[str]: ...
+    def regex(self, pattern: str) -> GoRegexp: ...
 
 
 @dataclass(frozen=True)

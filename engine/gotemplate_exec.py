@@ -11,9 +11,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from re import Pattern
 from typing import Any, NoReturn
 
+from engine.deadline import DeadlineExceeded
+from engine.deadline import check as check_deadline
 from engine.gotemplate_builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
 from engine.gotemplate_fmt import Printer
 from engine.gotemplate_nodes import (
@@ -48,6 +49,7 @@ from engine.gotemplate_values import (
     is_true,
     type_name,
 )
+from engine.re2 import GoRegexp
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class State:
     """One execution (Go's exec state); also the CallContext functions see."""
 
     def __init__(self, text: str, name: str, funcs: dict[str, Func], limits: Limits,
-                 clock: Callable[[], datetime], regex: Callable[[str], Pattern[str]]) -> None:
+                 clock: Callable[[], datetime], regex: Callable[[str], GoRegexp]) -> None:
         self.text, self.name, self.funcs, self.limits = text, name, funcs, limits
         self.max_value = limits.max_value
         self._clock, self._regex = clock, regex
@@ -95,7 +97,7 @@ class State:
     def now(self) -> datetime:
         return self._clock()
 
-    def regex(self, pattern: str) -> Pattern[str]:
+    def regex(self, pattern: str) -> GoRegexp:
         return self._regex(pattern)
 
     # -- bookkeeping ------------------------------------------------------------------------------------------
@@ -118,8 +120,13 @@ class State:
         self.steps += 1
         if self.steps > self.limits.max_steps:
             self.errorf(f"template exceeded {self.limits.max_steps} evaluation steps", TemplateLimitError)
-        if self.steps & 63 == 0 and time.monotonic() > self.deadline:
-            self.errorf(f"template exceeded its {self.limits.timeout:g}s time limit", TemplateLimitError)
+        if self.steps & 63 == 0:
+            if time.monotonic() > self.deadline:
+                self.errorf(f"template exceeded its {self.limits.timeout:g}s time limit", TemplateLimitError)
+            try:
+                check_deadline()  # the sensor stage's per-event limit
+            except DeadlineExceeded as exc:
+                self.errorf(str(exc), TemplateLimitError)
 
     def write(self, s: str) -> None:
         self.size += len(s)
@@ -458,7 +465,7 @@ class State:
 
 
 def execute(root: ListNode, text: str, name: str, funcs: dict[str, Func], data: Any, limits: Limits,
-            clock: Callable[[], datetime], regex: Callable[[str], Pattern[str]]) -> str:
+            clock: Callable[[], datetime], regex: Callable[[str], GoRegexp]) -> str:
     """Run a parsed template over JSON-like data (numbers become float64 first)."""
     state = State(text, name, funcs, limits, clock, regex)
     value = from_json_value(data)

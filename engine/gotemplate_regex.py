@@ -1,21 +1,23 @@
 """Sprig's regular expression functions for engine.gotemplate (kernel), with Go's regexp semantics for
 `$1`/`${name}` expansion, empty matches next to a previous match, Split, and MustCompile panic texts.
-Patterns are compiled by the render's `regex` compiler (Python `re` unless an RE2 translator is given)."""
+Patterns are RE2 (engine.re2, linear time); like Go, subjects are matched as UTF-8 bytes, encoded once per call,
+so FindAll/ReplaceAll/Split loops stay linear in the subject."""
 
 from __future__ import annotations
-
-import re
 
 from engine.gotemplate_builtins import INT, STRING, CallContext, Func
 from engine.gotemplate_fmt import can_backquote, quote
 from engine.gotemplate_values import FuncError, StrList
+from engine.re2 import GoRegexp, utf8
+
+_Spans = list[tuple[int, int]]
 
 
-def _compile(ctx: CallContext, pattern: str, must: bool) -> re.Pattern[str]:
+def _compile(ctx: CallContext, pattern: str, must: bool) -> GoRegexp:
     """Compile like regexp.Compile (must=True: the error is returned) or MustCompile (a panic text)."""
     try:
         return ctx.regex(pattern)
-    except (ValueError, re.error) as exc:
+    except ValueError as exc:
         text = str(exc) if str(exc).startswith("error parsing regexp") else f"error parsing regexp: {exc}"
         if must:
             raise FuncError(text) from None
@@ -23,29 +25,44 @@ def _compile(ctx: CallContext, pattern: str, must: bool) -> re.Pattern[str]:
         raise FuncError(f"regexp: Compile({q}): {text}") from None
 
 
-def _find_all(rx: re.Pattern[str], s: str, n: int) -> list[re.Match[str]]:
+def _text(data: bytes) -> str:
+    # match boundaries are UTF-8 boundaries except after an empty-width assertion inside a character
+    return data.decode("utf-8", "replace")
+
+
+def _width(data: bytes, pos: int) -> int:
+    """Bytes of the UTF-8 character at `pos` (utf8.DecodeRune's width; 1 for an invalid byte, 0 at the end)."""
+    if pos >= len(data):
+        return 0
+    lead = data[pos]
+    size = 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return size if pos + size <= len(data) else 1
+
+
+def _find_all(rx: GoRegexp, data: bytes, n: int) -> list[_Spans]:
     """Go's allMatches: an empty match right after the previous match is skipped."""
-    out: list[re.Match[str]] = []
+    out: list[_Spans] = []
     pos, prev_end = 0, -1
-    limit = len(s) + 1 if n < 0 else n
-    while len(out) < limit and pos <= len(s):
-        m = rx.search(s, pos)
+    limit = len(data) + 1 if n < 0 else n
+    while len(out) < limit and pos <= len(data):
+        m = rx.search_bytes(data, pos)
         if m is None:
             break
+        start, end = m[0]
         accept = True
-        if m.end() == pos:  # an empty match here
-            if m.start() == prev_end:
+        if end == pos:  # an empty match here
+            if start == prev_end:
                 accept = False
-            pos += 1
+            pos += _width(data, pos) or 1
         else:
-            pos = m.end()
-        prev_end = m.end()
+            pos = end
+        prev_end = end
         if accept:
             out.append(m)
     return out
 
 
-def _expand(rx: re.Pattern[str], m: re.Match[str], template: str) -> str:
+def _expand(rx: GoRegexp, data: bytes, m: _Spans, template: str) -> str:
     """Regexp.Expand: $1, ${1}, $name, ${name}, $$."""
     out: list[str] = []
     i = 0
@@ -70,42 +87,41 @@ def _expand(rx: re.Pattern[str], m: re.Match[str], template: str) -> str:
             out.append("$")
             continue
         i = k + brace
-        group: int | str = int(name) if name.isdigit() and (name == "0" or name[0] != "0") else name
-        try:
-            out.append(m.group(group) or "")
-        except IndexError:  # no such group: expands to nothing
-            pass
+        index = int(name) if name.isdigit() and (name == "0" or name[0] != "0") else rx.group_index.get(name, -1)
+        if 0 <= index < len(m) and m[index][0] >= 0:  # no such group, or it did not match: nothing
+            out.append(_text(data[m[index][0]:m[index][1]]))
 
 
-def _replace_all(ctx: CallContext, rx: re.Pattern[str], s: str, repl: str, literal: bool) -> str:
+def _replace_all(ctx: CallContext, rx: GoRegexp, s: str, repl: str, literal: bool) -> str:
+    """Go's replaceAll: an empty match right after a match is not replaced (except at the start)."""
+    data = utf8(s)
     out: list[str] = []
-    last = 0
     size = 0
-    for m in _all_for_replace(rx, s):
-        out.append(s[last:m.start()])
-        piece = repl if literal else _expand(rx, m, repl)
-        out.append(piece)
-        size += len(piece) + m.start() - last
-        if size > ctx.max_value:
-            raise FuncError(f"result exceeds the template value limit of {ctx.max_value}")
-        last = m.end()
-    out.append(s[last:])
-    return "".join(out)
-
-
-def _all_for_replace(rx: re.Pattern[str], s: str) -> list[re.Match[str]]:
-    """Go's ReplaceAll loop: an empty match right after a match is not replaced (except at the start)."""
-    out: list[re.Match[str]] = []
-    pos, last_end = 0, 0
-    while pos <= len(s):
-        m = rx.search(s, pos)
+    search, last = 0, 0
+    while search <= len(data):
+        m = rx.search_bytes(data, search)
         if m is None:
             break
-        if m.end() > last_end or m.start() == 0:
-            out.append(m)
-        last_end = m.end()
-        pos = pos + 1 if pos + 1 > m.end() else m.end()
-    return out
+        start, end = m[0]
+        piece = _text(data[last:start])
+        out.append(piece)
+        size += len(piece)
+        if end > last or start == 0:
+            piece = repl if literal else _expand(rx, data, m, repl)
+            out.append(piece)
+            size += len(piece)
+        if size > ctx.max_value:
+            raise FuncError(f"result exceeds the template value limit of {ctx.max_value}")
+        last = end
+        width = _width(data, search)
+        if search + width > end:
+            search += width
+        elif search + 1 > end:
+            search += 1
+        else:
+            search = end
+    out.append(_text(data[last:]))
+    return "".join(out)
 
 
 def _regex_split(ctx: CallContext, pattern: str, s: str, n: int, must: bool) -> StrList:
@@ -114,17 +130,18 @@ def _regex_split(ctx: CallContext, pattern: str, s: str, n: int, must: bool) -> 
         return StrList()
     if pattern and s == "":
         return StrList([""])
+    data = utf8(s)
     parts = StrList()
     beg = end = 0
-    for m in _find_all(rx, s, n):
+    for m in _find_all(rx, data, n):
         if n > 0 and len(parts) == n - 1:
             break
-        end = m.start()
-        if m.end() != 0:
-            parts.append(s[beg:end])
-        beg = m.end()
-    if end != len(s):
-        parts.append(s[beg:])
+        end = m[0][0]
+        if m[0][1] != 0:
+            parts.append(_text(data[beg:end]))
+        beg = m[0][1]
+    if end != len(data):
+        parts.append(_text(data[beg:]))
     return parts
 
 
@@ -135,8 +152,8 @@ def _regex_funcs() -> dict[str, Func]:
     def match(must: bool) -> Func:
         def impl(ctx: CallContext, pattern: str, s: str) -> bool:
             try:
-                return ctx.regex(pattern).search(s) is not None
-            except (ValueError, re.error):
+                return ctx.regex(pattern).matches(s)
+            except ValueError:
                 if must:
                     _compile(ctx, pattern, True)
                 return False
@@ -144,13 +161,15 @@ def _regex_funcs() -> dict[str, Func]:
 
     def find(must: bool) -> Func:
         def impl(ctx: CallContext, pattern: str, s: str) -> str:
-            m = _compile(ctx, pattern, must).search(s)
-            return m.group(0) if m else ""
+            data = utf8(s)
+            m = _compile(ctx, pattern, must).search_bytes(data)
+            return _text(data[m[0][0]:m[0][1]]) if m else ""
         return Func((STRING, STRING), None, impl)
 
     def find_all(must: bool) -> Func:
         def impl(ctx: CallContext, pattern: str, s: str, n: int) -> StrList:
-            return StrList(m.group(0) for m in _find_all(_compile(ctx, pattern, must), s, n))
+            rx, data = _compile(ctx, pattern, must), utf8(s)
+            return StrList(_text(data[m[0][0]:m[0][1]]) for m in _find_all(rx, data, n))
         return Func((STRING, STRING, INT), None, impl)
 
     def replace(must: bool, literal: bool) -> Func:

@@ -19,12 +19,14 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
 from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from engine.cloudevent import CloudEvent, DecodeError, decode_delivery
+from engine.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
 from engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from engine.errors import BusError
 from engine.persistence import ConditionPersistence
@@ -71,6 +73,8 @@ class RunnerSettings:
     max_in_flight: int = 256
     ack_wait: float = 30.0
     drain_timeout: float = 10.0
+    event_timeout: float = DEFAULT_EVENT_TIMEOUT
+    """Seconds one event may spend in the stage's matching, transforms and filters (engine.deadline)."""
 
 
 DEAD_LETTER_RETRY = 5.0  # seconds before a message whose dead letter could not be stored is delivered again
@@ -110,6 +114,11 @@ class SensorRunner:
         # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
         # the health endpoint reports it.
         self.failure: str | None = None
+        # A stage with `evaluate`/`decide` (SensorStage) evaluates in a thread of this sensor's own, under the
+        # per-event deadline, so a slow event (regex, Lua, template) never holds the event loop other sensors
+        # share; decide() (condition state) stays on the loop. Measured: 43 us of CPU per event for the hop.
+        # One per run(): a loop restarted by its supervisor gets a new one (the old one was shut down).
+        self._stage_thread: ThreadPoolExecutor | None = None
         # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer. A tracer
         # with `defer` (TraceHub) takes them as they are, one list append (it never raises); others get records.
         defer = getattr(tracer, "defer", None)
@@ -167,6 +176,9 @@ class SensorRunner:
             await self._drain()
         finally:
             heartbeat.cancel()
+            if self._stage_thread is not None:
+                self._stage_thread.shutdown(wait=False)
+                self._stage_thread = None
             await self._consumer.close()
             await self._flush_trace()
 
@@ -193,7 +205,7 @@ class SensorRunner:
         persist = self.persistence
         version = persist.version if persist is not None else 0
         try:
-            result = self.stage.process(event, self.clock())
+            result = await self._process(event)
         except Exception as exc:  # a bug in a stage must not stop the sensor: the message is dead-lettered
             log.debug("sensor %s: the sensor stage failed on event %s at %s", self.sensor, event.id,
                       delivery.position, exc_info=True)
@@ -283,6 +295,19 @@ class SensorRunner:
         (log.error if loud else log.debug)(
             "sensor %s: message at %s could not be dead-lettered (%s); it stays on the bus, retried in %.0fs",
             self.sensor, delivery.position, cause, DEAD_LETTER_RETRY)
+
+    def _evaluate(self, event: CloudEvent) -> object:
+        with event_deadline(self.settings.event_timeout):
+            return self.stage.evaluate(event)  # type: ignore[attr-defined]
+
+    async def _process(self, event: CloudEvent) -> StageResultLike:
+        if not callable(getattr(self.stage, "evaluate", None)):
+            return self.stage.process(event, self.clock())
+        if self._stage_thread is None:
+            self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
+        verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)
+        result: StageResultLike = self.stage.decide(event, verdicts, self.clock())  # type: ignore[attr-defined]
+        return result
 
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
                         tokens: Sequence[int] = (), state_changed: bool = False) -> None:

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from collections.abc import Iterable
+from urllib.parse import SplitResult, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+Loc = tuple[str | int, ...]
+# RFC 7230 section 3.2.6: a header field name is a `token`.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ArgoModel(BaseModel):
@@ -26,3 +36,60 @@ class TLSConfig(ArgoModel):
     client_key_secret: KeySelector | None = Field(default=None, description="Client private key (PEM).")
     insecure_skip_verify: bool = Field(default=False, description="Do not verify the server certificate.")
     enabled: bool = Field(default=False, description="Use TLS with the system trust store.")
+
+
+def raise_located(problems: Iterable[tuple[Loc, str]]) -> None:
+    """Raise every `(loc, message)` at once, each located at `loc` below the model (or field) being validated.
+
+    A plain ValueError from a model validator points at the model's own line; raising this instead points each
+    message at the line of the culprit field (`loc` holds YAML names: camelCase keys and list indexes). Does
+    nothing when there is no problem. The message is rendered like a ValueError's (engine.config strips the
+    "Value error, " prefix); the input is not kept, so no value (a secret) can leak into a message.
+    """
+    details = [InitErrorDetails(type=PydanticCustomError("value_error", "Value error, {message}", {"message": m}),
+                                loc=loc, input=None) for loc, m in problems]
+    if details:
+        raise ValidationError.from_exception_data("semantic checks", details, hide_input=True)
+
+
+def check_port(port: int) -> int:
+    """A TCP port: 1-65535 (raises ValueError)."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range (1-65535)")
+    return port
+
+
+def check_url(url: str, schemes: tuple[str, ...]) -> SplitResult:
+    """An absolute URL with one of `schemes`, a host and a valid port (raises ValueError). The message never
+    repeats the URL, which may carry credentials."""
+    if _CONTROL.search(url):
+        raise ValueError("URL contains a control character")
+    parts = urlsplit(url)
+    want = " or ".join(f"{scheme}://" for scheme in schemes)
+    if not parts.scheme:
+        raise ValueError(f"not an absolute URL (want {want})")
+    if parts.scheme.lower() not in schemes:
+        raise ValueError(f"URL scheme '{parts.scheme}' is not supported (want {want})")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host (want {parts.scheme}://HOST[:PORT]/...)")
+    try:
+        port = parts.port
+    except ValueError:  # urlsplit refuses ports outside 0-65535 and non-digits
+        text = parts.netloc.rpartition(":")[2]
+        raise ValueError(f"port {text} is out of range (1-65535)" if text.isdigit()
+                         else "URL port is not a number") from None
+    if port is not None:
+        check_port(port)
+    return parts
+
+
+def check_header_name(name: str) -> None:
+    """An HTTP header name must be an RFC 7230 token (no space, colon or control character)."""
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"header name {name!r} is not a valid HTTP header name (RFC 7230 token)")
+
+
+def check_header_value(value: str) -> None:
+    """An HTTP header value must not contain CR, LF or NUL (header injection). The value is not repeated."""
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("header value contains CR, LF or NUL")

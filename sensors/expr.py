@@ -38,7 +38,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from engine.re2 import compile_re2
+from engine.re2 import GoRegexp, compile_re2
 
 
 class ExprError(ValueError):
@@ -436,8 +436,8 @@ def go_sprint(value: Any) -> str:
         return str(value)
     if isinstance(value, str):
         return value
-    if isinstance(value, re.Pattern):
-        return str(value.pattern)
+    if isinstance(value, GoRegexp):
+        return value.pattern
     if isinstance(value, Mapping):
         return "map[" + " ".join(f"{k}:{go_sprint(value[k])}" for k in sorted(value)) + "]"
     if isinstance(value, (list, tuple)):
@@ -722,7 +722,7 @@ def _binary(op: str, left: Any, right: Any) -> Any:
         return bool(left <= right)
     if op in ("=~", "!~"):
         _check(_is_string, left, _COMPARATOR, op)
-        _check(lambda v: _is_string(v) or isinstance(v, re.Pattern), right, _COMPARATOR, op)
+        _check(lambda v: _is_string(v) or isinstance(v, GoRegexp), right, _COMPARATOR, op)
         if isinstance(right, str):
             try:
                 pattern = compile_re2(right)
@@ -730,7 +730,7 @@ def _binary(op: str, left: Any, right: Any) -> Any:
                 raise ExprEvalError(f"Unable to compile regexp pattern '{right}': {exc}") from None
         else:
             pattern = right
-        return (pattern.search(left) is not None) is (op == "=~")
+        return pattern.matches(left) is (op == "=~")
     if op == "in":
         _check(lambda v: isinstance(v, list), right, _COMPARATOR, op)
         for item in right:

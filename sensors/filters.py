@@ -17,6 +17,8 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from engine.cloudevent import CloudEvent
+from engine.deadline import DeadlineExceeded
+from engine.deadline import check as check_deadline
 from engine.gotemplate import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
 from engine.paths import (
     PathExpr,
@@ -149,7 +151,7 @@ def _match_one(f: DataFilter, r: PathResult) -> tuple[bool | None, str]:
     if f.type == "string":
         for value in f.value:
             try:
-                found = compile_re2(value).search(seen) is not None
+                found = compile_re2(value).matches(seen)
             except ValueError as exc:
                 return None, str(exc)
             if f.comparator in ("", "=") and found:
@@ -178,6 +180,7 @@ def data_filters(filters: Sequence[DataFilter] | None, operator: str, event: Clo
     errors: list[str] = []
     details: list[FilterDetail] = []
     for f in filters:
+        check_deadline()
         expr = _expr(f.path, f.json_path, f.jmes_path)
         r = expr.get_value(doc)
         error: str | None = None
@@ -239,6 +242,7 @@ def expr_filters(filters: Sequence[ExprFilter] | None, operator: str, event: Clo
         params: dict[str, Any] = {}
         missing: str | None = None
         for field in f.fields:
+            check_deadline()
             path = _expr(field.path, field.json_path, field.jmes_path)
             r = path.get_value(doc)
             if not r.exists:
@@ -406,15 +410,21 @@ def evaluate_filters(spec: EventDependencyFilter | None, operator: str, event: C
         raise ValueError("; ".join(f"filters.{field}: {message}" for field, message in problems))
     or_mode = operator == "or"
     kinds: list[tuple[bool, FilterVerdict]] = []
-    steps: tuple[tuple[bool, Callable[[], FilterVerdict]], ...] = (
-        (spec.exprs is not None, lambda: expr_filters(spec.exprs, spec.expr_logical_operator, event)),
-        (spec.data is not None, lambda: data_filters(spec.data, spec.data_logical_operator, event)),
-        (spec.context is not None, lambda: context_filter(spec.context, event)),
-        (spec.time is not None, lambda: time_filter(spec.time, event)),
-        (bool(spec.script), lambda: script_filter(spec.script, event)),
+    steps: tuple[tuple[FilterKind, bool, Callable[[], FilterVerdict]], ...] = (
+        ("exprs", spec.exprs is not None, lambda: expr_filters(spec.exprs, spec.expr_logical_operator, event)),
+        ("data", spec.data is not None, lambda: data_filters(spec.data, spec.data_logical_operator, event)),
+        ("context", spec.context is not None, lambda: context_filter(spec.context, event)),
+        ("time", spec.time is not None, lambda: time_filter(spec.time, event)),
+        ("script", bool(spec.script), lambda: script_filter(spec.script, event)),
     )
-    for is_set, run in steps:
-        verdict = run()
+    for kind, is_set, run in steps:
+        try:
+            check_deadline()
+            verdict = run()
+        except DeadlineExceeded as exc:  # the event's time is up: this kind fails, and the dependency with it
+            kinds.append((is_set, FilterVerdict(kind, False, str(exc), reason="the event exceeded its time limit")))
+            return FilterVerdict("filters", False, str(exc), parts=tuple(v for s, v in kinds if s),
+                                 reason=f"{kind} filters timed out")
         kinds.append((is_set, verdict))
         if verdict.error is not None and (not or_mode or verdict.kind == "script"):
             break

@@ -1,7 +1,8 @@
 """Sensor document models: Argo Events `Sensor` as pydantic models (YAML boundary only; no behaviour here).
 
 Load-time checks follow Argo's controller validation (pkg/reconciler/sensor/validate.go) plus Sensorium's:
-regexes, paths and `conditions` are compiled at load so mistakes are reported with file and line.
+regexes, paths and `conditions` are compiled, number/bool filter values parsed, and parameters checked to name a
+dependency, at load, so mistakes are reported with file and line (the culprit's own line: engine.specbase).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from engine.paths import PathExpr
+from engine.paths import PathExpr, go_parse_bool, go_parse_float
 from engine.re2 import compile_re2
-from engine.specbase import ArgoModel
+from engine.specbase import ArgoModel, Loc, raise_located
 from sensors.conditions import compile_condition
-from triggers.spec import Trigger
+from triggers.spec import Trigger, TriggerParameter
 
 LogicalOperator = Literal["and", "or", ""]
 Comparator = Literal[">=", ">", "=", "!=", "<", "<=", ""]
@@ -62,7 +63,7 @@ class DataFilter(ArgoModel):
         default="",
         description='">=", ">", "=", "!=", "<" or "<=" ("" means "="); strings honour only "=" and "!=".')
     template: str = Field(
-        default="", description="Go template applied to the value before comparing (not supported yet).")
+        default="", description="Go template applied to the value before comparing (parsed at load).")
 
     @field_validator("value", mode="before")
     @classmethod
@@ -86,7 +87,21 @@ class DataFilter(ArgoModel):
                     compile_re2(pattern)
                 except ValueError as exc:
                     raise ValueError(f"value {pattern!r} is not a valid regular expression: {exc}") from None
+        raise_located(self._typed_values())
         return self
+
+    def _typed_values(self) -> list[tuple[Loc, str]]:
+        """Number values must parse as Go float64s and bool values as Go bools: Argo parses them per event and
+        fails every event with the same error, so Sensorium refuses them at load (same parsers as the filter)."""
+        problems: list[tuple[Loc, str]] = []
+        for i, value in enumerate(self.value):
+            error = go_parse_float(value)[1] if self.type == "number" else None
+            if error is not None:
+                problems.append((("value", i), f"value {value!r} is not a number (type is number): {error}"))
+            elif self.type == "bool" and go_parse_bool(value) is None:
+                problems.append((("value", i), f"value {value!r} is not a bool: want true or false "
+                                               "(Go also reads 1, t, T, TRUE, True, 0, f, F, FALSE, False)"))
+        return problems
 
     def expr(self) -> PathExpr:
         return _path_expr(self.path, self.json_path, self.jmes_path)
@@ -110,7 +125,7 @@ class PayloadField(ArgoModel):
 
 
 class ExprFilter(ArgoModel):
-    expr: str = Field(description="govaluate expression over the fields (not supported yet).")
+    expr: str = Field(description="govaluate expression over the fields (compiled at load).")
     fields: list[PayloadField] = Field(description="Values bound to variables; at least one.")
 
     @model_validator(mode="after")
@@ -132,34 +147,51 @@ class TimeFilter(ArgoModel):
     stop: str = Field(description="Window end, hh:mm:ss (exclusive); before start: crosses midnight.")
     timezone: str = Field(default="", description="IANA time zone of start/stop; default UTC.")
 
+    @field_validator("start", "stop")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        _clock(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"invalid timezone '{value}'") from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> TimeFilter:
-        if self.timezone:
-            try:
-                zoneinfo.ZoneInfo(self.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"invalid timezone '{self.timezone}'") from None
         if _clock(self.start) == _clock(self.stop):
-            raise ValueError(
-                f"invalid event time filter: stop '{self.stop}' is equal to start '{self.start}'")
+            raise_located([(("stop",), f"invalid event time filter: stop '{self.stop}' is equal to start "
+                                       f"'{self.start}'")])
         return self
 
 
 class EventDependencyFilter(ArgoModel):
-    time: TimeFilter | None = Field(default=None, description="Event time window (not supported yet).")
+    time: TimeFilter | None = Field(default=None, description="Event time window (hh:mm:ss bounds, IANA zone).")
     context: ContextFilter | None = Field(default=None, description="Exact matches on CloudEvent attributes.")
     data: list[DataFilter] | None = Field(default=None, description="Filters on the event data.")
-    exprs: list[ExprFilter] | None = Field(default=None, description="govaluate filters (not supported yet).")
+    exprs: list[ExprFilter] | None = Field(default=None, description="govaluate filters.")
     data_logical_operator: LogicalOperator = Field(
         default="", description='How `data` entries combine: "and" (default) or "or".')
     expr_logical_operator: LogicalOperator = Field(
         default="", description='How `exprs` entries combine: "and" (default) or "or".')
-    script: str = Field(default="", description="Lua filter returning a boolean (not supported yet).")
+    script: str = Field(default="", description="Lua filter returning a boolean (compiled at load).")
 
 
 class EventDependencyTransformer(ArgoModel):
-    jq: str = Field(default="", description="jq program rewriting the event data (not supported yet).")
-    script: str = Field(default="", description="Lua script rewriting the event data (not supported yet).")
+    jq: str = Field(default="", description="jq program rewriting the event data.")
+    script: str = Field(default="", description="Lua script rewriting the event data.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventDependencyTransformer:
+        if self.jq and self.script:  # Argo runs jq and silently ignores the script
+            raise_located([(("script",), "a transform has exactly one kind, got jq and script")])
+        return self
 
 
 class EventDependency(ArgoModel):
@@ -171,7 +203,7 @@ class EventDependency(ArgoModel):
     filters: EventDependencyFilter | None = Field(
         default=None, description="Filters; none means every event passes.")
     transform: EventDependencyTransformer | None = Field(
-        default=None, description="Rewrites the event before filtering (not supported yet).")
+        default=None, description="Rewrites the event before filtering: jq or script, not both.")
 
     @model_validator(mode="after")
     def _required(self) -> EventDependency:
@@ -213,7 +245,35 @@ class SensorSpec(ArgoModel):
                 compile_condition(trigger.template.conditions, names)
             except ValueError as exc:
                 raise ValueError(f"trigger '{trigger.template.name}': {exc}") from None
+        raise_located(_unknown_dependencies(self.triggers, set(names)))
         return self
+
+
+def _unknown_dependencies(triggers: list[Trigger], names: set[str]) -> list[tuple[Loc, str]]:
+    """Every parameter (trigger, http payload/parameters/dynamicHeaders, dlqTrigger's) whose
+    `src.dependencyName` names no dependency: Argo would silently use its default value on every firing."""
+    problems: list[tuple[Loc, str]] = []
+
+    def check(params: list[TriggerParameter] | None, loc: Loc) -> None:
+        for i, param in enumerate(params or ()):
+            if param.src.dependency_name not in names:
+                problems.append(((*loc, i, "src", "dependencyName"),
+                                 f"unknown dependency '{param.src.dependency_name}' "
+                                 f"(the sensor's dependencies: {', '.join(sorted(names))})"))
+
+    def walk(trigger: Trigger, loc: Loc) -> None:
+        check(trigger.parameters, (*loc, "parameters"))
+        http = trigger.template.http
+        if http is not None:
+            for key, params in (("parameters", http.parameters), ("payload", http.payload),
+                                ("dynamicHeaders", http.dynamic_headers)):
+                check(params, (*loc, "template", "http", key))
+        if trigger.dlq_trigger is not None:
+            walk(trigger.dlq_trigger, (*loc, "dlqTrigger"))
+
+    for t, trigger in enumerate(triggers):
+        walk(trigger, ("triggers", t))
+    return problems
 
 
 class ObjectMeta(ArgoModel):

@@ -7,10 +7,12 @@ Pure and synchronous: no I/O, the time is passed in. Matching, filtering and acc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.cloudevent import CloudEvent
+from engine.deadline import DeadlineExceeded
+from engine.deadline import check as check_deadline
 from sensors.conditions import Condition, compile_condition
 from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
 from sensors.reset import ResetSchedule, cutoff
@@ -42,6 +44,7 @@ class DependencyVerdict:
     error: str | None
     filters: FilterVerdict
     transform: TransformResult | None = None
+    seen: CloudEvent | None = field(default=None, compare=False, repr=False)  # the event after the transform
 
 
 @dataclass(frozen=True)
@@ -87,16 +90,16 @@ def _refuse_unsupported(index: int, dep: EventDependency) -> None:
             raise StageConfigError(f"{where}.filters.{field}", message)
 
 
-def _dependency(dep: EventDependency, event: CloudEvent) -> tuple[DependencyVerdict, CloudEvent]:
+def _dependency(dep: EventDependency, event: CloudEvent) -> DependencyVerdict:
     """Transform (L:176-185), then filters on the transformed event (L:187-212)."""
     transform = apply_transform(dep.transform, event)
     if transform is not None:
         if transform.event is None:
             dropped = FilterVerdict("filters", False, transform.error, reason=transform.reason)
-            return DependencyVerdict(dep.name, False, transform.error, dropped, transform), event
+            return DependencyVerdict(dep.name, False, transform.error, dropped, transform, event)
         event = transform.event
     result = evaluate_filters(dep.filters, dep.filters_logical_operator, event)
-    return DependencyVerdict(dep.name, result.passed, result.error, result, transform), event
+    return DependencyVerdict(dep.name, result.passed, result.error, result, transform, event)
 
 
 def _resets(index: int, trigger: Trigger) -> tuple[ResetSchedule, ...]:
@@ -127,22 +130,37 @@ class SensorStage:
         self.state.prune({t: c.names() for t, c in self.conditions.items() if c.has_and()})
 
     def process(self, event: CloudEvent, now: datetime) -> StageResult:
+        """evaluate() then decide(): the whole stage for one event."""
+        return self.decide(event, self.evaluate(event), now)
+
+    def evaluate(self, event: CloudEvent) -> tuple[DependencyVerdict, ...]:
+        """Match, transform and filter: everything whose cost grows with the input, and nothing that reads or
+        changes the condition state, so the runner may call it in another thread (under engine.deadline's
+        per-event limit) while the event loop keeps serving other sensors. A dependency whose turn comes after
+        the event's time is up fails with `timed out after ...`."""
         verdicts: list[DependencyVerdict] = []
-        passed: dict[str, CloudEvent] = {}
         for dep in self.sensor.spec.dependencies:
             if (dep.event_source_name, dep.event_name) != (event.source, event.subject):
                 continue
-            verdict, seen = _dependency(dep, event)
-            verdicts.append(verdict)
-            if verdict.passed:
-                passed[dep.name] = seen
+            try:
+                check_deadline()
+            except DeadlineExceeded as exc:
+                timed_out = FilterVerdict("filters", False, str(exc), reason="the event exceeded its time limit")
+                verdicts.append(DependencyVerdict(dep.name, False, str(exc), timed_out))
+                continue
+            verdicts.append(_dependency(dep, event))
+        return tuple(verdicts)
+
+    def decide(self, event: CloudEvent, verdicts: tuple[DependencyVerdict, ...], now: datetime) -> StageResult:
+        """Conditions and firings from evaluate()'s verdicts; the only part that touches the condition state."""
+        passed = {v.name: v.seen for v in verdicts if v.passed and v.seen is not None}
         conditions: list[ConditionVerdict] = []
         firings: list[Firing] = []
         for trigger, condition in self.conditions.items():
             for dep_name in condition.names():  # Argo processes a trigger's matching deps in this order
                 if dep_name in passed:
                     self._accumulate(trigger, condition, dep_name, passed[dep_name], now, conditions, firings)
-        return StageResult(event, tuple(verdicts), tuple(conditions), tuple(firings))
+        return StageResult(event, verdicts, tuple(conditions), tuple(firings))
 
     def _accumulate(self, trigger: str, condition: Condition, dep: str, event: CloudEvent, now: datetime,
                     conditions: list[ConditionVerdict], firings: list[Firing]) -> None:

@@ -91,6 +91,8 @@ def decode_object(data: bytes) -> dict[str, Any]:
                              f"{exc.colno})") from None
     except ValueError as exc:
         raise TransformError(str(exc)) from None
+    except RecursionError:  # Go's decoder stops at 10,000 levels; Python's recursion limit comes first
+        raise TransformError("the event data is not valid JSON: nested too deeply") from None
     if value is None:
         return {}
     if not isinstance(value, dict):

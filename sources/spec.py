@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from engine.specbase import ArgoModel, KeySelector
+from engine.specbase import ArgoModel, KeySelector, check_port
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
 
@@ -16,14 +16,14 @@ class WebhookContext(ArgoModel):
 
     endpoint: str = Field(description="URL path, e.g. /example.")
     method: str = Field(default="POST", description="HTTP method the endpoint accepts.")
-    port: int = Field(description="TCP port to listen on (Argo writes it as a string; both work).")
+    port: int = Field(description="TCP port to listen on, 1-65535 (Argo writes it as a string; both work).")
     url: str | None = Field(default=None, description="Kubernetes only (external URL); ignored.")
     auth_secret: KeySelector | None = Field(
         default=None, description="Bearer token the caller must send as `Authorization: Bearer <token>`.")
     server_cert_secret: KeySelector | None = Field(default=None, description="TLS certificate (PEM) to serve with.")
     server_key_secret: KeySelector | None = Field(default=None, description="TLS private key (PEM) to serve with.")
     max_payload_size: int = Field(default=DEFAULT_MAX_PAYLOAD,
-                                  description="Largest accepted request body in bytes; larger gets 413.")
+                                  description="Largest accepted request body in bytes (at least 1); larger gets 413.")
     metadata: dict[str, str] | None = Field(default=None, description="Copied into the event data as `metadata`.")
     filter: dict[str, Any] | None = Field(default=None, description="Event source filter: not supported yet.")
 
@@ -32,6 +32,18 @@ class WebhookContext(ArgoModel):
     def _slash(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError("endpoint must start with '/'")
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        return check_port(v)
+
+    @field_validator("max_payload_size")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"maxPayloadSize must be at least 1 byte, got {v}")
         return v
 
     @field_validator("method")

@@ -4,6 +4,7 @@ sprig documentation, Go's exec/parse behaviour and Argo Events' params_test.go /
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -367,18 +368,33 @@ def test_sprig_regex(text: str, expected: str) -> None:
     assert render(text) == expected
 
 
-def test_regex_compile_errors_and_the_re2_hook() -> None:
+def test_regex_compile_errors_read_like_go() -> None:
     assert exec_error('{{ regexFind "(" "x" }}').endswith("error calling regexFind: regexp: Compile(`(`): "
-                                                          "error parsing regexp: missing ), unterminated subpattern "
-                                                          "at position 0")
+                                                          "error parsing regexp: missing closing ): `(`")
     assert exec_error('{{ mustRegexMatch "(" "x" }}').endswith(
-        "error calling mustRegexMatch: error parsing regexp: missing ), unterminated subpattern at position 0")
-    from engine.re2 import compile_re2
-
+        "error calling mustRegexMatch: error parsing regexp: missing closing ): `(`")
     with pytest.raises(TemplateExecError, match=r"regexp: Compile\(`\(\?=a\)`\): error parsing regexp: invalid or "
                                                 r"unsupported Perl syntax"):
-        render('{{ regexFind "(?=a)" "x" }}', regex=compile_re2)
-    assert render('{{ regexMatch "^abc$" "abc\\n" }}', regex=compile_re2) == "false"
+        render('{{ regexFind "(?=a)" "x" }}')
+    assert render('{{ regexMatch "^abc$" "abc\\n" }}') == "false"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{{ regexFindAll `\\pL+` "é1λx" -1 }}', "[é λx]"), ('{{ regexReplaceAll "" "éa" "-" }}', "-é-a-"),
+    ('{{ regexSplit "" "éa" -1 }}', "[é a]"), ('{{ regexReplaceAll "(?U)a+" "aaa" "b" }}', "bbb"),
+    ('{{ regexFind `(?P<y>\\d{4})` "in 2024" }}', "2024"), ('{{ regexReplaceAll "(?<y>x)" "axb" "[${y}]" }}', "a[x]b"),
+])
+def test_sprig_regex_is_re2_over_utf8(text: str, expected: str) -> None:
+    assert render(text) == expected
+
+
+def test_sprig_regex_functions_are_linear() -> None:
+    data = {"s": "a" * 100_000 + "!"}
+    started = time.perf_counter()
+    assert render('{{ regexMatch "^(a+)+$" .s }}|{{ regexFind "(a|aa)+!" .s | len }}|'
+                  '{{ regexReplaceAll "(a*)*b" .s "x" | len }}|{{ regexFindAll "a" .s 5 }}', data) == \
+        "false|100001|100001|[a a a a a]"
+    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -3,8 +3,8 @@
 
 Pure functions of (spec, events); no I/O. Byte-level output equals Argo's for compact input. Differences: a
 payload parameter whose dependency is absent and has no `value` is skipped (Argo crashes, reference section 8);
-templates using constructs outside engine.gotemplate's subset are rejected at load; `jsonPath`/`jmesPath` sources
-are a Sensorium extension used exactly like `dataKey`.
+templates that do not parse or use constructs outside engine.gotemplate's subset are rejected at load;
+`jsonPath`/`jmesPath` sources are a Sensorium extension used exactly like `dataKey`.
 """
 
 from __future__ import annotations
@@ -71,18 +71,11 @@ def observe(param: TriggerParameter, resolved: Resolved) -> None:
 # ---- construction-time checks ----------------------------------------------------------------------------
 
 def check_supported(params: Iterable[TriggerParameter] | None, where: str = "parameters") -> None:
-    """Reject templates using constructs outside the supported subset and bad jsonPath/jmesPath, as ConfigError.
-    (Go parse errors are kept for run time: Argo parses a template per event and falls back on failure.)"""
+    """Reject bad jsonPath/jmesPath selectors, as ConfigError. (Templates are checked by the spec model at load,
+    triggers.spec.check_template; one rewritten by parameters at run time fails per firing, as in Argo.)"""
     for i, param in enumerate(params or ()):
-        src = param.src
-        for name, text in (("dataTemplate", src.data_template), ("contextTemplate", src.context_template)):
-            if text:
-                try:
-                    _template(text)
-                except TemplateError as exc:
-                    raise ConfigError(str(exc), field=f"{where}[{i}].src.{name}") from None
         try:
-            _data_selector(src)
+            _data_selector(param.src)
         except ValueError as exc:
             raise ConfigError(str(exc), field=f"{where}[{i}].src") from None
 

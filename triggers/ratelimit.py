@@ -19,7 +19,7 @@ class RateLimiter:
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         if requests_per_unit <= 0:
             raise ValueError("requestsPerUnit must be positive")
-        self.per_request = UNITS.get(unit, 1.0) / requests_per_unit  # unknown unit means Second (Argo)
+        self.per_request = UNITS.get(unit, 1.0) / requests_per_unit  # "" means Second (other units are refused at load)
         self.max_slack = SLACK * self.per_request
         self._clock, self._sleep = clock, sleep
         self._next: float | None = None  # time of the last permission issued

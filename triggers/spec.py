@@ -12,9 +12,21 @@ from collections.abc import Collection
 from typing import Any
 
 from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from engine.errors import ConfigError
-from engine.specbase import ArgoModel, KeySelector, TLSConfig
+from engine.gotemplate import ArgoTemplate, TemplateError
+from engine.re2 import compile_re2
+from engine.specbase import (
+    ArgoModel,
+    KeySelector,
+    Loc,
+    TLSConfig,
+    check_header_name,
+    check_header_value,
+    check_url,
+    raise_located,
+)
 from triggers.retry import Backoff, parse_duration_field
 
 HTTP_METHODS = ("GET", "DELETE", "PATCH", "POST", "PUT")
@@ -33,15 +45,27 @@ def _runtime(info: ValidationInfo) -> bool:
     return isinstance(info.context, dict) and bool(info.context.get("runtime"))
 
 
+def check_template(text: str) -> None:
+    """A `dataTemplate`/`contextTemplate` must parse as a Go template inside engine.gotemplate's subset (ValueError
+    otherwise). Argo parses it per event and falls back to the key or value on every event; a template that can
+    never parse is a mistake, so Sensorium refuses it at load, as it does a data filter's `template`."""
+    try:
+        template = ArgoTemplate(text, regex=compile_re2)
+    except TemplateError as exc:  # valid Go outside the subset
+        raise ValueError(str(exc)) from None
+    if template.parse_error is not None:
+        raise ValueError(f"template does not parse: {template.parse_error}")
+
+
 class TriggerParameterSource(ArgoModel):
     dependency_name: str = Field(description="Dependency whose event supplies the value (required).")
     context_key: str | None = Field(default=None, description="gjson path into the event context JSON.")
     context_template: str | None = Field(
-        default=None, description="Go template over the event context (not supported yet: rejected at load).")
+        default=None, description="Go template over the event context (parsed at load).")
     data_key: str | None = Field(
         default=None, description="gjson path into the event data (application/json or application/yaml).")
     data_template: str | None = Field(
-        default=None, description="Go template over the event data (not supported yet: rejected at load).")
+        default=None, description="Go template over the event data (parsed at load).")
     json_path: str | None = Field(
         default=None, description="Sensorium extension: JSONPath into the event data, used like dataKey.")
     jmes_path: str | None = Field(
@@ -50,6 +74,20 @@ class TriggerParameterSource(ArgoModel):
         default=None, description="Literal value: the result when no key is given, else the fallback.")
     use_raw_data: bool = Field(
         default=False, description="Insert numbers, booleans, null, objects and arrays as JSON, not strings.")
+
+    @field_validator("dependency_name")
+    @classmethod
+    def _named(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not _runtime(info):
+            raise ValueError("parameter dependency name can't be empty")
+        return value
+
+    @field_validator("data_template", "context_template")
+    @classmethod
+    def _parses(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not _runtime(info):
+            check_template(value)
+        return value
 
     @model_validator(mode="after")
     def _one_data_selector(self) -> TriggerParameterSource:
@@ -95,8 +133,15 @@ class ValueFromSource(ArgoModel):
 
 
 class SecureHeader(ArgoModel):
-    name: str = Field(description="Header name, sent verbatim.")
+    name: str = Field(description="Header name, sent verbatim (an RFC 7230 token).")
     value_from: ValueFromSource = Field(description="Secret or ConfigMap reference holding the header value.")
+
+    @field_validator("name")
+    @classmethod
+    def _token(cls, value: str, info: ValidationInfo) -> str:
+        if not _runtime(info):
+            check_header_name(value)
+        return value
 
 
 class BasicAuth(ArgoModel):
@@ -105,21 +150,22 @@ class BasicAuth(ArgoModel):
 
 
 class HTTPTrigger(ArgoModel):
-    url: str = Field(description="Request URL (required).")
+    url: str = Field(description="Request URL (required): http:// or https://, with a host.")
     method: str = Field(default="POST", description="GET, DELETE, PATCH, POST or PUT; default POST.")
     payload: list[TriggerParameter] | None = Field(
         default=None, description="Parameters that build the request body (ConstructPayload).")
     parameters: list[TriggerParameter] | None = Field(
         default=None, description="Parameters applied to the JSON of this http object before each request.")
-    timeout: int = Field(default=60, description="Seconds allowed per attempt; 0 or less means 60.")
-    headers: dict[str, str] | None = Field(default=None, description="Static headers, names sent verbatim.")
+    timeout: int = Field(default=60, description="Seconds allowed per attempt; 0 means 60; not negative.")
+    headers: dict[str, str] | None = Field(
+        default=None, description="Static headers, names sent verbatim (RFC 7230 tokens; no CR, LF or NUL in values).")
     dynamic_headers: list[TriggerParameter] | None = Field(
         default=None, description="Headers whose value is resolved from an event; dest is the header name.")
     secure_headers: list[SecureHeader] | None = Field(
         default=None, description="Headers whose value comes from a secret; never shown in traces or logs.")
     basic_auth: BasicAuth | None = Field(default=None, description="Basic auth credentials from secrets.")
     tls: TLSConfig | None = Field(default=None, description="TLS client settings (key `tls`, as in Argo).")
-    host: str | None = Field(default=None, description="Overrides the Host header.")
+    host: str | None = Field(default=None, description="Overrides the Host header (no CR, LF or NUL).")
 
     @field_validator("method")
     @classmethod
@@ -128,10 +174,53 @@ class HTTPTrigger(ArgoModel):
             raise ValueError("only GET, DELETE, PATCH, POST and PUT methods are supported")
         return value
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        if not _runtime(info):  # parameters may rewrite it per firing; Argo does not re-validate either
+            check_url(value, ("http", "https"))
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_header(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not _runtime(info):
+            check_header_value(value)
+        return value
+
+    @field_validator("timeout")
+    @classmethod
+    def _not_negative(cls, value: int, info: ValidationInfo) -> int:
+        if value < 0 and not _runtime(info):
+            raise ValueError(f"timeout must not be negative, got {value} (0 means the default, 60 s)")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None, info: ValidationInfo) -> dict[str, str] | None:
+        if value and not _runtime(info):
+            problems: list[tuple[Loc, str]] = []
+            for name, text in value.items():
+                for check, arg in ((check_header_name, name), (check_header_value, text)):
+                    try:
+                        check(arg)
+                    except ValueError as exc:
+                        problems.append(((name,), str(exc)))
+            raise_located(problems)
+        return value
+
     @model_validator(mode="after")
     def _dests(self, info: ValidationInfo) -> HTTPTrigger:
         _require_dest(self.parameters, info, "parameters")
         _require_dest(self.dynamic_headers, info, "dynamicHeaders")
+        if not _runtime(info):
+            problems: list[tuple[Loc, str]] = []
+            for i, param in enumerate(self.dynamic_headers or ()):
+                try:
+                    check_header_name(param.dest)
+                except ValueError as exc:
+                    problems.append((("dynamicHeaders", i, "dest"), str(exc)))
+            raise_located(problems)
         return self
 
 
@@ -175,6 +264,23 @@ class TriggerTemplate(ArgoModel):
         default=None, description="Misplaced copy of the trigger's atLeastOnce (Argo's own example puts it here); "
                                   "Argo ignores it here, and so does Sensorium. Accepted and ignored.")
 
+    @field_validator("name")
+    @classmethod
+    def _named(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not _runtime(info):
+            raise ValueError("trigger must define a name")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self, info: ValidationInfo) -> TriggerTemplate:
+        """Argo runs the first kind set (in KIND_ORDER) and silently ignores the others: two kinds in one template
+        are a mistake, reported at the second one."""
+        kinds = [key for attr, key in KIND_ORDER if getattr(self, attr) is not None]
+        if len(kinds) > 1 and not _runtime(info):
+            raise_located(((key,), f"a trigger template has exactly one trigger type, got {' and '.join(kinds)}")
+                          for key in kinds[1:])
+        return self
+
     def kind(self) -> str | None:
         """YAML key of the trigger kind Argo would run (first set in Argo's order), None if none is set."""
         return next((key for attr, key in KIND_ORDER if getattr(self, attr) is not None), None)
@@ -204,6 +310,8 @@ class TriggerPolicy(ArgoModel):
 
 
 class RetryStrategy(ArgoModel):
+    """Argo's `retryStrategy` (k8s wait.Backoff); negative values are refused at load."""
+
     steps: int | None = Field(default=None, description="Total attempts; 0 or omitted means 5.")
     duration: StrictStr | StrictInt | None = Field(
         default=None, description="First sleep: Go duration string, or bare integer NANOSECONDS; default 1s.")
@@ -214,8 +322,15 @@ class RetryStrategy(ArgoModel):
     @field_validator("duration")
     @classmethod
     def _go_duration(cls, value: str | int | None) -> str | int | None:
-        if value is not None:
-            parse_duration_field(value)
+        if value is not None and parse_duration_field(value) < 0:
+            raise ValueError(f"duration must not be negative, got {value!r}")
+        return value
+
+    @field_validator("steps", "factor", "jitter")
+    @classmethod
+    def _not_negative(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError(f"{to_camel(info.field_name or '')} must not be negative, got {value}")
         return value
 
     def to_backoff(self) -> Backoff:
@@ -223,8 +338,16 @@ class RetryStrategy(ArgoModel):
 
 
 class RateLimit(ArgoModel):
-    unit: str = Field(default="Second", description="Second, Minute or Hour; anything else means Second.")
+    unit: str = Field(default="Second", description="Second, Minute or Hour (empty means Second).")
     requests_per_unit: int = Field(gt=0, description="Attempts allowed per unit, evenly spaced.")
+
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, value: str) -> str:
+        # Argo runs any other unit as Second: a typo such as "Minutes" would allow 60 times the intended rate
+        if value not in ("", "Second", "Minute", "Hour"):
+            raise ValueError(f"unknown rate limit unit '{value}' (want Second, Minute or Hour)")
+        return value
 
 
 class Trigger(ArgoModel):

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from engine.errors import ConfigError
 from triggers.goyaml import yaml_to_json
@@ -19,7 +20,7 @@ from triggers.params import (
     event_json,
     resolve_param_value,
 )
-from triggers.spec import TriggerParameter
+from triggers.spec import TriggerParameter, TriggerParameterSource
 
 from .helpers import event, param
 
@@ -130,10 +131,17 @@ def test_event_json_exact_bytes() -> None:
     # a template that renders nothing falls back to the key, then to `value`
     ({"dataTemplate": "{{ .Input.nothing }}", "dataKey": "body.a"}, Resolved("x<y", "String")),
     ({"dataTemplate": "{{ .Input.nothing }}", "value": "dflt"}, Resolved("dflt", "String")),
-    ({"dataTemplate": "{{ if }}", "value": "dflt"}, Resolved("dflt", "String")),  # Go parse error at run time
 ])
 def test_templates(src: dict[str, Any], expected: Resolved) -> None:
     assert resolve_param_value(param(**src).src, EVENTS) == expected
+
+
+def test_template_parse_error_at_run_time_falls_back() -> None:
+    """Refused at load (the spec model); a template rewritten by parameters at run time that does not parse
+    falls back to the value, as in Argo."""
+    src = TriggerParameterSource.model_validate({"dependencyName": "d", "dataTemplate": "{{ if }}", "value": "dflt"},
+                                                context={"runtime": True})
+    assert resolve_param_value(src, EVENTS) == Resolved("dflt", "String")
 
 
 def test_template_without_fallback_is_an_error() -> None:
@@ -142,10 +150,12 @@ def test_template_without_fallback_is_an_error() -> None:
 
 
 def test_unsupported_template_constructs_are_rejected_at_construction() -> None:
-    with pytest.raises(ConfigError, match="define"):
-        check_supported([param(dataTemplate='{{ define "x" }}{{ end }}')])
-    with pytest.raises(ConfigError, match="camelcase"):
-        check_supported([param(contextTemplate="{{ .Input.id | camelcase }}")], "http.payload")
+    with pytest.raises(ValidationError, match="define"):
+        param(dataTemplate='{{ define "x" }}{{ end }}')
+    with pytest.raises(ValidationError, match="camelcase"):
+        param(contextTemplate="{{ .Input.id | camelcase }}")
+    with pytest.raises(ValidationError, match="template does not parse"):
+        param(dataTemplate="{{ .Input.a")
     check_supported([param(dataTemplate="{{ .Input.a | b64enc }}")])
     with pytest.raises(ConfigError, match="jsonPath"):
         check_supported([param(jsonPath="$[")])

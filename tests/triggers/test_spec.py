@@ -82,10 +82,13 @@ def test_defaults() -> None:
     (["pulsar", "nats"], "pulsar"), (["slack", "custom"], "slack"),
 ])
 def test_kind_resolution_follows_argo_order(kinds: list[str], expected: str) -> None:
+    """Two kinds are refused at load; a template rewritten by parameters at run time resolves them as Argo."""
     template: dict[str, Any] = {"name": "t"}
     for kind in kinds:
         template[kind] = {"url": "http://x"} if kind == "http" else {}
-    assert load({"template": template}).kind() == expected
+    assert Trigger.model_validate({"template": template}, context={"runtime": True}).kind() == expected
+    with pytest.raises(ValidationError, match="exactly one trigger type"):
+        load({"template": template})
 
 
 def test_every_argo_kind_parses() -> None:
@@ -100,7 +103,7 @@ def test_unsupported_kind_is_rejected_naming_the_trigger() -> None:
             ["http", "log"])
     with pytest.raises(ConfigError, match="invalid trigger none, could not find an implementation"):
         load({"template": {"name": "none"}}).require_supported(["http", "log"])
-    t = load({"template": {"name": "ok", "http": {"url": "u"}},
+    t = load({"template": {"name": "ok", "http": {"url": "http://u"}},
               "dlqTrigger": {"template": {"name": "d", "slack": {}}}})
     with pytest.raises(ConfigError, match="trigger d: trigger type slack"):
         t.require_supported(["http", "log"])
@@ -108,11 +111,11 @@ def test_unsupported_kind_is_rejected_naming_the_trigger() -> None:
 
 
 @pytest.mark.parametrize("bad", [
-    {"template": {"name": "t", "http": {"url": "u", "method": "HEAD"}}},
+    {"template": {"name": "t", "http": {"url": "http://u", "method": "HEAD"}}},
     {"template": {"name": "t", "http": {}}},
     {"template": {"http": {"url": "u"}}},
-    {"template": {"name": "t", "http": {"url": "u", "parameters": [{"src": {"dependencyName": "d"}}]}}},
-    {"template": {"name": "t", "http": {"url": "u", "dynamicHeaders": [{"src": {"dependencyName": "d"}}]}}},
+    {"template": {"name": "t", "http": {"url": "http://u", "parameters": [{"src": {"dependencyName": "d"}}]}}},
+    {"template": {"name": "t", "http": {"url": "http://u", "dynamicHeaders": [{"src": {"dependencyName": "d"}}]}}},
     {"template": {"name": "t"}, "parameters": [{"src": {"dependencyName": "d"}, "dest": ""}]},
     {"template": {"name": "t"}, "parameters": [{"src": {"dependencyName": "d"}, "dest": "a",
                                                 "operation": "merge"}]},
@@ -130,9 +133,9 @@ def test_unsupported_kind_is_rejected_naming_the_trigger() -> None:
     {"template": {"name": "t"}, "rateLimit": {"requestsPerUnit": 0}},
     {"template": {"name": "t", "conditionsReset": [{}]}},
     {"template": {"name": "t", "unknownKind": {}}},
-    {"template": {"name": "t", "http": {"url": "u", "secureHeaders": [
+    {"template": {"name": "t", "http": {"url": "http://u", "secureHeaders": [
         {"name": "X", "valueFrom": {}}]}}},
-    {"template": {"name": "t", "http": {"url": "u", "timeout": 1.5}}},
+    {"template": {"name": "t", "http": {"url": "http://u", "timeout": 1.5}}},
 ])
 def test_invalid_documents_are_rejected(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
@@ -140,7 +143,7 @@ def test_invalid_documents_are_rejected(bad: dict[str, Any]) -> None:
 
 
 def test_payload_parameters_may_have_empty_dest() -> None:
-    t = load({"template": {"name": "t", "http": {"url": "u", "payload": [{"src": {"dependencyName": "d"}}]}}})
+    t = load({"template": {"name": "t", "http": {"url": "http://u", "payload": [{"src": {"dependencyName": "d"}}]}}})
     assert t.template.http is not None and t.template.http.payload is not None
 
 
@@ -171,6 +174,6 @@ def test_retry_strategy_defaults(fields: dict[str, Any], steps: int, duration_ns
 
 
 def test_runtime_context_skips_load_time_checks() -> None:
-    doc = {"template": {"name": "t", "http": {"url": "u", "method": "HEAD"}}}
+    doc = {"template": {"name": "t", "http": {"url": "http://u", "method": "HEAD"}}}
     t = Trigger.model_validate(doc, context={"runtime": True})
     assert t.template.http is not None and t.template.http.method == "HEAD"
