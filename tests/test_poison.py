@@ -253,7 +253,7 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
     from engine.health import HealthServer
     from tests.engine_harness import free_port
 
-    bus = BuggyBus(failures=3)  # restarts after 0.5, 1 and 2 s
+    bus = BuggyBus(failures=0)
     await bus.start()
     fired = Fired()
     runner = SensorRunner("flaky", [KEY], sensor_stage(), {"t": fired}, bus, RunnerSettings(fetch_timeout=0.05))
@@ -261,17 +261,22 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
     await health.start()
     health.watch(bus)
     health.watch_loops([runner])
+    await runner.prepare()  # as the engine does: the consumer exists before events are published
     stop = asyncio.Event()
     task = asyncio.create_task(supervise(runner, stop))
     seen: list[tuple[int, Any]] = []
     try:
         async with aiohttp.ClientSession() as session, asyncio.timeout(20):
+            await bus.publish_many([(KEY, "v1", valid(1))])
+            while not fired.ids:
+                await asyncio.sleep(0.05)
+            bus.failures = 3  # the loop fails and restarts after 0.5, 1 and 2 s
             while not seen or seen[-1][0] != 200 or bus.failures:
                 async with session.get(f"http://127.0.0.1:{health.port}/healthz") as resp:
                     seen.append((resp.status, await resp.json()))
                 await asyncio.sleep(0.1)
-            await bus.publish_many([(KEY, "v", valid(1))])
-            while not fired.ids:
+            await bus.publish_many([(KEY, "v2", valid(2))])  # the restarted loop evaluates events again
+            while len(fired.ids) < 2:
                 await asyncio.sleep(0.05)
     finally:
         stop.set()
@@ -283,7 +288,7 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
     assert failing[0]["failing"][0]["error"].startswith("loop failed: ZeroDivisionError: a bug in fetch; restarting in")
     assert seen[-1] == (200, {"status": "ok", "bus": {"url": "memory://", "health": "connected"},
                               "sensors": ["flaky"]})
-    assert fired.ids == ["good-1"]
+    assert fired.ids == ["good-1", "good-2"] and bus.broker.dead_letters == []
 
 
 def test_dry_run_event_file_nested_too_deeply_is_one_error(tmp_path: Any) -> None:
