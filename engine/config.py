@@ -34,6 +34,8 @@ class Origin:
 
     file: str
     node: yaml.Node
+    _keys: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, compare=False,
+                                                                      repr=False)
 
     @property
     def line(self) -> int:
@@ -43,11 +45,26 @@ class Origin:
         """Line of the deepest node that exists along `loc`, and the dotted field path."""
         node, line = self.node, self.line
         for part in loc:
-            found = _child(node, part)
+            found = self._child(node, part)
             if found is None:
                 break
             node, line = found[0], found[1].start_mark.line + 1
         return line, dotted_path(loc)
+
+    def _child(self, node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+        """(child node, node whose line names it): the key for a mapping entry, the item for a list entry.
+        Mapping keys are indexed once per node, so that locating every error of a big mapping stays linear."""
+        if isinstance(node, yaml.MappingNode):
+            keys = self._keys.get(id(node))
+            if keys is None:
+                keys = self._keys[id(node)] = {}
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        keys.setdefault(key.value, (value, key))
+            return keys.get(str(part))
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            return node.value[part], node.value[part]
+        return None
 
 
 @dataclass
@@ -59,17 +76,6 @@ class Config:
     @property
     def bus(self) -> EventBus | None:
         return self.buses[0][0] if self.buses else None
-
-
-def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
-    """(child node, node whose line names it): the key for a mapping entry, the item for a list entry."""
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return value, key
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part], node.value[part]
-    return None
 
 
 def substitute_env(text: str, file: str, environ: Mapping[str, str]) -> str:

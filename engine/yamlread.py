@@ -12,7 +12,7 @@ Limits (each refusal says which one was hit):
 
 - a file holds at most MAX_FILE_BYTES (4 MiB) and MAX_DOCUMENTS (200) documents;
 - lists and mappings nest at most MAX_DEPTH (100) levels, counting what aliases repeat;
-- a file has at most MAX_NODES (100,000) values, counting every copy that aliases and `<<` merge keys make
+- a file has at most MAX_NODES (50,000) values, counting every copy that aliases and `<<` merge keys make
   (this refuses "billion laughs" and long merge chains);
 - one list or mapping holds at most MAX_ITEMS (10,000) entries;
 - an integer has at most MAX_INT_CHARS (100) characters.
@@ -33,7 +33,7 @@ from engine.errors import ConfigError
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 200
 MAX_DEPTH = 100
-MAX_NODES = 100_000
+MAX_NODES = 50_000
 MAX_ITEMS = 10_000
 MAX_INT_CHARS = 100
 
