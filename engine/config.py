@@ -201,7 +201,7 @@ def load_document(data: Any, origin: Origin, checks: Sequence[Check] = ()) -> tu
         return None, list(exc.errors)
     except ConfigError as exc:
         return None, [exc]
-    except Exception as exc:
+    except Exception as exc:  # the last line of defence: no file may get a traceback, even through a bug in a check
         what = " ".join(str(exc).split())[:200]
         return None, [ConfigError(f"cannot check this document ({type(exc).__name__}: {what}); this is a "
                                   "Sensorium bug, please report it with the file", origin.file, origin.line)]

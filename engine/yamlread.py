@@ -47,7 +47,7 @@ _NOT_PRINTABLE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U0001
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _KIND = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", type(None): "null",
          list: "a list", dict: "a mapping"}
-_CONTROL_NAMES = {0: "NUL", 9: "TAB", 0x1B: "ESC", 0x7F: "DEL", 0xFEFF: "BOM"}
+_CONTROL_NAMES = {0: "NUL", 0x1B: "ESC", 0x7F: "DEL"}
 
 
 def kind_of(value: Any) -> str:
@@ -77,6 +77,7 @@ def read_file(path: str, file: str) -> str:
 
 
 def decode(data: bytes, file: str) -> str:
+    """Bytes to text as `read_file` says; a file without a BOM must be UTF-8 (UTF-16/32 get a hint)."""
     for bom, codec in ((codecs.BOM_UTF32_LE, None), (codecs.BOM_UTF32_BE, None),
                        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if data.startswith(bom):
