@@ -24,7 +24,7 @@ from engine.cloudevent import CloudEvent, new_id, now_rfc3339
 from engine.errors import BusError, SensoriumError
 from engine.gojson import compact, is_valid_json, marshal, marshal_string
 from engine.secrets import Secrets
-from sources.httpguard import CLIENT_FAULTS, ConnectionGuard, server_log
+from sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sources.spec import WebhookContext
 
 log = logging.getLogger("sensorium.webhook")
@@ -133,13 +133,6 @@ class WebhookLimits:
     max_connections: int = 1000  # open connections per port; more are answered 503 and closed
 
 
-def _protocol(runner: web.AppRunner) -> asyncio.Protocol:
-    """A protocol object of the runner's aiohttp server, for one new connection."""
-    if runner.server is None:
-        raise RuntimeError("webhook server not set up")
-    return runner.server()
-
-
 class WebhookServer:
     """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes."""
 
@@ -191,7 +184,8 @@ class WebhookServer:
                 return web.Response(status=405, text=f"method {request.method} not allowed\n")
             if token is not None:
                 given = request.headers.get("Authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare the bytes as sent
+                if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
                     return web.Response(status=401, text="unauthorized\n")
             raw = await self._read_body(request, limit)
             if isinstance(raw, web.Response):
@@ -240,8 +234,8 @@ class WebhookServer:
             token = self.secrets.get(secret.name, secret.key) if secret else None
             app.router.add_route("*", endpoint.context.endpoint, self._handler(endpoint, token))
             tls = tls or self._ssl(endpoint.context)
-        runner = web.AppRunner(app, access_log=None, logger=server_log)
-        guard = ConnectionGuard(lambda: _protocol(runner), *guard_args)
+        runner = web.AppRunner(app)  # its protocol objects are made by the guard
+        guard = ConnectionGuard(runner, *guard_args)
         app.middlewares.append(guard.middleware)
         await runner.setup()
         self._runners.append(runner)
