@@ -41,8 +41,8 @@ class _ClientFaults(logging.Filter):
         return server_log.isEnabledFor(logging.DEBUG)
 
 
-CLIENT_FAULTS = (HttpProcessingError, ClientPayloadError, ConnectionError)
-"""What a client's request or its going away raises while the server reads it."""
+CLIENT_FAULTS = (HttpProcessingError, ClientPayloadError, web.RequestPayloadError, ConnectionError)
+"""What a client's request (bad framing or content encoding) or its going away raises while the server reads it."""
 
 server_log = logging.getLogger("sensorium.webhook.http")
 """The logger given to aiohttp's server for the webhook ports (its own `aiohttp.server` is left alone)."""

@@ -7,6 +7,7 @@ serving. Bounded (400 examples, a few seconds) and deterministic (derandomized, 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import socket
@@ -141,6 +142,7 @@ class Request:
     auth: str | None
     body: bytes
     chunked: bool
+    encoding: str | None = None  # Content-Encoding, the body sent as is (valid gzip or not)
 
     def encode(self) -> bytes:
         head = [f"{self.method} {self.path} HTTP/1.1", "Host: fuzz", "Connection: close"]
@@ -149,6 +151,8 @@ class Request:
             head.append(f"Content-Type: {self.content_type}")
         if self.auth is not None:
             head.append(f"Authorization: {self.auth}")
+        if self.encoding is not None:
+            head.append(f"Content-Encoding: {self.encoding}")
         if self.chunked:
             head.append("Transfer-Encoding: chunked")
             body = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
@@ -163,7 +167,7 @@ class Request:
 requests = st.builds(
     Request, methods, paths, st.lists(st.tuples(header_names, header_values), max_size=5).map(tuple),
     content_types, st.sampled_from([None, f"Bearer {TOKEN}", "Bearer wrong", "Basic x", "Bearer " + TOKEN + "\xe9"]),
-    bodies, st.booleans())
+    bodies, st.booleans(), st.sampled_from([None] * 6 + ["gzip", "deflate", "br", "x-unknown"]))
 
 
 def check_answer(raw: bytes, request: Request) -> None:
@@ -183,6 +187,9 @@ def test_any_request_gets_an_allowed_one_line_answer(live: Live, caplog: pytest.
     @example(Request("POST", "/small", (), None, None, b"x" * (PAYLOAD_LIMIT + 1), True))
     @example(Request("GET", "/get?a=%ff%fe", (("X", "\xe9"),), None, None, b"", False))
     @example(Request("POST", "/auth", (), None, f"Bearer {TOKEN}\xe9", b"", False))  # found: 500 on a latin-1 byte
+    @example(Request("POST", "/hook", (), None, None, b"\x1f\x8b garbage", False, "gzip"))  # found: 500
+    @example(Request("POST", "/small", (), None, None, gzip.compress(b"0" * 10_000_000), False, "gzip"))  # bomb
+    @example(Request("POST", "/hook", (), None, None, gzip.compress(b'{"a": [1]}'), True, "gzip"))
     @given(request=requests)
     def one(request: Request) -> None:
         check_answer(send(live.port, request.encode()), request)
