@@ -46,10 +46,11 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
-MAX_JSON_DEPTH = 512
-"""Deepest JSON body accepted (arrays and objects open at once). Go's encoding/json allows 10,000; Python's json
-parser recurses once per level and the sensors parse the event data again, so this stays far below the
-interpreter's recursion limit (1,000). Real webhook payloads nest a few dozen levels at most."""
+MAX_JSON_DEPTH = 256
+"""Deepest JSON body accepted (arrays and objects open at once). Go's encoding/json allows 10,000; Python's
+parsers recurse per level, and the sensors' path parser (engine.paths.parse_json, pure Python, about three frames
+per level) gives up at about 330 levels. The event data puts the body one level down, so 256 keeps every accepted
+body readable by the sensors with room for their stack. Real webhook payloads nest a few dozen levels at most."""
 
 
 class BodyError(ValueError):

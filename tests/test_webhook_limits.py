@@ -7,10 +7,13 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
 from sources.webhook import MAX_JSON_DEPTH, WebhookLimits, json_depth_exceeds
+from tests.engine_harness import Engine, free_port, unique, write_config
+from tests.fixtures_http import HttpSink
 from tests.webhook_harness import exchange, parse_answer, post, webhook
 
 
@@ -160,3 +163,41 @@ async def test_clients_that_disconnect_early_log_no_error(caplog: pytest.LogCapt
     assert "Traceback" not in caplog.text
     assert any("not received: ConnectionResetError" in r.getMessage() for r in caplog.records)
     assert json.loads(hook.published[0].data or b"")["body"] == {"a": 1}  # stored although the client left
+
+
+async def test_deepest_accepted_body_reaches_a_sensor_on_jetstream(nats_url: str, http_sink: HttpSink,
+                                                                   tmp_path: Path) -> None:
+    """What the webhook accepts, the bus decoder and the sensor stage must handle: a body at the depth limit
+    fires a trigger that receives it whole."""
+    source, port = unique("deep"), free_port()
+    body = b'{"kind":"deep","tree":' + nested(MAX_JSON_DEPTH - 1) + b"}"
+    folder = write_config(tmp_path, f"""
+apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata: {{name: {source}}}
+spec:
+  webhook:
+    deep: {{port: "{port}", endpoint: /deep, method: POST}}
+""", f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {unique("deep-sensor")}}}
+spec:
+  dependencies:
+    - name: d
+      eventSourceName: {source}
+      eventName: deep
+      filters:
+        data: [{{path: body.kind, type: string, value: ["^deep$"]}}]
+  triggers:
+    - template:
+        name: t
+        http:
+          url: {http_sink.url}/deep
+          payload: [{{src: {{dependencyName: d, dataKey: body}}, dest: body}}]
+""")
+    async with Engine(folder, nats_url):
+        answer = await exchange(port, post("/deep", body, "Content-Type: application/json"))
+        assert answer.status == 200
+        [request] = await http_sink.wait_for(1, timeout=20)
+    assert request.json() == {"body": body.decode()}  # Argo's payload: the body's JSON text as a string
