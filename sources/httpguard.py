@@ -59,11 +59,17 @@ class _Guarded(asyncio.Protocol):
         self.guard, self.inner = guard, inner
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._idle = False  # between requests of a kept-alive connection, before the next request's first byte
 
-    def arm(self) -> None:
+    def arm(self, idle: bool = False) -> None:
+        """Start the head deadline, or (`idle`) the keep-alive idle deadline that becomes the head deadline at the
+        next request's first byte (as Go's IdleTimeout and ReadHeaderTimeout): a client pool that keeps a
+        connection for a while is not cut mid-reuse, a slow head sender is."""
         self.disarm()
+        self._idle = idle
         if self.transport is not None:
-            self._timer = asyncio.get_running_loop().call_later(self.guard.head_timeout, self._expired)
+            delay = self.guard.idle_timeout if idle else self.guard.head_timeout
+            self._timer = asyncio.get_running_loop().call_later(delay, self._expired)
 
     def disarm(self) -> None:
         if self._timer is not None:
@@ -74,8 +80,9 @@ class _Guarded(asyncio.Protocol):
         self._timer = None
         if self.transport is not None:
             peer = self.transport.get_extra_info("peername")
-            log.debug("webhook port %d: closing connection from %s: no complete request head within %gs",
-                      self.guard.port, peer, self.guard.head_timeout)
+            what = "idle for" if self._idle else "no complete request head within"
+            log.debug("webhook port %d: closing connection from %s: %s %gs", self.guard.port, peer, what,
+                      self.guard.idle_timeout if self._idle else self.guard.head_timeout)
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -100,6 +107,8 @@ class _Guarded(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.transport is not None:
+            if self._idle:
+                self.arm()
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -136,11 +145,14 @@ class ConnectionGuard:
     """Protocol factory for `loop.create_server` around aiohttp's `web.Server`, plus the `middleware` that tells it
     when a request's head has arrived. `head_timeout`: seconds from a connection's opening, or from the end of its
     previous request's handler, until the next request's line and headers are complete. `max_connections`: more
-    open connections than this are answered 503 and closed at once."""
+    open connections than this are answered 503 and closed at once. `idle_timeout`: seconds a kept-alive
+    connection may wait for its next request's first byte; the head deadline starts at that byte."""
 
-    def __init__(self, runner: web.BaseRunner, port: int, head_timeout: float, max_connections: int) -> None:
+    def __init__(self, runner: web.BaseRunner, port: int, head_timeout: float, max_connections: int,
+                 idle_timeout: float = 60.0) -> None:
         self.runner, self.port = runner, port
         self.head_timeout, self.max_connections = head_timeout, max_connections
+        self.idle_timeout = idle_timeout
         self.open: dict[asyncio.BaseTransport, _Guarded] = {}
         self._refused = 0
 
@@ -167,4 +179,4 @@ class ConnectionGuard:
             return await handler(request)
         finally:
             if guarded is not None:
-                guarded.arm()
+                guarded.arm(idle=True)

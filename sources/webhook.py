@@ -128,7 +128,8 @@ class WebhookLimits:
     """What one HTTP client may hold or cost (README, "Webhook limits"). Request lines and header fields over
     8190 bytes are refused by aiohttp's parser (400); bodies over `maxPayloadSize` get 413."""
 
-    head_timeout: float = 10.0  # seconds to send a request line and headers, from connecting or the previous answer
+    head_timeout: float = 10.0  # seconds to send a request line and headers, from connecting or the first byte
+    idle_timeout: float = 60.0  # seconds a kept-alive connection may wait for its next request
     body_timeout: float = 30.0  # seconds to send the body once the headers are in (408 after)
     publish_timeout: float = 5.0  # seconds for the bus to confirm it stored the event (503 + Retry-After after)
     max_connections: int = 1000  # open connections per port; more are answered 503 and closed
@@ -227,7 +228,7 @@ class WebhookServer:
             raise SensoriumError(f"webhook cannot listen: {exc}") from None
 
     async def _listen(self, port: int, group: list[Endpoint]) -> None:
-        guard_args = port, self.limits.head_timeout, self.limits.max_connections
+        guard_args = port, self.limits.head_timeout, self.limits.max_connections, self.limits.idle_timeout
         app = web.Application(client_max_size=max(e.context.max_payload_size for e in group) + 1)
         tls = None
         for endpoint in group:
