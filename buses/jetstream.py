@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import yaml
 from nats.aio.client import Client as NATS
 from nats.aio.client import Server
 from nats.aio.msg import Msg
@@ -43,6 +42,7 @@ from buses.base import (
     StateStore,
     fit_dead_letter,
 )
+from engine import yamlread
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
 from engine.specbase import TLSConfig
@@ -91,10 +91,12 @@ class StreamSettings:
         """Parse the `streamConfig` YAML string; keys are case-insensitive (viper). Raises ConfigError."""
         if not text or not text.strip():
             return cls()
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {exc}", field="streamConfig") from exc
+        try:  # the engine's bounded reader: no tags, no recursion, one-line errors
+            docs = yamlread.parse(text, "streamConfig")
+        except ConfigError as exc:
+            raise ConfigError(f"not valid YAML: {exc.message} (line {exc.line} of the value)",
+                              field="streamConfig") from None
+        doc = docs[0].data if docs else None
         if doc is None:
             return cls()
         if not isinstance(doc, dict):

@@ -16,10 +16,15 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from engine import yamlread
 from engine.documents import KINDS, EventBus, EventSource, Sensor
 from engine.errors import ConfigError
+from engine.yamlread import dotted_path
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+__all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_document", "load_documents"]
+
+# `${NAME}` or `${NAME:-default}` (a default ends at the line's end); any other `${` is the empty `bad` branch
+_VAR = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}\n]*))?\}|(?P<bad>))")
 _SUFFIXES = (".yaml", ".yml")
 
 
@@ -29,6 +34,8 @@ class Origin:
 
     file: str
     node: yaml.Node
+    _keys: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = field(default_factory=dict, compare=False,
+                                                                      repr=False)
 
     @property
     def line(self) -> int:
@@ -38,11 +45,26 @@ class Origin:
         """Line of the deepest node that exists along `loc`, and the dotted field path."""
         node, line = self.node, self.line
         for part in loc:
-            found = _child(node, part)
+            found = self._child(node, part)
             if found is None:
                 break
             node, line = found[0], found[1].start_mark.line + 1
         return line, dotted_path(loc)
+
+    def _child(self, node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
+        """(child node, node whose line names it): the key for a mapping entry, the item for a list entry.
+        Mapping keys are indexed once per node, so that locating every error of a big mapping stays linear."""
+        if isinstance(node, yaml.MappingNode):
+            keys = self._keys.get(id(node))
+            if keys is None:
+                keys = self._keys[id(node)] = {}
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode):
+                        keys.setdefault(key.value, (value, key))
+            return keys.get(str(part))
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            return node.value[part], node.value[part]
+        return None
 
 
 @dataclass
@@ -56,32 +78,20 @@ class Config:
         return self.buses[0][0] if self.buses else None
 
 
-def _child(node: yaml.Node, part: str | int) -> tuple[yaml.Node, yaml.Node] | None:
-    """(child node, node whose line names it): the key for a mapping entry, the item for a list entry."""
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode) and key.value == str(part):
-                return value, key
-    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part], node.value[part]
-    return None
-
-
-def dotted_path(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def substitute_env(text: str, file: str, environ: Mapping[str, str]) -> str:
+    """Replace `${NAME}` and `${NAME:-default}` from `environ`; an unset NAME without a default, and any other
+    `${` (unclosed, empty, not a name), is a ConfigError at its line."""
     def repl(match: re.Match[str]) -> str:
+        line = text.count("\n", 0, match.start()) + 1
+        if match.group("bad") is not None:
+            shown = text[match.start():match.start() + 24].split("\n", 1)[0]
+            raise ConfigError(f"malformed {shown!r}: want ${{NAME}} or ${{NAME:-default}} (NAME: letters, digits, "
+                              "_; not starting with a digit)", file, line)
         name, default = match.group(1), match.group(2)
         if name in environ:
             return environ[name]
         if default is not None:
             return default
-        line = text.count("\n", 0, match.start()) + 1
         raise ConfigError(f"environment variable ${{{name}}} is not set", file, line)
 
     return _VAR.sub(repl, text)
@@ -139,29 +149,16 @@ def iter_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def parse_documents(text: str, file: str) -> list[tuple[Any, Origin]]:
-    """YAML text into (plain data, origin) per non-empty document; YAML errors become ConfigError."""
-    try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        raise ConfigError(f"invalid YAML: {exc.problem or exc}", file, line) from None
-    out = []
-    for node in nodes:
-        if node is None:
-            continue
-        data = yaml.SafeLoader(yaml.serialize(node)).get_single_data()
-        out.append((data, Origin(file, node)))
-    return out
+    """YAML text into (plain data, origin) per non-empty document, within engine.yamlread's limits; any problem
+    is a ConfigError."""
+    return [(doc.data, Origin(file, doc.node)) for doc in yamlread.parse(text, file)]
 
 
 def load_documents(file: Path, environ: Mapping[str, str] | None = None) -> list[tuple[Any, Origin]]:
     name = str(file)
-    try:
-        text = file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc.__class__.__name__}: {exc}", name, 0) from None
+    text = yamlread.read_file(str(file), name)
     text = substitute_env(text, name, os.environ if environ is None else environ)
+    yamlread.check_text(text, name)  # what the environment brought in
     return parse_documents(text, name)
 
 
@@ -199,20 +196,25 @@ def load_document(data: Any, origin: Origin, checks: Sequence[Check] = ()) -> tu
     including those `checks` report on the model."""
     try:
         doc = _load_one(data, origin)
+        return doc, [problem for check in checks for problem in check(doc, origin)]
     except ConfigErrors as exc:
         return None, list(exc.errors)
     except ConfigError as exc:
         return None, [exc]
-    return doc, [problem for check in checks for problem in check(doc, origin)]
+    except Exception as exc:  # the last line of defence: no file may get a traceback, even through a bug in a check
+        what = " ".join(str(exc).split())[:200]
+        return None, [ConfigError(f"cannot check this document ({type(exc).__name__}: {what}); this is a "
+                                  "Sensorium bug, please report it with the file", origin.file, origin.line)]
 
 
 def _load_one(data: Any, origin: Origin) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"a document must be a mapping, got {type(data).__name__}", origin.file, origin.line)
     kind = data.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         line, _ = origin.locate(["kind"])
-        what = "missing kind" if kind is None else f"unknown kind {kind!r}"
+        what = ("missing kind" if kind is None else f"unknown kind {kind!r}" if isinstance(kind, str)
+                else f"kind must be a string, not {yamlread.kind_of(kind)}")
         raise ConfigError(f"{what} (want Sensor, EventSource or EventBus)", origin.file, line, "kind")
     return _validate(KINDS[kind], data, origin)
 

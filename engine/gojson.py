@@ -83,12 +83,14 @@ def marshal(value: Any) -> str:
 
 
 def is_valid_json(text: str) -> bool:
-    """Go `json.Unmarshal` into `json.RawMessage` succeeds (no NaN/Infinity, one value)."""
+    """Go `json.Unmarshal` into `json.RawMessage` succeeds (no NaN/Infinity, one value). Numbers are checked as
+    syntax only, as Go does: no conversion, so a 5,000-digit integer (over Python's int-string limit) is valid.
+    Recursive: callers bound the nesting first (sources.webhook.json_depth_exceeds)."""
     def reject(name: str) -> Any:
         raise ValueError(name)
 
     try:
-        json.loads(text, parse_constant=reject)
+        json.loads(text, parse_constant=reject, parse_int=str, parse_float=str)
     except ValueError:
         return False
     return True

@@ -78,6 +78,44 @@ def utf8(text: str) -> bytes:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace").encode("utf-8")
 
 
+_MAX_NESTING: Final = 1000  # Go's regexp/syntax maxHeight; RE2 itself accepts deeper nesting
+
+
+def _nesting(pattern: str) -> int:
+    """Deepest group nesting of `pattern` (escapes, `\\Q...\\E` and bracket classes skipped), in one pass."""
+    depth = deepest = i = 0
+    n = len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if pattern.startswith("Q", i + 1):
+                end = pattern.find("\\E", i + 2)
+                i = n if end < 0 else end + 2
+                continue
+            i += 2
+            continue
+        if ch == "[":
+            i += 1
+            i += 1 if pattern.startswith("^", i) else 0
+            i += 1 if pattern.startswith("]", i) else 0  # a leading ] is a literal
+            while i < n and pattern[i] != "]":
+                if pattern[i] == "\\":
+                    i += 2
+                elif pattern.startswith("[:", i) and (end := pattern.find(":]", i + 2)) >= 0:
+                    i = end + 2
+                else:
+                    i += 1
+            i += 1
+            continue
+        if ch == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == ")":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
+
+
 class GoRegexp:
     """A compiled RE2 pattern with Go's regexp semantics (see the module docstring)."""
 
@@ -85,6 +123,8 @@ class GoRegexp:
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
+        if len(pattern) > _MAX_NESTING and _nesting(pattern) > _MAX_NESTING:
+            raise RegexError(f"error parsing regexp: expression nests too deeply: `{pattern[:40]}...`")
         try:
             self._rx: Any = re2.compile(utf8(pattern), _OPTIONS)
         except re2.error as exc:

@@ -3,6 +3,7 @@
 Argo (listener.go getDependencyExpression) maps `-` to `_` for lookup, so `dep-1a` names a dependency
 `dep_1a` and vice versa (when two dependencies collide after that mapping, the later one wins, as in Argo).
 Argo silently disables a trigger whose expression does not translate; Sensorium raises ValueError at load.
+Parentheses nest at most MAX_DEPTH (100) levels (the parser recurses once per level, and so does evaluation).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,11 @@ class _Parser:
         self.lookup = {d.replace("-", "_"): d for d in dependencies}
         self.tokens = self._tokenize()
         self.pos = 0
+        self.depth = 0
 
     def _error(self, column: int, message: str) -> ValueError:
-        return ValueError(f"conditions {self.text!r}, column {column}: {message}")
+        shown = self.text if len(self.text) <= 80 else self.text[:77] + "..."
+        return ValueError(f"conditions {shown!r}, column {column}: {message}")
 
     def _tokenize(self) -> list[tuple[str, str, int]]:
         tokens: list[tuple[str, str, int]] = []
@@ -160,9 +164,13 @@ class _Parser:
     def _atom(self) -> Node:
         kind, value, column = self._peek()
         if kind == "(":
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise self._error(column, f"parentheses nested more than {MAX_DEPTH} levels deep (the limit)")
             self.pos += 1
             node = self._or()
             self._expect(")", "')'")
+            self.depth -= 1
             return node
         if kind != "name":
             raise self._error(column, f"expected a dependency name or '(', found {value!r}")

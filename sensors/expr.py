@@ -20,6 +20,10 @@ against the fields it bound. This module reproduces that library:
   `reflect.DeepEqual`, ordering needs two numbers or two strings, `+` concatenates when either side is a string
   (Go `%v` formatting), all numbers are float64 (division by zero gives ±Inf/NaN, no error).
 
+Limits, checked at load: an expression has at most MAX_CHARS (10,000) characters, and its tree at most MAX_DEPTH
+(100) levels - parentheses, prefix operators and every operator of a chain such as `a + b + c` each add one -
+because building and evaluating it recurse once per level.
+
 Sensorium rejects at load a few token sequences govaluate accepts but then silently misreads (an operand directly
 after `)`, a `)` that closes nothing, a method call on an accessor); each gets an error naming it.
 """
@@ -557,6 +561,22 @@ class Node:
     right: Node | None = None
 
 
+MAX_CHARS = 10_000
+MAX_DEPTH = 100
+
+
+def _check_depth(tree: Tree[Token]) -> None:
+    """Refuse a tree deeper than MAX_DEPTH before anything recurses over it (walked with a stack)."""
+    stack: list[tuple[Tree[Token] | Token, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Tree):
+            if depth > MAX_DEPTH:
+                raise ExprError(f"expression nested more than {MAX_DEPTH} levels deep (the limit: parentheses, "
+                                "prefix operators and each operator of a chain such as a + b + c add one)")
+            stack.extend((child, depth + 1) for child in node.children)
+
+
 def _build(tree: Tree[Token] | Token, toks: Sequence[_Tok]) -> Node:
     if isinstance(tree, Token):
         raise ExprError(f"internal: unexpected token {tree!r}")
@@ -612,6 +632,7 @@ def _plan(text: str, tokens: list[_Tok]) -> Node:
         tree: Tree[Token] = parser.feed_eof()  # type: ignore[no-untyped-call]
     except UnexpectedInput as exc:  # the checks above leave nothing the grammar rejects; keep a clear message
         raise ExprError(f"cannot parse expression {text!r}: {exc}") from None
+    _check_depth(tree)
     return _build(tree, planned)
 
 
@@ -628,7 +649,9 @@ class Expression:
 
 @lru_cache(maxsize=2048)
 def compile_expr(text: str) -> Expression:
-    """govaluate.NewEvaluableExpression(text); raises ExprError with govaluate's message."""
+    """govaluate.NewEvaluableExpression(text); raises ExprError with govaluate's message (or a limit's)."""
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"expression is longer than {MAX_CHARS:,} characters (the limit)")
     return Expression(text, _plan(text, tokenize(text)))
 
 

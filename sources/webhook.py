@@ -1,18 +1,20 @@
 """Webhook event source: HTTP requests in, CloudEvents on the bus out (Argo's webhook data shape, section 5.2).
 
 A request is answered 200 only once the bus has stored its event, 503 when it could not (the caller retries),
-413 over `maxPayloadSize`. Servers are grouped by port: several event names may share one.
+413 over `maxPayloadSize`, 400 for a JSON body nested deeper than `MAX_JSON_DEPTH`. Servers are grouped by port:
+several event names may share one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -20,8 +22,9 @@ from aiohttp import web
 
 from engine.cloudevent import CloudEvent, new_id, now_rfc3339
 from engine.errors import BusError, SensoriumError
-from engine.gojson import compact, marshal, marshal_string
+from engine.gojson import compact, is_valid_json, marshal, marshal_string
 from engine.secrets import Secrets
+from sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sources.spec import WebhookContext
 
 log = logging.getLogger("sensorium.webhook")
@@ -43,21 +46,66 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+MAX_JSON_DEPTH = 256
+"""Deepest JSON body accepted (arrays and objects open at once). Go's encoding/json allows 10,000; Python's
+parsers recurse per level, and the sensors' path parser (engine.paths.parse_json, pure Python, about three frames
+per level) gives up at about 330 levels. The event data puts the body one level down, so 256 keeps every accepted
+body readable by the sensors with room for their stack. Real webhook payloads nest a few dozen levels at most."""
+
+
+class BodyError(ValueError):
+    """The request body cannot become event data (answered 400 with this message)."""
+
+
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether JSON text `raw` has more than `limit` arrays/objects open at once (brackets in strings skipped).
+
+    Written here, not by a parser: Python's json and msgspec both recurse per level and fail with RecursionError
+    at a depth that depends on the caller's stack. This scan is linear and runs in C (bytes methods, no regex: a
+    string pattern backtracks quadratically on unterminated strings full of escaped quotes). A body that is not
+    valid JSON may be reported too deep; it would have been refused at that depth anyway."""
+    if raw.lstrip()[:1] not in (b"[", b"{"):
+        return False  # a scalar nests nothing
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # cannot be deeper than the number of openers: the usual body stops here
+    # Escapes first: pairs of backslashes from the left, then escaped quotes; what is left of `"` delimits strings.
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(unescaped.split(b'"')[::2])
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def _json_body(raw: bytes) -> str:
+    """A JSON body compacted as Go marshals a RawMessage; any other body as a JSON string (where Argo fails)."""
+    if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        text = raw.decode("utf-8")
+        valid = is_valid_json(text)
+    except UnicodeDecodeError:
+        valid = False
+    except RecursionError:  # the scan above makes this unreachable; kept so a parser change cannot become a 500
+        raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels") from None
+    return compact(text) if valid else marshal_string(raw.decode("utf-8", "replace"))
+
+
 def _body(request_method: str, content_type: str, raw: bytes, query: str) -> str:
     """The `body` member as Argo's Go code marshals it: the query or form map, or the request JSON compacted
-    with its number literals kept (Go's RawMessage), or - where Argo would fail - the text as a JSON string."""
+    with its number literals kept (Go's RawMessage), or - where Argo would fail - the text as a JSON string.
+    Raises BodyError for a JSON body nested deeper than MAX_JSON_DEPTH."""
     if request_method == "GET":
         return marshal(parse_qs(query, keep_blank_values=True))
     if content_type.startswith("application/x-www-form-urlencoded"):
         return marshal(parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True))
     if not raw.strip():
         return "null"
-    try:
-        text = raw.decode("utf-8")
-        json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        return marshal_string(raw.decode("utf-8", "replace"))
-    return compact(text)
+    return _json_body(raw)
 
 
 def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[str, str]], raw: bytes,
@@ -75,13 +123,60 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     )
 
 
+@dataclass(frozen=True)
+class WebhookLimits:
+    """What one HTTP client may hold or cost (README, "Webhook limits"). Request lines and header fields over
+    8190 bytes are refused by aiohttp's parser (400); bodies over `maxPayloadSize` get 413."""
+
+    head_timeout: float = 10.0  # seconds to send a request line and headers, from connecting or the first byte
+    idle_timeout: float = 60.0  # seconds a kept-alive connection may wait for its next request
+    body_timeout: float = 30.0  # seconds to send the body once the headers are in (408 after)
+    publish_timeout: float = 5.0  # seconds for the bus to confirm it stored the event (503 + Retry-After after)
+    max_connections: int = 1000  # open connections per port; more are answered 503 and closed
+
+
 class WebhookServer:
-    """All webhook endpoints, one aiohttp site per port. `start()` binds; `stop()` closes."""
+    """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes."""
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
-                 host: str = "0.0.0.0") -> None:
+                 host: str = "0.0.0.0", limits: WebhookLimits | None = None) -> None:
         self.endpoints, self.publish, self.secrets, self.host = endpoints, publish, secrets, host
+        self.limits = limits or WebhookLimits()
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
+
+    async def _read_body(self, request: web.Request, limit: int) -> bytes | web.Response:
+        """The body, or the answer when it is too large, too slow or never finished (the client went away)."""
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, text=f"request body over {limit} bytes\n")
+        raw = bytearray()
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                async for chunk in request.content.iter_chunked(65536):
+                    raw += chunk
+                    if len(raw) > limit:
+                        return web.Response(status=413, text=f"request body over {limit} bytes\n")
+        except TimeoutError:
+            return web.Response(status=408, text=f"request body not received within {self.limits.body_timeout:g}s\n")
+        except CLIENT_FAULTS as exc:
+            log.debug("webhook %s: request body from %s not received: %s: %s", request.path, request.remote,
+                      type(exc).__name__, exc)
+            return web.Response(status=400, text="request body not received\n")
+        return bytes(raw)
+
+    async def _store(self, endpoint: Endpoint, event: CloudEvent) -> web.Response | None:
+        """Publish within `publish_timeout`; None once stored, else the 503 answer. A publish cut by the timeout
+        may still be stored later (the caller was told 503 and retries: at least once, README)."""
+        try:
+            async with asyncio.timeout(self.limits.publish_timeout):
+                await self.publish(event)
+        except (BusError, OSError, TimeoutError) as exc:
+            cause = str(exc) or f"not confirmed within {self.limits.publish_timeout:g}s"
+            log.warning("webhook %s/%s: event %s not stored on the bus: %s",
+                        endpoint.source, endpoint.event, event.id, cause)
+            return web.Response(status=503, text="event bus unavailable, retry later\n",
+                                headers={"Retry-After": "1"})
+        return None
 
     def _handler(self, endpoint: Endpoint, token: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
         limit = endpoint.context.max_payload_size
@@ -91,24 +186,20 @@ class WebhookServer:
                 return web.Response(status=405, text=f"method {request.method} not allowed\n")
             if token is not None:
                 given = request.headers.get("Authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare the bytes as sent
+                if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
                     return web.Response(status=401, text="unauthorized\n")
-            if request.content_length is not None and request.content_length > limit:
-                return web.Response(status=413, text=f"request body over {limit} bytes\n")
-            raw = bytearray()
-            async for chunk in request.content.iter_chunked(65536):
-                raw += chunk
-                if len(raw) > limit:
-                    return web.Response(status=413, text=f"request body over {limit} bytes\n")
-            event = event_from_request(endpoint, request.method, list(request.headers.items()), bytes(raw),
-                                       request.query_string)
+            raw = await self._read_body(request, limit)
+            if isinstance(raw, web.Response):
+                return raw
             try:
-                await self.publish(event)
-            except (BusError, OSError, TimeoutError) as exc:
-                log.warning("webhook %s/%s: event %s not stored on the bus: %s",
-                            endpoint.source, endpoint.event, event.id, exc)
-                return web.Response(status=503, text="event bus unavailable, retry later\n",
-                                    headers={"Retry-After": "1"})
+                event = event_from_request(endpoint, request.method, list(request.headers.items()), raw,
+                                           request.query_string)
+            except BodyError as exc:
+                return web.Response(status=400, text=f"{exc}\n")
+            refused = await self._store(endpoint, event)
+            if refused is not None:
+                return refused
             return web.Response(status=200, text="success\n", headers={"X-Sensorium-Event-Id": event.id})
 
         return handle
@@ -131,26 +222,40 @@ class WebhookServer:
             by_port.setdefault(endpoint.context.port, []).append(endpoint)
         try:
             for port, group in by_port.items():
-                app = web.Application(client_max_size=max(e.context.max_payload_size for e in group) + 1)
-                tls = None
-                for endpoint in group:
-                    secret = endpoint.context.auth_secret
-                    token = self.secrets.get(secret.name, secret.key) if secret else None
-                    app.router.add_route("*", endpoint.context.endpoint, self._handler(endpoint, token))
-                    tls = tls or self._ssl(endpoint.context)
-                runner = web.AppRunner(app, access_log=None)
-                await runner.setup()
-                self._runners.append(runner)
-                await web.TCPSite(runner, self.host, port, ssl_context=tls).start()
-                for endpoint in group:
-                    scheme = "https" if tls else "http"
-                    log.info("webhook %s/%s listening on %s://%s:%d%s", endpoint.source, endpoint.event,
-                             scheme, self.host, port, endpoint.context.endpoint)
+                await self._listen(port, group)
         except OSError as exc:
             await self.stop()
             raise SensoriumError(f"webhook cannot listen: {exc}") from None
 
+    async def _listen(self, port: int, group: list[Endpoint]) -> None:
+        guard_args = port, self.limits.head_timeout, self.limits.max_connections, self.limits.idle_timeout
+        app = web.Application(client_max_size=max(e.context.max_payload_size for e in group) + 1)
+        tls = None
+        for endpoint in group:
+            secret = endpoint.context.auth_secret
+            token = self.secrets.get(secret.name, secret.key) if secret else None
+            app.router.add_route("*", endpoint.context.endpoint, self._handler(endpoint, token))
+            tls = tls or self._ssl(endpoint.context)
+        runner = web.AppRunner(app)  # its protocol objects are made by the guard
+        guard = ConnectionGuard(runner, *guard_args)
+        app.middlewares.append(guard.middleware)
+        await runner.setup()
+        self._runners.append(runner)
+        loop = asyncio.get_running_loop()
+        self._servers.append(await loop.create_server(
+            guard, self.host, port, ssl=tls, ssl_handshake_timeout=self.limits.head_timeout if tls else None,
+            reuse_address=True))
+        for endpoint in group:
+            scheme = "https" if tls else "http"
+            log.info("webhook %s/%s listening on %s://%s:%d%s", endpoint.source, endpoint.event,
+                     scheme, self.host, port, endpoint.context.endpoint)
+
     async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
         for runner in self._runners:
             await runner.cleanup()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
         self._runners.clear()
