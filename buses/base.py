@@ -24,6 +24,19 @@ class EventKey:
         return f"{self.source}.{self.name}"
 
 
+DEAD_LETTERS = "sensorium-dlq"
+DEAD_LETTER_HEADROOM = 16 * 1024  # bytes kept free for a dead letter's headers within a message size limit
+
+
+def fit_dead_letter(attributes: Mapping[str, str], body: bytes, limit: int) -> tuple[dict[str, str], bytes]:
+    """`attributes` and `body` such that the body leaves DEAD_LETTER_HEADROOM bytes of a `limit`-byte message for
+    the headers: a longer body is cut, and the attribute `dlqtruncated` gives its original length."""
+    room = max(0, limit - DEAD_LETTER_HEADROOM)
+    if len(body) <= room:
+        return dict(attributes), body
+    return {**attributes, "dlqtruncated": str(len(body))}, body[:room]
+
+
 class Health(Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
@@ -35,14 +48,19 @@ class Delivery(abc.ABC):
     """One message handed to a consumer. Settlement is idempotent: the first ack/nak wins, later calls are no-ops.
 
     `position` names the message for logs and traces: `"<subject> seq <n>"` or `"<topic>[<partition>]@<offset>"`.
+    `origin` is the same place as fields, for dead letters: JetStream `subject`, `stream`, `sequence`; Kafka `key`,
+    `topic`, `partition`, `offset` (all strings).
     """
 
     body: bytes
     headers: Mapping[str, str]
     position: str
+    origin: Mapping[str, str]
 
-    def __init__(self, body: bytes, headers: Mapping[str, str], position: str) -> None:
+    def __init__(self, body: bytes, headers: Mapping[str, str], position: str,
+                 origin: Mapping[str, str] | None = None) -> None:
         self.body, self.headers, self.position = body, headers, position
+        self.origin = origin if origin is not None else {}
         self._settled = False
 
     @property
@@ -145,6 +163,16 @@ class Bus(abc.ABC):
         import asyncio
 
         await asyncio.gather(*(self.publish(k, i, b) for k, i, b in items))
+
+    @abc.abstractmethod
+    async def publish_dead_letter(self, sensor: str, attributes: Mapping[str, str], body: bytes) -> None:
+        """Store one dead letter (a message `sensor` could not decode or process) on the bus's dead-letter
+        subject/topic, DEAD_LETTERS (`sensorium-dlq`), created if missing with bounded retention. It is a
+        binary-mode CloudEvent: `attributes` (core and extension attribute names, one-line values) become the
+        message's CloudEvents headers and `body`, the original message bytes, its data. A body that with its
+        headers would exceed the bus's message size limit is cut to fit (see `fit_dead_letter`). Publishing the
+        same attributes' `id` twice may store it once (JetStream dedup). Returns only once stored; raises
+        BusError otherwise."""
 
     @abc.abstractmethod
     async def consumer(self, spec: ConsumerSpec) -> Consumer:

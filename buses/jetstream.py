@@ -17,7 +17,7 @@ import re
 import ssl
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,7 +31,17 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from buses import spec as bus_spec
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
+from buses.base import (
+    DEAD_LETTERS,
+    Bus,
+    Consumer,
+    ConsumerSpec,
+    Delivery,
+    EventKey,
+    Health,
+    StateStore,
+    fit_dead_letter,
+)
 from engine import yamlread
 from engine.errors import BusError, ConfigError
 from engine.secrets import Secrets
@@ -134,6 +144,28 @@ def subject_for(key: EventKey) -> str:
     return f"{STREAM}.{key.source}.{key.name}"
 
 
+# Dead letters (Bus.publish_dead_letter): their own stream, apart from the events, kept a week, at most
+# 100,000 messages or 1 GiB, oldest dropped first; 2 minutes of dedup on the dead letter's id.
+DLQ_SUBJECTS = f"{DEAD_LETTERS}.>"
+DLQ_SETTINGS = {"max_age": 7 * 24 * 3600.0, "max_msgs": 100_000, "max_bytes": 1 << 30, "duplicate_window": 120.0}
+
+
+def dead_letter_subject(sensor: str) -> str:
+    return f"{DEAD_LETTERS}.{re.sub(r'[^A-Za-z0-9_-]', '_', sensor) or '_'}"
+
+
+async def ensure_dead_letter_stream(js: JetStreamContext) -> None:
+    try:
+        await js.stream_info(DEAD_LETTERS)
+    except NotFoundError:
+        await js.add_stream(api.StreamConfig(
+            name=DEAD_LETTERS, subjects=[DLQ_SUBJECTS], storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS, discard=api.DiscardPolicy.OLD, num_replicas=1,
+            max_age=DLQ_SETTINGS["max_age"], max_msgs=int(DLQ_SETTINGS["max_msgs"]),
+            max_bytes=int(DLQ_SETTINGS["max_bytes"]), duplicate_window=DLQ_SETTINGS["duplicate_window"]))
+        log.info("created stream %s (dead letters)", DEAD_LETTERS)
+
+
 def fnv32a(text: str) -> int:
     h = 0x811C9DC5
     for byte in text.encode():
@@ -190,8 +222,9 @@ def ssl_context(tls: TLSConfig | None, secrets: Secrets) -> ssl.SSLContext | Non
 
 class JetStreamDelivery(Delivery):
     def __init__(self, msg: Msg) -> None:
-        position = f"{msg.subject} seq {msg.metadata.sequence.stream}"
-        super().__init__(msg.data, dict(msg.headers or {}), position)
+        sequence = msg.metadata.sequence.stream
+        super().__init__(msg.data, dict(msg.headers or {}), f"{msg.subject} seq {sequence}",
+                         {"subject": msg.subject, "stream": msg.metadata.stream, "sequence": str(sequence)})
         self._msg = msg
         self.delivery_count = msg.metadata.num_delivered
 
@@ -327,6 +360,7 @@ class JetStreamBus(Bus):
         self._lost_at = 0.0
         self._async_ready = False
         self._init_lock = asyncio.Lock()
+        self._dlq_ready = False
         self.health = Health.CONNECTING
 
     @classmethod
@@ -477,6 +511,28 @@ class JetStreamBus(Bus):
         for ack in done:
             if ack.stream != STREAM:
                 raise BusError(f"publish to {self.url} stored in stream {ack.stream!r}, not {STREAM!r}")
+
+    async def publish_dead_letter(self, sensor: str, attributes: Mapping[str, str], body: bytes) -> None:
+        """Subject `sensorium-dlq.<sensor>` (sanitized) in the stream `sensorium-dlq` (DLQ_SETTINGS), headers
+        `ce-<attribute>` (CloudEvents NATS binary mode) and `Nats-Msg-Id` = the dead letter's id."""
+        if self.closed:
+            raise BusError(f"bus {self.url} is closed")
+        attrs, data = fit_dead_letter(attributes, body, self.max_payload)
+        headers = {f"ce-{name}": value for name, value in attrs.items()}
+        headers["Nats-Msg-Id"] = attrs.get("id", "")
+        try:
+            if not self._dlq_ready:
+                async with self._init_lock:
+                    if not self._dlq_ready:
+                        await ensure_dead_letter_stream(self.js)
+                        self._dlq_ready = True
+            ack = await self.js.publish(dead_letter_subject(sensor), data, timeout=self.publish_timeout,
+                                        stream=DEAD_LETTERS, headers=headers)
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise BusError(f"dead letter to {DEAD_LETTERS} on {self.url} not stored: "
+                           f"{self.redact(_describe(exc))}") from exc
+        if ack.stream != DEAD_LETTERS:
+            raise BusError(f"dead letter on {self.url} stored in stream {ack.stream!r}, not {DEAD_LETTERS!r}")
 
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         consumer = JetStreamConsumer(self, spec)

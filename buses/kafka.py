@@ -16,7 +16,7 @@ import random
 import socket
 import ssl
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,7 @@ from aiokafka.errors import (
     for_code,
 )
 
-from buses.base import Bus, ConsumerSpec, EventKey, Health, StateStore
+from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, fit_dead_letter
 from buses.kafka_consumer import KafkaGroupConsumer, quietly
 from buses.spec import KafkaBus as KafkaBusSpec
 from buses.spec import parse_brokers
@@ -55,6 +55,8 @@ MAX_BACKOFF = 4.0
 ASSIGNORS: dict[str, Any] = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
                              "sticky": StickyPartitionAssignor}
 _UNKNOWN_TOPIC, _TOPIC_EXISTS = 3, 36
+DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000
+DLQ_MAX_MESSAGE = 1_000_000  # under the producer's max_request_size and the broker's message.max.bytes (1 MiB)
 
 
 def sarama_hash(key: bytes, partitions: int) -> int:
@@ -188,6 +190,8 @@ class KafkaBus(Bus):
         self._consumers: list[KafkaGroupConsumer] = []
         self._group_owner: str | None = None
         self._state: KafkaStateTopic | None = None
+        self._dlq_ready = False
+        self._dlq_lock = asyncio.Lock()
         quiet_client_log()
 
     @classmethod
@@ -347,6 +351,47 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             raise BusError(f"kafka {self.where}: publishing {key.dotted()} to '{self.topic}' failed: "
                            f"{describe(exc)}{self._while_down()}") from None
+
+    # -- dead letters ----------------------------------------------------------------------------------------
+    async def publish_dead_letter(self, sensor: str, attributes: Mapping[str, str], body: bytes) -> None:
+        """Topic `sensorium-dlq` (one partition, kept DLQ_RETENTION_MS, created on first use), record key
+        `sensor`, headers `ce_<attribute>` (CloudEvents Kafka binary mode) and `content-type`."""
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        attrs, data = fit_dead_letter(attributes, body, DLQ_MAX_MESSAGE)
+        headers = [(f"ce_{name}", value.encode()) for name, value in attrs.items() if name != "datacontenttype"]
+        if "datacontenttype" in attrs:
+            headers.append(("content-type", attrs["datacontenttype"].encode()))
+        try:
+            if not self._dlq_ready:
+                async with self._dlq_lock:
+                    if not self._dlq_ready:
+                        await asyncio.wait_for(self._ensure_dead_letter_topic(), self.request_timeout)
+                        self._dlq_ready = True
+            future = await self._producer.send(DEAD_LETTERS, value=data, key=sensor.encode(), headers=headers)
+            await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise BusError(f"kafka {self.where}: dead letter to '{DEAD_LETTERS}' not stored: "
+                           f"{describe(exc)}{self._while_down()}") from None
+        self.traffic()
+
+    async def _ensure_dead_letter_topic(self) -> None:
+        (meta,) = await self._admin.describe_topics([DEAD_LETTERS])
+        if meta["error_code"] == 0:
+            return
+        replicas = min(3, len((await self._admin.describe_cluster())["brokers"]))
+        response = await self._admin.create_topics([NewTopic(DEAD_LETTERS, 1, max(1, replicas), topic_configs={
+            "retention.ms": str(DLQ_RETENTION_MS), "cleanup.policy": "delete"})])
+        _, code, message = response.topic_errors[0]
+        if code not in (0, _TOPIC_EXISTS):
+            raise BusError(f"kafka {self.where}: topic '{DEAD_LETTERS}' could not be created: "
+                           f"{for_code(code).__name__}: {message}")
+        for _ in range(100):
+            (meta,) = await self._admin.describe_topics([DEAD_LETTERS])
+            if meta["error_code"] == 0 and meta["partitions"] and all(p["leader"] >= 0 for p in meta["partitions"]):
+                break
+            await asyncio.sleep(0.1)
+        log.info("kafka %s: created topic '%s' (dead letters)", self.where, DEAD_LETTERS)
 
     # -- consuming -------------------------------------------------------------------------------------------
     def group_for(self, spec: ConsumerSpec) -> str:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
+from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
 from buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
 from engine.errors import BusError
 
@@ -38,6 +38,8 @@ class MemoryBroker:
 
     def __init__(self, duplicate_window: float = 300.0, max_snapshot: int = DEFAULT_MAX_SNAPSHOT) -> None:
         self.log: list[_Record] = []
+        self.dead_letters: list[tuple[str, dict[str, str], bytes]] = []  # (sensor, attributes, body)
+        self.refuse_dead_letters = False  # tests: the dead-letter "subject" refuses writes
         self.states: dict[str, bytes] = {}  # sensor -> latest condition-state snapshot (b"" never stored)
         self.max_snapshot = max_snapshot
         self.groups: dict[str, _Group] = {}
@@ -94,8 +96,9 @@ class MemoryBroker:
 class MemoryDelivery(Delivery):
     def __init__(self, broker: MemoryBroker, group: _Group, index: int) -> None:
         record = broker.log[index]
-        super().__init__(record.body, {"Nats-Msg-Id": record.event_id},
-                         f"default.{record.key.dotted()} seq {index + 1}")
+        subject = f"default.{record.key.dotted()}"
+        super().__init__(record.body, {"Nats-Msg-Id": record.event_id}, f"{subject} seq {index + 1}",
+                         {"subject": subject, "stream": "default", "sequence": str(index + 1)})
         self._broker, self._group, self._index = broker, group, index
         self.delivery_count = group.deliveries.get(index, 1)
 
@@ -183,6 +186,14 @@ class MemoryBus(Bus):
         for key, event_id, body in items:
             self.broker.store(_Record(key, event_id, bytes(body)))
         await self.broker.notify()
+
+    async def publish_dead_letter(self, sensor: str, attributes: Mapping[str, str], body: bytes) -> None:
+        """Kept in the broker's `dead_letters`, deduplicated by `id` like JetStream."""
+        self._check()
+        if self.broker.refuse_dead_letters:
+            raise BusError(f"dead letter to {DEAD_LETTERS} on {self.url} not stored: refused")
+        if all(a.get("id") != attributes.get("id") for _, a, _ in self.broker.dead_letters):
+            self.broker.dead_letters.append((sensor, dict(attributes), bytes(body)))
 
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         self._check()

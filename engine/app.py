@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,20 +55,28 @@ async def _persistence(sensor: AssembledSensor, bus: Bus) -> ConditionPersistenc
 
 async def supervise(runner: SensorRunner, stop: asyncio.Event) -> None:
     """Keep one sensor's loop alive: an unexpected error is logged and the loop restarts (its unsettled
-    deliveries are redelivered by the bus); other sensors are never affected."""
+    deliveries are redelivered by the bus); other sensors are never affected. Until the loop fetches again,
+    `runner.failure` says why (GET /healthz reports it). The delay doubles up to 30 s while failures follow each
+    other within a minute."""
     delay = 0.5
     while not stop.is_set():
+        started = time.monotonic()
         try:
             await runner.run(stop)
             return
-        except Exception:
+        except Exception as exc:
+            if time.monotonic() - started > 60.0:
+                delay = 0.5
+            cause = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            runner.failure = f"loop failed: {cause[:300]}; restarting in {delay:.1f}s"
             log.exception("sensor %s: loop failed; restarting in %.1fs", runner.sensor, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             try:
                 await runner.prepare()
-            except Exception as exc:
-                log.error("sensor %s: cannot resume its consumer: %s", runner.sensor, exc)
+            except Exception as again:
+                runner.failure = f"cannot resume its consumer: {again}"
+                log.error("sensor %s: cannot resume its consumer: %s", runner.sensor, again)
 
 
 def webhook_endpoints(config: Config) -> list[Endpoint]:
@@ -144,7 +153,7 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
     if ready is not None:
         ready.set()
     if health is not None:
-        health.sensors = [r.sensor for r in runners]
+        health.watch_loops(runners)
     tasks = [asyncio.create_task(supervise(r, stop), name=f"sensor-{r.sensor}") for r in runners]
     thresholds = _tune_gc()
     try:

@@ -93,17 +93,25 @@ def _first_line(text: str) -> int:
     return text[: len(text) - len(stripped)].count("\n") + 1
 
 
+def _loads(text: str) -> Any:
+    """json.loads, with JSON nested deeper than the C scanner's recursion allows as a ValueError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def _objects(name: str, text: str) -> tuple[list[tuple[int, Any]], list[ConfigError]]:
     """(line, parsed JSON) per event: the whole file as one JSON value, else JSON Lines."""
     if not text.strip():
         return [], [ConfigError("no events in this file (want one CloudEvent JSON object, or JSON Lines)", name,
                                 1)]
     try:
-        return [(_first_line(text), json.loads(text))], []
+        return [(_first_line(text), _loads(text))], []
     except ValueError as whole:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         try:
-            json.loads(lines[0][1])
+            _loads(lines[0][1])
         except ValueError:  # not JSON Lines either: report where the single JSON value breaks
             line = getattr(whole, "lineno", 1)
             return [], [ConfigError(f"not JSON: {getattr(whole, 'msg', whole)}", name, line)]
@@ -111,7 +119,7 @@ def _objects(name: str, text: str) -> tuple[list[tuple[int, Any]], list[ConfigEr
     errors: list[ConfigError] = []
     for number, line in lines:
         try:
-            out.append((number, json.loads(line)))
+            out.append((number, _loads(line)))
         except ValueError as exc:
             errors.append(ConfigError(f"not JSON: {getattr(exc, 'msg', exc)}", name, number))
     return out, errors
@@ -135,6 +143,8 @@ def load_events(files: Sequence[str]) -> list[LoadedEvent]:
                 events.append(LoadedEvent(name, line, from_mapping(obj)))
             except DecodeError as exc:
                 errors.append(ConfigError(f"not a CloudEvent: {exc}", name, line))
+            except RecursionError:  # re-encoding data nested almost as deep as the scanner allows
+                errors.append(ConfigError("not a CloudEvent: data nested too deeply", name, line))
     if errors:
         raise ConfigErrors(errors)
     return events

@@ -1,12 +1,29 @@
-"""`GET /healthz`: is the engine connected to its bus? 200 when it is, 503 (with the cause) when not."""
+"""`GET /healthz`: is the engine connected to its bus, and is every sensor's loop working? 200 when both,
+503 (with the causes) when not.
+
+Body: `{"status": "ok"|"unavailable", "bus": {"url", "health", "cause"?}, "sensors": [names],
+"failing": [{"sensor", "error"}]}`; `failing` lists the sensors whose loop failed (a fetch error, or an error
+that restarted the loop) and has not fetched again since, with the last error.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Protocol
 
 from aiohttp import web
 
 from buses.base import Bus, Health
+
+
+class Loop(Protocol):
+    """A sensor's loop as health sees it (engine.runner.SensorRunner)."""
+
+    @property
+    def sensor(self) -> str: ...
+    @property
+    def failure(self) -> str | None: ...
 
 
 class HealthServer:
@@ -14,10 +31,15 @@ class HealthServer:
         self.port, self.host = port, host
         self.bus: Bus | None = None
         self.sensors: list[str] = []
+        self.loops: Sequence[Loop] = ()
         self._runner: web.AppRunner | None = None
 
     def watch(self, bus: Bus) -> None:
         self.bus = bus
+
+    def watch_loops(self, loops: Sequence[Loop]) -> None:
+        self.loops = loops
+        self.sensors = [loop.sensor for loop in loops]
 
     def report(self) -> tuple[int, dict[str, object]]:
         health = self.bus.health if self.bus is not None else Health.CONNECTING
@@ -25,8 +47,12 @@ class HealthServer:
         cause = getattr(self.bus, "cause", "")
         if cause and health is not Health.CONNECTED:
             bus["cause"] = cause
-        ok = health is Health.CONNECTED
-        return (200 if ok else 503), {"status": "ok" if ok else "unavailable", "bus": bus, "sensors": self.sensors}
+        failing = [{"sensor": loop.sensor, "error": loop.failure} for loop in self.loops if loop.failure]
+        ok = health is Health.CONNECTED and not failing
+        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "bus": bus, "sensors": self.sensors}
+        if failing:
+            body["failing"] = failing
+        return (200 if ok else 503), body
 
     async def _handle(self, _: web.Request) -> web.Response:
         status, body = self.report()

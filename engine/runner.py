@@ -18,15 +18,16 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey
-from engine.cloudevent import CloudEvent, DecodeError, decode_structured
+from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
+from engine.cloudevent import CloudEvent, DecodeError, decode_delivery
 from engine.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from engine.errors import BusError
 from engine.persistence import ConditionPersistence
 from engine.trace import NULL_TRACER, Tracer, now
@@ -76,8 +77,23 @@ class RunnerSettings:
     """Seconds one event may spend in the stage's matching, transforms and filters (engine.deadline)."""
 
 
+DEAD_LETTER_RETRY = 5.0  # seconds before a message whose dead letter could not be stored is delivered again
+
+
 def consumer_name(sensor: str) -> str:
     return f"sensorium-{sensor}"
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` on one line, for logs, traces and dead letters."""
+    return one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, 500)
+
+
+async def _quietly(step: Awaitable[None]) -> None:
+    try:
+        await step
+    except Exception as exc:
+        log.debug("settlement failed: %r", exc)
 
 
 class SensorRunner:
@@ -94,10 +110,15 @@ class SensorRunner:
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
         self._tracing = bool(getattr(tracer, "enabled", True))
+        self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
+        # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
+        # the health endpoint reports it.
+        self.failure: str | None = None
         # A stage with `evaluate`/`decide` (SensorStage) evaluates in a thread of this sensor's own, under the
         # per-event deadline, so a slow event (regex, Lua, template) never holds the event loop other sensors
         # share; decide() (condition state) stays on the loop. Measured: 43 us of CPU per event for the hop.
-        self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{sensor}")
+        # One per run(): a loop restarted by its supervisor gets a new one (the old one was shut down).
+        self._stage_thread: ThreadPoolExecutor | None = None
         # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer. A tracer
         # with `defer` (TraceHub) takes them as they are, one list append (it never raises); others get records.
         defer = getattr(tracer, "defer", None)
@@ -140,17 +161,24 @@ class SensorRunner:
                 try:
                     batch = await self._consumer.fetch(self.settings.batch, self.settings.fetch_timeout)
                     backoff = 0.1
+                    self.failure = None
                 except BusError as exc:
                     log.error("sensor %s: fetch failed: %s (retrying in %.1fs)", self.sensor, exc, backoff)
+                    self.failure = f"fetch failed: {exc}"
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 for delivery in batch:
-                    await self._handle(delivery)
+                    try:
+                        await self._handle(delivery)
+                    except Exception as exc:  # whatever one delivery raises, the loop goes on
+                        await self._handle_failed(delivery, exc)
             await self._drain()
         finally:
             heartbeat.cancel()
-            self._stage_thread.shutdown(wait=False)
+            if self._stage_thread is not None:
+                self._stage_thread.shutdown(wait=False)
+                self._stage_thread = None
             await self._consumer.close()
             await self._flush_trace()
 
@@ -166,29 +194,25 @@ class SensorRunner:
     async def _handle(self, delivery: Delivery) -> None:
         tracing = self._tracing
         try:
-            event = decode_structured(delivery.body)
+            event = decode_delivery(delivery.body, delivery.headers)
         except DecodeError as exc:
-            log.warning("sensor %s: skipping message at %s: not a CloudEvent: %s", self.sensor,
-                        delivery.position, exc)
             if tracing:
                 self._trace(received_rows, self.sensor, now(), self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc))
-            await delivery.ack()
-            self._trace_ack(None, delivery, "ack", "not a CloudEvent: skipped")
+            await self._dead_letter(delivery, None, UNDECODABLE, f"not a CloudEvent: {exc}")
             return
         received = now() if tracing else ""
         persist = self.persistence
         version = persist.version if persist is not None else 0
         try:
             result = await self._process(event)
-        except Exception as exc:  # a bug in a stage must not stop the sensor; the event is logged, not lost silently
-            log.exception("sensor %s: event %s at %s could not be processed", self.sensor, event.id,
-                          delivery.position)
+        except Exception as exc:  # a bug in a stage must not stop the sensor: the message is dead-lettered
+            log.debug("sensor %s: the sensor stage failed on event %s at %s", self.sensor, event.id,
+                      delivery.position, exc_info=True)
             if tracing:
                 self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
-            await delivery.ack()
-            self._trace_ack(event.id, delivery, "ack", f"the sensor stage failed: {type(exc).__name__}")
+            await self._dead_letter(delivery, event.id, UNPROCESSABLE, f"the sensor stage failed: {_describe(exc)}")
             return
         if tracing:
             if isinstance(result, StageResult):  # received, then what the stage decided
@@ -211,6 +235,67 @@ class SensorRunner:
         task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed))
         self._in_flight[task] = delivery
 
+    async def _handle_failed(self, delivery: Delivery, exc: Exception) -> None:
+        """`_handle` raised (a bug): dead-letter the delivery unless it already went to a firing or was settled."""
+        log.debug("sensor %s: handling %s failed", self.sensor, delivery.position, exc_info=exc)
+        if delivery.settled or any(d is delivery for d in self._in_flight.values()):
+            log.error("sensor %s: error after handing over the message at %s: %s", self.sensor, delivery.position,
+                      _describe(exc))
+            return
+        try:
+            await self._dead_letter(delivery, None, UNPROCESSABLE, f"handling failed: {_describe(exc)}")
+        except Exception as again:  # never the loop's end; the unsettled message is redelivered by the bus
+            log.error("sensor %s: message at %s left unsettled: %s", self.sensor, delivery.position,
+                      _describe(again))
+
+    async def _dead_letter(self, delivery: Delivery, event_id: str | None, reason: str, error: str) -> None:
+        """Store the message on the bus's dead-letter subject/topic, then ack it; in a task of its own (like a
+        firing: bounded by `max_in_flight`, drained at shutdown), so the loop goes on meanwhile."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._store_dead_letter(delivery, event_id, reason, error))
+        self._in_flight[task] = delivery
+
+    async def _store_dead_letter(self, delivery: Delivery, event_id: str | None, reason: str, error: str) -> None:
+        try:
+            await self._settle_dead_letter(delivery, event_id, reason, error)
+        except asyncio.CancelledError:
+            await _quietly(delivery.nak())
+            raise
+        finally:
+            self._slots.release()
+            self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+
+    async def _settle_dead_letter(self, delivery: Delivery, event_id: str | None, reason: str, error: str) -> None:
+        """Publish the dead letter, then ack (logged once at WARNING); if it cannot be stored, nak with a delay.
+        Never raises but CancelledError."""
+        try:
+            attributes = dead_letter_attributes(self.sensor, delivery, reason, error, event_id)
+            try:
+                await self.bus.publish_dead_letter(self.sensor, attributes, delivery.body)
+            except Exception as exc:  # BusError or any other: keep the message on the bus and try again later
+                self._dead_letter_failed(delivery, exc)
+                await delivery.nak(DEAD_LETTER_RETRY)
+                self._trace_ack(event_id, delivery, "nak", f"dead letter not stored ({reason}): redelivery")
+                return
+            if self._dlq_failing is not None:
+                self._dlq_failing = None
+                log.warning("sensor %s: dead letters are stored again on %s", self.sensor, DEAD_LETTERS)
+            log.warning("sensor %s: message at %s dead-lettered to %s: %s", self.sensor, delivery.position,
+                        DEAD_LETTERS, attributes["dlqerror"])
+            await delivery.ack()
+            self._trace_ack(event_id, delivery, "ack", f"dead-lettered to {DEAD_LETTERS} ({reason}): {error}")
+        except Exception as exc:  # e.g. the ack itself failed: the bus redelivers the message
+            log.error("sensor %s: message at %s: %s", self.sensor, delivery.position, _describe(exc))
+
+    def _dead_letter_failed(self, delivery: Delivery, exc: Exception) -> None:
+        """One ERROR line when dead letters start failing (or fail differently), DEBUG for the rest."""
+        cause = _describe(exc)
+        loud = cause != self._dlq_failing
+        self._dlq_failing = cause
+        (log.error if loud else log.debug)(
+            "sensor %s: message at %s could not be dead-lettered (%s); it stays on the bus, retried in %.0fs",
+            self.sensor, delivery.position, cause, DEAD_LETTER_RETRY)
+
     def _evaluate(self, event: CloudEvent) -> object:
         with event_deadline(self.settings.event_timeout):
             return self.stage.evaluate(event)  # type: ignore[attr-defined]
@@ -218,6 +303,8 @@ class SensorRunner:
     async def _process(self, event: CloudEvent) -> StageResultLike:
         if not callable(getattr(self.stage, "evaluate", None)):
             return self.stage.process(event, self.clock())
+        if self._stage_thread is None:
+            self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
         verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)
         result: StageResultLike = self.stage.decide(event, verdicts, self.clock())  # type: ignore[attr-defined]
         return result
@@ -252,6 +339,10 @@ class SensorRunner:
             await delivery.nak()
             self._trace_ack(event.id, delivery, "nak", "shutting down before its firings finished: redelivery")
             raise
+        except Exception as exc:  # a bug in a trigger: the firings did not finish, the message is dead-lettered
+            log.debug("sensor %s: firing event %s failed", self.sensor, event.id, exc_info=True)
+            if not delivery.settled:
+                await self._settle_dead_letter(delivery, event.id, UNPROCESSABLE, f"firing failed: {_describe(exc)}")
         finally:
             self._slots.release()
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]

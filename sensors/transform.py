@@ -290,6 +290,9 @@ def apply_transform(spec: EventDependencyTransformer | None, event: CloudEvent) 
     except TransformError as exc:
         return TransformResult(kind, None, f"{kind} transform error ({exc})",
                                "the transform failed, so the event is dropped for this dependency (Argo)")
+    except RecursionError:  # data within the decoder's nesting limit, but too deep for the conversions here
+        return TransformResult(kind, None, f"{kind} transform error (the event data is nested too deeply)",
+                               "the transform failed, so the event is dropped for this dependency (Argo)")
     changed = dataclasses.replace(event, data=data, datacontenttype=_APPLICATION_JSON)
     return TransformResult(kind, changed, None, f"{kind} transform applied; datacontenttype is now "
                                                 f"{_APPLICATION_JSON}")

@@ -200,7 +200,7 @@ def test_human_format_groups_by_event_one_line_per_step() -> None:
         '  filter     d data path \'a\': saw nothing (missing), wanted number >= ["1", "2"] -> FAIL: r',
         '  condition  t "a && b" after a: not satisfied yet (held: a)',
         "message at argo-events[0]@7 · sensor s",
-        "  received   argo-events[0]@7 on kafka://h:1: not a CloudEvent: not JSON; acknowledged and skipped",
+        "  received   argo-events[0]@7 on kafka://h:1: not a CloudEvent: not JSON",
     ]
     coloured = HumanFormat(color=True, times=False).lines([SAMPLES[7].to_json()])
     assert "\x1b[33mnot satisfied yet\x1b[0m" in coloured
