@@ -51,6 +51,18 @@ def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+VALUE_CHARS = 1000
+"""A value, reason or error in a filter record is cut to this many characters: hostile event data (a 100,000-character
+string a filter looked at) must not make trace lines, bus trace messages or logs grow without bound."""
+
+
+def cap(text: str | None, limit: int = VALUE_CHARS) -> str | None:
+    """`text` cut to `limit` characters, saying how long it was."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
 def rows_of(rows_fn: RowsFn, *args: Any) -> list[TraceRecord]:
     """The records `rows_fn(out, *args)` appends."""
     out: list[TraceRecord] = []
@@ -100,13 +112,13 @@ def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, depend
         kind = part.kind
         for d in part.details:
             append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target=d.target,
-                                 seen=d.seen, wanted=d.wanted, comparator=d.comparator, type=d.type, passed=d.passed,
-                                 reason=d.reason))
+                                 seen=cap(d.seen), wanted=d.wanted, comparator=d.comparator, type=d.type,
+                                 passed=d.passed, reason=cap(d.reason) or ""))
         if (not part.details and (part.reason or part.error)) or (
                 part.details and part.error and not any(d.reason in part.error for d in part.details)):
             append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target="",
-                                 seen=None, wanted=(), comparator="", type="", passed=part.passed, reason=part.reason,
-                                 error=part.error))
+                                 seen=None, wanted=(), comparator="", type="", passed=part.passed,
+                                 reason=cap(part.reason) or "", error=cap(part.error)))
 
 
 def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult) -> None:

@@ -256,3 +256,31 @@ spec:
     assert steps[:4] == ["received", "dependency", "transform", "filter"]
     assert '  transform  d jq: data is now 16 bytes: {"body":{"n":2}}' in out
     assert "saw \"2\", wanted number = [\"2\"] -> pass" in out
+
+
+def test_a_huge_value_a_filter_saw_is_cut_in_the_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sensor = tmp_path / "sensor.yaml"
+    sensor.write_text("""apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {name: bomb}
+spec:
+  dependencies:
+    - name: d
+      eventSourceName: webhook
+      eventName: example
+      filters:
+        data: [{path: body.s, type: string, value: ["^(a+)+$"]}]
+        exprs: [{expr: 's =~ "^(a+)+$"', fields: [{name: s, path: body.s}]}]
+  triggers:
+    - template: {name: t, log: {}}
+""")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"specversion": "1.0", "id": "1", "source": "webhook", "subject": "example",
+                                 "type": "webhook", "datacontenttype": "application/json",
+                                 "data": {"body": {"s": "a" * 100_000 + "!"}}}))
+    assert main(["test", str(sensor), "--event", str(event)]) == 0
+    out = capsys.readouterr().out
+    filters = [line for line in out.splitlines() if line.strip().startswith("filter")]
+    assert len(filters) == 2 and all("-> fail" in line or "FAIL" in line.upper() for line in filters)
+    assert all(len(line) < 2500 for line in filters), [len(line) for line in filters]
+    assert "(100001 characters)" in out  # says how long the value was
