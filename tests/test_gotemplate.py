@@ -1,4 +1,4 @@
-"""Go text/template + sprig subset (engine.gotemplate): expected outputs are Go's, from the text/template and
+"""Go text/template + sprig subset (engine.goport.template): expected outputs are Go's, from the text/template and
 sprig documentation, Go's exec/parse behaviour and Argo Events' params_test.go / filter tests."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.gotemplate import (
+from engine.goport.template import (
     EMPTY_OUTPUTS,
     Limits,
     TemplateError,
@@ -590,7 +590,7 @@ def test_error_columns_count_bytes() -> None:
 
 
 def test_argo_template_wrapper() -> None:
-    from engine.gotemplate import ArgoTemplate, TemplateEmptyError
+    from engine.goport.template import ArgoTemplate, TemplateEmptyError
 
     t = ArgoTemplate("{{ .Input.name.first | upper }}")
     assert t.parse_error is None and t.execute({"name": {"first": "fake"}}) == "FAKE"

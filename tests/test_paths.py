@@ -1,4 +1,4 @@
-"""engine.paths: gjson port (cases from tidwall/gjson's README), Go conversions, JSONPath, JMESPath."""
+"""engine.goport.gjson: gjson port (cases from tidwall/gjson's README), Go conversions, JSONPath, JMESPath."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.paths import PathExpr, PathResult, format_float, gjson_get, go_parse_bool, go_parse_float
+from engine.goport.gjson import PathExpr, PathResult, format_float, gjson_get, go_parse_bool, go_parse_float
 
 README = """{
   "name": {"first": "Tom", "last": "Anderson"},

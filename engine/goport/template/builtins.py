@@ -1,4 +1,4 @@
-"""Function registry and Go's text/template builtins for engine.gotemplate (kernel).
+"""Function registry and Go's text/template builtins for engine.goport.template (kernel).
 
 Each function declares Go parameter types; the executor converts arguments the way text/template does (literal
 constants to the parameter type, other values must be assignable: a float64 is never an int) and reports
@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
-from engine.gotemplate_fmt import Printer, is_print, sprint, sprintf, sprintln
-from engine.gotemplate_values import (
+from engine.goport.re2 import GoRegexp
+from engine.goport.template.fmt import Printer, is_print, sprint, sprintf, sprintln
+from engine.goport.template.values import (
     MISSING,
     FuncError,
     StrMap,
@@ -26,7 +27,6 @@ from engine.gotemplate_values import (
     to_bytes,
     type_name,
 )
-from engine.re2 import GoRegexp
 
 # Go parameter types
 ANY = "interface {}"

@@ -1,4 +1,4 @@
-"""Parser for engine.gotemplate (kernel): a recursive-descent port of Go's text/template/parse/parse.go.
+"""Parser for engine.goport.template (kernel): a recursive-descent port of Go's text/template/parse/parse.go.
 
 Node classes print themselves as Go's nodes do (`String()`), which exec errors quote (`at <.Input.a>`).
 `define`, `template` and `block` (named templates), `call` and complex constants are outside the subset and
@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from engine import gotemplate_lex as lx
-from engine.gotemplate_fmt import quote
-from engine.gotemplate_nodes import (
+from engine.goport.template import lex as lx
+from engine.goport.template.fmt import quote
+from engine.goport.template.nodes import (
     ActionNode,
     BoolNode,
     BranchNode,
@@ -34,7 +34,7 @@ from engine.gotemplate_nodes import (
     _ElseNode,
     _EndNode,
 )
-from engine.gotemplate_values import TemplateParseError, TemplateUnsupportedError
+from engine.goport.template.values import TemplateParseError, TemplateUnsupportedError
 
 MAX_NESTING = 50
 

@@ -17,9 +17,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from buses.base import Consumer, ConsumerSpec, Delivery
-from engine.cloudevent import DecodeError, decode_binary, encode_structured
+from engine.core.cloudevent import DecodeError, decode_binary, encode_structured
 
-log = logging.getLogger("buses.kafka")
+log = logging.getLogger("buses.kafka.bus")
 
 COMMIT_INTERVAL = 0.15  # seconds between commit flushes: acks are batched, never one round trip each
 SETTLE_TIMEOUT = 5.0  # bound on the final commit at rebalance and close

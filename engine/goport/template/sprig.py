@@ -1,4 +1,4 @@
-"""Sprig v3.3 functions for engine.gotemplate (kernel): the registry plus defaults, JSON, lists, dicts and dates.
+"""Sprig v3.3 functions for engine.goport.template (kernel): the registry plus defaults, JSON, lists, dicts and dates.
 
 Sprig's exact (sometimes odd) semantics are kept: `default`/`empty` use sprig's notion of empty, `first` of a nil
 list panics, `get` of a missing key is "", `date` of a float64 (any JSON number) formats *now*. `keys`/`values`
@@ -13,11 +13,11 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.gotemplate_builtins import ANY, BOOL, MAP, STRING, TIME, CallContext, Func
-from engine.gotemplate_regex import REGEX_FUNCS
-from engine.gotemplate_strings import STRING_FUNCS, empty, strslice, strval, to_int64
-from engine.gotemplate_time import format_time
-from engine.gotemplate_values import (
+from engine.goport.template.builtins import ANY, BOOL, MAP, STRING, TIME, CallContext, Func
+from engine.goport.template.regex import REGEX_FUNCS
+from engine.goport.template.strings import STRING_FUNCS, empty, strslice, strval, to_int64
+from engine.goport.template.time import format_time
+from engine.goport.template.values import (
     MISSING,
     FuncError,
     StrList,

@@ -20,12 +20,12 @@ from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundErro
 from nats.js.kv import KeyValue
 
 from buses.state import STATE_NAME, SerialStateStore
-from engine.errors import BusError
+from engine.core.errors import BusError
 
 if TYPE_CHECKING:
-    from buses.jetstream import JetStreamBus
+    from buses.jetstream.bus import JetStreamBus
 
-log = logging.getLogger("buses.jetstream")
+log = logging.getLogger("buses.jetstream.bus")
 
 STATE_BUCKET = STATE_NAME
 _TOKEN = r"[-/_=A-Za-z0-9]+"
@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 def state_key(sensor: str) -> str:
     """The KV key of a sensor: its name when the KV key rules accept it (letters, digits, `-_/=`, dots between
     non-empty tokens), else a sanitized form plus the fnv32a hash of the name: stable and distinct."""
-    from buses.jetstream import fnv32a
+    from buses.jetstream.bus import fnv32a
 
     if len(sensor) <= 200 and _KEY.fullmatch(sensor):
         return sensor

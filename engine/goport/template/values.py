@@ -1,4 +1,4 @@
-"""Go value model behind engine.gotemplate (kernel): errors, Go types, truth, strings as bytes, encoding/json.
+"""Go value model behind engine.goport.template (kernel): errors, Go types, truth, strings as bytes, encoding/json.
 
 Python stands in for Go values as follows (only JSON-like data ever reaches a template):
 
@@ -288,7 +288,7 @@ def json_string(s: str, escape_html: bool = True) -> str:
 
 def json_float(f: float) -> str:
     """encoding/json float64: shortest digits, exponent form below 1e-6 and from 1e21 (`e-7`, `e+21`)."""
-    from engine.gotemplate_fmt import format_float
+    from engine.goport.template.fmt import format_float
 
     if math.isnan(f) or math.isinf(f):
         raise FuncError(f"json: unsupported value: {format_float(f, 'g', -1)}")
@@ -316,7 +316,7 @@ def json_marshal(v: Any, escape_html: bool = True, indent: str | None = None, de
     if isinstance(v, str):
         return json_string(v, escape_html)
     if isinstance(v, datetime):
-        from engine.gotemplate_time import RFC3339_NANO, format_time
+        from engine.goport.template.time import RFC3339_NANO, format_time
 
         return json_string(format_time(v, RFC3339_NANO), escape_html)
     nl = "" if indent is None else "\n" + indent * (depth + 1)

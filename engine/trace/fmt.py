@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from engine.trace import TraceRecord, encode_lines
+from engine.trace.records import TraceRecord, encode_lines
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _RESET, _BOLD, _DIM, _RED, _GREEN, _YELLOW, _CYAN = (
@@ -224,7 +224,7 @@ class StreamSink:
         await asyncio.to_thread(self._render, batch)  # the hub writes one batch at a time
 
     async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
-        """Chunks of JSON Lines (`engine.trace.encode_chunks`)."""
+        """Chunks of JSON Lines (`engine.trace.records.encode_chunks`)."""
         data = b"".join(chunks)
         if data:
             await asyncio.to_thread(self._write, data)

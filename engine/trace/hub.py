@@ -5,11 +5,11 @@ pipeline is never slowed down to keep a trace); sink failures are counted and lo
 happens in the writer task (and the sinks' threads), never on the event path.
 
 `defer(rows_fn, *args)` is how the engine hands over the records of one step or event: the function that
-appends them (`engine.tracesteps`) and the immutable values it reads. The calls are expanded into records
+appends them (`engine.trace.steps`) and the immutable values it reads. The calls are expanded into records
 `EXPAND_EVERY` at a time (and whenever the writer runs): keeping the values (stage results, outcomes) until
 the writer's next batch instead would let thousands of objects per second outlive a young-generation
 collection, get promoted and make the garbage collector walk the engine's heap more often (records themselves
-are not tracked by it). The writer encodes each batch once (`engine.trace.encode_chunks`, in a thread) for
+are not tracked by it). The writer encodes each batch once (`engine.trace.records.encode_chunks`, in a thread) for
 every sink that takes JSON Lines.
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeGuard
 
 from buses.base import Bus
-from engine.trace import TraceRecord, encode_chunks
+from engine.trace.records import TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -147,7 +147,7 @@ class TraceHub:
         """Publish records on `bus` too (once; later calls with the same or another bus are ignored)."""
         if not self.bus_trace or self._bus is not None:
             return
-        from engine.tracebus import bus_trace_sink
+        from engine.trace.bus import bus_trace_sink
 
         try:
             sink = bus_trace_sink(bus)

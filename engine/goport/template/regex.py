@@ -1,14 +1,14 @@
-"""Sprig's regular expression functions for engine.gotemplate (kernel), with Go's regexp semantics for
+"""Sprig's regular expression functions for engine.goport.template (kernel), with Go's regexp semantics for
 `$1`/`${name}` expansion, empty matches next to a previous match, Split, and MustCompile panic texts.
-Patterns are RE2 (engine.re2, linear time); like Go, subjects are matched as UTF-8 bytes, encoded once per call,
+Patterns are RE2 (engine.goport.re2, linear time); like Go, subjects are matched as UTF-8 bytes, encoded once per call,
 so FindAll/ReplaceAll/Split loops stay linear in the subject."""
 
 from __future__ import annotations
 
-from engine.gotemplate_builtins import INT, STRING, CallContext, Func
-from engine.gotemplate_fmt import can_backquote, quote
-from engine.gotemplate_values import FuncError, StrList
-from engine.re2 import GoRegexp, utf8
+from engine.goport.re2 import GoRegexp, utf8
+from engine.goport.template.builtins import INT, STRING, CallContext, Func
+from engine.goport.template.fmt import can_backquote, quote
+from engine.goport.template.values import FuncError, StrList
 
 _Spans = list[tuple[int, int]]
 

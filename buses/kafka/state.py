@@ -20,12 +20,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from buses.kafka import PROBE_TIMEOUT, describe, sarama_hash
-from buses.kafka_consumer import quietly
+from buses.kafka.bus import PROBE_TIMEOUT, describe, sarama_hash
+from buses.kafka.consumer import quietly
 from buses.state import DEFAULT_MAX_SNAPSHOT, STATE_NAME, SerialStateStore, check_sensor
-from engine.errors import BusError
+from engine.core.errors import BusError
 
-log = logging.getLogger("buses.kafka")
+log = logging.getLogger("buses.kafka.bus")
 
 STATE_TOPIC = STATE_NAME
 RECORD_OVERHEAD = 4096  # bytes around a snapshot in a record batch: batch and record headers, the key

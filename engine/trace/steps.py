@@ -5,7 +5,7 @@ Parameters are the ones the trigger itself resolved (reported through `triggers.
 requests come from the trigger's redacted summary.
 
 The `*_rows(out, sensor, t, ...)` functions are the single source of what a record says: they append the records
-of one step (all with the time `t`, from `engine.trace.now()`) to `out`; the `*_records` functions wrap them
+of one step (all with the time `t`, from `engine.trace.records.now()`) to `out`; the `*_records` functions wrap them
 for callers that want them returned. Every input they read is immutable (frozen stage results, outcomes,
 events), so the engine can hand them over on the event path and have them built a little later
 (`TraceHub.defer`).
@@ -18,8 +18,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from engine.cloudevent import CloudEvent
-from engine.trace import (
+from engine.core.cloudevent import CloudEvent
+from engine.trace.records import (
     Acknowledged,
     ConditionChecked,
     DependencyMatched,

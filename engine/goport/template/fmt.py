@@ -1,4 +1,4 @@
-"""Go's fmt and strconv output for engine.gotemplate (kernel): `%v`, Sprint/Sprintln/Sprintf, Quote, FormatFloat.
+"""Go's fmt and strconv output for engine.goport.template (kernel): `%v`, Sprint/Sprintln/Sprintf, Quote, FormatFloat.
 
 Sprintf supports the flags `+ - # 0` and space, width and precision (also `*`), the verbs
 `v s d q f F e E g G t x X o O b c U T %`, argument indexes `%[2]d`, and Go's error forms `%!d(string=x)`,
@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.gotemplate_values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
+from engine.goport.template.values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
 
 
 def _digits(f: float) -> tuple[str, int]:
@@ -172,7 +172,7 @@ class Printer:
             return self.string(v, verb, v)
         if isinstance(v, datetime):
             if verb in "vsqxX":
-                from engine.gotemplate_time import time_string
+                from engine.goport.template.time import time_string
 
                 return self.string(time_string(v), verb, v)
             return self.bad(verb, v)

@@ -21,8 +21,8 @@ from typing import Any
 
 from buses.base import Bus
 from engine.busconfig import describe
-from engine.errors import BusError
-from engine.trace import TraceRecord, encode_chunks
+from engine.core.errors import BusError
+from engine.trace.records import TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -179,8 +179,8 @@ async def _partitions(options: dict[str, Any]) -> list[int]:
 
 def bus_trace_sink(bus: Bus) -> JetStreamTraceSink | KafkaTraceSink | None:
     """The sink that publishes records on `bus`; None for buses without a trace channel (memory)."""
-    from buses.jetstream import JetStreamBus
-    from buses.kafka import KafkaBus
+    from buses.jetstream.bus import JetStreamBus
+    from buses.kafka.bus import KafkaBus
 
     if isinstance(bus, JetStreamBus):
         return JetStreamTraceSink(bus)
@@ -271,7 +271,7 @@ async def _read_kafka(url: str, sensor: str | None, start: float | None, follow:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaError
 
-    from buses.kafka import KafkaBus
+    from buses.kafka.bus import KafkaBus
 
     options = KafkaBus.from_url(url).client_options()
     consumer = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **options)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from engine.gojson import marshal
+from engine.goport.jsonenc import marshal
 
 _PLAIN = "tag:sensorium,2026:go-yaml-v2-plain"
 _MAP: dict[str, Any] = {}

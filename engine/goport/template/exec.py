@@ -1,4 +1,4 @@
-"""Executor for engine.gotemplate (kernel): a port of Go's text/template/exec.go over the Go value model.
+"""Executor for engine.goport.template (kernel): a port of Go's text/template/exec.go over the Go value model.
 
 Sandbox: values are only JSON-like data, so field access is a map lookup and nothing else (no attribute or
 method access on Python objects); every node evaluation, function call and range iteration counts as a step;
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from engine.deadline import DeadlineExceeded
-from engine.deadline import check as check_deadline
-from engine.gotemplate_builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
-from engine.gotemplate_fmt import Printer
-from engine.gotemplate_nodes import (
+from engine.goport.deadline import DeadlineExceeded
+from engine.goport.deadline import check as check_deadline
+from engine.goport.re2 import GoRegexp
+from engine.goport.template.builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
+from engine.goport.template.fmt import Printer
+from engine.goport.template.nodes import (
     ActionNode,
     BoolNode,
     BranchNode,
@@ -37,7 +38,7 @@ from engine.gotemplate_nodes import (
     TextNode,
     VariableNode,
 )
-from engine.gotemplate_values import (
+from engine.goport.template.values import (
     MISSING,
     FuncError,
     StrList,
@@ -49,7 +50,6 @@ from engine.gotemplate_values import (
     is_true,
     type_name,
 )
-from engine.re2 import GoRegexp
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ them `<nil>`; a missing key (or null) printed at the top prints `<no value>`. St
 
 Known differences from Go: methods of time.Time (`now.Unix`) are not callable; `time.Time` prints without the
 monotonic `m=+...` suffix and Go's `Local` zone is UTC; `keys`/`values` are sorted (Go: random order);
-regular expressions are RE2 (engine.re2, Go's syntax and linear time; the `regex` argument
+regular expressions are RE2 (engine.goport.re2, Go's syntax and linear time; the `regex` argument
 only replaces the compiler in tests); `printf` lacks the Go-syntax `%#v` of maps and lists;
 `mustFromJson` error texts are Python's; nanoseconds beyond microseconds print as zeros.
 """
@@ -58,19 +58,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from engine.gotemplate_builtins import BUILTINS, Func
-from engine.gotemplate_exec import Limits, execute
-from engine.gotemplate_nodes import ListNode
-from engine.gotemplate_parse import parse
-from engine.gotemplate_sprig import SPRIG, SPRIG_UNSUPPORTED
-from engine.gotemplate_values import (
+from engine.goport.re2 import GoRegexp, compile_re2
+from engine.goport.template.builtins import BUILTINS, Func
+from engine.goport.template.exec import Limits, execute
+from engine.goport.template.nodes import ListNode
+from engine.goport.template.parse import parse
+from engine.goport.template.sprig import SPRIG, SPRIG_UNSUPPORTED
+from engine.goport.template.values import (
     TemplateError,
     TemplateExecError,
     TemplateLimitError,
     TemplateParseError,
     TemplateUnsupportedError,
 )
-from engine.re2 import GoRegexp, compile_re2
 
 __all__ = [
     "EMPTY_OUTPUTS",

@@ -1,4 +1,4 @@
-"""Lexer for engine.gotemplate (kernel): a port of Go's text/template/parse/lex.go.
+"""Lexer for engine.goport.template (kernel): a port of Go's text/template/parse/lex.go.
 
 Hand-written rather than a lark grammar: the lexer is modal (text outside `{{ }}`, tokens inside), trim markers
 `{{- ` / ` -}}` remove whitespace from the neighbouring text tokens, comments must hug the delimiters, and the
@@ -38,7 +38,7 @@ class Item:
             return self.val
         if self.typ in KEYWORDS or self.typ in (DOT, NIL):
             return f"<{self.val}>"
-        from engine.gotemplate_fmt import quote
+        from engine.goport.template.fmt import quote
 
         if len(self.val) > 10:
             return quote(self.val[:10]) + "..."
@@ -312,12 +312,12 @@ class Lexer:
 
     def lex_number(self) -> bool:
         if not self.scan_number():
-            from engine.gotemplate_fmt import quote
+            from engine.goport.template.fmt import quote
 
             return self.error(f"bad number syntax: {quote(self.text[self.start:self.pos])}")
         if self.peek() in ("+", "-") and self.peek() != "":
             if not self.scan_number() or self.text[self.pos - 1] != "i":
-                from engine.gotemplate_fmt import quote
+                from engine.goport.template.fmt import quote
 
                 return self.error(f"bad number syntax: {quote(self.text[self.start:self.pos])}")
             self.emit(COMPLEX)

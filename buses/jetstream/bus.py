@@ -43,9 +43,9 @@ from buses.base import (
     fit_dead_letter,
 )
 from engine import yamlread
-from engine.errors import BusError, ConfigError
-from engine.secrets import Secrets
-from engine.specbase import TLSConfig
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets
+from engine.core.specbase import TLSConfig
 
 log = logging.getLogger(__name__)
 
@@ -545,8 +545,8 @@ class JetStreamBus(Bus):
 
     async def state_store(self, sensor: str) -> StateStore:
         """Key `sensor` (sanitized) of the KV bucket `sensorium-state`, created if missing
-        (buses/jetstream_state.py)."""
-        from buses.jetstream_state import open_state_store  # it imports this module
+        (buses/jetstream/state.py)."""
+        from buses.jetstream.state import open_state_store  # it imports this module
 
         return await open_state_store(self, sensor)
 

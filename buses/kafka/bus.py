@@ -3,7 +3,7 @@
 A record's key is `<eventSourceName>.<eventName>` and its value the structured-mode CloudEvent JSON, on the
 topic the EventBus names or `argo-events` (also for `--bus kafka://HOST:PORT[,HOST:PORT]`). Records are placed
 by sarama's FNV-1a hash of the key (Argo's `partitioner: hash`) so the events of one key keep their order.
-Acknowledgements become manual offset commits (buses/kafka_consumer.py); the bus never decides when to ack.
+Acknowledgements become manual offset commits (buses/kafka/consumer.py); the bus never decides when to ack.
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ from aiokafka.errors import (
 )
 
 from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, fit_dead_letter
-from buses.kafka_consumer import KafkaGroupConsumer, quietly
+from buses.kafka.consumer import KafkaGroupConsumer, quietly
 from buses.spec import KafkaBus as KafkaBusSpec
 from buses.spec import parse_brokers
-from engine.errors import BusError, ConfigError
-from engine.secrets import Secrets
-from engine.specbase import TLSConfig
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets
+from engine.core.specbase import TLSConfig
 
 if TYPE_CHECKING:
-    from buses.kafka_state import KafkaStateTopic
+    from buses.kafka.state import KafkaStateTopic
 
-log = logging.getLogger("buses.kafka")
+log = logging.getLogger("buses.kafka.bus")
 
 DEFAULT_TOPIC = "argo-events"
 DEFAULT_PARTITIONS = 3
@@ -429,8 +429,8 @@ class KafkaBus(Bus):
         return member
 
     async def state_store(self, sensor: str) -> StateStore:
-        """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka_state.py)."""
-        from buses.kafka_state import KafkaStateTopic  # it imports this module
+        """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka/state.py)."""
+        from buses.kafka.state import KafkaStateTopic  # it imports this module
 
         if self._producer is None:
             raise BusError(f"kafka {self.where}: bus not started")

@@ -1,4 +1,4 @@
-"""Sprig's string, conversion and integer functions for engine.gotemplate (kernel).
+"""Sprig's string, conversion and integer functions for engine.goport.template (kernel).
 
 Strings are Go byte strings: `substr`, `trunc`, `abbrev` count bytes and panic like Go on bad bounds; `b64dec`
 returns Go's error text instead of failing; `title` is Go's strings.Title; `upper`/`lower` use simple case
@@ -15,10 +15,20 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from engine.gotemplate_builtins import ANY, FLOAT, INT, STRING, CallContext, Func
-from engine.gotemplate_fmt import quote, sprint_v
-from engine.gotemplate_time import time_string
-from engine.gotemplate_values import MISSING, FuncError, Int64, StrList, StrMap, from_bytes, go_len, is_true, to_bytes
+from engine.goport.template.builtins import ANY, FLOAT, INT, STRING, CallContext, Func
+from engine.goport.template.fmt import quote, sprint_v
+from engine.goport.template.time import time_string
+from engine.goport.template.values import (
+    MISSING,
+    FuncError,
+    Int64,
+    StrList,
+    StrMap,
+    from_bytes,
+    go_len,
+    is_true,
+    to_bytes,
+)
 
 GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
            "\u2028\u2029\u202f\u205f\u3000"
