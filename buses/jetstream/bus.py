@@ -42,7 +42,7 @@ from buses.base import (
     StateStore,
     fit_dead_letter,
 )
-from engine import yamlread
+from engine.core import yamlread
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets
 from engine.core.specbase import TLSConfig
