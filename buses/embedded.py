@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from engine.errors import BusError
+from engine.core.errors import BusError
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,6 @@ class EmbeddedNats:
             proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.stop_timeout)
-
-    def kill_blocking(self) -> None:
-        """SIGKILL, no graceful shutdown: simulates a crash."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.start_blocking)

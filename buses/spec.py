@@ -7,8 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.errors import ConfigError
-from engine.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
+from buses.jetstream.stream import StreamSettings  # the one parser of streamConfig
+from engine.core.errors import ConfigError
+from engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
 
 KAFKA_DEFAULT_PORT = 9092
 # Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
@@ -65,8 +66,6 @@ class JetStreamBus(ArgoModel):
     @field_validator("stream_config")
     @classmethod
     def _stream_config(cls, value: str | None) -> str | None:
-        from buses.jetstream import StreamSettings  # the one parser of streamConfig (imports nats-py)
-
         try:
             StreamSettings.from_yaml(value)
         except ConfigError as exc:

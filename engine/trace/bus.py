@@ -1,0 +1,97 @@
+"""Trace records on the bus: the engine side. Records become bodies of JSON Lines (one sensor each, at most
+MAX_BODY bytes) that the bus's `TraceChannel` stores (`Bus.trace_channel`), and bodies read back from the bus
+(`Bus.read_trace`) become records again for `sensorium trace`. The wire (subjects, topics, retention) belongs to
+each bus: buses/jetstream/trace.py and buses/kafka/trace.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from buses.base import Bus, TraceChannel
+from engine.busconfig import from_url
+from engine.trace.records import TraceRecord, encode_chunks
+
+MAX_BODY = 512 * 1024  # bytes: half of NATS' default max payload (1 MiB)
+
+
+def _bodies(batch: Sequence[TraceRecord]) -> list[tuple[str, bytes]]:
+    """(sensor, JSON Lines body) pairs; a body holds at most MAX_BODY bytes (cut between records)."""
+    chunks, sensors, _ = encode_chunks(batch)
+    return _line_bodies(chunks, sensors)
+
+
+def _line_bodies(chunks: Sequence[bytes], sensors: Sequence[str]) -> list[tuple[str, bytes]]:
+    """`_bodies` of records the hub encoded already: chunks of their JSON Lines and, at the same index, the
+    sensor of each chunk. A body is cut between lines (a single longer line goes alone)."""
+    by_sensor: dict[str, list[bytes]] = defaultdict(list)
+    for sensor, chunk in zip(sensors, chunks, strict=True):
+        by_sensor[sensor].append(chunk)
+    out: list[tuple[str, bytes]] = []
+    for sensor, parts in by_sensor.items():
+        data = b"".join(parts)
+        start = 0
+        while len(data) - start > MAX_BODY:
+            cut = data.rfind(b"\n", start, start + MAX_BODY) + 1
+            if cut <= start:  # one line longer than a body
+                cut = data.find(b"\n", start + MAX_BODY) + 1 or len(data)
+            out.append((sensor, data[start:cut]))
+            start = cut
+        if start < len(data):
+            out.append((sensor, data[start:]))
+    return out
+
+
+class BusTraceSink:
+    """A trace sink (engine.trace.hub) publishing on a bus's trace channel."""
+
+    accepts_lines = True
+
+    def __init__(self, channel: TraceChannel) -> None:
+        self.channel = channel
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await self.channel.publish(_bodies(batch))
+
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
+        await self.channel.publish(_line_bodies(chunks, sensors))
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+def bus_trace_sink(bus: Bus) -> BusTraceSink | None:
+    """The sink that publishes records on `bus`; None for buses without a trace channel (memory)."""
+    channel = bus.trace_channel()
+    return None if channel is None else BusTraceSink(channel)
+
+
+# ---- reading ------------------------------------------------------------------------------------------------
+
+def _parse(body: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in body.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+async def read_traces(url: str, *, sensor: str | None = None, since: float | None = None,
+                      follow: bool = False, idle: float = 2.0) -> AsyncIterator[dict[str, Any]]:
+    """Records on the bus at `url` (oldest first; no scheme means nats://), from `since` seconds ago (None: all
+    retained). Without `follow` it stops once it has caught up; with it, it waits for new records until
+    cancelled."""
+    bus = from_url(url if "://" in url else f"nats://{url}")
+    start = None if since is None else time.time() - since
+    async for body in bus.read_trace(sensor, start, follow, idle):
+        for record in _parse(body):
+            if sensor is None or record.get("sensor") == sensor:
+                yield record

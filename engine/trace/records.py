@@ -1,0 +1,302 @@
+"""Trace records: what each step did and why (composition root: imports nothing from the project).
+
+One record class per step, each a frozen `msgspec.Struct` tagged with its step. Records of one event share
+`event` (the CloudEvent id); records of one firing share `firing`. Their JSON form (`step`, `time`, `sensor`,
+`event`, then the step's own fields, in declaration order) is what `--trace-format json`, the bus trace stream
+and `sensorium trace` use; `encode_lines` writes it in one call for a whole batch (msgspec's C encoder: a
+hand-written template encoder this replaced cost three times as much, bench/README.md). Records never hold a
+secret: headers are redacted before a record is made. Tracers must never raise or block.
+
+Records are built on the event path in numbers (13 per event in the benchmark's sensor), so they are kept cheap:
+`gc=False` (they never form reference cycles, so the garbage collector need not track them) and `time` is the
+formatted millisecond (`stamp`, cached) rather than a float formatted again for every record.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, Protocol
+
+import msgspec
+
+__all__ = [
+    "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked",
+    "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
+    "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
+    "encode_chunks", "encode_lines", "now", "stamp",
+]
+
+
+def now() -> str:
+    """The current time as a record's `time` (`stamp`)."""
+    return stamp(_time.time())
+
+
+class TraceRecord(msgspec.Struct, kw_only=True, frozen=True, gc=False, tag_field="step"):
+    """A step's record. `time` is RFC 3339 UTC with milliseconds (`stamp`)."""
+
+    time: str = msgspec.field(default_factory=now)
+    sensor: str
+    event: str | None
+
+    @property
+    def step(self) -> str:
+        return str(self.__struct_config__.tag)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able dict: step, time, sensor, event, then the step's fields in declaration order."""
+        out: dict[str, Any] = msgspec.to_builtins(self, enc_hook=_fallback)
+        return out
+
+    def json_line(self) -> str:
+        """The record's JSON line (compact, UTF-8 text, newline-terminated)."""
+        data, _ = encode_lines((self,))
+        return data.decode()
+
+
+def _fallback(value: Any) -> Any:
+    """JSON form of a value msgspec does not encode itself (a record field meant to hold event data or text got
+    something else): mappings and collections as their JSON kin, anything else as its text."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    return str(value)
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_fallback)
+
+
+def encode_lines(records: Sequence[TraceRecord]) -> tuple[bytes, int]:
+    """The JSON Lines of `records` in one piece, and how many records could not be encoded (left out)."""
+    try:
+        return _ENCODER.encode_lines(records), 0
+    except Exception:  # one bad record (e.g. a dict with keys of mixed types): find it, keep the others
+        lines: list[bytes] = []
+        for record in records:
+            try:
+                lines.append(_ENCODER.encode(record) + b"\n")
+            except Exception:
+                continue
+        return b"".join(lines), len(records) - len(lines)
+
+
+def encode_chunks(batch: Sequence[TraceRecord]) -> tuple[list[bytes], list[str], int]:
+    """The JSON Lines of `batch` in order, in chunks of records of one sensor (at most `CHUNK_RECORDS` each:
+    encoding holds the GIL, so a thread that encodes a large batch lets the event loop in between chunks), each
+    chunk's sensor, and how many records could not be encoded."""
+    chunks: list[bytes] = []
+    sensors: list[str] = []
+    skipped = 0
+    for sensor, run in groupby(batch, _SENSOR):  # C-level: this runs over every record
+        records = list(run)
+        for start in range(0, len(records), CHUNK_RECORDS):
+            data, failed = encode_lines(records[start:start + CHUNK_RECORDS] if start or len(records) > CHUNK_RECORDS
+                                        else records)
+            skipped += failed
+            if data:
+                chunks.append(data)
+                sensors.append(sensor)
+    return chunks, sensors, skipped
+
+
+CHUNK_RECORDS = 1000
+_SENSOR = attrgetter("sensor")
+_MILLIS = tuple(f".{milli:03d}Z" for milli in range(1000))
+_ms, _ms_text = -1, ""  # the last millisecond stamped (steps come in time order, many in one millisecond)
+_second, _second_text = -1, ""  # the last whole second formatted
+
+
+def stamp(at: float) -> str:
+    """`at` (seconds since the epoch) as a record's `time`: RFC 3339 UTC with milliseconds. Called for every
+    step on the event path: formats each second once, each millisecond once."""
+    global _ms, _ms_text, _second, _second_text
+    ms = int(at * 1000)
+    if ms != _ms:
+        whole, milli = divmod(ms, 1000)
+        if whole != _second:
+            _second, _second_text = whole, datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _ms, _ms_text = ms, _second_text + _MILLIS[milli]
+    return _ms_text
+
+
+class Received(TraceRecord, kw_only=True, frozen=True, tag="received"):
+    """A message arrived. `position` is `<subject> seq <n>` (JetStream) or `<topic>[<partition>]@<offset>`
+    (Kafka); `attributes` the CloudEvent attributes; `error` set when the message is not a CloudEvent."""
+
+    bus: str
+    position: str
+    delivery: int | None = None
+    attributes: Mapping[str, str] = msgspec.field(default_factory=dict)
+    data_bytes: int = 0
+    error: str | None = None
+
+
+class Unmatched(TraceRecord, kw_only=True, frozen=True, tag="unmatched"):
+    """No dependency listens to the event's (source, subject): `sensorium test` only (the engine's consumer
+    is only handed events some dependency listens to)."""
+
+    source: str
+    subject: str
+    listening: tuple[str, ...]  # "<eventSourceName>.<eventName>" of the sensor's dependencies
+
+
+class DependencyMatched(TraceRecord, kw_only=True, frozen=True, tag="dependency"):
+    """A dependency whose eventSourceName/eventName matched, with its filter decision. `passed` and `error`
+    can both be set: Argo lets some filter errors pass (semantics reference section 2.2)."""
+
+    dependency: str
+    passed: bool
+    error: str | None
+    reason: str
+
+
+class Transformed(TraceRecord, kw_only=True, frozen=True, tag="transform"):
+    """A dependency's transform (jq or script) before its filters: the new data (size and start) or, when it
+    failed, the error (the event is then dropped for this dependency)."""
+
+    dependency: str
+    kind: str
+    passed: bool
+    data_bytes: int
+    data_preview: str
+    reason: str
+    error: str | None = None
+
+
+class FilterChecked(TraceRecord, kw_only=True, frozen=True, tag="filter"):
+    """One filter check: `target` looked at (a path or a context attribute), the value `seen` there (None when
+    missing), the values `wanted`, the decision and why. A whole-kind decision has an empty target."""
+
+    dependency: str
+    kind: str
+    target: str
+    seen: str | None
+    wanted: tuple[str, ...]
+    comparator: str
+    type: str
+    passed: bool
+    reason: str
+    error: str | None = None
+
+
+class ConditionChecked(TraceRecord, kw_only=True, frozen=True, tag="condition"):
+    """A trigger's expression after `dependency` passed: the dependencies now held and whether it holds."""
+
+    trigger: str
+    expression: str
+    dependency: str
+    held: tuple[str, ...]
+    satisfied: bool
+    immediate: bool
+
+
+class FiringStarted(TraceRecord, kw_only=True, frozen=True, tag="firing"):
+    firing: str
+    trigger: str
+    kind: str
+    events: Mapping[str, str]  # dependency -> event id
+
+
+class ParamResolved(TraceRecord, kw_only=True, frozen=True, tag="param"):
+    """One trigger parameter: `where` it is declared (parameters, http.parameters, payload, dynamicHeaders),
+    its source (`dependency` and `source`: dataKey, contextKey, jsonPath, jmesPath, value or event), the
+    `path` read, the resolved `value` (None: skipped) and `dest`."""
+
+    firing: str
+    trigger: str
+    where: str
+    dependency: str
+    source: str
+    path: str
+    value: str | None
+    dest: str
+
+
+class RequestBuilt(TraceRecord, kw_only=True, frozen=True, tag="request"):
+    """The HTTP request of a firing; secret header values are "***"; `body_preview` is the start of the body."""
+
+    firing: str
+    trigger: str
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body_bytes: int
+    body_preview: str
+
+
+class ResponseReceived(TraceRecord, kw_only=True, frozen=True, tag="response"):
+    """One attempt: the status (None when no response arrived, `error` says why), the latency, and the status
+    policy's `verdict` on it (success, retryable or terminal) with its `reason`."""
+
+    firing: str
+    trigger: str
+    attempt: int
+    status: int | None
+    latency_ms: float
+    verdict: str
+    reason: str
+    error: str | None = None
+    rate_limited_ms: float = 0.0
+
+
+class RetryScheduled(TraceRecord, kw_only=True, frozen=True, tag="retry"):
+    firing: str
+    trigger: str
+    attempt: int  # the attempt that will run next
+    delay_s: float
+
+
+class FiringDone(TraceRecord, kw_only=True, frozen=True, tag="outcome"):
+    firing: str
+    trigger: str
+    success: bool
+    attempts: int
+    error: str | None = None
+    note: str = ""
+
+
+class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
+    """How the delivery was settled (`ack` or `nak`) and why."""
+
+    position: str
+    action: str
+    reason: str
+
+
+class Tracer(Protocol):
+    """Receives records. `enabled` False lets the engine skip building them; `emit` never raises, never blocks."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def emit(self, record: TraceRecord) -> None: ...
+
+
+class _NullTracer:
+    enabled = False
+
+    def emit(self, record: TraceRecord) -> None:
+        return None
+
+
+NULL_TRACER: Tracer = _NullTracer()
+
+
+class RecordingTracer:
+    """Keeps every record in memory (tests, dry runs)."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.records: list[TraceRecord] = []
+
+    def emit(self, record: TraceRecord) -> None:
+        self.records.append(record)
+
+    def steps(self) -> list[str]:
+        return [r.step for r in self.records]
