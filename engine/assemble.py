@@ -15,13 +15,13 @@ from buses.base import EventKey
 from engine.config import Origin, dotted_path
 from engine.documents import EventSource, Sensor
 from engine.errors import ConfigError
-from engine.runner import Executor
 from engine.secrets import Secrets
 from engine.trace import NULL_TRACER, Tracer
 from sensors.stage import SensorStage, StageConfigError
-from triggers.deadletter import DeadLettering, Fireable
+from triggers.deadletter import DeadLettering
 from triggers.http import HttpClient, HttpTrigger
 from triggers.log import LogTrigger
+from triggers.outcome import Fireable
 from triggers.spec import Trigger
 
 SUPPORTED_TRIGGERS = ("http", "log")
@@ -33,7 +33,7 @@ class AssembledSensor:
     name: str
     keys: tuple[EventKey, ...]
     stage: SensorStage
-    executors: Mapping[str, Executor]
+    executors: Mapping[str, Fireable]
 
 
 @contextlib.asynccontextmanager

@@ -24,8 +24,8 @@ from engine.tracefmt import HumanFormat
 from engine.tracesteps import firing_started, param_records, request_record, stage_records
 from sensors.stage import Firing, SensorStage, StageResult
 from triggers.httprequest import HttpRequest, build_request, safe_url
-from triggers.params import PARAM_OBSERVER, Resolved
-from triggers.spec import Trigger, TriggerParameter
+from triggers.params import ResolvedParam
+from triggers.spec import Trigger
 
 DRY_BUS = ""  # no bus: the position is FILE:LINE
 
@@ -152,13 +152,13 @@ def load_events(files: Sequence[str]) -> list[LoadedEvent]:
 
 # ---- running ------------------------------------------------------------------------------------------------
 
-def _request(trigger: Trigger, events: dict[str, CloudEvent], secrets: Secrets) -> tuple[HttpRequest | None,
-                                                                                            str | None]:
+def _request(trigger: Trigger, events: dict[str, CloudEvent], secrets: Secrets,
+             used: list[ResolvedParam]) -> tuple[HttpRequest | None, str | None]:
     kind = trigger.kind()
     if kind != "http":
         return None, f"{kind} trigger: it sends no HTTP request"
     try:
-        return build_request(trigger.template, trigger.parameters, events, secrets), None
+        return build_request(trigger.template, trigger.parameters, events, secrets, used), None
     except TriggerError as exc:
         return None, str(exc)
 
@@ -190,12 +190,8 @@ def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets:
     firing_id = f"dry-{len(run.firings) + 1}"
     events = dict(firing.events)
     run.records.append(firing_started(run.sensor, event_id, firing_id, trigger.name, trigger.kind() or "", events))
-    observed: list[tuple[TriggerParameter, Resolved]] = []
-    token = PARAM_OBSERVER.set(observed.append)
-    try:
-        request, error = _request(trigger, events, secrets)
-    finally:
-        PARAM_OBSERVER.reset(token)
+    observed: list[ResolvedParam] = []
+    request, error = _request(trigger, events, secrets, observed)
     run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
     if request is not None:
         run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
