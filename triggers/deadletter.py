@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from triggers.outcome import Fireable, FiringOutcome
 
 log = logging.getLogger("sensorium.triggers")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from triggers.params import ResolvedParam
 from triggers.policy import Verdict
 
