@@ -23,8 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-import buses.spec
 from buses.base import Bus
+from buses.spec import JETSTREAM_SCHEMES
+from buses.spec import JetStreamBus as JetStreamSpec
+from buses.spec import KafkaBus as KafkaSpec
 from engine.core.cloudevent import CloudEvent
 from engine.core.errors import ConfigError
 from engine.core.secrets import Secrets
@@ -181,7 +183,7 @@ def _jetstream_url(url: str) -> Bus:
     from buses.jetstream.bus import JetStreamBus
 
     try:
-        check_url(url, buses.spec.JETSTREAM_SCHEMES)
+        check_url(url, JETSTREAM_SCHEMES)
     except ValueError as exc:
         raise ConfigError(str(exc), field="--bus") from None
     return JetStreamBus(url)
@@ -202,9 +204,9 @@ REGISTRY = Registry.of(
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),
     ],
     buses=[
-        BusKind("jetstream", buses.spec.JetStreamBus, buses.spec.JETSTREAM_SCHEMES, _jetstream_url,
+        BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
                 "NATS JetStream; also `jetstreamExotic`, and the embedded nats-server when none is configured"),
-        BusKind("kafka", buses.spec.KafkaBus, ("kafka",), _kafka_url, "Apache Kafka"),
+        BusKind("kafka", KafkaSpec, ("kafka",), _kafka_url, "Apache Kafka"),
         BusKind("memory", None, (), None, "in-process, for unit tests (`buses.memory`); no URL, no EventBus"),
     ],
 )
