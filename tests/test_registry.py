@@ -144,7 +144,7 @@ def test_the_readme_table_is_generated_from_the_registry() -> None:
 def test_the_regeneration_command_writes_the_table(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- kinds:start -->\nold\n<!-- kinds:end -->\ntail\n")
-    proc = subprocess.run([sys.executable, "-m", "engine.registry", "--readme", str(readme)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    command = [sys.executable, "-m", "engine.registry", "--readme", str(readme)]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert readme.read_text() == f"# x\n<!-- kinds:start -->\n{kinds_table()}<!-- kinds:end -->\ntail\n"
