@@ -138,7 +138,7 @@ def test_only_template_keys_can_be_trigger_kinds() -> None:
 def test_the_readme_table_is_generated_from_the_registry() -> None:
     """Regenerate with `python -m engine.registry --readme`."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert with_table(readme) == readme, "README kinds table is stale: run `python -m engine.registry --readme`"
+    assert with_table(readme) == readme, "stale kinds table: run `python -m engine.registry --readme`"
 
 
 def test_the_regeneration_command_writes_the_table(tmp_path: Path) -> None:
