@@ -1,4 +1,4 @@
-"""CloudEvent value and its structured-mode JSON codec (kernel: imports nothing from the project).
+"""CloudEvent value and its structured-mode JSON codec (kernel: imports nothing else from the project).
 
 Structured mode is what Argo Events writes on its buses (sdk-go `WriteJson`, key order kept); binary mode
 (`ce_*` / `ce-*` headers) is accepted on decode for events produced by other CloudEvents SDKs.
@@ -56,13 +56,6 @@ class CloudEvent:
         }
         ctx.update(self.extensions)
         return ctx
-
-    def attribute(self, name: str) -> str | None:
-        """Value of a core or extension attribute by its CloudEvents name, None when unset."""
-        if name in _CORE:
-            value = getattr(self, name)
-            return value if value != "" else None
-        return self.extensions.get(name)
 
 
 def new_id() -> str:

@@ -1,4 +1,4 @@
-"""Trace records: what each step did and why, and the `Tracer` interface the runner calls.
+"""Trace records: what each step did and why, and the `Tracer` interface the runner calls (composition root).
 
 One record class per step, each a frozen `msgspec.Struct` tagged with its step. Records of one event share
 `event` (the CloudEvent id); records of one firing share `firing`. Their JSON form (`step`, `time`, `sensor`,
