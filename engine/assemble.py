@@ -16,16 +16,12 @@ from engine.config import Origin, dotted_path
 from engine.core.errors import ConfigError
 from engine.core.secrets import Secrets
 from engine.documents import EventSource, Sensor
-from engine.runner import Executor
+from engine.registry import REGISTRY, Registry, TriggerDeps
 from engine.trace.records import NULL_TRACER, Tracer
 from sensors.stage import SensorStage, StageConfigError
-from triggers.deadletter import DeadLettering, Fireable
-from triggers.http import HttpClient, HttpTrigger
-from triggers.log import LogTrigger
+from triggers.http import HttpClient
+from triggers.outcome import Fireable
 from triggers.spec import Trigger
-
-SUPPORTED_TRIGGERS = ("http", "log")
-SUPPORTED_SOURCES = ("webhook",)
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,7 @@ class AssembledSensor:
     name: str
     keys: tuple[EventKey, ...]
     stage: SensorStage
-    executors: Mapping[str, Executor]
+    executors: Mapping[str, Fireable]
 
 
 @contextlib.asynccontextmanager
@@ -43,18 +39,15 @@ async def shared_http_client() -> AsyncIterator[HttpClient]:
         yield client
 
 
-def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient) -> Fireable:
-    kind = trigger.require_supported(SUPPORTED_TRIGGERS)
-    executor: Fireable = HttpTrigger(trigger, client, secrets) if kind == "http" else LogTrigger(trigger)
-    if trigger.dlq_trigger is not None:
-        return DeadLettering(executor, build_executor(trigger.dlq_trigger, secrets, client), trigger.name)
-    return executor
+def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY) -> Fireable:
+    """The running trigger, built by its registered kind."""
+    return registry.build_trigger(trigger, TriggerDeps(client, secrets))
 
 
-def assemble_sensor(sensor: Sensor, secrets: Secrets, client: HttpClient,
-                    tracer: Tracer = NULL_TRACER) -> AssembledSensor:
+def assemble_sensor(sensor: Sensor, secrets: Secrets, client: HttpClient, tracer: Tracer = NULL_TRACER,
+                    registry: Registry = REGISTRY) -> AssembledSensor:
     keys = tuple(dict.fromkeys(EventKey(d.event_source_name, d.event_name) for d in sensor.spec.dependencies))
-    executors = {t.template.name: build_executor(t, secrets, client) for t in sensor.spec.triggers}
+    executors = {t.template.name: build_executor(t, secrets, client, registry) for t in sensor.spec.triggers}
     return AssembledSensor(sensor.metadata.name, keys, SensorStage(sensor), executors)
 
 
@@ -67,8 +60,9 @@ def _error(origin: Origin, loc: list[str | int], message: str) -> ConfigError:
     return ConfigError(message, origin.file, line, path)
 
 
-def check_document(doc: Any, origin: Origin) -> list[ConfigError]:
-    """Problems `sensorium run` would hit when building the parts for `doc` (all of them, not the first)."""
+def check_document(doc: Any, origin: Origin, registry: Registry = REGISTRY) -> list[ConfigError]:
+    """Problems `sensorium run` would hit when building the parts for `doc` (all of them, not the first). Each
+    trigger is checked by its registered kind (`Registry.check_trigger`), which builds nothing."""
     errors: list[ConfigError] = []
     if isinstance(doc, Sensor):
         try:
@@ -79,7 +73,7 @@ def check_document(doc: Any, origin: Origin) -> list[ConfigError]:
             errors.append(_error(origin, ["spec"], str(exc)))
         for index, trigger in enumerate(doc.spec.triggers):
             try:
-                build_executor(trigger, Secrets(), HttpClient())
+                registry.check_trigger(trigger)
             except ConfigError as exc:
                 loc: list[str | int] = ["spec", "triggers", index, "template"]
                 errors.append(_error(origin, [*loc, trigger.kind() or ""], exc.message).with_field(dotted_path(loc)))
@@ -87,9 +81,17 @@ def check_document(doc: Any, origin: Origin) -> list[ConfigError]:
                 errors.append(_error(origin, ["spec", "triggers", index, "template"], str(exc)))
     elif isinstance(doc, EventSource):
         extra = doc.spec.model_extra or {}
+        supported = ", ".join(registry.sources)
         for kind in extra:
-            errors.append(_error(origin, ["spec", kind],
-                                 f"event source type {kind} is not supported (supported: webhook)"))
+            if kind not in registry.sources:
+                errors.append(_error(origin, ["spec", kind],
+                                     f"event source type {kind} is not supported (supported: {supported})"))
+                continue
+            for name, entry in (extra[kind] or {}).items():
+                try:
+                    registry.sources[kind].spec.model_validate(entry)
+                except ValueError as exc:
+                    errors.append(_error(origin, ["spec", kind, name], str(exc)))
         if not doc.spec.webhook and not extra:
             errors.append(_error(origin, ["spec"], "no event sources defined"))
     return errors

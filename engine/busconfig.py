@@ -10,10 +10,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from buses.base import Bus
-from buses.spec import JETSTREAM_SCHEMES, EventBusSpec
+from buses.spec import EventBusSpec
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets
-from engine.core.specbase import check_url
+from engine.registry import REGISTRY, Registry
 
 log = logging.getLogger("sensorium.bus")
 
@@ -28,27 +28,13 @@ def describe(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url
 
 
-def _kafka_from_url(url: str) -> Bus:
-    from buses.kafka.bus import KafkaBus
-
-    return KafkaBus.from_url(url)
-
-
-def from_url(url: str) -> Bus:
-    """The bus `--bus URL` names: nats:// or tls:// (JetStream, checked like an EventBus `url`), or kafka://
-    with a broker list. ConfigError (field `--bus`) otherwise."""
-    scheme = url.split("://", 1)[0] if "://" in url else ""
-    if scheme in JETSTREAM_SCHEMES:
-        from buses.jetstream.bus import JetStreamBus
-
-        try:
-            check_url(url, JETSTREAM_SCHEMES)
-        except ValueError as exc:
-            raise ConfigError(str(exc), field="--bus") from None
-        return JetStreamBus(url)
-    if scheme == "kafka":
-        return _kafka_from_url(url)
-    raise ConfigError(f"--bus: unsupported bus URL '{describe(url)}' (want nats://HOST:PORT or kafka://HOST:PORT)")
+def from_url(url: str, registry: Registry = REGISTRY) -> Bus:
+    """The bus `--bus URL` names, by the URL scheme of a registered bus kind: nats:// or tls:// (JetStream,
+    checked like an EventBus `url`), or kafka:// with a broker list. ConfigError (field `--bus`) otherwise."""
+    kind = registry.bus_kind_for_url(url)
+    if kind is None or kind.from_url is None:
+        raise ConfigError(f"--bus: unsupported bus URL '{describe(url)}' (want {registry.url_forms()})")
+    return kind.from_url(url)
 
 
 @contextlib.asynccontextmanager

@@ -19,13 +19,14 @@ from engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
 from engine.core.errors import ConfigError, TriggerError
 from engine.core.secrets import Secrets
 from engine.documents import Sensor
+from engine.registry import REGISTRY, Registry, TriggerKind
 from engine.trace.fmt import HumanFormat
 from engine.trace.records import FiringDone, Received, TraceRecord, Unmatched
 from engine.trace.steps import firing_started, param_records, request_record, stage_records
 from sensors.stage import Firing, SensorStage, StageResult
-from triggers.httprequest import HttpRequest, build_request, safe_url
-from triggers.params import PARAM_OBSERVER, Resolved
-from triggers.spec import Trigger, TriggerParameter
+from triggers.httprequest import HttpRequest, safe_url
+from triggers.params import ResolvedParam
+from triggers.spec import Trigger
 
 DRY_BUS = ""  # no bus: the position is FILE:LINE
 
@@ -152,18 +153,19 @@ def load_events(files: Sequence[str]) -> list[LoadedEvent]:
 
 # ---- running ------------------------------------------------------------------------------------------------
 
-def _request(trigger: Trigger, events: dict[str, CloudEvent], secrets: Secrets) -> tuple[HttpRequest | None,
-                                                                                            str | None]:
-    kind = trigger.kind()
-    if kind != "http":
-        return None, f"{kind} trigger: it sends no HTTP request"
+def _request(kind: TriggerKind, events: dict[str, CloudEvent], trigger: Trigger, secrets: Secrets,
+             used: list[ResolvedParam]) -> tuple[HttpRequest | None, str | None]:
+    if kind.request is None:
+        return None, f"{kind.name} trigger: it sends no HTTP request"
     try:
-        return build_request(trigger.template, trigger.parameters, events, secrets), None
+        return kind.request(trigger, events, secrets, used), None
     except TriggerError as exc:
         return None, str(exc)
 
 
-def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | None = None) -> DryRun:
+def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | None = None,
+            registry: Registry = REGISTRY) -> DryRun:
+    """Every event through the sensor stage, in order; each firing's request built by its registered kind."""
     secrets = secrets if secrets is not None else Secrets()
     name = sensor.metadata.name
     stage = SensorStage(sensor)
@@ -182,24 +184,22 @@ def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | No
                                          listening=listening))
         run.records.extend(stage_records(name, result))
         for firing in result.firings:
-            run.firings.append(_fire(run, triggers[firing.trigger], firing, event.id, secrets))
+            trigger = triggers[firing.trigger]
+            run.firings.append(_fire(run, registry.trigger(trigger), trigger, firing, event.id, secrets))
     return run
 
 
-def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets: Secrets) -> FiringResult:
+def _fire(run: DryRun, kind: TriggerKind, trigger: Trigger, firing: Firing, event_id: str,
+          secrets: Secrets) -> FiringResult:
     firing_id = f"dry-{len(run.firings) + 1}"
     events = dict(firing.events)
     run.records.append(firing_started(run.sensor, event_id, firing_id, trigger.name, trigger.kind() or "", events))
-    observed: list[tuple[TriggerParameter, Resolved]] = []
-    token = PARAM_OBSERVER.set(observed.append)
-    try:
-        request, error = _request(trigger, events, secrets)
-    finally:
-        PARAM_OBSERVER.reset(token)
+    observed: list[ResolvedParam] = []
+    request, error = _request(kind, events, trigger, secrets, observed)
     run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
     if request is not None:
         run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
-    failed = error is not None and trigger.kind() == "http"
+    failed = error is not None and kind.request is not None
     run.records.append(FiringDone(sensor=run.sensor, event=event_id, firing=firing_id, trigger=trigger.name,
                                   success=not failed, attempts=0, error=error if failed else None,
                                   note="dry run: nothing sent" if not error or failed else f"dry run: {error}"))

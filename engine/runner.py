@@ -31,23 +31,12 @@ from engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_l
 from engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
 from engine.persistence import ConditionPersistence
 from engine.trace.records import NULL_TRACER, Tracer, now
-from engine.trace.steps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
-from sensors.stage import StageResult
-from triggers.params import PARAM_OBSERVER, Resolved
-from triggers.spec import Trigger, TriggerParameter
+from engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
+from sensors.stage import DependencyVerdict, StageResult
+from triggers.outcome import Fireable, FiringOutcome
+from triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.engine")
-
-
-class Outcome(Protocol):
-    @property
-    def success(self) -> bool: ...
-    @property
-    def error(self) -> str | None: ...
-
-
-class Executor(Protocol):
-    async def fire(self, events: Mapping[str, CloudEvent]) -> Outcome: ...
 
 
 class FiringLike(Protocol):
@@ -57,13 +46,19 @@ class FiringLike(Protocol):
     def events(self) -> Mapping[str, CloudEvent]: ...
 
 
-class StageLike(Protocol):
-    def process(self, event: CloudEvent, now: datetime) -> StageResultLike: ...
-
-
 class StageResultLike(Protocol):
     @property
     def firings(self) -> Sequence[FiringLike]: ...
+
+
+class StageLike(Protocol):
+    """The sensor stage as the runner uses it (`sensors.stage.SensorStage`): `evaluate` is the pure part of one
+    event (dependency matching, transforms, filters) and runs in the sensor's own thread under the per-event
+    deadline; `decide` (condition state, firings) runs on the event loop."""
+
+    def evaluate(self, event: CloudEvent) -> tuple[DependencyVerdict, ...]: ...
+
+    def decide(self, event: CloudEvent, verdicts: tuple[DependencyVerdict, ...], now: datetime) -> StageResultLike: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,7 @@ async def _quietly(step: Awaitable[None]) -> None:
 
 
 class SensorRunner:
-    def __init__(self, sensor: str, keys: Sequence[EventKey], stage: StageLike, executors: Mapping[str, Executor],
+    def __init__(self, sensor: str, keys: Sequence[EventKey], stage: StageLike, executors: Mapping[str, Fireable],
                  bus: Bus, settings: RunnerSettings = RunnerSettings(), tracer: Tracer = NULL_TRACER,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  persistence: ConditionPersistence | None = None) -> None:
@@ -109,28 +104,19 @@ class SensorRunner:
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
-        self._tracing = bool(getattr(tracer, "enabled", True))
+        self._tracing = tracer.enabled
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
         # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
         # the health endpoint reports it.
         self.failure: str | None = None
-        # A stage with `evaluate`/`decide` (SensorStage) evaluates in a thread of this sensor's own, under the
+        # The stage evaluates in a thread of this sensor's own, under the
         # per-event deadline, so a slow event (regex, Lua, template) never holds the event loop other sensors
         # share; decide() (condition state) stays on the loop. Measured: 43 us of CPU per event for the hop.
         # One per run(): a loop restarted by its supervisor gets a new one (the old one was shut down).
         self._stage_thread: ThreadPoolExecutor | None = None
-        # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer. A tracer
-        # with `defer` (TraceHub) takes them as they are, one list append (it never raises); others get records.
-        defer = getattr(tracer, "defer", None)
-        self._trace: Callable[..., None] = defer if callable(defer) else self._emit_records
-
-    def _emit_records(self, rows_fn: RowsFn, *args: object) -> None:
-        """`_trace` for tracers without `defer`: the records now. A failure never reaches the pipeline."""
-        try:
-            for record in rows_of(rows_fn, *args):
-                self.tracer.emit(record)
-        except Exception as exc:
-            log.debug("sensor %s: trace record dropped: %r", self.sensor, exc)
+        # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer (TraceHub: one list
+        # append; it never raises).
+        self._trace: Callable[..., None] = tracer.defer
 
     def _trace_ack(self, event_id: str | None, delivery: Delivery, action: str, reason: str) -> None:
         if self._tracing:
@@ -143,10 +129,9 @@ class SensorRunner:
         if self.persistence is not None:
             await self.persistence.restore()
         self._consumer = await self.bus.consumer(spec)
-        attach = getattr(self.tracer, "attach_bus", None)
-        if self._tracing and callable(attach):
+        if self._tracing:
             try:
-                attach(self.bus)
+                self.tracer.attach_bus(self.bus)
             except Exception as exc:
                 log.debug("sensor %s: trace bus not attached: %r", self.sensor, exc)
 
@@ -184,10 +169,9 @@ class SensorRunner:
 
     async def _flush_trace(self) -> None:
         """Let the tracer write what it holds while the bus is still open (bounded, never raises)."""
-        flush = getattr(self.tracer, "flush", None)
-        if self._tracing and callable(flush):
+        if self._tracing:
             try:
-                await asyncio.wait_for(flush(), 5.0)
+                await asyncio.wait_for(self.tracer.flush(), 5.0)
             except Exception as exc:
                 log.debug("sensor %s: trace flush failed: %r", self.sensor, exc)
 
@@ -296,18 +280,15 @@ class SensorRunner:
             "sensor %s: message at %s could not be dead-lettered (%s); it stays on the bus, retried in %.0fs",
             self.sensor, delivery.position, cause, DEAD_LETTER_RETRY)
 
-    def _evaluate(self, event: CloudEvent) -> object:
+    def _evaluate(self, event: CloudEvent) -> tuple[DependencyVerdict, ...]:
         with event_deadline(self.settings.event_timeout):
-            return self.stage.evaluate(event)  # type: ignore[attr-defined]
+            return self.stage.evaluate(event)
 
     async def _process(self, event: CloudEvent) -> StageResultLike:
-        if not callable(getattr(self.stage, "evaluate", None)):
-            return self.stage.process(event, self.clock())
         if self._stage_thread is None:
             self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
         verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)
-        result: StageResultLike = self.stage.decide(event, verdicts, self.clock())  # type: ignore[attr-defined]
-        return result
+        return self.stage.decide(event, verdicts, self.clock())
 
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
                         tokens: Sequence[int] = (), state_changed: bool = False) -> None:
@@ -347,7 +328,7 @@ class SensorRunner:
             self._slots.release()
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _fire(self, firing: FiringLike, event_id: str) -> Outcome:
+    async def _fire(self, firing: FiringLike, event_id: str) -> FiringOutcome:
         self._firing_seq += 1
         executor = self.executors[firing.trigger]
         if not self._tracing:
@@ -355,15 +336,10 @@ class SensorRunner:
         firing_id = f"{self._run_id}-{self._firing_seq}"
         self._trace(firing_rows, self.sensor, now(), event_id, firing_id, firing.trigger,
                     str(getattr(executor, "kind", "")), firing.events)
-        observed: list[tuple[TriggerParameter, Resolved]] = []
-        token = PARAM_OBSERVER.set(observed.append)
-        try:  # this coroutine runs in its own task (gather), so the observer sees only this firing
-            outcome = await executor.fire(firing.events)
-        finally:
-            PARAM_OBSERVER.reset(token)
+        outcome = await executor.fire(firing.events)
         trigger = getattr(executor, "trigger", None)
         self._trace(fired_rows, self.sensor, now(), event_id, firing_id,
-                    trigger if isinstance(trigger, Trigger) else None, observed, outcome)
+                    trigger if isinstance(trigger, Trigger) else None, outcome)
         return outcome
 
     async def _heartbeat(self) -> None:

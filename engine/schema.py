@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from engine.core.specbase import ArgoModel
 from engine.documents import KINDS, EventBus, EventSource, Sensor
+from engine.registry import REGISTRY, Registry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MODELS: tuple[type[ArgoModel], ...] = (Sensor, EventSource, EventBus)
@@ -28,13 +30,40 @@ def _lax_integers(node: Any) -> Any:
     return node
 
 
-def document_schema(kind: str | None = None) -> dict[str, Any]:
-    """The schema of every document kind (dispatching on `kind`), or of one kind when `kind` is given."""
+def _registered_kinds(schema: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """`schema` with each registered trigger and source kind's spec model under its key: a kind whose template
+    or EventSource field is untyped in the document models (a kind Argo has and Sensorium did not run) gets its
+    model's schema there, from the registry."""
+    defs: dict[str, Any] = schema.setdefault("$defs", {})
+    targets: list[tuple[str, str, type[BaseModel], bool]] = (
+        [("TriggerTemplate", k.name, k.spec, False) for k in registry.triggers.values()]
+        + [("EventSourceSpec", k.name, k.spec, True) for k in registry.sources.values()])
+    for owner, key, model, by_name in targets:
+        holder = defs.get(owner)
+        if holder is None:
+            continue
+        properties = holder.setdefault("properties", {})
+        if "$ref" in str(properties.get(key, "")):
+            continue  # typed already: the document models name this kind's spec
+        sub = _lax_integers(model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}"))
+        defs.update(sub.pop("$defs", {}))
+        defs[model.__name__] = sub
+        ref: dict[str, Any] = {"$ref": f"#/$defs/{model.__name__}"}
+        if by_name:  # spec.<kind>.<eventName>: one entry per event name
+            ref = {"type": "object", "additionalProperties": ref}
+        description = (sub.get("description") or f"{key} ({model.__name__}).").strip()
+        properties[key] = {"anyOf": [ref, {"type": "null"}], "default": None, "description": description}
+    return schema
+
+
+def document_schema(kind: str | None = None, registry: Registry = REGISTRY) -> dict[str, Any]:
+    """The schema of every document kind (dispatching on `kind`), or of one kind when `kind` is given; the
+    registered kinds' spec models (`engine.registry`) are the schemas of their keys."""
     if kind is not None:
         schema = _lax_integers(KINDS[kind].model_json_schema(by_alias=True))
-        return {"$schema": SCHEMA_DIALECT, **schema}
+        return {"$schema": SCHEMA_DIALECT, **_registered_kinds(schema, registry)}
     _, top = models_json_schema([(m, "validation") for m in _MODELS], by_alias=True)
-    top = _lax_integers(top)
+    top = _registered_kinds(_lax_integers(top), registry)
     names = [m.__name__ for m in _MODELS]
     return {
         "$schema": SCHEMA_DIALECT,

@@ -15,7 +15,7 @@ from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from buses.memory import MemoryBroker, MemoryBus
 from engine.core.cloudevent import CloudEvent, encode_structured
 from engine.runner import RunnerSettings, SensorRunner
-from engine.trace.records import Acknowledged, Received, TraceRecord
+from engine.trace.records import Acknowledged, EmittingTracer, Received, TraceRecord
 from sensors.spec import Sensor
 from sensors.stage import SensorStage
 from tests.sensors.builders import dep, event
@@ -42,15 +42,16 @@ class BuggyStage:
     def __init__(self, stage: SensorStage) -> None:
         self.stage = stage
 
-    def process(self, ev: CloudEvent, now: datetime) -> Any:
+    def evaluate(self, ev: CloudEvent) -> Any:
         if ev.id.startswith("bug"):
             raise KeyError("a bug in the stage")
-        return self.stage.process(ev, now)
+        return self.stage.evaluate(ev)
+
+    def decide(self, ev: CloudEvent, verdicts: Any, now: datetime) -> Any:
+        return self.stage.decide(ev, verdicts, now)
 
 
-class Records:
-    enabled = True
-
+class Records(EmittingTracer):
     def __init__(self) -> None:
         self.records: list[TraceRecord] = []
 

@@ -15,6 +15,7 @@ from engine.trace.records import (
     Acknowledged,
     ConditionChecked,
     DependencyMatched,
+    EmittingTracer,
     FilterChecked,
     FiringDone,
     FiringStarted,
@@ -303,9 +304,7 @@ async def test_engine_emits_every_step_with_shared_ids(nats_url: str, http_sink:
     assert all("very-secret-token" not in r.json_line() for r in tracer.records)
 
 
-class ExplodingTracer:
-    enabled = True
-
+class ExplodingTracer(EmittingTracer):
     def emit(self, record: TraceRecord) -> None:
         raise RuntimeError("tracer bug")
 

@@ -10,16 +10,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Protocol
 
 from engine.core.cloudevent import CloudEvent
-from triggers.outcome import FiringOutcome
+from triggers.outcome import Fireable, FiringOutcome
 
 log = logging.getLogger("sensorium.triggers")
-
-
-class Fireable(Protocol):
-    async def fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome: ...
 
 
 class DeadLettering:

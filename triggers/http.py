@@ -34,6 +34,7 @@ from engine.core.specbase import TLSConfig
 from engine.core.tls import client_context
 from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
 from triggers.outcome import Attempt, FiringOutcome, RequestSummary
+from triggers.params import ResolvedParam
 from triggers.policy import StatusPolicy, Verdict, VerdictKind
 from triggers.ratelimit import RateLimiter
 from triggers.retry import Backoff, RandomSource, final_error
@@ -170,15 +171,16 @@ class HttpTrigger:
 
     async def fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome:
         """All attempts of one firing; never raises (except cancellation)."""
+        used: list[ResolvedParam] = []
         try:
-            return await self._fire(events)
+            return await self._fire(events, used)
         except Exception as exc:  # a bug must not take the runner down; log where, never the message
             where = "".join(traceback.format_tb(exc.__traceback__))
             log.error("trigger %s: internal error %s\n%s", self.name, type(exc).__name__, where)
             return FiringOutcome(self.name, self.kind, False,
-                                 error=final_error(f"internal error: {type(exc).__name__}"))
+                                 error=final_error(f"internal error: {type(exc).__name__}"), params=tuple(used))
 
-    async def _fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome:
+    async def _fire(self, events: Mapping[str, CloudEvent], used: list[ResolvedParam]) -> FiringOutcome:
         attempts: list[Attempt] = []
         delays = self.backoff.delays(self.rng)
         request: HttpRequest | None = None
@@ -192,7 +194,7 @@ class HttpTrigger:
             try:
                 if request is None:
                     request = build_request(self.trigger.template, self.trigger.parameters, events,
-                                            self.secrets)
+                                            self.secrets, used)
                     summary = request.summary()
                 status = await self.client.send(request, self._tls_context())
                 verdict = self.policy.judge(status)
@@ -206,9 +208,10 @@ class HttpTrigger:
             attempts.append(Attempt(number, status, latency, error, verdict, delay, waited))
             log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
             if verdict.ok:
-                return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary)
+                return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,
+                                     params=tuple(used))
             if delay is None:
                 break
             await self._sleep(delay)
         return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
-                             request=summary)
+                             request=summary, params=tuple(used))

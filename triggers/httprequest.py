@@ -25,11 +25,11 @@ from engine.core.secrets import SecretNotFound, Secrets
 from triggers.outcome import RequestSummary
 from triggers.params import (
     ParamError,
+    ResolvedParam,
     apply_params,
     check_supported,
     construct_payload,
     marshal_ordered,
-    observe,
     resolve_param_value,
     spec_json,
 )
@@ -153,10 +153,10 @@ def _secret(secrets: Secrets, name: str, key: str, what: str) -> str:
 
 
 def resolve_http(template: TriggerTemplate, trigger_params: Sequence[TriggerParameter] | None,
-                 events: Mapping[str, CloudEvent]) -> HTTPTrigger:
+                 events: Mapping[str, CloudEvent], used: list[ResolvedParam] | None = None) -> HTTPTrigger:
     """Steps (1)-(3): the http object this firing uses, parameters applied. Raises ParamError."""
     if trigger_params:
-        template = _reparse(TriggerTemplate, apply_params(spec_json(template), trigger_params, events),
+        template = _reparse(TriggerTemplate, apply_params(spec_json(template), trigger_params, events, used),
                             "trigger template")
     http = template.http
     if http is None:
@@ -166,7 +166,7 @@ def resolve_http(template: TriggerTemplate, trigger_params: Sequence[TriggerPara
     obj = http.model_dump(mode="json", by_alias=True, exclude_unset=True)
     if not obj.get("method"):
         obj["method"] = "POST"
-    edited = apply_params(marshal_ordered(obj), http.parameters, events)
+    edited = apply_params(marshal_ordered(obj), http.parameters, events, used)
     http = _reparse(HTTPTrigger, edited, "http trigger resource")
     try:
         check_supported(http.payload, "http.payload")
@@ -177,10 +177,13 @@ def resolve_http(template: TriggerTemplate, trigger_params: Sequence[TriggerPara
 
 
 def build_request(template: TriggerTemplate, trigger_params: Sequence[TriggerParameter] | None,
-                  events: Mapping[str, CloudEvent], secrets: Secrets) -> HttpRequest:
-    """The request one firing sends. Raises ParamError (terminal) or SecretError (retryable)."""
-    http = resolve_http(template, trigger_params, events)
-    body = construct_payload(events, http.payload) if http.payload is not None else b""
+                  events: Mapping[str, CloudEvent], secrets: Secrets,
+                  used: list[ResolvedParam] | None = None) -> HttpRequest:
+    """The request one firing sends. Raises ParamError (terminal) or SecretError (retryable). Every parameter
+    resolved on the way (trigger parameters, http.parameters, payload, dynamicHeaders) is appended to `used`
+    with the value it got, also when building fails later."""
+    http = resolve_http(template, trigger_params, events, used)
+    body = construct_payload(events, http.payload, used) if http.payload is not None else b""
     headers: list[tuple[str, str]] = []
     for name, value in (http.headers or {}).items():
         _put(headers, name, value)
@@ -189,7 +192,8 @@ def build_request(template: TriggerTemplate, trigger_params: Sequence[TriggerPar
             resolved = resolve_param_value(dynamic.src, events)
         except TriggerError as exc:
             raise ParamError(f"failed to resolve the value for dynamicHeader {dynamic.dest}, {exc}") from None
-        observe(dynamic, resolved)
+        if used is not None:
+            used.append((dynamic, resolved))
         if resolved.value is not None:  # absent dependency without value: skipped (Argo dereferences nil)
             _put(headers, dynamic.dest, resolved.value)
     names: set[str] = set()

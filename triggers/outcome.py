@@ -1,12 +1,17 @@
-"""What one firing of a trigger did: the value triggers return to the runner, the trace and `sensorium test`.
+"""What one firing of a trigger did: the value triggers return to the runner, the trace and `sensorium test`;
+and `Fireable`, the one interface of a running trigger.
 
 Never holds a secret: request headers are stored redacted (secure headers and basic auth shown as "***").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
+from engine.core.cloudevent import CloudEvent
+from triggers.params import ResolvedParam
 from triggers.policy import Verdict
 
 
@@ -48,7 +53,16 @@ class FiringOutcome:
     skipped: bool = False
     note: str = ""
     dead_letter: FiringOutcome | None = None  # the dlqTrigger's firing, after this one finally failed
+    params: tuple[ResolvedParam, ...] = ()  # every parameter resolved while building requests, with its value
 
     @property
     def last_status(self) -> int | None:
         return self.attempts[-1].status if self.attempts else None
+
+
+class Fireable(Protocol):
+    """A running trigger, built once per trigger for the engine's lifetime: `fire` runs every attempt of one
+    firing and returns what happened; it never raises but for cancellation (the runner dead-letters the event
+    if it does)."""
+
+    async def fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome: ...

@@ -12,8 +12,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -53,20 +52,8 @@ class Resolved:
     kind: str = STRING
 
 
-# The engine's trace sets this per firing (a context variable, so concurrent firings do not mix): it is told
-# every parameter resolved while the request is built, with the value used, as one `(param, resolved)` tuple
-# (so that a list's `append` can be the observer). None (the default) costs nothing.
-PARAM_OBSERVER: ContextVar[Callable[[tuple[TriggerParameter, Resolved]], object] | None] = ContextVar(
-    "sensorium_param_observer", default=None)
-
-
-def observe(param: TriggerParameter, resolved: Resolved) -> None:
-    observer = PARAM_OBSERVER.get()
-    if observer is not None:
-        try:
-            observer((param, resolved))
-        except Exception:  # tracing must never fail a firing
-            pass
+ResolvedParam = tuple[TriggerParameter, Resolved]
+"""A parameter and the value the firing used: what `FiringOutcome.params` lists, for the trace."""
 
 
 # ---- construction-time checks ----------------------------------------------------------------------------
@@ -237,12 +224,14 @@ def _set(doc: str, param: TriggerParameter, value: str, kind: str) -> str:
 
 
 def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
-                 events: Mapping[str, CloudEvent]) -> bytes:
-    """Argo `ApplyParams`: set each resolved parameter into the JSON document (skipping "no value")."""
+                 events: Mapping[str, CloudEvent], used: list[ResolvedParam] | None = None) -> bytes:
+    """Argo `ApplyParams`: set each resolved parameter into the JSON document (skipping "no value"). Each
+    parameter resolved is appended to `used` with its value (also when a later one fails)."""
     text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
     for index, param in enumerate(params or ()):
         resolved = _resolve_named(param, events, f"parameters[{index}]")
-        observe(param, resolved)
+        if used is not None:
+            used.append((param, resolved))
         if resolved.value is None:
             continue
         value, kind = resolved.value, resolved.kind
@@ -265,13 +254,16 @@ def _resolve_named(param: TriggerParameter, events: Mapping[str, CloudEvent], wh
         raise ParamError(f"{where} (dest '{param.dest}'): {exc}") from None
 
 
-def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[TriggerParameter] | None) -> bytes:
+def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[TriggerParameter] | None,
+                      used: list[ResolvedParam] | None = None) -> bytes:
     """Argo `ConstructPayload`: the HTTP body from `payload` parameters; an empty `dest` makes the value the
-    whole     body (later parameters ignored); nothing set gives an empty body."""
+    whole body (later parameters ignored); nothing set gives an empty body. Each parameter resolved is appended
+    to `used` with its value."""
     text = ""
     for index, param in enumerate(params or ()):
         resolved = _resolve_named(param, events, f"payload[{index}]")
-        observe(param, resolved)
+        if used is not None:
+            used.append((param, resolved))
         if param.dest == "":
             if resolved.value is not None:
                 return resolved.value.encode()

@@ -1,4 +1,4 @@
-"""Trace records: what each step did and why (composition root: imports nothing from the project).
+"""Trace records: what each step did and why, and the `Tracer` interface the runner calls (composition root).
 
 One record class per step, each a frozen `msgspec.Struct` tagged with its step. Records of one event share
 `event` (the CloudEvent id); records of one firing share `firing`. Their JSON form (`step`, `time`, `sensor`,
@@ -14,8 +14,9 @@ formatted millisecond (`stamp`, cached) rather than a float formatted again for 
 
 from __future__ import annotations
 
+import logging
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
 from operator import attrgetter
@@ -23,12 +24,16 @@ from typing import Any, Protocol
 
 import msgspec
 
+from buses.base import Bus
+
 __all__ = [
-    "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "FilterChecked",
-    "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
+    "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "EmittingTracer",
+    "FilterChecked", "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
     "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
     "encode_chunks", "encode_lines", "now", "stamp",
 ]
+
+log = logging.getLogger("sensorium.trace")
 
 
 def now() -> str:
@@ -269,15 +274,53 @@ class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
 
 
 class Tracer(Protocol):
-    """Receives records. `enabled` False lets the engine skip building them; `emit` never raises, never blocks."""
+    """What the runner calls on a tracer. None of it may raise into the pipeline or block it.
+
+    `enabled` False lets the runner skip tracing altogether (none of the others is then called). `defer(rows_fn,
+    *args)` is the event path's one call per step: the records are whatever `rows_fn(out, *args)` appends to the
+    list `out`, built now or later (every argument is immutable); `emit` takes one finished record. `attach_bus`
+    offers the bus the sensor runs on (once per sensor, after its consumer exists: a tracer may publish records
+    there); `flush` writes what the tracer holds, while the bus is still open (the runner bounds it in time).
+    `EmittingTracer` gives a tracer that only has `emit` the other three."""
 
     @property
     def enabled(self) -> bool: ...
 
     def emit(self, record: TraceRecord) -> None: ...
 
+    def defer(self, rows_fn: Callable[..., None], *args: Any) -> None: ...
 
-class _NullTracer:
+    def attach_bus(self, bus: Bus) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class EmittingTracer:
+    """A tracer built on `emit` alone: `defer` builds the records at once and emits them (a failure is logged at
+    DEBUG, never raised); it publishes nothing on the bus and holds nothing to flush."""
+
+    enabled = True
+
+    def emit(self, record: TraceRecord) -> None:
+        raise NotImplementedError
+
+    def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
+        try:
+            out: list[TraceRecord] = []
+            rows_fn(out, *args)
+            for record in out:
+                self.emit(record)
+        except Exception as exc:
+            log.debug("trace record dropped: %r", exc)
+
+    def attach_bus(self, bus: Bus) -> None:
+        return None
+
+    async def flush(self) -> None:
+        return None
+
+
+class _NullTracer(EmittingTracer):
     enabled = False
 
     def emit(self, record: TraceRecord) -> None:
@@ -287,10 +330,8 @@ class _NullTracer:
 NULL_TRACER: Tracer = _NullTracer()
 
 
-class RecordingTracer:
+class RecordingTracer(EmittingTracer):
     """Keeps every record in memory (tests, dry runs)."""
-
-    enabled = True
 
     def __init__(self) -> None:
         self.records: list[TraceRecord] = []

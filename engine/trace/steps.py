@@ -1,8 +1,8 @@
 """Turning the values each stage returns into trace records (composition root: reads sensor and trigger values).
 
 Shared by the running engine and `sensorium test`, so both explain a decision the same way. Pure: no I/O.
-Parameters are the ones the trigger itself resolved (reported through `triggers.params.PARAM_OBSERVER`);
-requests come from the trigger's redacted summary.
+Parameters are the ones the trigger itself resolved (`FiringOutcome.params`); requests come from the trigger's
+redacted summary.
 
 The `*_rows(out, sensor, t, ...)` functions are the single source of what a record says: they append the records
 of one step (all with the time `t`, from `engine.trace.records.now()`) to `out`; the `*_records` functions wrap them
@@ -270,11 +270,11 @@ def outcome_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing
 
 
 def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
-               observed: Sequence[tuple[TriggerParameter, Resolved]], outcome: object) -> None:
-    """What a firing did once it finished: its parameters (`trigger` None: not an HTTP trigger's spec), then
-    request, responses, retries and outcome."""
-    if trigger is not None:
-        param_rows(out, sensor, t, event, firing, trigger, observed)
+               outcome: object) -> None:
+    """What a firing did once it finished: the parameters it resolved (`trigger` None: not an HTTP trigger's
+    spec), then request, responses, retries and outcome."""
+    if trigger is not None and isinstance(outcome, FiringOutcome):
+        param_rows(out, sensor, t, event, firing, trigger, outcome.params)
     outcome_rows(out, sensor, t, event, firing, outcome)
 
 
