@@ -18,6 +18,7 @@ from engine.busconfig import from_url
 from engine.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
 from engine.config import load
 from engine.runner import RunnerSettings
+from engine.trace import NULL_TRACER, Tracer
 
 
 def free_port() -> int:
@@ -55,14 +56,15 @@ def write_config(folder: Path, *documents: str) -> Path:
 
 
 class Engine:
-    """`async with Engine(...)`: the engine runs in this event loop until the block ends."""
+    """`async with Engine(...)`: the engine runs in this event loop until the block ends. Give it a
+    `tests.trace_log.TraceLog` as `tracer` to wait on its records (e.g. the `ack` of the last event)."""
 
     def __init__(self, config_dir: Path, bus_url: str | None, *, secrets_dir: Path | None = None,
-                 ack_wait: float = 30.0, data_dir: Path | None = None) -> None:
+                 ack_wait: float = 30.0, data_dir: Path | None = None, tracer: Tracer = NULL_TRACER) -> None:
         self.config = load([config_dir], checks=[check_document])
         self.options = EngineOptions(bus_url=bus_url, secrets_dir=secrets_dir, webhook_host="127.0.0.1",
                                      data_dir=data_dir or config_dir / ".sensorium", handle_signals=False,
-                                     runner=RunnerSettings(ack_wait=ack_wait, fetch_timeout=0.2))
+                                     runner=RunnerSettings(ack_wait=ack_wait, fetch_timeout=0.2), tracer=tracer)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
