@@ -17,8 +17,8 @@ import yaml
 from pydantic import ValidationError
 
 from engine import yamlread
+from engine.core.errors import ConfigError
 from engine.documents import KINDS, EventBus, EventSource, Sensor
-from engine.errors import ConfigError
 from engine.yamlread import dotted_path
 
 __all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_document", "load_documents"]

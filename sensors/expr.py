@@ -42,7 +42,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from engine.re2 import GoRegexp, compile_re2
+from engine.goport.re2 import GoRegexp, compile_re2
 
 
 class ExprError(ValueError):

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from engine.cloudevent import CloudEvent
-from engine.deadline import DeadlineExceeded
-from engine.deadline import check as check_deadline
-from engine.gotemplate import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
-from engine.paths import (
+from engine.core.cloudevent import CloudEvent
+from engine.goport.deadline import DeadlineExceeded
+from engine.goport.deadline import check as check_deadline
+from engine.goport.gjson import (
     PathExpr,
     PathResult,
     format_float,
@@ -29,7 +28,8 @@ from engine.paths import (
     go_quote,
     parse_json,
 )
-from engine.re2 import compile_re2
+from engine.goport.re2 import compile_re2
+from engine.goport.template import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
 from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
 from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
@@ -351,7 +351,7 @@ def combine_filters(operator: str, kinds: Sequence[tuple[bool, FilterVerdict]]) 
 
 def unsupported(spec: EventDependencyFilter) -> list[tuple[str, str]]:
     """(field, message) for each filter feature this version cannot evaluate: templates using Go template
-    features or sprig functions outside engine.gotemplate's subset."""
+    features or sprig functions outside engine.goport.template's subset."""
     found: list[tuple[str, str]] = []
     for i, f in enumerate(spec.data or ()):
         if f.template:

@@ -40,7 +40,7 @@ from typing import Any
 import lupa.lua51 as lua51
 import msgspec
 
-from engine.deadline import remaining, timed_out
+from engine.goport.deadline import remaining, timed_out
 from sensors.expr import go_format_g
 
 DEFAULT_TIMEOUT = 1.0
@@ -382,7 +382,7 @@ def _worker() -> LuaWorker:
 def run_script(script: str, data: Mapping[str, Any], *, convert: bool = False, timeout: float = DEFAULT_TIMEOUT,
                max_memory: int = DEFAULT_MAX_MEMORY) -> ScriptResult:
     """Run `script` with the global `event` built from `data` in this thread's Lua worker process, within
-    `timeout` or what is left of the current event's deadline (engine.deadline), whichever is shorter;
+    `timeout` or what is left of the current event's deadline (engine.goport.deadline), whichever is shorter;
     LuaScriptError for any failure, `timed out after 1.0 s` when it does not finish in time."""
     limit, left = timeout, remaining()
     if left is not None:

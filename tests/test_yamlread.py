@@ -10,7 +10,7 @@ import pytest
 
 from engine import yamlread
 from engine.config import substitute_env
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 def read(text: str) -> list[Any]:

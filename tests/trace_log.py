@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.cloudevent import CloudEvent
-from engine.trace import Acknowledged, TraceRecord
+from engine.core.cloudevent import CloudEvent
+from engine.trace.records import Acknowledged, TraceRecord
 
 Match = Callable[[TraceRecord], bool]
 
