@@ -77,13 +77,17 @@ async def memory_backend() -> AsyncIterator[Backend]:
         yield Backend("memory", make_bus, None)
 
 
-@pytest.fixture(params=list(BACKENDS))
+# backend name -> its marker (the broker it needs); the memory bus needs none
+MARKS = {"jetstream": [pytest.mark.nats], "memory": [], "kafka": [pytest.mark.kafka]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS[name], id=name) for name in BACKENDS])
 def bus_backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.getfixturevalue(BACKENDS[request.param])
     return backend
 
 
-@pytest.fixture(params=[name for name in BACKENDS if name != "memory"])
+@pytest.fixture(params=[pytest.param(name, marks=MARKS[name], id=name) for name in BACKENDS if name != "memory"])
 def broker_backend(request: pytest.FixtureRequest) -> Backend:
     """Backends with a broker process (the in-memory bus has none to restart)."""
     backend: Backend = request.getfixturevalue(BACKENDS[request.param])

@@ -10,6 +10,7 @@ import pytest
 
 from tests.engine_harness import Engine, EngineProcess, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.markers import BUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +78,7 @@ async def test_same_sensor_same_requests_on_both_buses(nats_url: str, kafka_brok
     assert ("X-Static", "yes") in headers and ("Content-Type", "application/json") in headers
 
 
-@pytest.mark.parametrize("bus", ["jetstream", "kafka"])
+@pytest.mark.parametrize("bus", BUSES)
 async def test_two_engines_share_one_sensor(bus: str, request: pytest.FixtureRequest, http_sink: HttpSink,
                                             tmp_path: Path) -> None:
     bus_url = request.getfixturevalue("nats_url") if bus == "jetstream" else (

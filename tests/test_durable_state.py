@@ -9,9 +9,10 @@ import pytest
 
 from tests.engine_harness import EngineProcess, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.markers import BUSES
 
 
-@pytest.mark.parametrize("bus", ["jetstream", "kafka"])
+@pytest.mark.parametrize("bus", BUSES)
 async def test_partial_match_survives_a_killed_engine(bus: str, request: pytest.FixtureRequest,
                                                       http_sink: HttpSink, tmp_path: Path) -> None:
     bus_url = request.getfixturevalue("nats_url") if bus == "jetstream" else (

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from buses.base import EventKey
 from tests.engine_harness import Engine, EngineProcess, event, free_port, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
-
-BUSES = ["jetstream", "kafka"]
-
-
-@pytest.fixture(params=BUSES)
-def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "jetstream":
-        yield request.getfixturevalue("nats_url")
-    else:
-        yield "kafka://" + request.getfixturevalue("kafka_broker")
 
 
 def webhook_source(name: str, port: int, event_name: str = "example") -> str:

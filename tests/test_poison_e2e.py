@@ -13,7 +13,6 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,13 +26,6 @@ from tests.poison_corpus import fuzzed
 
 FUZZED, VALID = 10_000, 500
 
-
-@pytest.fixture(params=["jetstream", "kafka"])
-def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "jetstream":
-        yield request.getfixturevalue("nats_url")
-    else:
-        yield "kafka://" + request.getfixturevalue("kafka_broker")
 
 
 def sensor_yaml(name: str, source: str, sink: str) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,6 @@ from engine.trace.bus import read_traces, trace_subject
 from engine.trace.hub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
-
-
-@pytest.fixture(params=["jetstream", "kafka"])
-def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "jetstream":
-        yield request.getfixturevalue("nats_url")
-    else:
-        yield "kafka://" + request.getfixturevalue("kafka_broker")
 
 
 def sensor(name: str, source: str, url: str) -> str:
@@ -120,6 +111,7 @@ def test_trace_subject_is_one_token_per_sensor() -> None:
     assert trace_subject("orders") == "sensorium.trace.orders"
 
 
+@pytest.mark.integration  # starts a child process
 def test_trace_without_a_bus_is_a_config_error(tmp_path: Path) -> None:
     done = cli("--data-dir", str(tmp_path))
     assert done.returncode == 2

@@ -103,6 +103,7 @@ async def test_no_secret_in_any_output_of_a_traced_engine(nats_url: str, http_si
         assert_no_secret(f"sensorium trace --format {fmt}", from_bus)
 
 
+@pytest.mark.integration  # starts a child process
 def test_no_secret_in_sensorium_test_output(tmp_path: Path) -> None:
     secrets = write_secrets(tmp_path / "secrets")
     (tmp_path / "sensor.yaml").write_text(sensor("dry", "src", "http://127.0.0.1:1"))

@@ -133,6 +133,7 @@ async def test_slow_body_gets_408() -> None:
         assert answer.status == 408 and answer.body == b"request body not received within 1s\n"
         assert time.monotonic() - start < 2.0
         writer.close()
+        await writer.wait_closed()  # else the server's stop waits for this connection's head timeout (10 s)
         assert hook.published == []
 
 
