@@ -23,7 +23,9 @@ import pytest
 
 from tests.markers import BROKER_FIXTURES, refusing_child_processes
 
-pytest_plugins = ["tests.fixtures_nats", "tests.fixtures_kafka", "tests.fixtures_bus", "tests.fixtures_http"]
+pytest_plugins = [
+    "pytester", "tests.fixtures_nats", "tests.fixtures_kafka", "tests.fixtures_bus", "tests.fixtures_http",
+]
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects
