@@ -205,15 +205,15 @@ def _bus_url(args: argparse.Namespace) -> str:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from engine.busconfig import describe
+    from engine.goport.duration import parse_duration
     from engine.trace.bus import read_traces
     from engine.trace.fmt import HumanFormat, json_line, use_color
-    from triggers.retry import parse_go_duration
 
     url = _bus_url(args)
     since = None
     if args.since:
         try:
-            since = parse_go_duration(args.since) / 1e9
+            since = parse_duration(args.since) / 1e9
         except ValueError as exc:
             raise ConfigError(f"--since: {exc} (want a duration such as 90s, 10m or 1h)") from None
     human = HumanFormat(color=use_color(sys.stdout))

@@ -17,12 +17,12 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from engine.core.cloudevent import CloudEvent
+from engine.goport import strconv
 from engine.goport.deadline import DeadlineExceeded
 from engine.goport.deadline import check as check_deadline
 from engine.goport.gjson import (
     PathExpr,
     PathResult,
-    format_float,
     go_parse_bool,
     go_parse_float,
     go_quote,
@@ -139,15 +139,15 @@ def _match_one(f: DataFilter, r: PathResult) -> tuple[bool | None, str]:
         if r.kind == "String" and go_parse_float(seen)[1] is not None:
             note = f"; the string {seen!r} is not a number, so it reads as 0 (Argo)"
         elif r.kind not in ("Number", "String"):
-            note = f"; a {r.kind} value reads as {format_float(got_num)} (Argo)"
+            note = f"; a {r.kind} value reads as {strconv.format_float(got_num, 'f', -1)} (Argo)"
         op = f.comparator or "="
         for value in f.value:
             wanted, err = go_parse_float(value)
             if err is not None:
                 return None, err
             if _compare(f.comparator, got_num, wanted):
-                return True, f"{format_float(got_num)} {op} {value}{note}"
-        return False, f"{format_float(got_num)} is not {op} any value{note}"
+                return True, f"{strconv.format_float(got_num, 'f', -1)} {op} {value}{note}"
+        return False, f"{strconv.format_float(got_num, 'f', -1)} is not {op} any value{note}"
     if f.type == "string":
         for value in f.value:
             try:

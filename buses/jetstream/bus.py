@@ -42,36 +42,28 @@ from buses.base import (
     StateStore,
     fit_dead_letter,
 )
-from engine import yamlread
+from engine.core import yamlread
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets
 from engine.core.specbase import TLSConfig
+from engine.goport.duration import cast_to_duration
+from engine.goport.fnv import fnv32a
 
 log = logging.getLogger(__name__)
 
 STREAM = "default"
 STREAM_SUBJECTS = "default.*.*"
 _BAD_TOKEN = re.compile(r"[.*>\s]")
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _CONNECTION_ERRORS = (OSError, TimeoutError, UnexpectedEOF, StaleConnectionError)
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_go_duration(value: object) -> float:
     """Seconds in a Go duration as viper reads it: `"72h"`, `"1h30m"`, `"300s"`; bare numbers are ns."""
-    if isinstance(value, bool):
-        raise ValueError(f"not a duration: {value!r}")
-    if isinstance(value, int | float):
-        return float(value) * 1e-9
-    text = str(value).strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("+-")
-    if re.fullmatch(r"\d+(\.\d*)?", text):
-        return sign * float(text) * 1e-9
-    if not text or _DURATION.sub("", text) != "":
-        raise ValueError(f"not a Go duration: {value!r}")
-    return sign * sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION.findall(text))
+    try:
+        return cast_to_duration(value) / 1e9
+    except ValueError:
+        raise ValueError(f"not a Go duration: {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -164,13 +156,6 @@ async def ensure_dead_letter_stream(js: JetStreamContext) -> None:
             max_age=DLQ_SETTINGS["max_age"], max_msgs=int(DLQ_SETTINGS["max_msgs"]),
             max_bytes=int(DLQ_SETTINGS["max_bytes"]), duplicate_window=DLQ_SETTINGS["duplicate_window"]))
         log.info("created stream %s (dead letters)", DEAD_LETTERS)
-
-
-def fnv32a(text: str) -> int:
-    h = 0x811C9DC5
-    for byte in text.encode():
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return h
 
 
 def durable_name(consumer_name: str) -> str:

@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 
 from buses.state import STATE_NAME, SerialStateStore
 from engine.core.errors import BusError
+from engine.goport.fnv import fnv32a
 
 if TYPE_CHECKING:
     from buses.jetstream.bus import JetStreamBus
@@ -36,8 +37,6 @@ _T = TypeVar("_T")
 def state_key(sensor: str) -> str:
     """The KV key of a sensor: its name when the KV key rules accept it (letters, digits, `-_/=`, dots between
     non-empty tokens), else a sanitized form plus the fnv32a hash of the name: stable and distinct."""
-    from buses.jetstream.bus import fnv32a
-
     if len(sensor) <= 200 and _KEY.fullmatch(sensor):
         return sensor
     clean = re.sub(r"[^-/_=A-Za-z0-9]", "_", sensor)[:180]

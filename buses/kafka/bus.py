@@ -41,6 +41,7 @@ from buses.spec import parse_brokers
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets
 from engine.core.specbase import TLSConfig
+from engine.goport.fnv import fnv32a
 
 if TYPE_CHECKING:
     from buses.kafka.state import KafkaStateTopic
@@ -61,9 +62,7 @@ DLQ_MAX_MESSAGE = 1_000_000  # under the producer's max_request_size and the bro
 
 def sarama_hash(key: bytes, partitions: int) -> int:
     """Partition of `key` under sarama's `NewHashPartitioner`: FNV-1a 32, as int32, modulo, sign dropped."""
-    h = 0x811C9DC5
-    for byte in key:
-        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    h = fnv32a(key)
     signed = h - (1 << 32) if h >= (1 << 31) else h
     return abs(signed) % partitions
 

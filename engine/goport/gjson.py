@@ -20,7 +20,6 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
 from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from typing import Any, Literal
@@ -28,6 +27,8 @@ from typing import Any, Literal
 import jmespath
 from jsonpath_ng import jsonpath as jp
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
+
+from engine.goport import strconv
 
 Kind = Literal["String", "Number", "True", "False", "Null", "JSON"]
 
@@ -143,7 +144,7 @@ def to_json(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ",".join(to_json(v) for v in value) + "]"
     if isinstance(value, float) and not math.isfinite(value):
-        return format_float(value)
+        return strconv.format_float(value, "f", -1)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -204,18 +205,6 @@ def go_parse_bool(s: str) -> bool | None:
     return None
 
 
-def format_float(f: float) -> str:
-    """strconv.FormatFloat(f, 'f', -1, 64): shortest round-trip digits, never an exponent."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    text = format(Decimal(repr(float(f))), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
 def _as_float(value: Any) -> float:
     try:
         return float(value)
@@ -261,7 +250,7 @@ class PathResult:
         if self.kind == "Number":
             if _INT_LITERAL.fullmatch(self.raw):
                 return self.raw
-            return format_float(_as_float(self.value))
+            return strconv.format_float(_as_float(self.value), "f", -1)
         if self.kind == "True":
             return "true"
         if self.kind == "False":

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from engine.goport import strconv
 from engine.goport.jsonenc import marshal
 
 _PLAIN = "tag:sensorium,2026:go-yaml-v2-plain"
@@ -32,24 +33,6 @@ for _words, _value in (
 _MAP[""] = None
 _YAML_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 _DOT_FLOAT = re.compile(r"^\.[0-9]+([eE][-+]?[0-9]+)?$")
-_BASES = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
-_DIGITS = {2: "01", 8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
-
-
-def _go_parse_int(text: str) -> int | None:
-    """Go `strconv.ParseInt(s, 0, 64)`, falling back to `ParseUint(s, 0, 64)` (which takes no sign)."""
-    signed = text[:1] in ("+", "-")
-    body = text[1:] if signed else text
-    base = _BASES.get(body[:2], 0)
-    digits = body[2:] if base else body
-    if not base:
-        base = 8 if len(digits) > 1 and digits[0] == "0" else 10
-    if not digits or any(c not in _DIGITS[base] for c in digits):
-        return None
-    value = -int(digits, base) if text[:1] == "-" else int(digits, base)
-    if -(2**63) <= value < 2**63 or (not signed and value < 2**64):
-        return value
-    return None
 
 
 def go_resolve(text: str) -> Any:
@@ -61,7 +44,9 @@ def go_resolve(text: str) -> Any:
         return _go_float(text) if _DOT_FLOAT.match(text) else text
     if first in "+-" or first.isdigit():
         plain = text.replace("_", "")
-        number = _go_parse_int(plain)
+        number = strconv.parse_int(plain)
+        if number is None:
+            number = strconv.parse_uint(plain)
         if number is not None:
             return number
         if _YAML_FLOAT.match(plain):

@@ -10,8 +10,9 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
+
+from engine.goport import strconv
 
 _HTML = str.maketrans({
     "<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029",
@@ -27,27 +28,17 @@ def marshal_string(s: str) -> str:
 
 
 def format_float(f: float) -> str:
-    """Go `encoding/json` float64 text: shortest round-trip digits; exponent form below 1e-6 or from 1e21."""
+    """Go `encoding/json` float64 text (floatEncoder): strconv's shortest 'f' form, or 'e' below 1e-6 or from
+    1e21 with the exponent cleaned up (`e-07` -> `e-7`). NaN and infinities are a ValueError as in Go."""
     if math.isnan(f) or math.isinf(f):
-        name = "NaN" if math.isnan(f) else ("+Inf" if f > 0 else "-Inf")
-        raise ValueError(f"json: unsupported value: {name}")
-    if f == 0:
-        return "-0" if math.copysign(1.0, f) < 0 else "0"
-    sign, digits_t, exp = Decimal(repr(f)).as_tuple()
-    assert isinstance(exp, int)
-    digits = list(digits_t)
-    while len(digits) > 1 and digits[-1] == 0:
-        digits.pop()
-        exp += 1
-    neg = "-" if sign else ""
-    if 1e-6 <= abs(f) < 1e21:
-        return neg + format(Decimal((0, tuple(digits), exp)), "f")
-    exponent = exp + len(digits) - 1
-    mantissa = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
-    text = f"{mantissa}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if text[-4:-1] == "e-0":  # Go cleans e-07 up to e-7
-        text = text[:-2] + text[-1]
-    return neg + text
+        raise ValueError(f"json: unsupported value: {strconv.format_float(f, 'g', -1)}")
+    a = abs(f)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        text = strconv.format_float(f, "e", -1)
+        if len(text) >= 4 and text[-4] == "e" and text[-3] == "-" and text[-2] == "0":
+            text = text[:-2] + text[-1]
+        return text
+    return strconv.format_float(f, "f", -1)
 
 
 def _key(key: Any) -> str:

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from engine.goport.gjson import PathExpr, PathResult, format_float, gjson_get, go_parse_bool, go_parse_float
+from engine.goport.gjson import PathExpr, PathResult, gjson_get, go_parse_bool, go_parse_float
 
 README = """{
   "name": {"first": "Tom", "last": "Anderson"},
@@ -227,14 +227,6 @@ def test_go_parse_float_nan() -> None:
 ])
 def test_go_parse_bool(text: str, value: bool | None) -> None:
     assert go_parse_bool(text) is value
-
-
-@pytest.mark.parametrize(("value", "text"), [
-    (1.0, "1"), (1.5, "1.5"), (1e21, "1000000000000000000000"), (1.5e-7, "0.00000015"), (-0.0, "-0"),
-    (math.inf, "+Inf"), (-math.inf, "-Inf"), (math.nan, "NaN"), (0.1 + 0.2, "0.30000000000000004"),
-])
-def test_format_float_is_go_f_minus_one(value: float, text: str) -> None:
-    assert format_float(value) == text
 
 
 DOC = b'{"o":{"x":[1,2],"n":null},"items":[{"k":"a"},{"k":"b"}],"s":"str","e":[]}'

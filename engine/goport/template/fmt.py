@@ -8,79 +8,13 @@ and lists (printed like `%v`).
 
 from __future__ import annotations
 
-import math
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
+from engine.goport.strconv import format_float
 from engine.goport.template.values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
-
-
-def _digits(f: float) -> tuple[str, int]:
-    """Shortest round-trip decimal digits of |f| and Go's decimal point position (value = 0.DIGITS x 10^dp)."""
-    if f == 0:
-        return "0", 1
-    _, digits, exp = Decimal(repr(abs(f))).as_tuple()
-    assert isinstance(exp, int)
-    text = "".join(map(str, digits))
-    dp = len(text) + exp
-    return text.rstrip("0") or "0", dp
-
-
-def _exp_suffix(e: int) -> str:
-    return f"e{'-' if e < 0 else '+'}{abs(e):02d}"
-
-
-def format_float(f: float, verb: str, prec: int) -> str:
-    """strconv.FormatFloat(f, verb, prec, 64) for verb e/E/f/F/g/G/x/X; prec -1 means shortest."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    neg = "-" if math.copysign(1.0, f) < 0 else ""
-    upper = verb in "EGX"
-    v = verb.lower()
-    if v == "x":
-        return neg + _hex_float(abs(f), prec, upper)
-    if prec >= 0:
-        text = format(abs(f), f".{prec}{'f' if v == 'f' else v}")
-        if v == "g" and "e" in text:  # Python and Go agree except that Go keeps at least two exponent digits
-            mant, _, e = text.partition("e")
-            text = mant + _exp_suffix(int(e))
-        return neg + (text.upper() if upper else text)
-    digits, dp = _digits(f)
-    if v == "g":
-        exp = dp - 1
-        v = "e" if exp < -4 or exp >= 6 else "f"
-    if v == "e":
-        text = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + _exp_suffix(dp - 1 if f else 0)
-    elif dp <= 0:
-        text = "0." + "0" * -dp + digits
-    elif dp >= len(digits):
-        text = digits + "0" * (dp - len(digits))
-    else:
-        text = digits[:dp] + "." + digits[dp:]
-    return neg + (text.upper() if upper else text)
-
-
-def _hex_float(a: float, prec: int, upper: bool) -> str:
-    """Go's %x for floats: 0x1.8p+01 (shortest mantissa, two-digit exponent)."""
-    if a == 0:
-        mant, exp = "0", 0
-    else:
-        text = a.hex()  # 0x1.8000000000000p+1
-        body, _, e = text[2:].partition("p")
-        mant, exp = body, int(e)
-        head, _, frac = mant.partition(".")
-        if prec >= 0:
-            frac = (frac + "0" * prec)[:prec]  # truncation; Go rounds (rarely matters)
-        else:
-            frac = frac.rstrip("0")
-        mant = head + ("." + frac if frac else "")
-    text = f"0x{mant}p{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    return text.upper() if upper else text
 
 
 def is_print(ch: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from engine.goport import strconv
 from engine.goport.template import lex as lx
 from engine.goport.template.fmt import quote
 from engine.goport.template.nodes import (
@@ -91,20 +92,6 @@ def unquote(lit: str) -> str:
     return text
 
 
-_GO_INT = re.compile(r"[+-]?(0[xX](_?[0-9a-fA-F])+|0[oO](_?[0-7])+|0[bB](_?[01])+|0(_?[0-7])*|[1-9](_?[0-9])*)")
-
-
-def _parse_int(text: str) -> int | None:
-    """strconv.ParseInt(text, 0, 64) (None when it fails or overflows)."""
-    if not _GO_INT.fullmatch(text):
-        return None
-    body = text.lstrip("+-").replace("_", "")
-    neg = text.startswith("-")
-    value = int(body, 8) if len(body) > 1 and body[0] == "0" and body[1].isdigit() else int(body, 0)
-    value = -value if neg else value
-    return value if -(1 << 63) <= value < (1 << 63) else None
-
-
 def _parse_float(text: str) -> float | None:
     """strconv.ParseFloat(text, 64) for lexer-produced number text (None on a syntax or range error)."""
     body = text.replace("_", "")
@@ -139,7 +126,7 @@ def new_number(pos: int, text: str, typ: str) -> NumberNode:
     if typ == lx.COMPLEX or text.endswith("i"):
         raise NotImplementedError("complex constants")
     node = NumberNode(pos, text)
-    node.int_value = _parse_int(text)
+    node.int_value = strconv.parse_int(text)
     if node.int_value is not None:
         node.float_value = float(node.int_value)
         return node

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from engine.goport import strconv
 from engine.goport.template.builtins import ANY, FLOAT, INT, STRING, CallContext, Func
 from engine.goport.template.fmt import quote, sprint_v
 from engine.goport.template.time import time_string
@@ -76,19 +77,6 @@ def _trim_zero_decimal(s: str) -> str:
     return s
 
 
-_GO_INT_TEXT = re.compile(r"[+-]?(0[xX](_?[0-9a-fA-F])+|0[oO](_?[0-7])+|0[bB](_?[01])+|0(_?[0-7])*|[1-9](_?[0-9])*)")
-
-
-def parse_go_int(s: str) -> int | None:
-    """strconv.ParseInt(s, 0, 64)."""
-    if not _GO_INT_TEXT.fullmatch(s):
-        return None
-    body = s.lstrip("+-").replace("_", "")
-    value = int(body, 8) if len(body) > 1 and body[0] == "0" and body[1].isdigit() else int(body, 0)
-    value = -value if s.startswith("-") else value
-    return value if -(1 << 63) <= value < (1 << 63) else None
-
-
 _GO_FLOAT_TEXT = re.compile(r"[+-]?(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][+-]?\d[\d_]*)?|[+-]?(inf|infinity|nan)",
                             re.IGNORECASE)
 
@@ -115,7 +103,7 @@ def to_int64(v: Any) -> int:
     if isinstance(v, float):
         return _float_to_int(v)
     if isinstance(v, str):
-        n = parse_go_int(_trim_zero_decimal(v))
+        n = strconv.parse_int(_trim_zero_decimal(v))
         return 0 if n is None else n
     return 0
 

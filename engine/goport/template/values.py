@@ -25,6 +25,8 @@ import math
 from datetime import datetime
 from typing import Any, Final
 
+from engine.goport import jsonenc
+
 
 class TemplateError(ValueError):
     """Any template failure; the message follows Go's `template: <name>:<line>: ...` form."""
@@ -287,18 +289,11 @@ def json_string(s: str, escape_html: bool = True) -> str:
 
 
 def json_float(f: float) -> str:
-    """encoding/json float64: shortest digits, exponent form below 1e-6 and from 1e21 (`e-7`, `e+21`)."""
-    from engine.goport.template.fmt import format_float
-
-    if math.isnan(f) or math.isinf(f):
-        raise FuncError(f"json: unsupported value: {format_float(f, 'g', -1)}")
-    a = abs(f)
-    if a != 0 and (a < 1e-6 or a >= 1e21):
-        text = format_float(f, "e", -1)
-        if len(text) >= 4 and text[-4] == "e" and text[-3] == "-" and text[-2] == "0":
-            text = text[:-2] + text[-1]
-        return text
-    return format_float(f, "f", -1)
+    """encoding/json float64 (engine.goport.jsonenc.format_float), with Go's error as a FuncError."""
+    try:
+        return jsonenc.format_float(f)
+    except ValueError as exc:
+        raise FuncError(str(exc)) from None
 
 
 def json_marshal(v: Any, escape_html: bool = True, indent: str | None = None, depth: int = 0) -> str:
