@@ -7,6 +7,10 @@ Markers (registered in pyproject.toml), and why they cannot rot:
   (`tests.markers.SANDBOX_WORKERS`) may start in a unit test. `python -m pytest -m "not integration"` is the
   fast unit loop; the plain `python -m pytest` (CI) runs everything.
 - `nats` / `kafka`: which broker an integration test needs (sub-markers: each implies `integration`).
+- `slow`: a test without broker or process that waits on a real clock (a timeout, a backoff: its subject) or
+  fuzzes. The unit loop, `python -m pytest -m "not integration and not slow"`, leaves these out too; a unit
+  test over `SLOW_UNIT_SECONDS` that is not marked is named at the end of the run (not a failure: a loaded
+  machine is slow too).
 
 A test that uses a broker fixture by name (`tests.markers.BROKER_FIXTURES`) is marked here, at collection.
 Everything else is held at run time: in a test without the `integration` marker, starting any child process
@@ -18,10 +22,14 @@ is marked, in the unit loop and in the full run alike.
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
 from tests.markers import BROKER_FIXTURES, refusing_child_processes
+
+SLOW_UNIT_SECONDS = 0.5
+_slow_unit_tests: list[tuple[float, str]] = []
 
 pytest_plugins = [
     "pytester", "tests.fixtures_nats", "tests.fixtures_kafka", "tests.fixtures_bus", "tests.fixtures_http",
@@ -53,3 +61,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         return (yield)
     with refusing_child_processes(item):
         return (yield)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration > SLOW_UNIT_SECONDS and not {"integration", "slow"} & set(
+            report.keywords):
+        _slow_unit_tests.append((report.duration, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _slow_unit_tests:
+        terminalreporter.section(f"unit tests slower than {SLOW_UNIT_SECONDS} s, not marked slow")
+        for duration, nodeid in sorted(_slow_unit_tests, reverse=True):
+            terminalreporter.write_line(f"{duration:6.2f}s {nodeid}")

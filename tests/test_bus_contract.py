@@ -141,6 +141,7 @@ async def test_round_trip(bus_backend: Backend) -> None:
     assert bus.health is Health.CONNECTED
 
 
+@pytest.mark.slow  # waits to see nothing more arrives (every bus)
 async def test_consumer_only_sees_its_keys_and_new_events(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     mine, other = EventKey(unique("src"), "a"), EventKey(unique("src"), "b")
@@ -152,6 +153,7 @@ async def test_consumer_only_sees_its_keys_and_new_events(bus_backend: Backend) 
     assert await nothing_more(consumer) == []
 
 
+@pytest.mark.slow  # waits out ack_wait to see nothing more arrives (every bus)
 async def test_durable_resume(bus_backend: Backend) -> None:
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
     first = await bus_backend.make_bus()
@@ -177,6 +179,7 @@ async def test_durable_resume(bus_backend: Backend) -> None:
     assert await nothing_more(resumed, 1.5) == []
 
 
+@pytest.mark.slow  # waits out ack_wait to see nothing more arrives (every bus)
 async def test_unacked_is_redelivered_acked_is_not(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
@@ -197,6 +200,7 @@ async def test_unacked_is_redelivered_acked_is_not(bus_backend: Backend) -> None
     assert await nothing_more(other, 1.5) == []
 
 
+@pytest.mark.slow  # waits out the nak delay (every bus)
 async def test_nak_with_delay_redelivers_later(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     key = EventKey(unique("src"), "ev")
@@ -222,6 +226,7 @@ async def test_order_preserved_for_one_key(bus_backend: Backend) -> None:
     assert bodies(got) == [b for _, _, b in batch] + [f"late-{i}".encode() for i in range(5)]
 
 
+@pytest.mark.slow  # waits to see nothing more arrives (every bus)
 async def test_same_name_shares_messages(bus_backend: Backend) -> None:
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
     a, b = await bus_backend.make_bus(), await bus_backend.make_bus()

@@ -181,6 +181,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow  # fuzz (hypothesis)
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(data=b"apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: \xed\xa0\x80}\n")

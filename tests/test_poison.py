@@ -130,6 +130,7 @@ async def test_poison_is_dead_lettered_and_valid_events_fire(caplog: pytest.LogC
     assert [r.position for r in received] == [f"default.webhook.example seq {n}" for n in (1, 3, 5, 7)]
 
 
+@pytest.mark.slow  # waits for redeliveries after naks
 async def test_dead_letter_not_stored_means_nak_and_retry(caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("engine.runner.DEAD_LETTER_RETRY", 0.3)
@@ -246,6 +247,7 @@ class BuggyBus(MemoryBus):
         return BuggyConsumer(await super().consumer(spec), self)
 
 
+@pytest.mark.slow  # waits out the loop restart backoff (0.5, 1, 2 s)
 async def test_health_names_a_failing_loop_and_recovers() -> None:
     import aiohttp
 
