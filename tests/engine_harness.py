@@ -101,7 +101,8 @@ class EngineProcess:
         self.args = [sys.executable, "-m", "engine.cli", "run", str(config_dir), "--bus", bus_url,
                      "--webhook-host", "127.0.0.1", *extra]
         self.proc: asyncio.subprocess.Process | None = None
-        self.output: list[str] = []
+        self.output: list[str] = []  # stdout and stderr lines; complete once kill() or terminate() returned
+        self._pumping: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -120,17 +121,24 @@ class EngineProcess:
                     return
 
         await asyncio.wait_for(ready(), timeout)
-        asyncio.get_running_loop().create_task(self._pump())
+        self._pumping = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             self.output.append(line.decode())
 
+    async def _pumped(self) -> None:
+        """The output read to its end (the process exited; a child of it still holding the pipe: 5 s at most)."""
+        if self._pumping is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pumping), 5)
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGKILL)
             await self.proc.wait()
+        await self._pumped()
 
     async def terminate(self) -> int:
         assert self.proc is not None
@@ -140,4 +148,5 @@ class EngineProcess:
                 await asyncio.wait_for(self.proc.wait(), 30)
         if self.proc.returncode is None:
             await self.kill()
+        await self._pumped()
         return self.proc.returncode or 0

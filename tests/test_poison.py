@@ -15,10 +15,11 @@ from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from buses.memory import MemoryBroker, MemoryBus
 from engine.core.cloudevent import CloudEvent, encode_structured
 from engine.runner import RunnerSettings, SensorRunner
-from engine.trace.records import Acknowledged, Received, TraceRecord
+from engine.trace.records import Acknowledged, Received
 from sensors.spec import Sensor
 from sensors.stage import SensorStage
 from tests.sensors.builders import dep, event
+from tests.trace_log import TraceLog
 
 KEY = EventKey("webhook", "example")
 
@@ -46,16 +47,6 @@ class BuggyStage:
         if ev.id.startswith("bug"):
             raise KeyError("a bug in the stage")
         return self.stage.process(ev, now)
-
-
-class Records:
-    enabled = True
-
-    def __init__(self) -> None:
-        self.records: list[TraceRecord] = []
-
-    def emit(self, record: TraceRecord) -> None:
-        self.records.append(record)
 
 
 def sensor_stage() -> SensorStage:
@@ -91,7 +82,7 @@ async def test_poison_is_dead_lettered_and_valid_events_fire(caplog: pytest.LogC
     broker = MemoryBroker()
     bus = MemoryBus(broker)
     await bus.start()
-    fired, tracer = Fired(), Records()
+    fired, tracer = Fired(), TraceLog()
     runner = SensorRunner("poisoned", [KEY], BuggyStage(sensor_stage()), {"t": fired}, bus,
                           RunnerSettings(fetch_timeout=0.05), tracer=tracer)
     await runner.prepare()

@@ -143,12 +143,20 @@ class JsonTraceFile:
 
     async def acked(self, *events: CloudEvent | str, timeout: float = 30.0) -> list[dict[str, Any]]:
         """The `ack` records of these events once all were written (the engine writes its trace every 0.1 s)."""
-        ids = [_id(e) for e in events]
-        deadline = time.monotonic() + timeout
-        while True:
-            acks = {r["event"]: r for r in self.records() if r["step"] == "ack" and r["event"] in ids}
-            if len(acks) == len(ids):
-                return [acks[i] for i in ids]
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"acks of {sorted(set(ids) - set(acks))} not in {self.path} within {timeout} s")
-            await asyncio.sleep(0.05)  # polling a file: the child process has no way to wake us
+        return await acked_in([self], *events, timeout=timeout)
+
+
+async def acked_in(files: Sequence[JsonTraceFile], *events: CloudEvent | str,
+                   timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The `ack` records of these events, found in any of the trace files of several engines sharing a sensor
+    (one per event, in the order given), once all were written."""
+    ids = [_id(e) for e in events]
+    deadline = time.monotonic() + timeout
+    while True:
+        acks = {r["event"]: r for f in files for r in f.records() if r["step"] == "ack" and r["event"] in ids}
+        if len(acks) == len(set(ids)):
+            return [acks[i] for i in ids]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"acks of {sorted(set(ids) - set(acks))} not in {[str(f.path) for f in files]} "
+                               f"within {timeout} s")
+        await asyncio.sleep(0.05)  # polling files: the child processes have no way to wake us
