@@ -1,4 +1,4 @@
-"""CloudEvent value and its structured-mode JSON codec (kernel: imports nothing from the project).
+"""CloudEvent value and its structured-mode JSON codec (kernel: imports nothing else from the project).
 
 Structured mode is what Argo Events writes on its buses (sdk-go `WriteJson`, key order kept); binary mode
 (`ce_*` / `ce-*` headers) is accepted on decode for events produced by other CloudEvents SDKs.

@@ -1,9 +1,10 @@
-"""The per-event time limit of the sensor stage (kernel): a cooperative deadline for the current thread.
+"""The per-event time limit of the sensor stage (Go library): a cooperative deadline for the current thread.
 
 The stage runs each event under `event_deadline(seconds)`; code whose work grows with the input (template
 loops, filter loops, Lua calls) calls `check()` or asks `remaining()` and stops with DeadlineExceeded, whose
 text is the reason shown in the trace: `timed out after 1.0 s`. Outside an event there is no deadline. It is
 per thread (each sensor's stage runs in a thread of its own), so one sensor's deadline never limits another.
+Not a Go rule: it lives in engine.goport because the template executor checks it, and goport imports nothing else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Go regular expressions (RE2) through the google-re2 package (pure, kernel).
+"""Go regular expressions (RE2) through the google-re2 package (pure, Go library).
 
 Argo compiles data filter `value`s of type string, expression `=~`/`!~` operands and sprig's `regex*` patterns
 with Go's `regexp`, which is RE2: matching takes time linear in the subject, whatever the pattern (`^(a+)+$` on

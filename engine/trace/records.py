@@ -1,4 +1,4 @@
-"""Trace records: what each step did and why (kernel: imports nothing from the project).
+"""Trace records: what each step did and why (composition root: imports nothing from the project).
 
 One record class per step, each a frozen `msgspec.Struct` tagged with its step. Records of one event share
 `event` (the CloudEvent id); records of one firing share `firing`. Their JSON form (`step`, `time`, `sensor`,

@@ -1,4 +1,4 @@
-"""Go text/template with sprig functions, a documented subset, for Argo Events templates (kernel).
+"""Go text/template with sprig functions, a documented subset, for Argo Events templates (Go library).
 
 Used for the data filter `template` (data `{"Input": <gjson String() of the path>}`) and the trigger parameter
 `dataTemplate`/`contextTemplate` (data `{"Input": <payload parsed to Go values>}`). Argo parses every template

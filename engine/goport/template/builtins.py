@@ -1,4 +1,4 @@
-"""Function registry and Go's text/template builtins for engine.goport.template (kernel).
+"""Function registry and Go's text/template builtins for engine.goport.template (Go library).
 
 Each function declares Go parameter types; the executor converts arguments the way text/template does (literal
 constants to the parameter type, other values must be assignable: a float64 is never an int) and reports

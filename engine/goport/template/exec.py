@@ -1,4 +1,4 @@
-"""Executor for engine.goport.template (kernel): a port of Go's text/template/exec.go over the Go value model.
+"""Executor for engine.goport.template (Go library): a port of Go's text/template/exec.go over the Go value model.
 
 Sandbox: values are only JSON-like data, so field access is a map lookup and nothing else (no attribute or
 method access on Python objects); every node evaluation, function call and range iteration counts as a step;

@@ -1,4 +1,4 @@
-"""Go's fmt and strconv output for engine.goport.template (kernel): `%v`, Sprint/Sprintln/Sprintf, Quote, FormatFloat.
+"""Go's fmt output for engine.goport.template: `%v`, Sprint/Sprintln/Sprintf, Quote (floats: engine.goport.strconv).
 
 Sprintf supports the flags `+ - # 0` and space, width and precision (also `*`), the verbs
 `v s d q f F e E g G t x X o O b c U T %`, argument indexes `%[2]d`, and Go's error forms `%!d(string=x)`,

@@ -1,4 +1,4 @@
-"""Lexer for engine.goport.template (kernel): a port of Go's text/template/parse/lex.go.
+"""Lexer for engine.goport.template (Go library): a port of Go's text/template/parse/lex.go.
 
 Hand-written rather than a lark grammar: the lexer is modal (text outside `{{ }}`, tokens inside), trim markers
 `{{- ` / ` -}}` remove whitespace from the neighbouring text tokens, comments must hug the delimiters, and the

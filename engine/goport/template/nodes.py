@@ -1,4 +1,4 @@
-"""Parse tree nodes of engine.goport.template (kernel), mirroring Go's text/template/parse nodes.
+"""Parse tree nodes of engine.goport.template (Go library), mirroring Go's text/template/parse nodes.
 
 Each node prints itself like Go's String(), which exec errors quote (`at <.Input.a>`); `pos` is the character
 offset in the template text.

@@ -1,4 +1,4 @@
-"""Parser for engine.goport.template (kernel): a recursive-descent port of Go's text/template/parse/parse.go.
+"""Parser for engine.goport.template (Go library): a recursive-descent port of Go's text/template/parse/parse.go.
 
 Node classes print themselves as Go's nodes do (`String()`), which exec errors quote (`at <.Input.a>`).
 `define`, `template` and `block` (named templates), `call` and complex constants are outside the subset and

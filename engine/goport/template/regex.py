@@ -1,4 +1,4 @@
-"""Sprig's regular expression functions for engine.goport.template (kernel), with Go's regexp semantics for
+"""Sprig's regular expression functions for engine.goport.template (Go library), with Go's regexp semantics for
 `$1`/`${name}` expansion, empty matches next to a previous match, Split, and MustCompile panic texts.
 Patterns are RE2 (engine.goport.re2, linear time); like Go, subjects are matched as UTF-8 bytes, encoded once per call,
 so FindAll/ReplaceAll/Split loops stay linear in the subject."""

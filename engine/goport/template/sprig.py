@@ -1,4 +1,4 @@
-"""Sprig v3.3 functions for engine.goport.template (kernel): the registry plus defaults, JSON, lists, dicts and dates.
+"""Sprig v3.3 functions for engine.goport.template: the registry plus defaults, JSON, lists, dicts and dates.
 
 Sprig's exact (sometimes odd) semantics are kept: `default`/`empty` use sprig's notion of empty, `first` of a nil
 list panics, `get` of a missing key is "", `date` of a float64 (any JSON number) formats *now*. `keys`/`values`

@@ -1,4 +1,4 @@
-"""Sprig's string, conversion and integer functions for engine.goport.template (kernel).
+"""Sprig's string, conversion and integer functions for engine.goport.template (Go library).
 
 Strings are Go byte strings: `substr`, `trunc`, `abbrev` count bytes and panic like Go on bad bounds; `b64dec`
 returns Go's error text instead of failing; `title` is Go's strings.Title; `upper`/`lower` use simple case

@@ -1,4 +1,4 @@
-"""Go time formatting for engine.goport.template (kernel): `time.Time.Format` layouts and `time.Time.String`.
+"""Go time formatting for engine.goport.template (Go library): `time.Time.Format` layouts and `time.Time.String`.
 
 Layout elements follow Go's nextStdChunk: 2006 06 01 1 Jan January 02 2 _2 002 __2 Mon Monday 15 03 3 04 4 05 5
 PM pm MST -0700 -07:00 -07 -070000 -07:00:00 Z0700 Z07:00 Z07 Z070000 Z07:00:00 and fractional seconds

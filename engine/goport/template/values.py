@@ -1,4 +1,4 @@
-"""Go value model behind engine.goport.template (kernel): errors, Go types, truth, strings as bytes, encoding/json.
+"""Go value model behind engine.goport.template (Go library): errors, Go types, truth, strings as bytes, encoding/json.
 
 Python stands in for Go values as follows (only JSON-like data ever reaches a template):
 
