@@ -4,8 +4,7 @@ Markers (registered in pyproject.toml), and why they cannot rot:
 
 - `integration`: the test starts a broker or any child process (`sensorium` itself, a sink, `openssl`, ruff,
   mypy, the embedded nats-server of an engine without a bus URL); only the engine's own Lua/jq sandbox workers
-  (`tests.markers.SANDBOX_WORKERS`) may start in a unit test. `python -m pytest -m "not integration"` is the
-  fast unit loop; the plain `python -m pytest` (CI) runs everything.
+  (`tests.markers.SANDBOX_WORKERS`) may start in a unit test. The plain `python -m pytest` (CI) runs everything.
 - `nats` / `kafka`: which broker an integration test needs (sub-markers: each implies `integration`).
 - `slow`: a test without broker or process that waits on a real clock (a timeout, a backoff: its subject) or
   fuzzes. The unit loop, `python -m pytest -m "not integration and not slow"`, leaves these out too; a unit
