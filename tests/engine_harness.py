@@ -18,6 +18,7 @@ from engine.busconfig import from_url
 from engine.config import load
 from engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
 from engine.runner import RunnerSettings
+from engine.trace.records import NULL_TRACER, Tracer
 
 
 def free_port() -> int:
@@ -55,14 +56,15 @@ def write_config(folder: Path, *documents: str) -> Path:
 
 
 class Engine:
-    """`async with Engine(...)`: the engine runs in this event loop until the block ends."""
+    """`async with Engine(...)`: the engine runs in this event loop until the block ends. Give it a
+    `tests.trace_log.TraceLog` as `tracer` to wait on its records (e.g. the `ack` of the last event)."""
 
     def __init__(self, config_dir: Path, bus_url: str | None, *, secrets_dir: Path | None = None,
-                 ack_wait: float = 30.0, data_dir: Path | None = None) -> None:
+                 ack_wait: float = 30.0, data_dir: Path | None = None, tracer: Tracer = NULL_TRACER) -> None:
         self.config = load([config_dir], checks=[check_document])
         self.options = EngineOptions(bus_url=bus_url, secrets_dir=secrets_dir, webhook_host="127.0.0.1",
                                      data_dir=data_dir or config_dir / ".sensorium", handle_signals=False,
-                                     runner=RunnerSettings(ack_wait=ack_wait, fetch_timeout=0.2))
+                                     runner=RunnerSettings(ack_wait=ack_wait, fetch_timeout=0.2), tracer=tracer)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -99,7 +101,8 @@ class EngineProcess:
         self.args = [sys.executable, "-m", "engine.cli", "run", str(config_dir), "--bus", bus_url,
                      "--webhook-host", "127.0.0.1", *extra]
         self.proc: asyncio.subprocess.Process | None = None
-        self.output: list[str] = []
+        self.output: list[str] = []  # stdout and stderr lines; complete once kill() or terminate() returned
+        self._pumping: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -118,17 +121,24 @@ class EngineProcess:
                     return
 
         await asyncio.wait_for(ready(), timeout)
-        asyncio.get_running_loop().create_task(self._pump())
+        self._pumping = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             self.output.append(line.decode())
 
+    async def _pumped(self) -> None:
+        """The output read to its end (the process exited; a child of it still holding the pipe: 5 s at most)."""
+        if self._pumping is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pumping), 5)
+
     async def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGKILL)
             await self.proc.wait()
+        await self._pumped()
 
     async def terminate(self) -> int:
         assert self.proc is not None
@@ -138,4 +148,5 @@ class EngineProcess:
                 await asyncio.wait_for(self.proc.wait(), 30)
         if self.proc.returncode is None:
             await self.kill()
+        await self._pumped()
         return self.proc.returncode or 0

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from buses.kafka_broker import KafkaBroker, free_port
+from tests.markers import needs_integration_marker
 
 KAFKA_USER, KAFKA_PASSWORD = "sensorium", "sensorium-secret"
 
@@ -30,9 +31,10 @@ def kafka_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBrok
         broker.stop()
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(kafka_server: KafkaBroker) -> str:
+@pytest.fixture
+def kafka_broker(kafka_server: KafkaBroker, request: pytest.FixtureRequest) -> str:
     """Bootstrap address `127.0.0.1:PORT` of the session broker (PLAINTEXT)."""
+    needs_integration_marker(request, "the Kafka broker (kafka_broker)")  # also when reached by getfixturevalue
     return kafka_server.bootstrap
 
 

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 
 from buses.embedded import EmbeddedNats
+from tests.markers import needs_integration_marker
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,8 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNa
 
 
 @pytest.fixture
-def nats_url(nats_server: EmbeddedNats) -> str:
+def nats_url(nats_server: EmbeddedNats, request: pytest.FixtureRequest) -> str:
+    needs_integration_marker(request, "the nats-server (nats_url)")  # also when reached by getfixturevalue
     if not nats_server.running:  # a previous test stopped it and failed before restarting
         nats_server.start_blocking()
     return nats_server.url

@@ -77,13 +77,17 @@ async def memory_backend() -> AsyncIterator[Backend]:
         yield Backend("memory", make_bus, None)
 
 
-@pytest.fixture(params=list(BACKENDS))
+# backend name -> its marker (the broker it needs); the memory bus needs none
+MARKS = {"jetstream": [pytest.mark.nats], "memory": [], "kafka": [pytest.mark.kafka]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=MARKS[name], id=name) for name in BACKENDS])
 def bus_backend(request: pytest.FixtureRequest) -> Backend:
     backend: Backend = request.getfixturevalue(BACKENDS[request.param])
     return backend
 
 
-@pytest.fixture(params=[name for name in BACKENDS if name != "memory"])
+@pytest.fixture(params=[pytest.param(name, marks=MARKS[name], id=name) for name in BACKENDS if name != "memory"])
 def broker_backend(request: pytest.FixtureRequest) -> Backend:
     """Backends with a broker process (the in-memory bus has none to restart)."""
     backend: Backend = request.getfixturevalue(BACKENDS[request.param])
@@ -137,6 +141,7 @@ async def test_round_trip(bus_backend: Backend) -> None:
     assert bus.health is Health.CONNECTED
 
 
+@pytest.mark.slow  # waits to see nothing more arrives (every bus)
 async def test_consumer_only_sees_its_keys_and_new_events(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     mine, other = EventKey(unique("src"), "a"), EventKey(unique("src"), "b")
@@ -148,6 +153,7 @@ async def test_consumer_only_sees_its_keys_and_new_events(bus_backend: Backend) 
     assert await nothing_more(consumer) == []
 
 
+@pytest.mark.slow  # waits out ack_wait to see nothing more arrives (every bus)
 async def test_durable_resume(bus_backend: Backend) -> None:
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
     first = await bus_backend.make_bus()
@@ -173,6 +179,7 @@ async def test_durable_resume(bus_backend: Backend) -> None:
     assert await nothing_more(resumed, 1.5) == []
 
 
+@pytest.mark.slow  # waits out ack_wait to see nothing more arrives (every bus)
 async def test_unacked_is_redelivered_acked_is_not(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
@@ -193,6 +200,7 @@ async def test_unacked_is_redelivered_acked_is_not(bus_backend: Backend) -> None
     assert await nothing_more(other, 1.5) == []
 
 
+@pytest.mark.slow  # waits out the nak delay (every bus)
 async def test_nak_with_delay_redelivers_later(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
     key = EventKey(unique("src"), "ev")
@@ -218,6 +226,7 @@ async def test_order_preserved_for_one_key(bus_backend: Backend) -> None:
     assert bodies(got) == [b for _, _, b in batch] + [f"late-{i}".encode() for i in range(5)]
 
 
+@pytest.mark.slow  # waits to see nothing more arrives (every bus)
 async def test_same_name_shares_messages(bus_backend: Backend) -> None:
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
     a, b = await bus_backend.make_bus(), await bus_backend.make_bus()

@@ -10,6 +10,8 @@ import pytest
 
 from tests.engine_harness import EngineProcess, free_port, unique, write_config
 
+pytestmark = pytest.mark.integration  # runs `sensorium run` as a child process
+
 
 def health(port: int) -> tuple[int, dict[str, object]]:
     try:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.engine_harness import Engine, EngineProcess, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.markers import BUSES
+from tests.trace_log import JsonTraceFile, TraceLog, acked_in
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,13 +64,15 @@ async def test_same_sensor_same_requests_on_both_buses(nats_url: str, kafka_brok
         folder = write_config(tmp_path / bus, sensor_yaml(unique("orders"), source, http_sink.url))
         shutil.copy(ROOT / "examples" / "buses" / f"eventbus-{bus}.yaml", folder / "eventbus.yaml")
         http_sink.reset()
-        async with Engine(folder, bus_url=None):
-            await publish(bus_url, event(source, "paid", b'{"body":{"amount":50}}'))  # filtered out
-            await publish(bus_url, event(source, "paid", b'{"body":{"amount":250.5}}'))
-            await asyncio.sleep(0.3)
-            await publish(bus_url, event(source, "shipped", b'{"body":{"carrier":"dhl"}}'))
-            await http_sink.wait_for(1, timeout=20)
-            await asyncio.sleep(1.0)
+        trace = TraceLog()
+        async with Engine(folder, bus_url=None, tracer=trace):
+            low = event(source, "paid", b'{"body":{"amount":50}}')
+            paid = event(source, "paid", b'{"body":{"amount":250.5}}')
+            await publish(bus_url, low, paid)  # the first is filtered out
+            await trace.acked(low, paid)
+            shipped = event(source, "shipped", b'{"body":{"carrier":"dhl"}}')
+            await publish(bus_url, shipped)
+            await trace.acked(shipped, timeout=20)  # settled: its firing finished
         seen[bus] = [(r.method, r.path, [h for h in r.headers if h[0].lower() != "host"], r.body)
                      for r in http_sink.requests]
     assert seen["jetstream"] == seen["kafka"]
@@ -77,7 +81,7 @@ async def test_same_sensor_same_requests_on_both_buses(nats_url: str, kafka_brok
     assert ("X-Static", "yes") in headers and ("Content-Type", "application/json") in headers
 
 
-@pytest.mark.parametrize("bus", ["jetstream", "kafka"])
+@pytest.mark.parametrize("bus", BUSES)
 async def test_two_engines_share_one_sensor(bus: str, request: pytest.FixtureRequest, http_sink: HttpSink,
                                             tmp_path: Path) -> None:
     bus_url = request.getfixturevalue("nats_url") if bus == "jetstream" else (
@@ -96,15 +100,16 @@ spec:
           url: {http_sink.url}/work
           payload: [{{src: {{dependencyName: d, dataKey: n}}, dest: n}}]
 """)
-    engines = [EngineProcess(folder, bus_url), EngineProcess(folder, bus_url)]
+    traces = [JsonTraceFile(tmp_path / f"trace-{n}.jsonl") for n in range(2)]
+    engines = [EngineProcess(folder, bus_url, *trace.args()) for trace in traces]
     for engine in engines:
         await engine.start()
     try:
-        await asyncio.sleep(1.0)  # steady state: both members hold their share
-        await publish(bus_url, *(event(source, "e", f'{{"n":{i}}}'.encode()) for i in range(60)))
-        got = await http_sink.wait_for(60, timeout=40)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.0)  # steady state: both members hold their share (no record marks a rebalance)
+        sent = [event(source, "e", f'{{"n":{i}}}'.encode()) for i in range(60)]
+        await publish(bus_url, *sent)
+        await acked_in(traces, *sent, timeout=40)  # all settled: every firing finished
     finally:
         codes = [await engine.terminate() for engine in engines]
     assert sorted(int(r.json()["n"]) for r in http_sink.requests) == list(range(60))
-    assert len(got) == 60 and codes == [0, 0]
+    assert codes == [0, 0]

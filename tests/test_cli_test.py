@@ -223,6 +223,7 @@ def test_several_sensors_need_a_name(files: Path, capsys: pytest.CaptureFixture[
     assert code == 0 and json.loads(out)["sensor"] == "twin"
 
 
+@pytest.mark.integration  # starts a child process
 def test_bad_input_exits_2_without_traceback(files: Path) -> None:
     (files / "list.yaml").write_text("- a\n")
     done = subprocess.run([sys.executable, "-m", "engine.cli", "test", str(files / "list.yaml"), "--event",

@@ -172,6 +172,7 @@ HOSTILE_BYTES = st.one_of(
 )
 
 
+@pytest.mark.slow  # fuzz (hypothesis)
 @settings(max_examples=600, deadline=1000, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(HOSTILE_BYTES)

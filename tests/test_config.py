@@ -102,6 +102,7 @@ def test_unsupported_trigger_kind_names_the_trigger(tmp_path: Path) -> None:
     assert error == "bad.yaml:13: spec.triggers[0].template: trigger type slack is not supported (trigger 't')"
 
 
+@pytest.mark.integration  # starts a child process
 def test_cli_exit_code_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(SENSOR.replace("      eventName: example\n", ""))

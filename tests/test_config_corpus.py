@@ -103,6 +103,7 @@ def sensorium(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], 
     return done, time.monotonic() - start
 
 
+@pytest.mark.integration  # starts a child process
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
 def test_validate_in_a_real_process(name: str, corpus_dir: Path) -> None:
     path = corpus_dir / f"{name}.yaml"
@@ -111,6 +112,7 @@ def test_validate_in_a_real_process(name: str, corpus_dir: Path) -> None:
     assert elapsed < 15  # interpreter start-up included
 
 
+@pytest.mark.integration  # starts a child process
 @pytest.mark.parametrize("name", ["tag-python-object-apply-os.system", "documents-3000", "deep-block-map-2000",
                                   "merge-bomb", "key-int-key"])
 def test_run_refuses_before_starting_anything(name: str, corpus_dir: Path, tmp_path: Path) -> None:
@@ -122,6 +124,7 @@ def test_run_refuses_before_starting_anything(name: str, corpus_dir: Path, tmp_p
     assert not (tmp_path / "data").exists()  # refused before the embedded bus was started
 
 
+@pytest.mark.integration  # starts a child process
 @pytest.mark.parametrize("name", ["tag-python-name-os.system", "deep-flow-map-2000", "condition-100000-parens",
                                   "invalid-utf8-latin1"])
 def test_dry_run_refuses_the_sensor_file(name: str, corpus_dir: Path, tmp_path: Path) -> None:
@@ -178,6 +181,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+@pytest.mark.slow  # fuzz (hypothesis)
 @settings(max_examples=300, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @example(data=b"apiVersion: argoproj.io/v1alpha1\nkind: Sensor\nmetadata: {name: \xed\xa0\x80}\n")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from tests.engine_harness import EngineProcess, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.markers import BUSES
+from tests.trace_log import JsonTraceFile
 
 
-@pytest.mark.parametrize("bus", ["jetstream", "kafka"])
+@pytest.mark.parametrize("bus", BUSES)
 async def test_partial_match_survives_a_killed_engine(bus: str, request: pytest.FixtureRequest,
                                                       http_sink: HttpSink, tmp_path: Path) -> None:
     bus_url = request.getfixturevalue("nats_url") if bus == "jetstream" else (
@@ -35,22 +36,24 @@ spec:
             - {{src: {{dependencyName: dep-a, dataKey: v}}, dest: a}}
             - {{src: {{dependencyName: dep-b, dataKey: v}}, dest: b}}
 """)
-    first = EngineProcess(folder, bus_url)
+    trace = JsonTraceFile(tmp_path / "trace-1.jsonl")
+    first = EngineProcess(folder, bus_url, *trace.args())
     await first.start()
     try:
-        await publish(bus_url, event(a, "e", b'{"v":"from-a"}'))
-        await asyncio.sleep(2.0)  # A is processed and its state stored before the engine dies
+        from_a = event(a, "e", b'{"v":"from-a"}')
+        await publish(bus_url, from_a)
+        [acked] = await trace.acked(from_a)  # A is processed and its state stored ...
+        assert acked["reason"] == "condition state stored"
     finally:
-        await first.kill()
+        await first.kill()  # ... before the engine dies
     assert http_sink.requests == []
-    second = EngineProcess(folder, bus_url)
+    trace = JsonTraceFile(tmp_path / "trace-2.jsonl")
+    second = EngineProcess(folder, bus_url, *trace.args())
     await second.start()
     try:
-        assert any("restored condition state" in line and "dep-a" in line for line in second.output)
-        await publish(bus_url, event(b, "e", b'{"v":"from-b"}'))
-        got = await http_sink.wait_for(1, timeout=30)
-        await asyncio.sleep(1.0)
+        from_b = event(b, "e", b'{"v":"from-b"}')
+        await publish(bus_url, from_b)
+        await trace.acked(from_b, timeout=30)  # settled: its firing finished
     finally:
         assert await second.terminate() == 0
-    assert len(http_sink.requests) == 1
-    assert got[0].json() == {"a": "from-a", "b": "from-b"}
+    assert [r.json() for r in http_sink.requests] == [{"a": "from-a", "b": "from-b"}]  # A's state was restored

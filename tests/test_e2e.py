@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from buses.base import EventKey
 from tests.engine_harness import Engine, EngineProcess, event, free_port, publish, unique, write_config
 from tests.fixtures_http import HttpSink
-
-BUSES = ["jetstream", "kafka"]
-
-
-@pytest.fixture(params=BUSES)
-def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "jetstream":
-        yield request.getfixturevalue("nats_url")
-    else:
-        yield "kafka://" + request.getfixturevalue("kafka_broker")
+from tests.trace_log import TraceLog
 
 
 def webhook_source(name: str, port: int, event_name: str = "example") -> str:
@@ -97,7 +85,8 @@ spec:
               dest: fallback
 """
     config = write_config(tmp_path / "config", webhook_source(source, port), sensor)
-    async with Engine(config, bus_url, secrets_dir=tmp_path / "secrets"):
+    trace = TraceLog()
+    async with Engine(config, bus_url, secrets_dir=tmp_path / "secrets", tracer=trace):
         body = {"amount": 12.50, "items": [{"sku": "a1", "qty": 1}, {"sku": "b2", "qty": 3}]}
         status, _ = await post(f"http://127.0.0.1:{port}/example", json.dumps(body).encode(),
                                {"Content-Type": "application/json", "X-Shop": "eu-west"})
@@ -105,10 +94,10 @@ spec:
         # filtered out: amount below 10, and wrong shop
         assert (await post(f"http://127.0.0.1:{port}/example", b'{"amount": 5}', {"X-Shop": "eu-1"}))[0] == 200
         assert (await post(f"http://127.0.0.1:{port}/example", b'{"amount": 50}', {"X-Shop": "us-1"}))[0] == 200
-        got = await http_sink.wait_for(1)
-        await asyncio.sleep(1.0)
+        acks = await trace.settled(3)  # all three settled: the one that passed has fired, the others were dropped
+    assert [a.reason for a in acks].count("nothing to fire") == 2
     assert len(http_sink.requests) == 1
-    request = got[0]
+    request = http_sink.requests[0]
     assert (request.method, request.path, request.query) == ("PUT", "/orders", "src=sensorium")
     assert request.header("Content-Type") == "application/json"
     assert request.header("X-Token") == "s3cr3t-value"
@@ -132,16 +121,17 @@ spec:
           url: {http_sink.url}/got
           payload: [{{src: {{dependencyName: d, dataKey: n}}, dest: n}}]
 """
-    engine = Engine(write_config(tmp_path, sensor), bus_url)
+    trace = TraceLog()
+    engine = Engine(write_config(tmp_path, sensor), bus_url, tracer=trace)
+    first, second, third = (event(source, "e", b'{"n":%d}' % n) for n in (1, 2, 3))
     async with engine:
-        await publish(bus_url, event(source, "e", b'{"n":1}'))
-        await http_sink.wait_for(1)
-    await publish(bus_url, event(source, "e", b'{"n":2}'), event(source, "e", b'{"n":3}'))
+        await publish(bus_url, first)
+        await trace.acked(first)
+    await publish(bus_url, second, third)
     async with engine:
-        got = await http_sink.wait_for(3, timeout=20)
-        await asyncio.sleep(0.5)
-    assert sorted(r.json()["n"] for r in got) == ["1", "2", "3"]
-    assert len(http_sink.requests) == 3
+        await trace.acked(second, third, timeout=20)
+    assert sorted(r.json()["n"] for r in http_sink.requests) == ["1", "2", "3"]
+    assert trace.steps(first).count("received") == 1  # not delivered again to the restarted engine
 
 
 async def test_retries_until_success_and_acks_once(bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
@@ -161,16 +151,20 @@ spec:
       retryStrategy: {{steps: 3, duration: 50ms, factor: 2, jitter: 0}}
 """
     http_sink.program(503, 503)
-    engine = Engine(write_config(tmp_path, sensor), bus_url)
+    trace = TraceLog()
+    engine = Engine(write_config(tmp_path, sensor), bus_url, tracer=trace)
+    flaky, later = event(source, "e"), event(source, "e", b'{"a":2}')
     async with engine:
-        await publish(bus_url, event(source, "e"))
-        got = await http_sink.wait_for(3, timeout=20)
-        await asyncio.sleep(0.5)
-    assert [r.body for r in got] == [b'{"a":"1"}'] * 3
-    # acknowledged exactly once: a restarted engine on the same durable consumer gets nothing again
+        await publish(bus_url, flaky)
+        [acked] = await trace.acked(flaky, timeout=20)
+    assert acked.action == "ack"
+    assert [r.body for r in http_sink.requests] == [b'{"a":"1"}'] * 3
+    # acknowledged exactly once: a restarted engine on the same durable consumer gets only the later event
     async with engine:
-        await asyncio.sleep(2.0)
-    assert len(http_sink.requests) == 3
+        await publish(bus_url, later)
+        await trace.acked(later, timeout=20)
+    assert [r.body for r in http_sink.requests] == [b'{"a":"1"}'] * 3 + [b'{"a":"2"}']
+    assert trace.steps(flaky).count("received") == 1
 
 
 async def test_two_dependencies_fire_once_with_both(bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
@@ -193,22 +187,21 @@ spec:
             - {{src: {{dependencyName: dep-a, dataKey: v}}, dest: a}}
             - {{src: {{dependencyName: dep-b, dataKey: v}}, dest: b}}
 """
-    async with Engine(write_config(tmp_path, sensor), bus_url):
-        await publish(bus_url, event(a, "e", b'{"v":"first-a"}'))
-        await asyncio.sleep(0.5)
-        await publish(bus_url, event(a, "e", b'{"v":"latest-a"}'))
-        await asyncio.sleep(0.5)
+    trace = TraceLog()
+    async with Engine(write_config(tmp_path, sensor), bus_url, tracer=trace):
+        for sent in (event(a, "e", b'{"v":"first-a"}'), event(a, "e", b'{"v":"latest-a"}')):
+            await publish(bus_url, sent)
+            await trace.acked(sent)  # in order: the second `a` replaces the first
         assert http_sink.requests == []
-        await publish(bus_url, event(b, "e", b'{"v":"b"}'))
-        got = await http_sink.wait_for(1, timeout=20)
-        await asyncio.sleep(1.0)
+        last = event(b, "e", b'{"v":"b"}')
+        await publish(bus_url, last)
+        await trace.acked(last, timeout=20)
     assert len(http_sink.requests) == 1
-    assert got[0].json() == {"a": "latest-a", "b": "b"}
+    assert http_sink.requests[0].json() == {"a": "latest-a", "b": "b"}
 
 
 async def test_malformed_message_is_skipped_and_others_flow(bus_url: str, http_sink: HttpSink,
-                                                            tmp_path: Path, caplog: pytest.LogCaptureFixture
-                                                            ) -> None:
+                                                            tmp_path: Path) -> None:
     source = unique("src")
     sensor = f"""
 apiVersion: argoproj.io/v1alpha1
@@ -219,13 +212,16 @@ spec:
   triggers:
     - template: {{name: t, http: {{url: "{http_sink.url}/ok"}}}}
 """
-    async with Engine(write_config(tmp_path, sensor), bus_url):
+    trace = TraceLog()
+    async with Engine(write_config(tmp_path, sensor), bus_url, tracer=trace):
         await publish(bus_url, raw=[(EventKey(source, "e"), b"not json at all"),
                                     (EventKey(source, "e"), b'{"specversion":"1.0"}')])
-        await publish(bus_url, event(source, "e"))
-        await http_sink.wait_for(1, timeout=20)
-    skipped = [r.getMessage() for r in caplog.records if "not a CloudEvent" in r.getMessage()]
-    assert len(skipped) == 2
+        valid = event(source, "e")
+        await publish(bus_url, valid)
+        acks = await trace.settled(3, timeout=20)
+    skipped = [a for a in acks if a.event is None]
+    assert len(skipped) == 2 and all(": not a CloudEvent: " in a.reason for a in skipped), skipped
+    assert [(r.method, r.path) for r in http_sink.requests] == [("POST", "/ok")]
 
 
 async def test_webhook_rejects_oversized_body(nats_url: str, tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from buses.memory import MemoryBroker, MemoryBus
 from engine.core.cloudevent import CloudEvent, encode_structured
 from engine.runner import RunnerSettings, SensorRunner
-from engine.trace.records import Acknowledged, EmittingTracer, Received, TraceRecord
+from engine.trace.records import Acknowledged, Received
 from sensors.spec import Sensor
 from sensors.stage import SensorStage
 from tests.sensors.builders import dep, event
+from tests.trace_log import TraceLog
 
 KEY = EventKey("webhook", "example")
 
@@ -49,14 +50,6 @@ class BuggyStage:
 
     def decide(self, ev: CloudEvent, verdicts: Any, now: datetime) -> Any:
         return self.stage.decide(ev, verdicts, now)
-
-
-class Records(EmittingTracer):
-    def __init__(self) -> None:
-        self.records: list[TraceRecord] = []
-
-    def emit(self, record: TraceRecord) -> None:
-        self.records.append(record)
 
 
 def sensor_stage() -> SensorStage:
@@ -92,7 +85,7 @@ async def test_poison_is_dead_lettered_and_valid_events_fire(caplog: pytest.LogC
     broker = MemoryBroker()
     bus = MemoryBus(broker)
     await bus.start()
-    fired, tracer = Fired(), Records()
+    fired, tracer = Fired(), TraceLog()
     runner = SensorRunner("poisoned", [KEY], BuggyStage(sensor_stage()), {"t": fired}, bus,
                           RunnerSettings(fetch_timeout=0.05), tracer=tracer)
     await runner.prepare()
@@ -131,6 +124,7 @@ async def test_poison_is_dead_lettered_and_valid_events_fire(caplog: pytest.LogC
     assert [r.position for r in received] == [f"default.webhook.example seq {n}" for n in (1, 3, 5, 7)]
 
 
+@pytest.mark.slow  # waits for redeliveries after naks
 async def test_dead_letter_not_stored_means_nak_and_retry(caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("engine.runner.DEAD_LETTER_RETRY", 0.3)
@@ -247,6 +241,7 @@ class BuggyBus(MemoryBus):
         return BuggyConsumer(await super().consumer(spec), self)
 
 
+@pytest.mark.slow  # waits out the loop restart backoff (0.5, 1, 2 s)
 async def test_health_names_a_failing_loop_and_recovers() -> None:
     import aiohttp
 

@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
+
+pytestmark = pytest.mark.integration  # runs `sensorium run` (and its embedded nats-server) as child processes
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -141,6 +141,7 @@ def test_the_readme_table_is_generated_from_the_registry() -> None:
     assert with_table(readme) == readme, "stale kinds table: run `python -m engine.registry --readme`"
 
 
+@pytest.mark.integration  # runs the regeneration command as a process
 def test_the_regeneration_command_writes_the_table(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- kinds:start -->\nold\n<!-- kinds:end -->\ntail\n")

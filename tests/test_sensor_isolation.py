@@ -8,9 +8,10 @@ import asyncio
 import time
 from pathlib import Path
 
-from engine.trace.records import DependencyMatched, RecordingTracer
+from engine.trace.records import DependencyMatched
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.trace_log import TraceLog
 
 STUCK = """
 apiVersion: argoproj.io/v1alpha1
@@ -67,9 +68,8 @@ async def test_a_stuck_sensor_does_not_delay_another(nats_url: str, http_sink: H
     config = write_config(tmp_path / "config",
                           STUCK.format(name=unique("stuck"), source=stuck_source, url=http_sink.url),
                           FAST.format(name=unique("fast"), source=fast_source, url=http_sink.url))
-    tracer = RecordingTracer()
-    engine = Engine(config, nats_url)
-    engine.options.tracer = tracer
+    tracer = TraceLog()
+    engine = Engine(config, nats_url, tracer=tracer)
     bombs = [event(stuck_source, "lua", b'{"s": "' + b"a" * 40 + b'"}') for _ in range(LUA_BOMBS)] + \
         [event(stuck_source, "tpl", b'{"s": "' + b"a" * 200_000 + b'"}') for _ in range(TEMPLATE_BOMBS)]
     latencies: list[float] = []
@@ -87,11 +87,9 @@ async def test_a_stuck_sensor_does_not_delay_another(nats_url: str, http_sink: H
             await asyncio.sleep(0.15)
         pings_done = time.monotonic()
         bomb_ids = {b.id for b in bombs}
-        for _ in range(200):  # the bombs need about 1 s each
-            verdicts = [r for r in tracer.records if isinstance(r, DependencyMatched) and r.event in bomb_ids]
-            if len(verdicts) == len(bombs):
-                break
-            await asyncio.sleep(0.05)
+        found = await tracer.wait(lambda r: isinstance(r, DependencyMatched) and r.event in bomb_ids, len(bombs),
+                                  timeout=10)  # the bombs need about 1 s each
+        verdicts = [r for r in found if isinstance(r, DependencyMatched)]
     assert all(r.path == "/fast" for r in http_sink.requests)
     # the stuck sensor was still chewing while every ping was answered
     assert pings_done - chewing_since < (LUA_BOMBS + TEMPLATE_BOMBS) * 1.0

@@ -21,7 +21,6 @@ from engine.trace.records import (
     FiringStarted,
     ParamResolved,
     Received,
-    RecordingTracer,
     RequestBuilt,
     ResponseReceived,
     RetryScheduled,
@@ -32,6 +31,7 @@ from engine.trace.records import (
 )
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
+from tests.trace_log import TraceLog
 
 TRICKY = 'quote " backslash \\ newline \n tab \t ünïcödé ✓ \x01'
 SAMPLES: list[TraceRecord] = [
@@ -251,21 +251,16 @@ async def test_engine_emits_every_step_with_shared_ids(nats_url: str, http_sink:
     (tmp_path / "secrets" / "api").mkdir(parents=True)
     (tmp_path / "secrets" / "api" / "token").write_text("very-secret-token\n")
     config = write_config(tmp_path / "config", SENSOR.format(name=name, source=source, url=http_sink.url))
-    tracer = RecordingTracer()
-    engine = Engine(config, nats_url, secrets_dir=tmp_path / "secrets")
-    engine.options.tracer = tracer
+    tracer = TraceLog()
+    engine = Engine(config, nats_url, secrets_dir=tmp_path / "secrets", tracer=tracer)
     http_sink.program(503)
     first, skipped, second = event(source, "a", b'{"n":5}'), event(source, "a", b'{"n":0}'), event(source, "b")
     async with engine:
         await publish(nats_url, first)
         await publish(nats_url, skipped)
-        await asyncio.sleep(0.5)
+        await tracer.acked(first, skipped)
         await publish(nats_url, second)
-        await http_sink.wait_for(2, timeout=20)
-        for _ in range(100):
-            if "ack" in [r.step for r in tracer.records if r.event == second.id]:
-                break
-            await asyncio.sleep(0.05)
+        await tracer.acked(second, timeout=20)
     by_event = {e.id: [r for r in tracer.records if r.event == e.id] for e in (first, skipped, second)}
     assert [r.step for r in by_event[first.id]] == ["received", "dependency", "filter", "condition", "ack"]
     received, dep, flt, cond, acked = by_event[first.id]

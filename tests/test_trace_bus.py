@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,7 @@ from engine.trace.bus import read_traces
 from engine.trace.hub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
-
-
-@pytest.fixture(params=["jetstream", "kafka"])
-def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    if request.param == "jetstream":
-        yield request.getfixturevalue("nats_url")
-    else:
-        yield "kafka://" + request.getfixturevalue("kafka_broker")
+from tests.trace_log import TraceLog
 
 
 def sensor(name: str, source: str, url: str) -> str:
@@ -62,13 +54,13 @@ async def test_engine_publishes_records_and_trace_reads_them(bus_url: str, http_
                                                              tmp_path: Path) -> None:
     name, source = unique("bus-traced"), unique("src")
     engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), bus_url)
-    hub = TraceHub(bus_trace=True, interval=0.01)
+    trace = TraceLog()
+    hub = TraceHub([trace], bus_trace=True, interval=0.01)
     engine.options.tracer = hub
     fired, dropped = event(source, "e", b'{"ok":true}'), event(source, "e", b'{"ok":false}')
     async with engine:
         await publish(bus_url, fired, dropped)
-        await http_sink.wait_for(1, timeout=30)
-        await asyncio.sleep(0.5)
+        await trace.acked(fired, dropped)
     await hub.close()
     assert hub.sink_errors == 0 and hub.dropped == 0
 
@@ -121,6 +113,7 @@ def test_trace_subject_is_one_token_per_sensor() -> None:
     assert trace_subject("orders") == "sensorium.trace.orders"
 
 
+@pytest.mark.integration  # starts a child process
 def test_trace_without_a_bus_is_a_config_error(tmp_path: Path) -> None:
     done = cli("--data-dir", str(tmp_path))
     assert done.returncode == 2

@@ -196,6 +196,7 @@ def test_missing_secret_fails_the_firing_not_the_load() -> None:
     assert "failed to retrieve the value for secureHeader" in firing["error"]
 
 
+@pytest.mark.integration  # starts a child process
 def test_cli_json_output_matches_in_process_run() -> None:
     name = "github"
     args = [sys.executable, "-m", "engine.cli", "test", str(sensor_path(name))]

@@ -177,6 +177,7 @@ def check_answer(raw: bytes, request: Request) -> None:
     assert answer.body.rstrip(b"\n").count(b"\n") == 0, answer.body  # one line
 
 
+@pytest.mark.slow  # fuzz (hypothesis)
 def test_any_request_gets_an_allowed_one_line_answer(live: Live, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 

@@ -75,6 +75,7 @@ def test_depth_scan_is_linear_on_escaped_quotes() -> None:
     assert time.perf_counter() - start < 0.5
 
 
+@pytest.mark.slow  # waits out the 1.5 s head timeout
 async def test_slow_header_senders_are_closed_and_others_served() -> None:
     limits = WebhookLimits(head_timeout=1.5)
     async with webhook(limits) as hook:
@@ -98,6 +99,7 @@ async def test_slow_header_senders_are_closed_and_others_served() -> None:
         await asyncio.gather(*trickles)  # each writer saw its connection reset
 
 
+@pytest.mark.slow  # waits out idle and head timeouts
 async def test_kept_alive_connection_waits_idle_then_its_next_head_has_the_head_timeout() -> None:
     async with webhook(WebhookLimits(head_timeout=1.0, idle_timeout=2.5)) as hook:
         reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
@@ -113,6 +115,7 @@ async def test_kept_alive_connection_waits_idle_then_its_next_head_has_the_head_
         writer.close()
 
 
+@pytest.mark.slow  # waits out the 1.5 s idle timeout
 async def test_idle_keepalive_connection_is_closed_after_the_idle_timeout() -> None:
     async with webhook(WebhookLimits(head_timeout=0.5, idle_timeout=1.5)) as hook:
         reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
@@ -124,6 +127,7 @@ async def test_idle_keepalive_connection_is_closed_after_the_idle_timeout() -> N
         writer.close()
 
 
+@pytest.mark.slow  # waits out the 1 s body timeout
 async def test_slow_body_gets_408() -> None:
     async with webhook(WebhookLimits(body_timeout=1.0)) as hook:
         reader, writer = await asyncio.open_connection("127.0.0.1", hook.port)
@@ -133,6 +137,7 @@ async def test_slow_body_gets_408() -> None:
         assert answer.status == 408 and answer.body == b"request body not received within 1s\n"
         assert time.monotonic() - start < 2.0
         writer.close()
+        await writer.wait_closed()  # else the server's stop waits for this connection's head timeout (10 s)
         assert hook.published == []
 
 
@@ -148,6 +153,7 @@ async def test_connections_over_the_limit_get_503() -> None:
         assert (await exchange(hook.port, post("/hook", b"{}"))).status == 200
 
 
+@pytest.mark.slow  # waits for the server to see each disconnect
 async def test_clients_that_disconnect_early_log_no_error(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     async with webhook() as hook:

@@ -118,6 +118,7 @@ def test_runaway_scripts_end_with_an_error_within_the_time_limit(script: str) ->
     assert str(info.value) == "timed out after 0.3 s" or "stack overflow" in str(info.value)
 
 
+@pytest.mark.slow  # waits out the 1 s script limit
 def test_infinite_loop_in_a_filter_is_a_fatal_filter_error() -> None:
     started = time.monotonic()
     verdict = script_filter("while true do end", event({}))
@@ -125,6 +126,7 @@ def test_infinite_loop_in_a_filter_is_a_fatal_filter_error() -> None:
     assert (verdict.passed, verdict.error) == (False, "script filter error (timed out after 1.0 s)")
 
 
+@pytest.mark.slow  # waits out the 1 s script limit, 4 times
 @pytest.mark.parametrize("script", [
     "return string.find(string.rep('a', 40), string.rep('a*', 30) .. 'b')",
     "return string.match(string.rep('a', 5000), string.rep('.-', 20) .. 'b')",

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -54,6 +55,7 @@ garbage = st.binary(max_size=200)
 bodies = st.one_of(records, records, deep, garbage, json_values.map(lambda v: json.dumps(v).encode()))
 
 
+@pytest.mark.slow  # fuzz (hypothesis)
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(bodies)

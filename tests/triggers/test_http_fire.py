@@ -131,6 +131,7 @@ async def test_allow_list_policy(http_sink: HttpSink, client: HttpClient) -> Non
                              "http response status 200 is not allowed")
 
 
+@pytest.mark.slow  # waits out the 1 s request timeout
 async def test_timeout_is_retryable(http_sink: HttpSink, client: HttpClient) -> None:
     http_sink.program(Reply(status=200, delay=3.0), 200)
     t = make(http_sink.url, {"timeout": 1}, retryStrategy={"steps": 2, "duration": "1ms", "jitter": 0.0})

@@ -18,7 +18,8 @@ from triggers.http import HttpClient, HttpTrigger
 from triggers.policy import VerdictKind
 from triggers.spec import Trigger
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+pytestmark = [pytest.mark.integration,  # makes its certificates with the openssl CLI
+              pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")]
 
 
 def _openssl(*args: str, cwd: Path) -> None:
