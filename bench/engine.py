@@ -54,7 +54,7 @@ import aiohttp
 from aiohttp import web
 
 from buses.base import Bus, EventKey
-from engine.tracehub import DEFAULT_INTERVAL
+from engine.trace.hub import DEFAULT_INTERVAL
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
@@ -533,7 +533,7 @@ async def worker_main(spec: WorkerSpec, profile: Path | None) -> None:
 
 def encode_event(source: str, event_id: str, seq: int) -> bytes:
     """A webhook-shaped structured CloudEvent whose data carries its publish time (ns) in `body.ts`."""
-    from engine.cloudevent import CloudEvent, encode_structured, now_rfc3339
+    from engine.core.cloudevent import CloudEvent, encode_structured, now_rfc3339
 
     data = {"header": {"Content-Type": ["application/json"], "User-Agent": ["sensorium-bench"]},
             "body": {"ts": time.time_ns(), "seq": seq, "user": "alice", "action": "push", "repo": "org/repo",
@@ -929,7 +929,7 @@ def print_tracing_cost(bench: Bench) -> None:
 
 async def bench_main(args: argparse.Namespace) -> None:
     from buses.embedded import EmbeddedNats
-    from buses.jetstream import STREAM, JetStreamBus
+    from buses.jetstream.bus import STREAM, JetStreamBus
 
     selected = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
     kinds = [k for k in selected if k in TABLE_KINDS]

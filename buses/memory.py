@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
 from buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
-from engine.errors import BusError
+from engine.core.errors import BusError
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.errors import ConfigError
-from engine.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
+from engine.core.errors import ConfigError
+from engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
 
 KAFKA_DEFAULT_PORT = 9092
 # Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
@@ -65,7 +65,7 @@ class JetStreamBus(ArgoModel):
     @field_validator("stream_config")
     @classmethod
     def _stream_config(cls, value: str | None) -> str | None:
-        from buses.jetstream import StreamSettings  # the one parser of streamConfig (imports nats-py)
+        from buses.jetstream.bus import StreamSettings  # the one parser of streamConfig (imports nats-py)
 
         try:
             StreamSettings.from_yaml(value)

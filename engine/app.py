@@ -14,14 +14,14 @@ from pathlib import Path
 from buses.base import Bus, EventKey
 from engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
 from engine.busconfig import open_bus
-from engine.cloudevent import CloudEvent, encode_structured
 from engine.config import Config
+from engine.core.cloudevent import CloudEvent, encode_structured
+from engine.core.secrets import Secrets
 from engine.health import HealthServer
 from engine.persistence import ConditionPersistence
 from engine.runner import RunnerSettings, SensorRunner
-from engine.secrets import Secrets
 from engine.sink import PrintingSink
-from engine.trace import NULL_TRACER, Tracer
+from engine.trace.records import NULL_TRACER, Tracer
 from sensors.transform import close_worker as close_jq_worker
 from sources.webhook import Endpoint, WebhookServer
 from triggers.http import HttpClient

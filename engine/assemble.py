@@ -13,11 +13,11 @@ from typing import Any
 
 from buses.base import EventKey
 from engine.config import Origin, dotted_path
+from engine.core.errors import ConfigError
+from engine.core.secrets import Secrets
 from engine.documents import EventSource, Sensor
-from engine.errors import ConfigError
 from engine.runner import Executor
-from engine.secrets import Secrets
-from engine.trace import NULL_TRACER, Tracer
+from engine.trace.records import NULL_TRACER, Tracer
 from sensors.stage import SensorStage, StageConfigError
 from triggers.deadletter import DeadLettering, Fireable
 from triggers.http import HttpClient, HttpTrigger

@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from buses.base import Bus
 from buses.spec import JETSTREAM_SCHEMES, EventBusSpec
-from engine.errors import BusError, ConfigError
-from engine.secrets import Secrets
-from engine.specbase import check_url
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets
+from engine.core.specbase import check_url
 
 log = logging.getLogger("sensorium.bus")
 
@@ -29,7 +29,7 @@ def describe(url: str) -> str:
 
 
 def _kafka_from_url(url: str) -> Bus:
-    from buses.kafka import KafkaBus
+    from buses.kafka.bus import KafkaBus
 
     return KafkaBus.from_url(url)
 
@@ -39,7 +39,7 @@ def from_url(url: str) -> Bus:
     with a broker list. ConfigError (field `--bus`) otherwise."""
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme in JETSTREAM_SCHEMES:
-        from buses.jetstream import JetStreamBus
+        from buses.jetstream.bus import JetStreamBus
 
         try:
             check_url(url, JETSTREAM_SCHEMES)
@@ -60,11 +60,11 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
     if override:
         bus = from_url(override)
     elif spec is not None and spec.kafka is not None:
-        from buses.kafka import KafkaBus
+        from buses.kafka.bus import KafkaBus
 
         bus = KafkaBus.from_spec(spec.kafka, secrets)
     else:
-        from buses.jetstream import JetStreamBus
+        from buses.jetstream.bus import JetStreamBus
         from buses.spec import JetStreamBus as JetStreamSpec
 
         js = (spec.jetstream_exotic or spec.jetstream if spec is not None else None) or JetStreamSpec()

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ConfigError, SensoriumError
+from engine.core.errors import ConfigError, SensoriumError
 
 if TYPE_CHECKING:
-    from engine.tracehub import TraceHub
+    from engine.trace.hub import TraceHub
 
 EXIT_CONFIG = 2
 
@@ -124,8 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _trace_hub(args: argparse.Namespace) -> TraceHub:
     """The run's tracer: the --trace sink (if any) and, unless --no-bus-trace, the bus."""
-    from engine.tracefmt import StreamSink, use_color
-    from engine.tracehub import TraceHub
+    from engine.trace.fmt import StreamSink, use_color
+    from engine.trace.hub import TraceHub
 
     sinks = []
     if args.trace or args.trace_format or args.trace_file:
@@ -164,7 +164,7 @@ def read_events(files: Sequence[str]) -> list[tuple[str, int, bytes]]:
 def cmd_publish(args: argparse.Namespace) -> int:
     from buses.base import EventKey
     from engine.busconfig import default_bus_url, describe, from_url
-    from engine.cloudevent import DecodeError, decode_structured, encode_structured
+    from engine.core.cloudevent import DecodeError, decode_structured, encode_structured
 
     items = []
     for name, line, raw in read_events(args.files):
@@ -205,15 +205,15 @@ def _bus_url(args: argparse.Namespace) -> str:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from engine.busconfig import describe
-    from engine.tracebus import read_traces
-    from engine.tracefmt import HumanFormat, json_line, use_color
-    from triggers.retry import parse_go_duration
+    from engine.goport.duration import parse_duration
+    from engine.trace.bus import read_traces
+    from engine.trace.fmt import HumanFormat, json_line, use_color
 
     url = _bus_url(args)
     since = None
     if args.since:
         try:
-            since = parse_go_duration(args.since) / 1e9
+            since = parse_duration(args.since) / 1e9
         except ValueError as exc:
             raise ConfigError(f"--since: {exc} (want a duration such as 90s, 10m or 1h)") from None
     human = HumanFormat(color=use_color(sys.stdout))
@@ -239,9 +239,9 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
+    from engine.core.secrets import Secrets
     from engine.dryrun import dry_run, load_events, load_sensor, render_json, render_text
-    from engine.secrets import Secrets
-    from engine.tracefmt import use_color
+    from engine.trace.fmt import use_color
 
     sensor = load_sensor(args.sensor_file, args.sensor)
     events = load_events(args.events)

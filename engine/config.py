@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from engine import yamlread
+from engine.core import yamlread
+from engine.core.errors import ConfigError
+from engine.core.yamlread import dotted_path
 from engine.documents import KINDS, EventBus, EventSource, Sensor
-from engine.errors import ConfigError
-from engine.yamlread import dotted_path
 
 __all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_document", "load_documents"]
 
@@ -149,7 +149,7 @@ def iter_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def parse_documents(text: str, file: str) -> list[tuple[Any, Origin]]:
-    """YAML text into (plain data, origin) per non-empty document, within engine.yamlread's limits; any problem
+    """YAML text into (plain data, origin) per non-empty document, within engine.core.yamlread's limits; any problem
     is a ConfigError."""
     return [(doc.data, Origin(file, doc.node)) for doc in yamlread.parse(text, file)]
 

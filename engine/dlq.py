@@ -30,7 +30,7 @@ import re
 import uuid
 
 from buses.base import Delivery
-from engine.cloudevent import now_rfc3339
+from engine.core.cloudevent import now_rfc3339
 
 UNDECODABLE = "undecodable"
 UNPROCESSABLE = "unprocessable"

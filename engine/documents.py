@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from buses.spec import EventBusSpec
-from engine.specbase import ArgoModel
+from engine.core.specbase import ArgoModel
 from sensors.spec import Sensor
 from sources.spec import EventSourceSpec
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.assemble import check_document
-from engine.cloudevent import CloudEvent, DecodeError, from_mapping
 from engine.config import ConfigErrors, Origin, load_document, load_documents
+from engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
+from engine.core.errors import ConfigError, TriggerError
+from engine.core.secrets import Secrets
 from engine.documents import Sensor
-from engine.errors import ConfigError, TriggerError
-from engine.secrets import Secrets
-from engine.trace import FiringDone, Received, TraceRecord, Unmatched
-from engine.tracefmt import HumanFormat
-from engine.tracesteps import firing_started, param_records, request_record, stage_records
+from engine.trace.fmt import HumanFormat
+from engine.trace.records import FiringDone, Received, TraceRecord, Unmatched
+from engine.trace.steps import firing_started, param_records, request_record, stage_records
 from sensors.stage import Firing, SensorStage, StageResult
 from triggers.httprequest import HttpRequest, build_request, safe_url
 from triggers.params import PARAM_OBSERVER, Resolved

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from buses.base import StateStore
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from sensors.stage import SensorStage
 from sensors.state import event_to_json
 

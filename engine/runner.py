@@ -25,13 +25,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
-from engine.cloudevent import CloudEvent, DecodeError, decode_delivery
-from engine.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from engine.core.cloudevent import CloudEvent, DecodeError, decode_delivery
+from engine.core.errors import BusError
 from engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
-from engine.errors import BusError
+from engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
 from engine.persistence import ConditionPersistence
-from engine.trace import NULL_TRACER, Tracer, now
-from engine.tracesteps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
+from engine.trace.records import NULL_TRACER, Tracer, now
+from engine.trace.steps import RowsFn, ack_rows, event_rows, fired_rows, firing_rows, received_rows, rows_of
 from sensors.stage import StageResult
 from triggers.params import PARAM_OBSERVER, Resolved
 from triggers.spec import Trigger, TriggerParameter
@@ -74,7 +74,7 @@ class RunnerSettings:
     ack_wait: float = 30.0
     drain_timeout: float = 10.0
     event_timeout: float = DEFAULT_EVENT_TIMEOUT
-    """Seconds one event may spend in the stage's matching, transforms and filters (engine.deadline)."""
+    """Seconds one event may spend in the stage's matching, transforms and filters (engine.goport.deadline)."""
 
 
 DEAD_LETTER_RETRY = 5.0  # seconds before a message whose dead letter could not be stored is delivered again

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from engine.core.specbase import ArgoModel
 from engine.documents import KINDS, EventBus, EventSource, Sensor
-from engine.specbase import ArgoModel
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MODELS: tuple[type[ArgoModel], ...] = (Sensor, EventSource, EventBus)

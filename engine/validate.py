@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.assemble import check_document
 from engine.config import Config, ConfigErrors, iter_files, load
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 
 @dataclass

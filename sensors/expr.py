@@ -34,7 +34,6 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +41,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from engine.re2 import GoRegexp, compile_re2
+from engine.goport import strconv
+from engine.goport.re2 import GoRegexp, compile_re2
 
 
 class ExprError(ValueError):
@@ -400,32 +400,6 @@ def parse_time_literal(text: str) -> float | None:
 
 # ---- values: Go's %v and reflect.DeepEqual ----------------------------------------------------------------
 
-def go_format_g(f: float) -> str:
-    """strconv.FormatFloat(f, 'g', -1, 64), which is what fmt's %v prints for a float64 (`1e+06`, `0.0001`)."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
-    if f == 0:
-        return "-0" if math.copysign(1.0, f) < 0 else "0"
-    sign, digits_t, exp = Decimal(repr(f)).as_tuple()
-    assert isinstance(exp, int)
-    raw = "".join(map(str, digits_t))
-    digits = raw.rstrip("0")
-    exp += len(raw) - len(digits)
-    point = len(digits) + exp  # digits are 0.DIGITS * 10**point
-    x = point - 1
-    neg = "-" if sign else ""
-    if x < -4 or x >= 6:  # shortest precision: Go decides with precision 6
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{neg}{mantissa}e{'-' if x < 0 else '+'}{abs(x):02d}"
-    if point <= 0:
-        return neg + "0." + "0" * -point + digits
-    if point >= len(digits):
-        return neg + digits + "0" * (point - len(digits))
-    return neg + digits[:point] + "." + digits[point:]
-
-
 def go_sprint(value: Any) -> str:
     """fmt's %v of a govaluate value (float64, string, bool, nil, map, slice)."""
     if value is None:
@@ -435,7 +409,7 @@ def go_sprint(value: Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, float):
-        return go_format_g(value)
+        return strconv.format_float(value, "g", -1)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

@@ -16,20 +16,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from engine.cloudevent import CloudEvent
-from engine.deadline import DeadlineExceeded
-from engine.deadline import check as check_deadline
-from engine.gotemplate import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
-from engine.paths import (
+from engine.core.cloudevent import CloudEvent
+from engine.goport import strconv
+from engine.goport.deadline import DeadlineExceeded
+from engine.goport.deadline import check as check_deadline
+from engine.goport.gjson import (
     PathExpr,
     PathResult,
-    format_float,
     go_parse_bool,
     go_parse_float,
     go_quote,
     parse_json,
 )
-from engine.re2 import compile_re2
+from engine.goport.re2 import compile_re2
+from engine.goport.template import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
 from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
 from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
@@ -139,15 +139,15 @@ def _match_one(f: DataFilter, r: PathResult) -> tuple[bool | None, str]:
         if r.kind == "String" and go_parse_float(seen)[1] is not None:
             note = f"; the string {seen!r} is not a number, so it reads as 0 (Argo)"
         elif r.kind not in ("Number", "String"):
-            note = f"; a {r.kind} value reads as {format_float(got_num)} (Argo)"
+            note = f"; a {r.kind} value reads as {strconv.format_float(got_num, 'f', -1)} (Argo)"
         op = f.comparator or "="
         for value in f.value:
             wanted, err = go_parse_float(value)
             if err is not None:
                 return None, err
             if _compare(f.comparator, got_num, wanted):
-                return True, f"{format_float(got_num)} {op} {value}{note}"
-        return False, f"{format_float(got_num)} is not {op} any value{note}"
+                return True, f"{strconv.format_float(got_num, 'f', -1)} {op} {value}{note}"
+        return False, f"{strconv.format_float(got_num, 'f', -1)} is not {op} any value{note}"
     if f.type == "string":
         for value in f.value:
             try:
@@ -351,7 +351,7 @@ def combine_filters(operator: str, kinds: Sequence[tuple[bool, FilterVerdict]]) 
 
 def unsupported(spec: EventDependencyFilter) -> list[tuple[str, str]]:
     """(field, message) for each filter feature this version cannot evaluate: templates using Go template
-    features or sprig functions outside engine.gotemplate's subset."""
+    features or sprig functions outside engine.goport.template's subset."""
     found: list[tuple[str, str]] = []
     for i, f in enumerate(spec.data or ()):
         if f.template:

@@ -40,8 +40,8 @@ from typing import Any
 import lupa.lua51 as lua51
 import msgspec
 
-from engine.deadline import remaining, timed_out
-from sensors.expr import go_format_g
+from engine.goport import strconv
+from engine.goport.deadline import remaining, timed_out
 
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
@@ -216,7 +216,7 @@ class _Converter:
             f = float(key)
             if math.isfinite(f) and f == int(f) and abs(f) < 2.0**63:
                 return str(int(f))
-            return go_format_g(f)
+            return strconv.format_float(f, "g", -1)
         return f"{lua51.lua_type(key)}: 0x{id(key):08x}"
 
     def value(self, value: Any, depth: int = 0) -> Any:
@@ -382,7 +382,7 @@ def _worker() -> LuaWorker:
 def run_script(script: str, data: Mapping[str, Any], *, convert: bool = False, timeout: float = DEFAULT_TIMEOUT,
                max_memory: int = DEFAULT_MAX_MEMORY) -> ScriptResult:
     """Run `script` with the global `event` built from `data` in this thread's Lua worker process, within
-    `timeout` or what is left of the current event's deadline (engine.deadline), whichever is shorter;
+    `timeout` or what is left of the current event's deadline (engine.goport.deadline), whichever is shorter;
     LuaScriptError for any failure, `timed out after 1.0 s` when it does not finish in time."""
     limit, left = timeout, remaining()
     if left is not None:

@@ -2,7 +2,7 @@
 
 Load-time checks follow Argo's controller validation (pkg/reconciler/sensor/validate.go) plus Sensorium's:
 regexes, paths and `conditions` are compiled, number/bool filter values parsed, and parameters checked to name a
-dependency, at load, so mistakes are reported with file and line (the culprit's own line: engine.specbase).
+dependency, at load, so mistakes are reported with file and line (the culprit's own line: engine.core.specbase).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from engine.paths import PathExpr, go_parse_bool, go_parse_float
-from engine.re2 import compile_re2
-from engine.specbase import ArgoModel, Loc, raise_located
+from engine.core.specbase import ArgoModel, Loc, raise_located
+from engine.goport.gjson import PathExpr, go_parse_bool, go_parse_float
+from engine.goport.re2 import compile_re2
 from sensors.conditions import compile_condition
 from triggers.spec import Trigger, TriggerParameter
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.cloudevent import CloudEvent
-from engine.deadline import DeadlineExceeded
-from engine.deadline import check as check_deadline
+from engine.core.cloudevent import CloudEvent
+from engine.goport.deadline import DeadlineExceeded
+from engine.goport.deadline import check as check_deadline
 from sensors.conditions import Condition, compile_condition
 from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
 from sensors.reset import ResetSchedule, cutoff
@@ -135,7 +135,7 @@ class SensorStage:
 
     def evaluate(self, event: CloudEvent) -> tuple[DependencyVerdict, ...]:
         """Match, transform and filter: everything whose cost grows with the input, and nothing that reads or
-        changes the condition state, so the runner may call it in another thread (under engine.deadline's
+        changes the condition state, so the runner may call it in another thread (under engine.goport.deadline's
         per-event limit) while the event loop keeps serving other sensors. A dependency whose turn comes after
         the event's time is up fails with `timed out after ...`."""
         verdicts: list[DependencyVerdict] = []

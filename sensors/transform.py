@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import jq
 
-from engine.cloudevent import CloudEvent
-from engine.gojson import marshal
+from engine.core.cloudevent import CloudEvent
+from engine.goport.jsonenc import marshal
 from sensors.lua import DEFAULT_TIMEOUT, LuaScriptError, check_syntax, memory_limit, run_script
 from sensors.spec import EventDependencyTransformer
 

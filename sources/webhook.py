@@ -20,10 +20,10 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from engine.cloudevent import CloudEvent, new_id, now_rfc3339
-from engine.errors import BusError, SensoriumError
-from engine.gojson import compact, is_valid_json, marshal, marshal_string
-from engine.secrets import Secrets
+from engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
+from engine.core.errors import BusError, SensoriumError
+from engine.core.secrets import Secrets
+from engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
 from sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sources.spec import WebhookContext
 
@@ -48,7 +48,7 @@ def canonical_header(name: str) -> str:
 
 MAX_JSON_DEPTH = 256
 """Deepest JSON body accepted (arrays and objects open at once). Go's encoding/json allows 10,000; Python's
-parsers recurse per level, and the sensors' path parser (engine.paths.parse_json, pure Python, about three frames
+parsers recurse per level, and the sensors' path parser (engine.goport.gjson.parse_json, pure Python, about three frames
 per level) gives up at about 330 levels. The event data puts the body one level down, so 256 keeps every accepted
 body readable by the sensors with room for their stack. Real webhook payloads nest a few dozen levels at most."""
 

@@ -15,8 +15,8 @@ from buses.base import Bus, EventKey
 from engine.app import EngineOptions, run_engine
 from engine.assemble import check_document
 from engine.busconfig import from_url
-from engine.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
 from engine.config import load
+from engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
 from engine.runner import RunnerSettings
 
 

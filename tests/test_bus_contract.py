@@ -17,8 +17,8 @@ import pytest
 
 from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
 from buses.embedded import EmbeddedNats
-from buses.jetstream import JetStreamBus
-from buses.kafka import KafkaBus
+from buses.jetstream.bus import JetStreamBus
+from buses.kafka.bus import KafkaBus
 from buses.kafka_broker import KafkaBroker
 from buses.memory import MemoryBroker, MemoryBus
 from tests.fixtures_kafka import RestartKafka

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import _trace_hub, build_parser, main
-from engine.tracefmt import StreamSink
+from engine.trace.fmt import StreamSink
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.cloudevent import DecodeError, decode_binary, decode_structured, encode_structured
+from engine.core.cloudevent import DecodeError, decode_binary, decode_structured, encode_structured
 from sources.spec import WebhookContext
 from sources.webhook import Endpoint, canonical_header, event_from_request
 

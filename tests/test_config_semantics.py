@@ -14,7 +14,7 @@ from engine.assemble import check_document
 from engine.busconfig import from_url
 from engine.cli import main
 from engine.config import ConfigErrors, load
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1

@@ -13,9 +13,9 @@ import pytest
 
 from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from buses.memory import MemoryBroker, MemoryBus
-from engine.cloudevent import CloudEvent, encode_structured
+from engine.core.cloudevent import CloudEvent, encode_structured
 from engine.runner import RunnerSettings, SensorRunner
-from engine.trace import Acknowledged, Received, TraceRecord
+from engine.trace.records import Acknowledged, Received, TraceRecord
 from sensors.spec import Sensor
 from sensors.stage import SensorStage
 from tests.sensors.builders import dep, event
@@ -188,7 +188,7 @@ DEEP_DATA = b'{"a":' + b"[" * 510 + b"1" + b"]" * 510 + b',"b":"x"}'  # within t
 
 
 def deep_event() -> CloudEvent:
-    from engine.cloudevent import decode_structured
+    from engine.core.cloudevent import decode_structured
 
     return decode_structured(b'{"specversion":"1.0","id":"deep","source":"webhook","type":"t","subject":"example",'
                              b'"datacontenttype":"application/json","data":' + DEEP_DATA + b"}")

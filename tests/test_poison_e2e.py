@@ -20,7 +20,7 @@ import pytest
 
 from buses.base import Bus, EventKey
 from engine.busconfig import from_url
-from engine.cloudevent import encode_structured, new_id
+from engine.core.cloudevent import encode_structured, new_id
 from tests.engine_harness import Engine, event, free_port, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.poison_corpus import fuzzed

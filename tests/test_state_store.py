@@ -16,13 +16,13 @@ from nats.js import api
 
 from buses.base import StateStore
 from buses.embedded import EmbeddedNats
-from buses.jetstream import JetStreamBus
-from buses.jetstream_state import STATE_BUCKET, state_key
-from buses.kafka import KafkaBus
+from buses.jetstream.bus import JetStreamBus
+from buses.jetstream.state import STATE_BUCKET, state_key
+from buses.kafka.bus import KafkaBus
+from buses.kafka.state import STATE_TOPIC, KafkaStateTopic
 from buses.kafka_broker import KafkaBroker
-from buses.kafka_state import STATE_TOPIC, KafkaStateTopic
 from buses.memory import MemoryBroker, MemoryBus
-from engine.errors import BusError
+from engine.core.errors import BusError
 from tests import test_bus_contract as contract
 from tests.test_bus_contract import Backend, unique
 

@@ -8,7 +8,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.trace import (
+from engine.trace.fmt import HumanFormat, StreamSink, use_color
+from engine.trace.hub import TraceHub
+from engine.trace.records import (
     CHUNK_RECORDS,
     Acknowledged,
     ConditionChecked,
@@ -27,8 +29,6 @@ from engine.trace import (
     Unmatched,
     encode_chunks,
 )
-from engine.tracefmt import HumanFormat, StreamSink, use_color
-from engine.tracehub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 

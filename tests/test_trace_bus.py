@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from engine.tracebus import read_traces, trace_subject
-from engine.tracehub import TraceHub
+from engine.trace.bus import read_traces, trace_subject
+from engine.trace.hub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 

@@ -32,10 +32,10 @@ import yaml
 
 from engine.cli import main
 from engine.config import ConfigErrors
+from engine.core.errors import ConfigError
+from engine.core.secrets import Secrets
 from engine.dryrun import dry_run, load_events, load_sensor, to_json
-from engine.errors import ConfigError
 from engine.schema import document_schema
-from engine.secrets import Secrets
 from engine.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from buses.memory import MemoryBus
 from engine.app import publish_event
-from engine.cloudevent import CloudEvent
-from engine.secrets import Secrets
+from engine.core.cloudevent import CloudEvent
+from engine.core.secrets import Secrets
 from sources.spec import WebhookContext
 from sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookLimits, WebhookServer
 from tests.engine_harness import free_port

@@ -1,4 +1,4 @@
-"""engine.yamlread: what valid YAML still reads as, and each limit exactly at its boundary."""
+"""engine.core.yamlread: what valid YAML still reads as, and each limit exactly at its boundary."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine import yamlread
 from engine.config import substitute_env
-from engine.errors import ConfigError
+from engine.core import yamlread
+from engine.core.errors import ConfigError
 
 
 def read(text: str) -> list[Any]:

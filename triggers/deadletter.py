@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Protocol
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from triggers.outcome import FiringOutcome
 
 log = logging.getLogger("sensorium.triggers")

@@ -29,10 +29,10 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
-from engine.cloudevent import CloudEvent
-from engine.errors import ConfigError, TriggerError
-from engine.secrets import SecretNotFound, Secrets
-from engine.specbase import TLSConfig
+from engine.core.cloudevent import CloudEvent
+from engine.core.errors import ConfigError, TriggerError
+from engine.core.secrets import SecretNotFound, Secrets
+from engine.core.specbase import TLSConfig
 from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
 from triggers.outcome import Attempt, FiringOutcome, RequestSummary
 from triggers.policy import StatusPolicy, Verdict, VerdictKind

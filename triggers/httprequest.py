@@ -19,9 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
 
-from engine.cloudevent import CloudEvent
-from engine.errors import ConfigError, TriggerError
-from engine.secrets import SecretNotFound, Secrets
+from engine.core.cloudevent import CloudEvent
+from engine.core.errors import ConfigError, TriggerError
+from engine.core.secrets import SecretNotFound, Secrets
 from triggers.outcome import RequestSummary
 from triggers.params import (
     ParamError,

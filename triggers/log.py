@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from triggers.outcome import FiringOutcome
 from triggers.params import context_json
 from triggers.ratelimit import RateLimiter

@@ -3,7 +3,7 @@
 
 Pure functions of (spec, events); no I/O. Byte-level output equals Argo's for compact input. Differences: a
 payload parameter whose dependency is absent and has no `value` is skipped (Argo crashes, reference section 8);
-templates that do not parse or use constructs outside engine.gotemplate's subset are rejected at load;
+templates that do not parse or use constructs outside engine.goport.template's subset are rejected at load;
 `jsonPath`/`jmesPath` sources are a Sensorium extension used exactly like `dataKey`.
 """
 
@@ -20,14 +20,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.cloudevent import CloudEvent
-from engine.errors import ConfigError, TriggerError
-from engine.gojson import is_valid_json, marshal, marshal_string
-from engine.gotemplate import ArgoTemplate, TemplateError
-from engine.paths import PathExpr, PathResult, gjson_get
-from engine.re2 import compile_re2
-from triggers.goyaml import yaml_to_json
-from triggers.sjson import SjsonError, set_raw, set_string
+from engine.core.cloudevent import CloudEvent
+from engine.core.errors import ConfigError, TriggerError
+from engine.goport.gjson import PathExpr, PathResult, gjson_get
+from engine.goport.goyaml import yaml_to_json
+from engine.goport.jsonenc import is_valid_json, marshal, marshal_string
+from engine.goport.re2 import compile_re2
+from engine.goport.sjson import SjsonError, set_raw, set_string
+from engine.goport.template import ArgoTemplate, TemplateError
 from triggers.spec import TriggerParameter, TriggerParameterSource
 
 STRING = "String"

@@ -6,17 +6,12 @@ Pure values: the trigger loop asks `Backoff.delays(rng)` for the sleeps and does
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-_NS = 1
-_UNITS: dict[str, int] = {
-    "ns": _NS, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
-    "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
-}
-_PART = re.compile(r"([0-9]*)(?:\.([0-9]*))?([^0-9.]*)")
+from engine.goport.duration import parse_duration
+
 DEFAULT_DURATION_NS = 1_000_000_000
 DEFAULT_STEPS_WHEN_PRESENT = 5
 
@@ -25,47 +20,13 @@ class RandomSource(Protocol):
     def random(self) -> float: ...
 
 
-def parse_go_duration(text: str) -> int:
-    """Go `time.ParseDuration` ("1.5s", "300ms", "1h2m"): nanoseconds, or ValueError with Go's message."""
-    orig, s, neg = text, text, False
-    if s[:1] in ("-", "+"):
-        neg, s = s[0] == "-", s[1:]
-    if s == "0":
-        return 0
-    if s == "":
-        raise ValueError(f'time: invalid duration "{orig}"')
-    total = 0
-    while s:
-        if not (s[0] == "." or (s[0].isascii() and s[0].isdigit())):
-            raise ValueError(f'time: invalid duration "{orig}"')
-        m = _PART.match(s)
-        assert m is not None
-        whole, frac, unit = m.group(1), m.group(2), m.group(3)
-        if whole == "" and not frac:
-            raise ValueError(f'time: invalid duration "{orig}"')
-        if unit == "":
-            raise ValueError(f'time: missing unit in duration "{orig}"')
-        if unit not in _UNITS:
-            raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
-        scale = _UNITS[unit]
-        value = int(whole or "0") * scale
-        if frac:
-            # Go: uint64(float64(f) * (float64(unit) / scale)) - same float arithmetic for the same rounding
-            value += int(float(int(frac)) * (float(scale) / float(10 ** len(frac))))
-        total += value
-        s = s[m.end():]
-    if total > 2**63 - 1:
-        raise ValueError(f'time: invalid duration "{orig}"')
-    return -total if neg else total
-
-
 def parse_duration_field(value: str | int) -> int:
     """`retryStrategy.duration`: Go duration string, or a bare integer meaning NANOSECONDS (Int64OrString)."""
     if isinstance(value, bool):
         raise ValueError("duration must be a Go duration string or an integer number of nanoseconds")
     if isinstance(value, int):
         return value
-    return parse_go_duration(value)
+    return parse_duration(value)
 
 
 @dataclass(frozen=True)

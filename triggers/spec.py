@@ -14,10 +14,8 @@ from typing import Any
 from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from engine.errors import ConfigError
-from engine.gotemplate import ArgoTemplate, TemplateError
-from engine.re2 import compile_re2
-from engine.specbase import (
+from engine.core.errors import ConfigError
+from engine.core.specbase import (
     ArgoModel,
     KeySelector,
     Loc,
@@ -27,6 +25,8 @@ from engine.specbase import (
     check_url,
     raise_located,
 )
+from engine.goport.re2 import compile_re2
+from engine.goport.template import ArgoTemplate, TemplateError
 from triggers.retry import Backoff, parse_duration_field
 
 HTTP_METHODS = ("GET", "DELETE", "PATCH", "POST", "PUT")
@@ -46,7 +46,7 @@ def _runtime(info: ValidationInfo) -> bool:
 
 
 def check_template(text: str) -> None:
-    """A `dataTemplate`/`contextTemplate` must parse as a Go template inside engine.gotemplate's subset (ValueError
+    """A `dataTemplate`/`contextTemplate` must parse as a Go template inside engine.goport.template's subset (ValueError
     otherwise). Argo parses it per event and falls back to the key or value on every event; a template that can
     never parse is a mistake, so Sensorium refuses it at load, as it does a data filter's `template`."""
     try:

@@ -21,7 +21,7 @@ from nats.js import api
 from buses import spec as bus_spec
 from buses.base import ConsumerSpec, Delivery, EventKey, Health
 from buses.embedded import EmbeddedNats, free_port
-from buses.jetstream import (
+from buses.jetstream.bus import (
     STREAM,
     JetStreamBus,
     StreamSettings,
@@ -29,9 +29,9 @@ from buses.jetstream import (
     parse_go_duration,
     printable_url,
 )
-from engine.errors import BusError, ConfigError
-from engine.secrets import Secrets, env_name
-from engine.specbase import KeySelector
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets, env_name
+from engine.core.specbase import KeySelector
 
 pytestmark = pytest.mark.nats
 
@@ -218,7 +218,7 @@ async def test_changed_keys_update_the_durable_and_keep_its_position(nats_url: s
 _WORKER = textwrap.dedent("""
     import asyncio, sys
     from buses.base import ConsumerSpec, EventKey
-    from buses.jetstream import JetStreamBus
+    from buses.jetstream.bus import JetStreamBus
 
     async def main(url, name, source):
         bus = JetStreamBus(url)
@@ -348,7 +348,7 @@ async def test_credentials(tmp_path: Path, server_args: list[str], credentials: 
 
 async def test_outage_keeps_fetch_quiet_and_logs_each_state_change_once(
         fresh_nats: EmbeddedNats, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="buses.jetstream")
+    caplog.set_level(logging.INFO, logger="buses.jetstream.bus")
     bus = await started(fresh_nats.url)
     key = EventKey(unique("src"), "ev")
     consumer = await bus.consumer(ConsumerSpec(name=unique("s"), keys=[key]))
@@ -370,6 +370,6 @@ async def test_outage_keeps_fetch_quiet_and_logs_each_state_change_once(
     assert bus.health is Health.CONNECTED
     await bus.close()
     assert bus.closed
-    lines = [r.getMessage() for r in caplog.records if r.name == "buses.jetstream"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "buses.jetstream.bus"]
     assert sum("lost connection to NATS at " + fresh_nats.url in m for m in lines) == 1
     assert sum("reconnected to NATS at " + fresh_nats.url in m for m in lines) == 1

@@ -16,13 +16,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Health
-from buses.kafka import DEFAULT_TOPIC, KafkaBus, KafkaSecurity, sarama_hash
+from buses.kafka.bus import DEFAULT_TOPIC, KafkaBus, KafkaSecurity, sarama_hash
+from buses.kafka.consumer import PartitionOffsets
 from buses.kafka_broker import KafkaBroker, free_port
-from buses.kafka_consumer import PartitionOffsets
 from buses.spec import KafkaBus as KafkaBusSpec
-from engine.cloudevent import decode_structured
-from engine.errors import BusError, ConfigError
-from engine.secrets import Secrets, env_name
+from engine.core.cloudevent import decode_structured
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets, env_name
 from tests.fixtures_kafka import KAFKA_PASSWORD, KAFKA_USER, RestartKafka
 
 pytestmark = pytest.mark.kafka

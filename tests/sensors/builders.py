@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from sensors.spec import DataFilter, EventDependencyFilter, Sensor
 
 _NO_DATA = object()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_format_g, go_sprint, json_value
+from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensors.filters import expr_filters
 from sensors.spec import ExprFilter
 from tests.sensors.builders import event
@@ -283,15 +283,6 @@ def test_parse_errors(text: str, message: str) -> None:
 
 def test_compiled_once() -> None:
     assert compile_expr("a == 1") is compile_expr("a == 1")
-
-
-@pytest.mark.parametrize(("value", "text"), [
-    (1e6, "1e+06"), (123456.0, "123456"), (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (0.00001, "1e-05"),
-    (1.5, "1.5"), (100.0, "100"), (-2.5e-7, "-2.5e-07"), (1e21, "1e+21"), (0.0, "0"), (math.nan, "NaN"),
-    (math.inf, "+Inf"),
-])
-def test_go_float_formatting(value: float, text: str) -> None:
-    assert go_format_g(value) == text
 
 
 def test_go_sprint_of_collections() -> None:

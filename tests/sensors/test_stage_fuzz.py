@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.deadline import event_deadline
+from engine.goport.deadline import event_deadline
 from sensors.stage import SensorStage
 from tests.sensors.builders import dep, event, sensor, trigger
 

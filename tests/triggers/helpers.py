@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.cloudevent import CloudEvent
+from engine.core.cloudevent import CloudEvent
 from triggers.spec import TriggerParameter
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from engine.secrets import Secrets, env_name
+from engine.core.secrets import Secrets, env_name
 from tests.fixtures_http import HttpSink, Reply
 from triggers.http import HttpClient, HttpTrigger
 from triggers.httprequest import HttpRequest

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from engine.secrets import Secrets, env_name
+from engine.core.secrets import Secrets, env_name
 from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec
 from triggers.params import ParamError
 from triggers.spec import Trigger

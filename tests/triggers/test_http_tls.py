@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from engine.secrets import Secrets, env_name
+from engine.core.secrets import Secrets, env_name
 from triggers.http import HttpClient, HttpTrigger
 from triggers.policy import VerdictKind
 from triggers.spec import Trigger

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from engine.errors import ConfigError
-from triggers.goyaml import yaml_to_json
+from engine.core.errors import ConfigError
+from engine.goport.goyaml import yaml_to_json
 from triggers.params import (
     ParamError,
     Resolved,

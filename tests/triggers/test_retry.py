@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from triggers.ratelimit import RateLimiter
-from triggers.retry import Backoff, final_error, parse_duration_field, parse_go_duration
+from triggers.retry import Backoff, final_error, parse_duration_field
 
 
 class Fixed:
@@ -12,26 +12,6 @@ class Fixed:
 
     def random(self) -> float:
         return self.values.pop(0)
-
-
-@pytest.mark.parametrize("text,ns", [
-    ("0", 0), ("1s", 1_000_000_000), ("10ms", 10_000_000), ("1.5s", 1_500_000_000), ("300us", 300_000),
-    ("300µs", 300_000), ("300μs", 300_000), ("7ns", 7), ("1h2m", 3_720_000_000_000), ("-1s", -1_000_000_000),
-    ("+2m", 120_000_000_000), (".5s", 500_000_000), ("1.s", 1_000_000_000), ("1m30.5s", 90_500_000_000),
-])
-def test_parse_go_duration(text: str, ns: int) -> None:
-    assert parse_go_duration(text) == ns
-
-
-@pytest.mark.parametrize("text,message", [
-    ("", 'time: invalid duration ""'), ("10", 'time: missing unit in duration "10"'),
-    ("1x", 'time: unknown unit "x" in duration "1x"'), (".s", 'time: invalid duration ".s"'),
-    ("s", 'time: invalid duration "s"'), ("1s 2s", 'time: unknown unit "s " in duration "1s 2s"'),
-])
-def test_parse_go_duration_errors(text: str, message: str) -> None:
-    with pytest.raises(ValueError) as info:
-        parse_go_duration(text)
-    assert str(info.value) == message
 
 
 def test_bare_integer_duration_is_nanoseconds() -> None:

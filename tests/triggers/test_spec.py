@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from engine.errors import ConfigError
+from engine.core.errors import ConfigError
 from triggers.spec import KIND_ORDER, RetryStrategy, Trigger, TriggerParameterSource
 
 FULL = """

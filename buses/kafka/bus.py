@@ -1,0 +1,455 @@
+"""Kafka event bus (transport only): Argo Events' wire format on one topic, one consumer group per sensor.
+
+A record's key is `<eventSourceName>.<eventName>` and its value the structured-mode CloudEvent JSON, on the
+topic the EventBus names or `argo-events` (also for `--bus kafka://HOST:PORT[,HOST:PORT]`). Records are placed
+by sarama's FNV-1a hash of the key (Argo's `partitioner: hash`) so the events of one key keep their order.
+Acknowledgements become manual offset commits (buses/kafka/consumer.py); the bus never decides when to ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import ssl
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import create_conn
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+from aiokafka.errors import (
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
+
+from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, fit_dead_letter
+from buses.kafka.consumer import KafkaGroupConsumer, quietly
+from buses.spec import KafkaBus as KafkaBusSpec
+from buses.spec import parse_brokers
+from engine.core.errors import BusError, ConfigError
+from engine.core.secrets import Secrets
+from engine.core.specbase import TLSConfig
+from engine.goport.fnv import fnv32a
+
+if TYPE_CHECKING:
+    from buses.kafka.state import KafkaStateTopic
+
+log = logging.getLogger("buses.kafka.bus")
+
+DEFAULT_TOPIC = "argo-events"
+DEFAULT_PARTITIONS = 3
+PROBE_TIMEOUT = 5.0
+HEALTH_INTERVAL = 2.0
+MAX_BACKOFF = 4.0
+ASSIGNORS: dict[str, Any] = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
+                             "sticky": StickyPartitionAssignor}
+_UNKNOWN_TOPIC, _TOPIC_EXISTS = 3, 36
+DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000
+DLQ_MAX_MESSAGE = 1_000_000  # under the producer's max_request_size and the broker's message.max.bytes (1 MiB)
+
+
+def sarama_hash(key: bytes, partitions: int) -> int:
+    """Partition of `key` under sarama's `NewHashPartitioner`: FNV-1a 32, as int32, modulo, sign dropped."""
+    h = fnv32a(key)
+    signed = h - (1 << 32) if h >= (1 << 31) else h
+    return abs(signed) % partitions
+
+
+class SaramaHashPartitioner:
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(random.choice(available or all_partitions))
+        return sorted(all_partitions)[sarama_hash(key, len(all_partitions))]
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """TLS and SASL settings for every connection. The password is never printed."""
+
+    ssl_context: ssl.SSLContext | None = None
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def protocol(self) -> str:
+        if self.sasl_mechanism:
+            return "SASL_SSL" if self.ssl_context else "SASL_PLAINTEXT"
+        return "SSL" if self.ssl_context else "PLAINTEXT"
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol, "ssl_context": self.ssl_context}
+        if self.sasl_mechanism:
+            kwargs.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
+                          sasl_plain_password=self.password)
+        return kwargs
+
+
+def tls_context(tls: TLSConfig, secrets: Secrets) -> ssl.SSLContext:
+    ca = secrets.get(tls.ca_cert_secret.name, tls.ca_cert_secret.key) if tls.ca_cert_secret else None
+    context = ssl.create_default_context(cadata=ca)
+    if tls.client_cert_secret and tls.client_key_secret:
+        cert = secrets.get(tls.client_cert_secret.name, tls.client_cert_secret.key)
+        key = secrets.get(tls.client_key_secret.name, tls.client_key_secret.key)
+        with tempfile.TemporaryDirectory() as tmp:  # ssl loads key pairs only from files: private, removed
+            cert_file, key_file = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for path, text in ((cert_file, cert), (key_file, key)):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
+                    out.write(text)
+            context.load_cert_chain(cert_file, key_file)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def security_from_spec(spec: KafkaBusSpec, secrets: Secrets) -> KafkaSecurity:
+    try:
+        context = tls_context(spec.tls, secrets) if spec.tls is not None else None
+        if spec.sasl is None:
+            return KafkaSecurity(ssl_context=context)
+        user = secrets.get(spec.sasl.user_secret.name, spec.sasl.user_secret.key)
+        password = secrets.get(spec.sasl.password_secret.name, spec.sasl.password_secret.key)
+    except (ssl.SSLError, ValueError) as exc:
+        raise BusError(f"kafka {spec.url}: TLS settings unusable: {exc}") from None
+    except Exception as exc:  # SecretNotFound names the secret, never its value
+        raise BusError(f"kafka {spec.url}: {exc}") from None
+    return KafkaSecurity(ssl_context=context, sasl_mechanism=spec.sasl.mechanism, username=user,
+                         password=password)
+
+
+def quiet_client_log() -> None:
+    """aiokafka logs every failed reconnect at ERROR (dozens a second while a broker is away); the bus reports
+    the connection state itself, one line per change. An `aiokafka` logger configured by the user is kept."""
+    client_log = logging.getLogger("aiokafka")
+    if client_log.level == logging.NOTSET:
+        client_log.setLevel(logging.CRITICAL)
+
+
+def describe(exc: BaseException) -> str:
+    """One-line cause of a connection problem, for people."""
+    if isinstance(exc, SaslAuthenticationFailed):
+        return f"SASL authentication failed: {exc.args[0] if exc.args else 'bad credentials'}"
+    if isinstance(exc, (IllegalSaslStateError, UnsupportedSaslMechanismError)):
+        return "SASL handshake rejected (the listener does not use SASL or not this mechanism)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the broker (do its TLS/SASL settings match this listener?)"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return f"no answer within {PROBE_TIMEOUT:.0f}s"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+class KafkaBus(Bus):
+    """The bus on Apache Kafka. `start()` checks the brokers, creates the topic if it is missing
+    (`partitions`, replication min(3, brokers)) and starts an idempotent producer (acks=all). Each
+    `consumer()` is a member of the group named `spec.name` (the engine's `sensorium-<sensor>`) unless the
+    EventBus sets `consumerGroup.groupName`, reading with read_committed isolation."""
+
+    def __init__(self, brokers: str | Sequence[str], topic: str = DEFAULT_TOPIC, *,
+                 partitions: int = DEFAULT_PARTITIONS, group_name: str | None = None, oldest: bool = False,
+                 rebalance_strategy: str = "range", partitioner: str | None = None,
+                 security: KafkaSecurity | None = None, session_timeout: float = 10.0,
+                 request_timeout: float = 30.0, client_id: str = "sensorium") -> None:
+        self.brokers = parse_brokers(brokers) if isinstance(brokers, str) else list(brokers)
+        self.where = ",".join(self.brokers)
+        self.url = f"kafka://{self.where}"
+        self.topic, self.partitions, self.group_name, self.oldest = topic, partitions, group_name, oldest
+        if rebalance_strategy not in ASSIGNORS:
+            raise ConfigError(f"kafka rebalanceStrategy '{rebalance_strategy}' is not one of "
+                              f"{sorted(ASSIGNORS)}")
+        self.rebalance_strategy, self.partitioner = rebalance_strategy, partitioner
+        self.security = security or KafkaSecurity()
+        self.session_timeout, self.request_timeout = session_timeout, request_timeout
+        self.client_id = client_id
+        self.health = Health.CONNECTING
+        self.cause = ""  # why the bus is not connected, for health reports
+        self._producer: Any = None
+        self._admin: Any = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._consumers: list[KafkaGroupConsumer] = []
+        self._group_owner: str | None = None
+        self._state: KafkaStateTopic | None = None
+        self._dlq_ready = False
+        self._dlq_lock = asyncio.Lock()
+        quiet_client_log()
+
+    @classmethod
+    def from_spec(cls, spec: KafkaBusSpec, secrets: Secrets | None = None, **options: Any) -> KafkaBus:
+        group = spec.consumer_group
+        return cls(spec.url, spec.topic or DEFAULT_TOPIC,
+                   group_name=(group.group_name or None) if group else None,
+                   oldest=group.oldest if group else False,
+                   rebalance_strategy=group.rebalance_strategy if group else "range",
+                   partitioner=spec.partitioner, security=security_from_spec(spec, secrets or Secrets()),
+                   **options)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> KafkaBus:
+        """`kafka://HOST:PORT[,HOST:PORT]` (or the bare broker list) with the default topic."""
+        scheme, sep, rest = url.rpartition("://")
+        if sep and scheme != "kafka":
+            raise ConfigError(f"bus URL '{url}' must look like kafka://HOST:PORT[,HOST:PORT]")
+        return cls(parse_brokers(rest.rstrip("/")), **options)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"bootstrap_servers": self.brokers, "client_id": self.client_id, "retry_backoff_ms": 500,
+                "request_timeout_ms": int(self.request_timeout * 1000), **self.security.client_kwargs()}
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection settings (brokers, TLS, SASL) for another aiokafka client on this cluster (traces)."""
+        return self._kwargs()
+
+    # -- connection ------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        cause = await self._probe()
+        if cause:  # raised, not logged: the caller reports it (once) and decides when to try again
+            self.health, self.cause = Health.DISCONNECTED, cause
+            raise BusError(f"kafka {cause}")
+        if self.partitioner not in (None, "hash"):
+            log.info("kafka %s: partitioner '%s' read as 'hash': records of one key must stay in order",
+                     self.where, self.partitioner)
+        self._admin = AIOKafkaAdminClient(**self._kwargs())
+        self._producer = AIOKafkaProducer(acks="all", enable_idempotence=True,
+                                          partitioner=SaramaHashPartitioner(), **self._kwargs())
+        try:
+            await self._admin.start()
+            await self._ensure_topic()
+            await self._producer.start()
+        except BusError as exc:
+            await self.close()
+            self.health, self.cause = Health.DISCONNECTED, str(exc).removeprefix("kafka ")
+            raise
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await self.close()
+            self.health, self.cause = Health.DISCONNECTED, f"{self.where}: {describe(exc)}"
+            raise BusError(f"kafka {self.cause}") from None
+        self._set_health(Health.CONNECTED, "")
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _probe(self) -> str | None:
+        """None if one broker accepts a connection (TLS and SASL included), else every broker's cause."""
+        causes = []
+        for broker in self.brokers:
+            host, _, port = broker.rpartition(":")
+            try:
+                conn = await asyncio.wait_for(create_conn(
+                    host, int(port), client_id=self.client_id, request_timeout_ms=int(PROBE_TIMEOUT * 1000),
+                    **self.security.client_kwargs()), PROBE_TIMEOUT)
+            except (TimeoutError, KafkaError, OSError) as exc:
+                causes.append(f"{broker}: {describe(exc)}")
+                continue
+            conn.close()
+            return None
+        return "; ".join(causes)
+
+    async def _ensure_topic(self) -> None:
+        (meta,) = await self._admin.describe_topics([self.topic])
+        code = meta["error_code"]
+        if code == 0:
+            return
+        if code != _UNKNOWN_TOPIC:
+            raise BusError(f"kafka {self.where}: topic '{self.topic}': {for_code(code).__name__}")
+        replicas = min(3, len((await self._admin.describe_cluster())["brokers"]))
+        response = await self._admin.create_topics([NewTopic(self.topic, self.partitions, max(1, replicas))])
+        _, code, message = response.topic_errors[0]
+        if code not in (0, _TOPIC_EXISTS):
+            raise BusError(f"kafka {self.where}: topic '{self.topic}' does not exist and could not be "
+                           f"created: {for_code(code).__name__}: {message}")
+        for _ in range(100):  # the topic is usable once every partition has a leader
+            (meta,) = await self._admin.describe_topics([self.topic])
+            parts = meta["partitions"]
+            if meta["error_code"] == 0 and parts and all(p["leader"] >= 0 for p in parts):
+                break
+            await asyncio.sleep(0.1)
+        log.info("kafka %s: created topic '%s' with %d partitions", self.where, self.topic, self.partitions)
+
+    def traffic(self) -> None:
+        """Records moved: the brokers are reachable whatever the last health check said."""
+        if self.health is Health.DISCONNECTED:
+            self._set_health(Health.CONNECTED, "")
+
+    def _set_health(self, health: Health, cause: str) -> None:
+        if health is Health.DISCONNECTED and (self.health is not Health.DISCONNECTED or cause != self.cause):
+            log.error("kafka %s", cause)
+        elif health is Health.CONNECTED and self.health is Health.DISCONNECTED:
+            log.warning("kafka %s: connected again", self.where)
+        self.health, self.cause = health, cause
+
+    async def _watch(self) -> None:
+        """Health: a metadata request every few seconds; while the brokers are away, checks back off."""
+        delay = HEALTH_INTERVAL
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(self._ensure_topic(), PROBE_TIMEOUT)
+            except (TimeoutError, KafkaError, OSError, BusError) as exc:
+                cause = await self._probe() or (str(exc) if isinstance(exc, BusError) else
+                                                f"{self.where}: {describe(exc)}")
+                self._set_health(Health.DISCONNECTED, cause.removeprefix("kafka "))
+                delay = min(MAX_BACKOFF, delay * 2)
+            else:
+                self._set_health(Health.CONNECTED, "")
+                delay = HEALTH_INTERVAL
+
+    # -- publishing ------------------------------------------------------------------------------------------
+    async def publish(self, key: EventKey, event_id: str, body: bytes) -> None:
+        await (await self._send(key, body))
+        self.traffic()
+
+    async def publish_many(self, items: Sequence[tuple[EventKey, str, bytes]]) -> None:
+        futures = [await self._send(key, body) for key, _, body in items]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise BusError(f"kafka {self.where}: {len(failed)} of {len(items)} events not stored: "
+                           f"{describe(failed[0])}")
+        self.traffic()
+
+    async def _send(self, key: EventKey, body: bytes) -> asyncio.Future[Any]:
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        try:
+            future: asyncio.Future[Any] = await self._producer.send(self.topic, value=body,
+                                                                    key=key.dotted().encode())
+        except (TimeoutError, KafkaError) as exc:
+            raise BusError(f"kafka {self.where}: publishing {key.dotted()} to '{self.topic}' failed: "
+                           f"{describe(exc)}{self._while_down()}") from None
+        return asyncio.ensure_future(self._stored(key, future))
+
+    def _while_down(self) -> str:
+        return f" (while {self.cause})" if self.health is Health.DISCONNECTED else ""
+
+    async def _stored(self, key: EventKey, future: asyncio.Future[Any]) -> None:
+        """The idempotent producer retries until the broker takes the record; the caller waits at most
+        `request_timeout` for that. After a timeout the record may still be stored later (at least once)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
+        except TimeoutError:
+            raise BusError(f"kafka {self.where}: publishing {key.dotted()} to '{self.topic}' not confirmed "
+                           f"within {self.request_timeout:.0f}s{self._while_down()}") from None
+        except KafkaError as exc:
+            raise BusError(f"kafka {self.where}: publishing {key.dotted()} to '{self.topic}' failed: "
+                           f"{describe(exc)}{self._while_down()}") from None
+
+    # -- dead letters ----------------------------------------------------------------------------------------
+    async def publish_dead_letter(self, sensor: str, attributes: Mapping[str, str], body: bytes) -> None:
+        """Topic `sensorium-dlq` (one partition, kept DLQ_RETENTION_MS, created on first use), record key
+        `sensor`, headers `ce_<attribute>` (CloudEvents Kafka binary mode) and `content-type`."""
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        attrs, data = fit_dead_letter(attributes, body, DLQ_MAX_MESSAGE)
+        headers = [(f"ce_{name}", value.encode()) for name, value in attrs.items() if name != "datacontenttype"]
+        if "datacontenttype" in attrs:
+            headers.append(("content-type", attrs["datacontenttype"].encode()))
+        try:
+            if not self._dlq_ready:
+                async with self._dlq_lock:
+                    if not self._dlq_ready:
+                        await asyncio.wait_for(self._ensure_dead_letter_topic(), self.request_timeout)
+                        self._dlq_ready = True
+            future = await self._producer.send(DEAD_LETTERS, value=data, key=sensor.encode(), headers=headers)
+            await asyncio.wait_for(asyncio.shield(future), self.request_timeout)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            raise BusError(f"kafka {self.where}: dead letter to '{DEAD_LETTERS}' not stored: "
+                           f"{describe(exc)}{self._while_down()}") from None
+        self.traffic()
+
+    async def _ensure_dead_letter_topic(self) -> None:
+        (meta,) = await self._admin.describe_topics([DEAD_LETTERS])
+        if meta["error_code"] == 0:
+            return
+        replicas = min(3, len((await self._admin.describe_cluster())["brokers"]))
+        response = await self._admin.create_topics([NewTopic(DEAD_LETTERS, 1, max(1, replicas), topic_configs={
+            "retention.ms": str(DLQ_RETENTION_MS), "cleanup.policy": "delete"})])
+        _, code, message = response.topic_errors[0]
+        if code not in (0, _TOPIC_EXISTS):
+            raise BusError(f"kafka {self.where}: topic '{DEAD_LETTERS}' could not be created: "
+                           f"{for_code(code).__name__}: {message}")
+        for _ in range(100):
+            (meta,) = await self._admin.describe_topics([DEAD_LETTERS])
+            if meta["error_code"] == 0 and meta["partitions"] and all(p["leader"] >= 0 for p in meta["partitions"]):
+                break
+            await asyncio.sleep(0.1)
+        log.info("kafka %s: created topic '%s' (dead letters)", self.where, DEAD_LETTERS)
+
+    # -- consuming -------------------------------------------------------------------------------------------
+    def group_for(self, spec: ConsumerSpec) -> str:
+        if not self.group_name:
+            return spec.name
+        if self._group_owner not in (None, spec.name):
+            raise BusError(f"kafka {self.where}: consumerGroup.groupName '{self.group_name}' would be shared "
+                           f"by '{self._group_owner}' and '{spec.name}', each seeing only part of the events")
+        self._group_owner = spec.name
+        return self.group_name
+
+    async def consumer(self, spec: ConsumerSpec) -> KafkaGroupConsumer:
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        group = self.group_for(spec)
+        session_ms = int(self.session_timeout * 1000)
+        consumer = AIOKafkaConsumer(
+            group_id=group, enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.oldest else "latest", isolation_level="read_committed",
+            partition_assignment_strategy=(ASSIGNORS[self.rebalance_strategy],),
+            session_timeout_ms=session_ms, heartbeat_interval_ms=min(1000, session_ms // 3),
+            # heartbeats run in the background; a runner busy with slow firings may fetch rarely
+            max_poll_interval_ms=3_600_000, rebalance_timeout_ms=60_000, **self._kwargs())
+        member = KafkaGroupConsumer(consumer, spec, f"{self.where} group '{group}'", self.traffic)
+        consumer.subscribe([self.topic], listener=member.listener)
+        limit = self.session_timeout + self.request_timeout
+        try:  # start() returns once the group has assigned this member its partitions
+            await asyncio.wait_for(consumer.start(), limit)
+            await member.pin_positions(limit)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            await quietly(consumer.stop(), PROBE_TIMEOUT)
+            cause = "no partition assignment in time" if isinstance(exc, TimeoutError) else describe(exc)
+            raise BusError(f"kafka {self.where}: consumer group '{group}': {cause}") from None
+        self._consumers.append(member)
+        return member
+
+    async def state_store(self, sensor: str) -> StateStore:
+        """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka/state.py)."""
+        from buses.kafka.state import KafkaStateTopic  # it imports this module
+
+        if self._producer is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        self._state = self._state or KafkaStateTopic(self._kwargs(), self.where, request_timeout=self.request_timeout)
+        return await self._state.store(sensor)
+
+    async def close(self) -> None:
+        if self._state is not None:
+            await self._state.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        for member in self._consumers:
+            await member.close()
+        self._consumers.clear()
+        producer, admin, self._producer, self._admin = self._producer, self._admin, None, None
+        if producer is not None:
+            await quietly(producer.stop(), min(self.request_timeout, 10.0))
+        if admin is not None:
+            await quietly(admin.close(), PROBE_TIMEOUT)
+        self.health = Health.CLOSED

@@ -1,0 +1,297 @@
+"""Turning the values each stage returns into trace records (composition root: reads sensor and trigger values).
+
+Shared by the running engine and `sensorium test`, so both explain a decision the same way. Pure: no I/O.
+Parameters are the ones the trigger itself resolved (reported through `triggers.params.PARAM_OBSERVER`);
+requests come from the trigger's redacted summary.
+
+The `*_rows(out, sensor, t, ...)` functions are the single source of what a record says: they append the records
+of one step (all with the time `t`, from `engine.trace.records.now()`) to `out`; the `*_records` functions wrap them
+for callers that want them returned. Every input they read is immutable (frozen stage results, outcomes,
+events), so the engine can hand them over on the event path and have them built a little later
+(`TraceHub.defer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from msgspec.structs import replace
+
+from engine.core.cloudevent import CloudEvent
+from engine.trace.records import (
+    Acknowledged,
+    ConditionChecked,
+    DependencyMatched,
+    FilterChecked,
+    FiringDone,
+    FiringStarted,
+    ParamResolved,
+    Received,
+    RequestBuilt,
+    ResponseReceived,
+    RetryScheduled,
+    TraceRecord,
+    Transformed,
+    now,
+)
+from sensors.filters import FilterVerdict
+from sensors.stage import StageResult
+from triggers.outcome import FiringOutcome, RequestSummary
+from triggers.params import Resolved
+from triggers.spec import Trigger, TriggerParameter
+
+PREVIEW_CHARS = 200
+
+RowsFn = Callable[..., None]  # rows_fn(out: list[TraceRecord], *args): appends the records of one step or event
+
+
+def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
+    text = body[: limit * 4].decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+VALUE_CHARS = 1000
+"""A value, reason or error in a filter record is cut to this many characters: hostile event data (a 100,000-character
+string a filter looked at) must not make trace lines, bus trace messages or logs grow without bound."""
+
+
+def cap(text: str | None, limit: int = VALUE_CHARS) -> str | None:
+    """`text` cut to `limit` characters, saying how long it was."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
+
+
+def rows_of(rows_fn: RowsFn, *args: Any) -> list[TraceRecord]:
+    """The records `rows_fn(out, *args)` appends."""
+    out: list[TraceRecord] = []
+    rows_fn(out, *args)
+    return out
+
+
+def records(rows_fn: RowsFn, *args: Any) -> Iterator[TraceRecord]:
+    """The records `rows_fn(out, *args)` appends."""
+    yield from rows_of(rows_fn, *args)
+
+
+def attributes(event: CloudEvent) -> dict[str, str]:
+    """The CloudEvent attributes a `received` record shows."""
+    attrs = {"id": event.id, "source": event.source, "type": event.type, "subject": event.subject,
+             "datacontenttype": event.datacontenttype, "time": event.time}
+    if event.extensions:
+        attrs.update(event.extensions)
+    return attrs
+
+
+def received_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
+                  event: CloudEvent | None, data_bytes: int = 0, error: str | None = None) -> None:
+    """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message)."""
+    if event is None:
+        out.append(Received(time=t, sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
+                            data_bytes=data_bytes, error=error))
+    else:
+        out.append(Received(time=t, sensor=sensor, event=event.id, bus=bus, position=position,
+                            delivery=delivery, attributes=attributes(event),
+                            data_bytes=len(event.data) if event.data is not None else 0))
+
+
+def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
+               result: StageResult) -> None:
+    """`received` for the event the stage processed, then what the stage decided (`stage_rows`)."""
+    received_rows(out, sensor, t, bus, position, delivery, result.event)
+    stage_rows(out, sensor, t, result)
+
+
+def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, dependency: str,
+                 verdict: FilterVerdict) -> None:
+    append = out.append
+    for part in verdict.parts or (verdict,):
+        if part.kind == "filters":
+            continue
+        kind = part.kind
+        for d in part.details:
+            append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target=d.target,
+                                 seen=cap(d.seen), wanted=d.wanted, comparator=d.comparator, type=d.type,
+                                 passed=d.passed, reason=cap(d.reason) or ""))
+        if (not part.details and (part.reason or part.error)) or (
+                part.details and part.error and not any(d.reason in part.error for d in part.details)):
+            append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target="",
+                                 seen=None, wanted=(), comparator="", type="", passed=part.passed,
+                                 reason=cap(part.reason) or "", error=cap(part.error)))
+
+
+def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult) -> None:
+    """dependency (+ its transform and filters) and condition records for one processed event, in evaluation
+    order."""
+    event = result.event.id
+    append = out.append
+    for dep in result.dependencies:
+        append(DependencyMatched(time=t, sensor=sensor, event=event, dependency=dep.name, passed=dep.passed,
+                                 error=dep.error, reason=dep.filters.reason))
+        transform = dep.transform
+        if transform is not None:
+            data = transform.event.data if transform.event is not None else None
+            append(Transformed(time=t, sensor=sensor, event=event, dependency=dep.name, kind=str(transform.kind),
+                               passed=transform.event is not None, data_bytes=len(data or b""),
+                               data_preview=preview(data or b""), reason=transform.reason, error=transform.error))
+            if transform.event is None:
+                continue  # dropped: the filters did not run
+        _filter_rows(out, sensor, t, event, dep.name, dep.filters)
+    for c in result.conditions:
+        append(ConditionChecked(time=t, sensor=sensor, event=event, trigger=c.trigger, expression=c.expression,
+                                dependency=c.dependency, held=c.held, satisfied=c.satisfied, immediate=c.immediate))
+
+
+def stage_records(sensor: str, result: StageResult) -> Iterator[TraceRecord]:
+    """dependency (+ its filters) and condition records for one processed event, in evaluation order."""
+    return records(stage_rows, sensor, now(), result)
+
+
+def firing_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: str, kind: str,
+                events: Mapping[str, CloudEvent]) -> None:
+    ids = {}
+    for dep, e in events.items():
+        ids[dep] = e.id
+    out.append(FiringStarted(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, kind=kind,
+                             events=ids))
+
+
+def firing_started(sensor: str, event: str, firing: str, trigger: str, kind: str,
+                   events: Mapping[str, CloudEvent]) -> FiringStarted:
+    (record,) = records(firing_rows, sensor, now(), event, firing, trigger, kind, events)
+    assert isinstance(record, FiringStarted)
+    return record
+
+
+def _source(param: TriggerParameter) -> tuple[str, str]:
+    src = param.src
+    for name, value in (("dataKey", src.data_key), ("jsonPath", src.json_path), ("jmesPath", src.jmes_path),
+                        ("contextKey", src.context_key)):
+        if value:
+            return name, value
+    return ("value", "") if src.value is not None else ("event", "")
+
+
+def _lists(trigger: Trigger) -> list[tuple[str, Sequence[TriggerParameter] | None]]:
+    http = trigger.template.http
+    lists: list[tuple[str, Sequence[TriggerParameter] | None]] = [("parameters", trigger.parameters)]
+    if http is not None:
+        lists += [("http.parameters", http.parameters), ("payload", http.payload),
+                  ("dynamicHeaders", http.dynamic_headers)]
+    return lists
+
+
+def _where(trigger: Trigger, param: TriggerParameter) -> str:
+    """Which list of the trigger declares `param` (identity first; equal values after `parameters` rewrote
+    the template)."""
+    lists = _lists(trigger)
+    for where, params in lists:
+        if any(p is param for p in params or ()):
+            return where
+    for where, params in lists:
+        if param in (params or ()):
+            return where
+    return "parameters"
+
+
+# id(param) -> (param, its record with no time, event, firing or value): what never changes is worked out once.
+# Only the trigger's own parameter objects are cached (re-parsed copies are not, so the cache stays bounded);
+# the identity check makes a recycled id harmless.
+_PARAM_RECORDS: dict[int, tuple[TriggerParameter, ParamResolved]] = {}
+
+
+def _param_record(sensor: str, trigger: Trigger, param: TriggerParameter) -> ParamResolved:
+    source, path = _source(param)
+    record = ParamResolved(time="", sensor=sensor, event=None, firing="", trigger=trigger.name,
+                           where=_where(trigger, param), dependency=param.src.dependency_name, source=source,
+                           path=path, value=None, dest=param.dest)
+    if any(p is param for _, params in _lists(trigger) for p in params or ()):
+        _PARAM_RECORDS[id(param)] = (param, record)
+    return record
+
+
+def param_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger,
+               observed: Sequence[tuple[TriggerParameter, Resolved]]) -> None:
+    """Each parameter the trigger resolved while building its request, with the value it used (values are
+    event data, never secrets: secrets reach headers only through secureHeaders and basicAuth)."""
+    cached = _PARAM_RECORDS.get
+    append = out.append
+    for param, resolved in observed:
+        hit = cached(id(param))
+        if hit is not None and hit[0] is param and hit[1].sensor == sensor:
+            record = hit[1]
+        else:
+            record = _param_record(sensor, trigger, param)
+        value = resolved.value
+        if value is not None and len(value) > PREVIEW_CHARS:
+            value = value[:PREVIEW_CHARS] + "…"
+        append(replace(record, time=t, event=event, firing=firing, value=value))
+
+
+def param_records(sensor: str, event: str, firing: str, trigger: Trigger,
+                  observed: Sequence[tuple[TriggerParameter, Resolved]]) -> Iterator[TraceRecord]:
+    return records(param_rows, sensor, now(), event, firing, trigger, observed)
+
+
+def _request(sensor: str, t: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
+    # summary.url is safe already: HttpRequest.summary() masks a password (a RequestSummary holds no secret)
+    return RequestBuilt(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, method=summary.method,
+                        url=summary.url, headers=dict(summary.headers), body_bytes=summary.body_bytes,
+                        body_preview=summary.body_preview)
+
+
+def request_record(sensor: str, event: str, firing: str, trigger: str, summary: RequestSummary) -> RequestBuilt:
+    return _request(sensor, now(), event, firing, trigger, summary)
+
+
+def outcome_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, outcome: object) -> None:
+    """request, then per attempt the response (with the policy verdict) and any retry, then the outcome.
+    Works on any Outcome; the details come from a FiringOutcome."""
+    append = out.append
+    if not isinstance(outcome, FiringOutcome):
+        append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger="",
+                          success=bool(getattr(outcome, "success", False)), attempts=0,
+                          error=getattr(outcome, "error", None) or None))
+        return
+    trigger = outcome.trigger
+    if outcome.request is not None:
+        append(_request(sensor, t, event, firing, trigger, outcome.request))
+    for a in outcome.attempts:
+        append(ResponseReceived(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, attempt=a.number,
+                                status=a.status, latency_ms=round(a.latency_s * 1000, 3), verdict=str(a.verdict.kind),
+                                reason=a.verdict.reason, error=a.error if a.status is None and a.error else None,
+                                rate_limited_ms=round(a.waited_s * 1000, 3)))
+        if a.delay_s is not None:
+            append(RetryScheduled(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger,
+                                  attempt=a.number + 1, delay_s=round(a.delay_s, 6)))
+    append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, success=outcome.success,
+                      attempts=len(outcome.attempts), error=outcome.error or None, note=outcome.note))
+
+
+def outcome_records(sensor: str, event: str, firing: str, outcome: object) -> Iterator[TraceRecord]:
+    return records(outcome_rows, sensor, now(), event, firing, outcome)
+
+
+def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
+               observed: Sequence[tuple[TriggerParameter, Resolved]], outcome: object) -> None:
+    """What a firing did once it finished: its parameters (`trigger` None: not an HTTP trigger's spec), then
+    request, responses, retries and outcome."""
+    if trigger is not None:
+        param_rows(out, sensor, t, event, firing, trigger, observed)
+    outcome_rows(out, sensor, t, event, firing, outcome)
+
+
+def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, position: str, action: str,
+             reason: str) -> None:
+    out.append(Acknowledged(time=t, sensor=sensor, event=event, position=position, action=action,
+                            reason=reason))
+
+
+def trigger_kind(trigger: Trigger) -> str:
+    return trigger.kind() or ""
+
+
+def chain(*parts: Sequence[TraceRecord] | Iterator[TraceRecord]) -> Iterator[TraceRecord]:
+    for part in parts:
+        yield from part

@@ -1,0 +1,1 @@
+"""Tests of engine.goport against outputs of the Go libraries it copies."""

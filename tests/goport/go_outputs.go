@@ -1,0 +1,89 @@
+// Prints the Go outputs the tests in tests/goport pin: go run tests/goport/go_outputs.go > tests/goport/go_outputs.json
+package main
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"math"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+)
+
+func main() {
+	floats := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, 0.5, 1.5, 100, 123456, 1234567, 1e6, 1e20, 1e21, 1e-6, 1e-7,
+		0.000001234, 12345678.9, 3.141592653589793, 2.5e-10, 1.7976931348623157e308, 5e-324, 123456789012345680000,
+		0.0001, 0.00001, 100000, 999999, 9999999, 1e100, -2.5, 1.0 / 3, 2.0 / 3, 299792458, 6.02214076e23, math.Inf(1),
+		math.Inf(-1), math.NaN()}
+	type row struct {
+		F    float64 `json:"-"`
+		Repr string  `json:"value"`
+		Fmt  string  `json:"f"`
+		G    string  `json:"g"`
+		E    string  `json:"e"`
+		JSON string  `json:"json"`
+	}
+	rows := []row{}
+	for _, f := range floats {
+		r := row{Repr: strconv.FormatFloat(f, 'g', -1, 64), Fmt: strconv.FormatFloat(f, 'f', -1, 64),
+			G: strconv.FormatFloat(f, 'g', -1, 64), E: strconv.FormatFloat(f, 'e', -1, 64)}
+		if b, err := json.Marshal(f); err == nil {
+			r.JSON = string(b)
+		} else {
+			r.JSON = "error: " + err.Error()
+		}
+		rows = append(rows, r)
+	}
+	type intRow struct {
+		Text string `json:"text"`
+		Int  string `json:"parse_int"`
+		Uint string `json:"parse_uint"`
+	}
+	ints := []intRow{}
+	for _, s := range []string{"0", "7", "-7", "+7", "017", "08", "0x1F", "0X1f", "-0x10", "0o17", "0b101", "1_000",
+		"0x_1F", "_1", "1__0", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"-9223372036854775809", "18446744073709551615", "18446744073709551616", "", "+", "0x", "1e3", " 1", "1.0"} {
+		r := intRow{Text: s, Int: "error", Uint: "error"}
+		if v, err := strconv.ParseInt(s, 0, 64); err == nil {
+			r.Int = strconv.FormatInt(v, 10)
+		}
+		if v, err := strconv.ParseUint(s, 0, 64); err == nil {
+			r.Uint = strconv.FormatUint(v, 10)
+		}
+		ints = append(ints, r)
+	}
+	type durRow struct {
+		Text  string `json:"text"`
+		Nanos *int64 `json:"nanoseconds"`
+		Error string `json:"error,omitempty"`
+	}
+	durs := []durRow{}
+	for _, s := range []string{"0", "1s", "1.5s", "300ms", "1h2m", "72h", "1h30m", "250ms", "-1.5h", "+5m", "1us",
+		"1µs", "1μs", "2ns", ".5s", "5.s", "1.0000000001s", "9223372036854775807ns", "9223372036854775808ns", "",
+		"1", "s", "1x", "1.s2", "-", ".s", "1h-2m"} {
+		r := durRow{Text: s}
+		if d, err := time.ParseDuration(s); err == nil {
+			n := int64(d)
+			r.Nanos = &n
+		} else {
+			r.Error = err.Error()
+		}
+		durs = append(durs, r)
+	}
+	type fnvRow struct {
+		Text string `json:"text"`
+		Hash uint32 `json:"fnv32a"`
+	}
+	fnvs := []fnvRow{}
+	for _, s := range []string{"", "a", "sensor", "my sensor/with*odd.chars", "ünïcødé", "group-1"} {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		fnvs = append(fnvs, fnvRow{s, h.Sum32()})
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", " ")
+	enc.Encode(map[string]any{
+		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv)",
+		"format_float": rows, "parse_int": ints, "parse_duration": durs, "fnv32a": fnvs})
+}
