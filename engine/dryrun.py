@@ -20,10 +20,10 @@ from engine.core.errors import ConfigError, TriggerError
 from engine.core.secrets import Secrets
 from engine.documents import Sensor
 from engine.trace.fmt import HumanFormat
-from engine.trace.records import FiringDone, Received, TraceRecord, Unmatched
+from engine.trace.records import FilterChecked, FiringDone, Received, TraceRecord, Unmatched
 from engine.trace.steps import firing_started, param_records, request_record, stage_records
 from sensors.stage import Firing, SensorStage, StageResult
-from triggers.httprequest import HttpRequest, build_request, safe_url
+from triggers.httprequest import REDACTED, HttpRequest, build_request, safe_url
 from triggers.params import PARAM_OBSERVER, Resolved
 from triggers.spec import Trigger, TriggerParameter
 
@@ -53,6 +53,16 @@ class DryRun:
     results: list[StageResult] = field(default_factory=list)
     firings: list[FiringResult] = field(default_factory=list)
     records: list[TraceRecord] = field(default_factory=list)
+    checks: list[tuple[FilterChecked, ...]] = field(default_factory=list)  # per result: its filter records
+    secret_values: set[str] = field(default_factory=set)  # every secret a request read: masked in the output
+
+    def mask(self, text: str | None) -> str | None:
+        """`text` with every secret value this run read replaced by "***" (event data may carry one)."""
+        if text is None:
+            return None
+        for secret in sorted(self.secret_values, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
 
 
 # ---- loading ------------------------------------------------------------------------------------------------
@@ -180,7 +190,9 @@ def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | No
         if not result.dependencies:
             run.records.append(Unmatched(sensor=name, event=event.id, source=event.source, subject=event.subject,
                                          listening=listening))
-        run.records.extend(stage_records(name, result))
+        decided = list(stage_records(name, result))
+        run.records.extend(decided)
+        run.checks.append(tuple(r for r in decided if isinstance(r, FilterChecked)))
         for firing in result.firings:
             run.firings.append(_fire(run, triggers[firing.trigger], firing, event.id, secrets))
     return run
@@ -198,6 +210,7 @@ def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets:
         PARAM_OBSERVER.reset(token)
     run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
     if request is not None:
+        run.secret_values.update(v for v in request.secret_values if v)
         run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
     failed = error is not None and trigger.kind() == "http"
     run.records.append(FiringDone(sensor=run.sensor, event=event_id, firing=firing_id, trigger=trigger.name,
@@ -219,22 +232,35 @@ def _body(body: bytes) -> Any:
         return text
 
 
-def _request_json(request: HttpRequest | None) -> dict[str, Any] | None:
+def request_json(request: HttpRequest | None) -> dict[str, Any] | None:
+    """The request as `--output json` shows it: secret headers and URL passwords as "***", a JSON body parsed."""
     if request is None:
         return None
     return {"method": request.method, "url": safe_url(request.url),
             "headers": dict(request.redacted_headers()), "body": _body(request.body)}
 
 
+def _filters_json(run: DryRun, checks: Sequence[FilterChecked], dependency: str) -> list[dict[str, Any]]:
+    """Every check of one dependency's filters as its trace record says it: values cut to VALUE_CHARS (by the
+    trace's `cap`), secrets the run read masked."""
+    return [{"kind": c.kind, "target": c.target, "seen": run.mask(c.seen), "wanted": list(c.wanted),
+             "comparator": c.comparator, "type": c.type, "passed": c.passed, "reason": run.mask(c.reason),
+             "error": run.mask(c.error)}
+            for c in checks if c.dependency == dependency]
+
+
 def to_json(run: DryRun) -> dict[str, Any]:
-    """The `sensorium test --output json` contract (issue 4), keys in contract order."""
+    """The `sensorium test --output json` contract (issue 4), keys in contract order; each dependency also
+    carries `filters`, one entry per check (kind, target, seen, wanted, comparator, type, passed, reason, error;
+    a whole-kind decision has an empty target)."""
     return {
         "sensor": run.sensor,
         "events": [{"id": r.event.id,
-                    "dependencies": [{"name": d.name, "passed": d.passed, "error": d.error}
+                    "dependencies": [{"name": d.name, "passed": d.passed, "error": run.mask(d.error),
+                                      "filters": _filters_json(run, checks, d.name)}
                                      for d in r.dependencies]}
-                   for r in run.results],
-        "firings": [{"trigger": f.trigger, "events": f.events, "request": _request_json(f.request),
+                   for r, checks in zip(run.results, run.checks, strict=True)],
+        "firings": [{"trigger": f.trigger, "events": f.events, "request": request_json(f.request),
                      "error": f.error}
                     for f in run.firings],
     }
