@@ -929,7 +929,8 @@ def print_tracing_cost(bench: Bench) -> None:
 
 async def bench_main(args: argparse.Namespace) -> None:
     from buses.embedded import EmbeddedNats
-    from buses.jetstream.bus import STREAM, JetStreamBus
+    from buses.jetstream.bus import JetStreamBus
+    from buses.jetstream.stream import STREAM
 
     selected = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
     kinds = [k for k in selected if k in TABLE_KINDS]

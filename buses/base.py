@@ -8,9 +8,11 @@ delivery after every firing it caused has finished.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+
+from engine.core.errors import BusError
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,19 @@ class StateStore(abc.ABC):
         """Release this store's resources; the saved state stays on the bus."""
 
 
+class TraceChannel(abc.ABC):
+    """Where a running engine publishes its trace records on the bus (`Bus.trace_channel`), apart from events.
+
+    Each body is one batch of JSON Lines of one sensor's records; the channel keeps them for about an hour."""
+
+    @abc.abstractmethod
+    async def publish(self, bodies: Sequence[tuple[str, bytes]]) -> None:
+        """Store each `(sensor, body)`; raises on failure (the engine's trace writer counts and logs it)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
 class Bus(abc.ABC):
     """A connected event bus. `url` is printable (no credentials)."""
 
@@ -183,6 +198,17 @@ class Bus(abc.ABC):
     async def state_store(self, sensor: str) -> StateStore:
         """The durable condition-state store of `sensor` (created on the bus if missing: a JetStream KV bucket,
         a compacted Kafka topic). Raises BusError naming the bus and the cause."""
+
+    def trace_channel(self) -> TraceChannel | None:
+        """The channel trace records are published on; None for a bus without one (the memory bus)."""
+        return None
+
+    def read_trace(self, sensor: str | None, start: float | None, follow: bool,
+                   idle: float) -> AsyncIterator[bytes]:
+        """The trace bodies on this bus (oldest first; `sensor` narrows them where the bus can, `start` is a Unix
+        time, None for all retained). Without `follow` it stops once caught up; with it, it waits for new bodies
+        until cancelled. Needs no `start()`: it opens a connection of its own. Raises BusError."""
+        raise BusError(f"bus {self.url} has no trace channel")
 
     @abc.abstractmethod
     async def close(self) -> None: ...

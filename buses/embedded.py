@@ -164,13 +164,6 @@ class EmbeddedNats:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=self.stop_timeout)
 
-    def kill_blocking(self) -> None:
-        """SIGKILL, no graceful shutdown: simulates a crash."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
     async def start(self) -> None:
         await asyncio.to_thread(self.start_blocking)
 

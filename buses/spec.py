@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from buses.jetstream.stream import StreamSettings  # the one parser of streamConfig
 from engine.core.errors import ConfigError
 from engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
 
@@ -65,8 +66,6 @@ class JetStreamBus(ArgoModel):
     @field_validator("stream_config")
     @classmethod
     def _stream_config(cls, value: str | None) -> str | None:
-        from buses.jetstream.bus import StreamSettings  # the one parser of streamConfig (imports nats-py)
-
         try:
             StreamSettings.from_yaml(value)
         except ConfigError as exc:

@@ -17,11 +17,11 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from engine.core.cloudevent import CloudEvent
+from engine.core.paths import PathExpr
 from engine.goport import strconv
 from engine.goport.deadline import DeadlineExceeded
 from engine.goport.deadline import check as check_deadline
 from engine.goport.gjson import (
-    PathExpr,
     PathResult,
     go_parse_bool,
     go_parse_float,

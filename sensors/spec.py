@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from engine.core.paths import PathExpr
 from engine.core.specbase import ArgoModel, Loc, raise_located
-from engine.goport.gjson import PathExpr, go_parse_bool, go_parse_float
+from engine.goport.gjson import go_parse_bool, go_parse_float
 from engine.goport.re2 import compile_re2
 from sensors.conditions import compile_condition
 from triggers.spec import Trigger, TriggerParameter

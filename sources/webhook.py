@@ -11,11 +11,9 @@ import asyncio
 import hmac
 import logging
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from pathlib import Path
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -23,6 +21,7 @@ from aiohttp import web
 from engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
 from engine.core.errors import BusError, SensoriumError
 from engine.core.secrets import Secrets
+from engine.core.tls import server_context
 from engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
 from sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sources.spec import WebhookContext
@@ -207,14 +206,7 @@ class WebhookServer:
     def _ssl(self, context: WebhookContext) -> ssl.SSLContext | None:
         if context.server_cert_secret is None or context.server_key_secret is None:
             return None
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        with tempfile.TemporaryDirectory() as tmp:
-            cert, key = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-            sel_c, sel_k = context.server_cert_secret, context.server_key_secret
-            cert.write_text(self.secrets.get(sel_c.name, sel_c.key))
-            key.write_text(self.secrets.get(sel_k.name, sel_k.key))
-            tls.load_cert_chain(cert, key)
-        return tls
+        return server_context(self.secrets, context.server_cert_secret, context.server_key_secret)
 
     async def start(self) -> None:
         by_port: dict[int, list[Endpoint]] = {}

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from engine.trace.bus import read_traces, trace_subject
+from buses.jetstream.trace import trace_subject
+from engine.trace.bus import read_traces
 from engine.trace.hub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import ssl
-import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +31,7 @@ from engine.core.cloudevent import CloudEvent
 from engine.core.errors import ConfigError, TriggerError
 from engine.core.secrets import SecretNotFound, Secrets
 from engine.core.specbase import TLSConfig
+from engine.core.tls import client_context
 from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
 from triggers.outcome import Attempt, FiringOutcome, RequestSummary
 from triggers.policy import StatusPolicy, Verdict, VerdictKind
@@ -127,23 +126,11 @@ def tls_context(tls: TLSConfig | None, secrets: Secrets) -> ssl.SSLContext | Non
         raise ConfigError("invalid tls config, both of clientCertSecret and clientKeySecret need to be "
                           "configured")
     try:
-        context = ssl.create_default_context(cadata=secrets.get(ca.name, ca.key) if ca else None)
-        if cert is not None and key is not None:
-            with tempfile.TemporaryDirectory() as folder:
-                cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
-                for path, ref in ((cert_path, cert), (key_path, key)):
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                    with os.fdopen(fd, "w") as out:
-                        out.write(secrets.get(ref.name, ref.key))
-                context.load_cert_chain(cert_path, key_path)
+        return client_context(tls, secrets)
     except SecretNotFound as exc:
         raise SecretError(f"failed to get the tls configuration, {exc}") from None
     except (ssl.SSLError, ValueError) as exc:
         raise ConfigError(f"failed to get the tls configuration, {type(exc).__name__}") from None
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class HttpTrigger:

@@ -22,7 +22,8 @@ from pydantic import BaseModel
 
 from engine.core.cloudevent import CloudEvent
 from engine.core.errors import ConfigError, TriggerError
-from engine.goport.gjson import PathExpr, PathResult, gjson_get
+from engine.core.paths import PathExpr
+from engine.goport.gjson import PathResult, gjson_get
 from engine.goport.goyaml import yaml_to_json
 from engine.goport.jsonenc import is_valid_json, marshal, marshal_string
 from engine.goport.re2 import compile_re2

@@ -85,13 +85,3 @@ class StatusPolicy:
             return Verdict(VerdictKind.SUCCESS, f"http response status {status} is allowed")
         kind = VerdictKind.RETRYABLE if is_retryable_status(status) else VerdictKind.TERMINAL
         return Verdict(kind, not_allowed(status))
-
-
-def transport_failure(error: str) -> Verdict:
-    """A request that got no response (connection refused, reset, timeout): retryable."""
-    return Verdict(VerdictKind.RETRYABLE, error)
-
-
-def build_failure(error: str, retryable: bool) -> Verdict:
-    """The request could not be built (parameters, secrets): retryable only when `retryable`."""
-    return Verdict(VerdictKind.RETRYABLE if retryable else VerdictKind.TERMINAL, error)

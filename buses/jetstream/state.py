@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
@@ -19,12 +19,10 @@ from nats.js import api
 from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, NoStreamResponseError
 from nats.js.kv import KeyValue
 
+from buses.jetstream.connection import JetStreamConnection
 from buses.state import STATE_NAME, SerialStateStore
 from engine.core.errors import BusError
 from engine.goport.fnv import fnv32a
-
-if TYPE_CHECKING:
-    from buses.jetstream.bus import JetStreamBus
 
 log = logging.getLogger("buses.jetstream.bus")
 
@@ -48,7 +46,7 @@ def bucket_config(bucket: str = STATE_BUCKET) -> api.KeyValueConfig:
                               history=1, storage=api.StorageType.FILE, replicas=1, direct=True)
 
 
-async def open_bucket(bus: JetStreamBus, bucket: str = STATE_BUCKET) -> KeyValue:
+async def open_bucket(bus: JetStreamConnection, bucket: str = STATE_BUCKET) -> KeyValue:
     """The bucket, created if missing (an existing bucket is used with its own settings)."""
     try:
         return await bus.js.key_value(bucket)
@@ -67,7 +65,7 @@ class JetStreamStateStore(SerialStateStore):
     (JetStream not ready yet after a server restart, a bucket lost with the server's data) for up to the bus's
     `publish_timeout`, then raise BusError naming the server, bucket, key and cause."""
 
-    def __init__(self, bus: JetStreamBus, kv: KeyValue, sensor: str, bucket: str = STATE_BUCKET) -> None:
+    def __init__(self, bus: JetStreamConnection, kv: KeyValue, sensor: str, bucket: str = STATE_BUCKET) -> None:
         self.key = state_key(sensor)
         super().__init__(sensor, bus.max_payload, f"{bus.url} bucket {bucket!r} key {self.key!r}")
         self._bus, self._kv, self._bucket = bus, kv, bucket
@@ -118,7 +116,7 @@ class JetStreamStateStore(SerialStateStore):
             delay = min(1.0, delay * 2)
 
 
-async def open_state_store(bus: JetStreamBus, sensor: str, bucket: str = STATE_BUCKET) -> JetStreamStateStore:
+async def open_state_store(bus: JetStreamConnection, sensor: str, bucket: str = STATE_BUCKET) -> JetStreamStateStore:
     try:
         kv = await open_bucket(bus, bucket)
     except (NatsError, OSError, TimeoutError) as exc:

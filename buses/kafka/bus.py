@@ -11,14 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import random
-import socket
-import ssl
-import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,30 +21,31 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import (
-    IllegalSaslStateError,
     KafkaError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
     for_code,
 )
 
-from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, fit_dead_letter
+from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, TraceChannel, fit_dead_letter
+from buses.kafka.connection import (
+    PROBE_TIMEOUT,
+    KafkaSecurity,
+    SaramaHashPartitioner,
+    describe,
+    quiet_client_log,
+    security_from_spec,
+)
 from buses.kafka.consumer import KafkaGroupConsumer, quietly
+from buses.kafka.state import KafkaStateTopic
+from buses.kafka.trace import KafkaTraceChannel, read_trace
 from buses.spec import KafkaBus as KafkaBusSpec
 from buses.spec import parse_brokers
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets
-from engine.core.specbase import TLSConfig
-from engine.goport.fnv import fnv32a
-
-if TYPE_CHECKING:
-    from buses.kafka.state import KafkaStateTopic
 
 log = logging.getLogger("buses.kafka.bus")
 
 DEFAULT_TOPIC = "argo-events"
 DEFAULT_PARTITIONS = 3
-PROBE_TIMEOUT = 5.0
 HEALTH_INTERVAL = 2.0
 MAX_BACKOFF = 4.0
 ASSIGNORS: dict[str, Any] = {"range": RangePartitionAssignor, "roundrobin": RoundRobinPartitionAssignor,
@@ -58,105 +53,6 @@ ASSIGNORS: dict[str, Any] = {"range": RangePartitionAssignor, "roundrobin": Roun
 _UNKNOWN_TOPIC, _TOPIC_EXISTS = 3, 36
 DLQ_RETENTION_MS = 7 * 24 * 3600 * 1000
 DLQ_MAX_MESSAGE = 1_000_000  # under the producer's max_request_size and the broker's message.max.bytes (1 MiB)
-
-
-def sarama_hash(key: bytes, partitions: int) -> int:
-    """Partition of `key` under sarama's `NewHashPartitioner`: FNV-1a 32, as int32, modulo, sign dropped."""
-    h = fnv32a(key)
-    signed = h - (1 << 32) if h >= (1 << 31) else h
-    return abs(signed) % partitions
-
-
-class SaramaHashPartitioner:
-    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-        if key is None:
-            return int(random.choice(available or all_partitions))
-        return sorted(all_partitions)[sarama_hash(key, len(all_partitions))]
-
-
-@dataclass(frozen=True)
-class KafkaSecurity:
-    """TLS and SASL settings for every connection. The password is never printed."""
-
-    ssl_context: ssl.SSLContext | None = None
-    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
-    username: str = ""
-    password: str = field(default="", repr=False)
-
-    @property
-    def protocol(self) -> str:
-        if self.sasl_mechanism:
-            return "SASL_SSL" if self.ssl_context else "SASL_PLAINTEXT"
-        return "SSL" if self.ssl_context else "PLAINTEXT"
-
-    def client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"security_protocol": self.protocol, "ssl_context": self.ssl_context}
-        if self.sasl_mechanism:
-            kwargs.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.username,
-                          sasl_plain_password=self.password)
-        return kwargs
-
-
-def tls_context(tls: TLSConfig, secrets: Secrets) -> ssl.SSLContext:
-    ca = secrets.get(tls.ca_cert_secret.name, tls.ca_cert_secret.key) if tls.ca_cert_secret else None
-    context = ssl.create_default_context(cadata=ca)
-    if tls.client_cert_secret and tls.client_key_secret:
-        cert = secrets.get(tls.client_cert_secret.name, tls.client_cert_secret.key)
-        key = secrets.get(tls.client_key_secret.name, tls.client_key_secret.key)
-        with tempfile.TemporaryDirectory() as tmp:  # ssl loads key pairs only from files: private, removed
-            cert_file, key_file = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-            for path, text in ((cert_file, cert), (key_file, key)):
-                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as out:
-                    out.write(text)
-            context.load_cert_chain(cert_file, key_file)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def security_from_spec(spec: KafkaBusSpec, secrets: Secrets) -> KafkaSecurity:
-    try:
-        context = tls_context(spec.tls, secrets) if spec.tls is not None else None
-        if spec.sasl is None:
-            return KafkaSecurity(ssl_context=context)
-        user = secrets.get(spec.sasl.user_secret.name, spec.sasl.user_secret.key)
-        password = secrets.get(spec.sasl.password_secret.name, spec.sasl.password_secret.key)
-    except (ssl.SSLError, ValueError) as exc:
-        raise BusError(f"kafka {spec.url}: TLS settings unusable: {exc}") from None
-    except Exception as exc:  # SecretNotFound names the secret, never its value
-        raise BusError(f"kafka {spec.url}: {exc}") from None
-    return KafkaSecurity(ssl_context=context, sasl_mechanism=spec.sasl.mechanism, username=user,
-                         password=password)
-
-
-def quiet_client_log() -> None:
-    """aiokafka logs every failed reconnect at ERROR (dozens a second while a broker is away); the bus reports
-    the connection state itself, one line per change. An `aiokafka` logger configured by the user is kept."""
-    client_log = logging.getLogger("aiokafka")
-    if client_log.level == logging.NOTSET:
-        client_log.setLevel(logging.CRITICAL)
-
-
-def describe(exc: BaseException) -> str:
-    """One-line cause of a connection problem, for people."""
-    if isinstance(exc, SaslAuthenticationFailed):
-        return f"SASL authentication failed: {exc.args[0] if exc.args else 'bad credentials'}"
-    if isinstance(exc, (IllegalSaslStateError, UnsupportedSaslMechanismError)):
-        return "SASL handshake rejected (the listener does not use SASL or not this mechanism)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror})"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the broker (do its TLS/SASL settings match this listener?)"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS handshake failed: {exc.reason or exc}"
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return f"no answer within {PROBE_TIMEOUT:.0f}s"
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc) or type(exc).__name__
-    return str(exc) or type(exc).__name__
 
 
 class KafkaBus(Bus):
@@ -429,12 +325,18 @@ class KafkaBus(Bus):
 
     async def state_store(self, sensor: str) -> StateStore:
         """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka/state.py)."""
-        from buses.kafka.state import KafkaStateTopic  # it imports this module
-
         if self._producer is None:
             raise BusError(f"kafka {self.where}: bus not started")
         self._state = self._state or KafkaStateTopic(self._kwargs(), self.where, request_timeout=self.request_timeout)
         return await self._state.store(sensor)
+
+    def trace_channel(self) -> TraceChannel:
+        """Topic `sensorium-trace`, on a producer of its own (buses/kafka/trace.py)."""
+        return KafkaTraceChannel(self.client_options())
+
+    def read_trace(self, sensor: str | None, start: float | None, follow: bool,
+                   idle: float) -> AsyncIterator[bytes]:
+        return read_trace(self.client_options(), self.url, sensor, start, follow, idle)
 
     async def close(self) -> None:
         if self._state is not None:

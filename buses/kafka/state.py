@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from buses.kafka.bus import PROBE_TIMEOUT, describe, sarama_hash
+from buses.kafka.connection import PROBE_TIMEOUT, describe, sarama_hash
 from buses.kafka.consumer import quietly
 from buses.state import DEFAULT_MAX_SNAPSHOT, STATE_NAME, SerialStateStore, check_sensor
 from engine.core.errors import BusError

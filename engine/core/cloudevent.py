@@ -57,13 +57,6 @@ class CloudEvent:
         ctx.update(self.extensions)
         return ctx
 
-    def attribute(self, name: str) -> str | None:
-        """Value of a core or extension attribute by its CloudEvents name, None when unset."""
-        if name in _CORE:
-            value = getattr(self, name)
-            return value if value != "" else None
-        return self.extensions.get(name)
-
 
 def new_id() -> str:
     """A fresh event id in Argo's form: uuid4 as 32 lowercase hex characters."""

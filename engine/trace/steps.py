@@ -269,10 +269,6 @@ def outcome_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing
                       attempts=len(outcome.attempts), error=outcome.error or None, note=outcome.note))
 
 
-def outcome_records(sensor: str, event: str, firing: str, outcome: object) -> Iterator[TraceRecord]:
-    return records(outcome_rows, sensor, now(), event, firing, outcome)
-
-
 def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
                observed: Sequence[tuple[TriggerParameter, Resolved]], outcome: object) -> None:
     """What a firing did once it finished: its parameters (`trigger` None: not an HTTP trigger's spec), then
@@ -286,10 +282,6 @@ def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, pos
              reason: str) -> None:
     out.append(Acknowledged(time=t, sensor=sensor, event=event, position=position, action=action,
                             reason=reason))
-
-
-def trigger_kind(trigger: Trigger) -> str:
-    return trigger.kind() or ""
 
 
 def chain(*parts: Sequence[TraceRecord] | Iterator[TraceRecord]) -> Iterator[TraceRecord]:

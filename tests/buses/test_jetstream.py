@@ -21,14 +21,9 @@ from nats.js import api
 from buses import spec as bus_spec
 from buses.base import ConsumerSpec, Delivery, EventKey, Health
 from buses.embedded import EmbeddedNats, free_port
-from buses.jetstream.bus import (
-    STREAM,
-    JetStreamBus,
-    StreamSettings,
-    durable_name,
-    parse_go_duration,
-    printable_url,
-)
+from buses.jetstream.bus import JetStreamBus
+from buses.jetstream.connection import printable_url
+from buses.jetstream.stream import STREAM, StreamSettings, durable_name, parse_go_duration
 from engine.core.errors import BusError, ConfigError
 from engine.core.secrets import Secrets, env_name
 from engine.core.specbase import KeySelector

@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Health
-from buses.kafka.bus import DEFAULT_TOPIC, KafkaBus, KafkaSecurity, sarama_hash
+from buses.kafka.bus import DEFAULT_TOPIC, KafkaBus
+from buses.kafka.connection import KafkaSecurity, sarama_hash
 from buses.kafka.consumer import PartitionOffsets
 from buses.kafka_broker import KafkaBroker, free_port
 from buses.spec import KafkaBus as KafkaBusSpec

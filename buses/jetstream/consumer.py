@@ -1,0 +1,130 @@
+"""JetStream deliveries and durable pull consumers (transport only: never decides when to acknowledge)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from buses.base import (
+    Consumer,
+    ConsumerSpec,
+    Delivery,
+)
+from buses.jetstream.connection import JetStreamConnection
+from buses.jetstream.stream import STREAM, durable_name, subject_for
+from engine.core.errors import BusError
+
+log = logging.getLogger("buses.jetstream.bus")
+
+
+class JetStreamDelivery(Delivery):
+    def __init__(self, msg: Msg) -> None:
+        sequence = msg.metadata.sequence.stream
+        super().__init__(msg.data, dict(msg.headers or {}), f"{msg.subject} seq {sequence}",
+                         {"subject": msg.subject, "stream": msg.metadata.stream, "sequence": str(sequence)})
+        self._msg = msg
+        self.delivery_count = msg.metadata.num_delivered
+
+    async def _ack(self) -> None:
+        try:
+            await self._msg.ack()
+        except NatsError as exc:
+            raise BusError(f"ack of {self.position} failed: {exc!r}") from exc
+
+    async def _nak(self, delay: float) -> None:
+        try:
+            await self._msg.nak(delay=delay if delay > 0 else None)
+        except NatsError as exc:
+            raise BusError(f"nak of {self.position} failed: {exc!r}") from exc
+
+    async def _in_progress(self) -> None:
+        # Best effort: a lost progress signal only risks an early redelivery, never a loss.
+        with contextlib.suppress(NatsError):
+            await self._msg.in_progress()
+
+
+class JetStreamConsumer(Consumer):
+    def __init__(self, bus: JetStreamConnection, spec: ConsumerSpec) -> None:
+        if not spec.keys:
+            raise BusError(f"consumer {spec.name!r} has no event keys")
+        self._bus, self.spec = bus, spec
+        self.durable = durable_name(spec.name)
+        self.subjects = sorted({subject_for(k) for k in spec.keys})
+        self._psub: JetStreamContext.PullSubscription | None = None
+        self._problem: str | None = None
+        self._closed = False
+
+    async def bind(self) -> None:
+        """Create the durable (DeliverNew) or update an existing one's filters/limits, then subscribe."""
+        js = self._bus.js
+        want = api.ConsumerConfig(
+            name=self.durable, durable_name=self.durable, deliver_policy=api.DeliverPolicy.NEW,
+            ack_policy=api.AckPolicy.EXPLICIT, ack_wait=self.spec.ack_wait,
+            max_ack_pending=self.spec.max_in_flight, filter_subjects=self.subjects)
+        try:
+            info = await js.consumer_info(STREAM, self.durable)
+        except NotFoundError:
+            info = None
+        if info is None:
+            await js.add_consumer(STREAM, want)
+            log.info("created durable consumer %s on %s (deliver new) for %s", self.durable, self._bus.url,
+                     ", ".join(self.subjects))
+        else:
+            have = info.config
+            current = sorted(have.filter_subjects or ([have.filter_subject] if have.filter_subject else []))
+            if (current, have.ack_wait, have.max_ack_pending) != (self.subjects, want.ack_wait,
+                                                                   want.max_ack_pending):
+                want.deliver_policy = have.deliver_policy  # immutable on an existing consumer
+                await js.add_consumer(STREAM, want)  # create-or-update
+                log.info("updated durable consumer %s on %s: subjects %s", self.durable, self._bus.url,
+                         ", ".join(self.subjects))
+        if self._psub is None:
+            self._psub = await js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
+
+    async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self._closed or self._bus.closed:
+            raise BusError(f"consumer {self.durable} on {self._bus.url} is closed")
+        deadline = time.monotonic() + timeout
+        if not await self._bus.wait_connected(timeout):
+            return []
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.001:
+            return []
+        try:
+            if self._problem is not None or self._psub is None:
+                await self._bus.ensure_stream()  # e.g. a server that came back with no data
+                await self.bind()
+            assert self._psub is not None
+            msgs = await self._psub.fetch(max(1, max_messages), timeout=remaining)
+        except TimeoutError:
+            msgs = []
+        except (NatsError, OSError) as exc:
+            if self._bus.closed:
+                raise BusError(f"consumer {self.durable}: bus {self._bus.url} closed") from exc
+            problem = self._bus.redact(repr(exc))
+            if problem != self._problem:
+                log.warning("consumer %s on %s cannot fetch, retrying: %s", self.durable, self._bus.url,
+                            problem)
+            self._problem = problem
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            return []
+        if self._problem is not None:
+            log.info("consumer %s on %s fetching again", self.durable, self._bus.url)
+            self._problem = None
+        return [JetStreamDelivery(m) for m in msgs if m.reply]
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        psub, self._psub = self._psub, None
+        if psub is not None and not self._bus.closed:
+            with contextlib.suppress(NatsError, OSError):
+                await psub.unsubscribe()

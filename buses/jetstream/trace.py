@@ -1,0 +1,110 @@
+"""Trace records on JetStream: subject `sensorium.trace.<sensor>` in its own stream `sensorium-trace` (1 hour,
+100,000 messages, 256 MiB, oldest dropped first), apart from the event stream. Each message is one body of JSON
+Lines. Publishing runs in the engine's trace writer task, never in the event pipeline."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import nats
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from buses.base import TraceChannel
+from buses.jetstream.connection import JetStreamConnection
+from engine.core.errors import BusError
+
+log = logging.getLogger("sensorium.trace")
+
+TRACE_STREAM = "sensorium-trace"
+TRACE_SUBJECTS = "sensorium.trace.>"
+RETENTION_S = 3600.0
+MAX_MESSAGES = 100_000
+MAX_BYTES = 256 * 1024 * 1024
+_BAD_TOKEN = re.compile(r"[.*>\s]")
+
+
+def trace_subject(sensor: str) -> str:
+    """JetStream subject of a sensor's records ('.', '*', '>' and spaces in the name become '_')."""
+    return f"sensorium.trace.{_BAD_TOKEN.sub('_', sensor) or '_'}"
+
+
+async def ensure_trace_stream(js: JetStreamContext) -> None:
+    try:
+        await js.stream_info(TRACE_STREAM)
+    except NotFoundError:
+        await js.add_stream(api.StreamConfig(
+            name=TRACE_STREAM, subjects=[TRACE_SUBJECTS], storage=api.StorageType.FILE,
+            retention=api.RetentionPolicy.LIMITS, discard=api.DiscardPolicy.OLD, max_age=RETENTION_S,
+            max_msgs=MAX_MESSAGES, max_bytes=MAX_BYTES, num_replicas=1))
+
+
+class JetStreamTraceChannel(TraceChannel):
+    """Publishes on the bus's own connection (the stream is created on first use)."""
+
+    def __init__(self, connection: JetStreamConnection) -> None:
+        self._connection = connection
+        self._ready = False
+
+    async def publish(self, bodies: Sequence[tuple[str, bytes]]) -> None:
+        js = self._connection.js
+        if not self._ready:
+            await ensure_trace_stream(js)
+            self._ready = True
+        for sensor, body in bodies:
+            await js.publish(trace_subject(sensor), body, timeout=5.0, stream=TRACE_STREAM)
+
+    async def close(self) -> None:
+        return None
+
+
+async def read_trace(url: str, printable: str, sensor: str | None, start: float | None, follow: bool,
+                     idle: float) -> AsyncIterator[bytes]:
+    """The bodies in the trace stream on the server at `url` (`printable`: the same without credentials)."""
+
+    async def quiet(exc: Exception) -> None:  # nats-py logs a traceback per failed attempt otherwise
+        log.debug("nats %s: %r", printable, exc)
+
+    try:
+        nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=2, allow_reconnect=follow,
+                                error_cb=quiet)
+    except (NatsError, OSError, TimeoutError) as exc:
+        raise BusError(f"cannot reach NATS at {printable}: {exc or type(exc).__name__}") from None
+    try:
+        js = nc.jetstream()
+        try:
+            await js.stream_info(TRACE_STREAM)
+        except NotFoundError:
+            if not follow:
+                return
+            await ensure_trace_stream(js)
+        config = api.ConsumerConfig(ack_policy=api.AckPolicy.NONE, inactive_threshold=60.0,
+                                    deliver_policy=api.DeliverPolicy.ALL)
+        if start is not None:
+            config.deliver_policy = api.DeliverPolicy.BY_START_TIME
+            config.opt_start_time = datetime.fromtimestamp(start, UTC)
+        subject = trace_subject(sensor) if sensor else TRACE_SUBJECTS
+        psub = await js.pull_subscribe(subject, stream=TRACE_STREAM, config=config)
+        pending = (await psub.consumer_info()).num_pending
+        if pending == 0 and not follow:
+            return
+        while True:
+            try:
+                msgs = await psub.fetch(256, timeout=idle)
+            except (NatsTimeout, TimeoutError):
+                if follow:
+                    continue
+                return
+            for msg in msgs:
+                yield msg.data
+                if not follow and msg.metadata.num_pending == 0:
+                    return
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
