@@ -271,9 +271,10 @@ def render_json(run: DryRun) -> str:
 
 
 def render_text(run: DryRun, *, color: bool = False) -> str:
+    """The human trace of the run and a summary line; secret values the run read show as "***"."""
     text = HumanFormat(color=color, times=False).lines(r.to_json() for r in run.records)
     fired = ", ".join(f.trigger for f in run.firings) or "nothing"
     failed = sum(1 for f in run.firings if f.failed)
     tail = f"; {failed} could not build a request" if failed else ""
-    return (text + f"\nsensor {run.sensor}: {len(run.results)} event(s), {len(run.firings)} firing(s): "
-            f"{fired}{tail}\n")
+    return run.mask(text + f"\nsensor {run.sensor}: {len(run.results)} event(s), {len(run.firings)} firing(s): "
+                    f"{fired}{tail}\n") or ""
