@@ -85,3 +85,17 @@ def test_example_secrets_never_printed(tmp_path: Path) -> None:
         assert "***" in shown or "--output" not in args or args[1] == "text"
         for secret in secrets:
             assert secret not in shown
+
+
+def test_the_readme_cases_file_passes(tmp_path: Path) -> None:
+    """The cases file the README shows runs as written against examples/two-dependencies."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```yaml\nsensor: sensor.yaml\ncases:") + len("```yaml\n")
+    text = readme[start:readme.index("```", start)]
+    example = ROOT / "examples" / "two-dependencies"
+    path = tmp_path / "tests.yaml"
+    path.write_text(text.replace("sensor: sensor.yaml", f"sensor: {example / 'sensor.yaml'}")
+                    .replace("events/", f"{example}/events/"))
+    done = sensorium("test", str(path))
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout
+    assert "PASS  a settled payment after the order ships it" in done.stdout
