@@ -340,9 +340,9 @@ def cmd_test(args: argparse.Namespace) -> int:
             sys.stdout.write(render_text(run, color=use_color(sys.stdout)))
         return 0
     for file in args.files:
+        if not Path(file).is_file():
+            raise ConfigError("no such file", file, 0)
         if not is_cases_file(file):
-            if not Path(file).is_file():
-                raise ConfigError("no such file", file, 0)
             raise ConfigError("not a cases file (a YAML mapping with `cases:`); to evaluate a Sensor file give "
                               "its events with --event FILE", file, 1)
     return _run_cases(args)

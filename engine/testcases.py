@@ -145,11 +145,9 @@ class SuiteResult:
 # ---- loading ----------------------------------------------------------------------------------------------------
 
 def is_cases_file(path: str) -> bool:
-    """Whether `path` reads as a cases file (one YAML mapping with `cases` and no `kind`), not a Sensor file."""
-    try:
-        docs = parse_documents(yamlread.read_file(path, path), path)
-    except ConfigError:
-        return False
+    """Whether `path` reads as a cases file (one YAML mapping with `cases` and no `kind`), not a Sensor file.
+    A file that cannot be read or parsed raises its ConfigError (FILE:LINE)."""
+    docs = parse_documents(yamlread.read_file(path, path), path)
     return len(docs) == 1 and isinstance(docs[0][0], dict) and "cases" in docs[0][0] and "kind" not in docs[0][0]
 
 

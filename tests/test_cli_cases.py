@@ -361,3 +361,10 @@ def test_help_ends_with_examples_and_exit_codes(command: str | None) -> None:
     assert [line.split()[0] for line in codes.strip().splitlines()] == ["0", "1", "2", "130"]
     if command == "test":
         assert "  1    an expectation failed" in codes
+
+
+def test_a_cases_file_that_is_not_yaml_says_where(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = cases(folder, "cases:\n  - name: [unclosed\n")
+    code, out, err = run(capsys, path)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"{path}:5: invalid YAML: did not find expected ',' or ']'"), err
