@@ -28,6 +28,7 @@ from triggers.params import PARAM_OBSERVER, Resolved
 from triggers.spec import Trigger, TriggerParameter
 
 DRY_BUS = ""  # no bus: the position is FILE:LINE
+MASK_MIN_CHARS = 4
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,11 @@ class DryRun:
     secret_values: set[str] = field(default_factory=set)  # every secret a request read: masked in the output
 
     def mask(self, text: str | None) -> str | None:
-        """`text` with every secret value this run read replaced by "***" (event data may carry one)."""
-        if text is None:
-            return None
+        """`text` with every secret value this run read replaced by "***" (event data may carry one). Values
+        shorter than MASK_MIN_CHARS are left alone in free text (a one-letter user name would blank out every
+        occurrence of that letter); secret headers are "***" whatever their length."""
+        if text is None or not self.secret_values:
+            return text
         for secret in sorted(self.secret_values, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
@@ -210,7 +213,7 @@ def _fire(run: DryRun, trigger: Trigger, firing: Firing, event_id: str, secrets:
         PARAM_OBSERVER.reset(token)
     run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
     if request is not None:
-        run.secret_values.update(v for v in request.secret_values if v)
+        run.secret_values.update(v for v in request.secret_values if len(v) >= MASK_MIN_CHARS)
         run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
     failed = error is not None and trigger.kind() == "http"
     run.records.append(FiringDone(sensor=run.sensor, event=event_id, firing=firing_id, trigger=trigger.name,
@@ -261,7 +264,7 @@ def to_json(run: DryRun) -> dict[str, Any]:
                                      for d in r.dependencies]}
                    for r, checks in zip(run.results, run.checks, strict=True)],
         "firings": [{"trigger": f.trigger, "events": f.events, "request": request_json(f.request),
-                     "error": f.error}
+                     "error": run.mask(f.error)}
                     for f in run.firings],
     }
 

@@ -368,3 +368,13 @@ def test_a_cases_file_that_is_not_yaml_says_where(folder: Path, capsys: pytest.C
     code, out, err = run(capsys, path)
     assert (code, out) == (2, "")
     assert err.startswith(f"{path}:5: invalid YAML: did not find expected ',' or ']'"), err
+
+
+def test_a_one_letter_secret_does_not_blank_out_the_output(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (folder / "secrets" / "api" / "token").write_text("e\n")
+    path = cases(folder, one_case([ORDER, SETTLED], "fires: [ship]"))
+    code, out, _ = run(capsys, path, "--output", "json")
+    assert code == 1
+    result = json.loads(out)["suites"][0]["cases"][0]["result"]
+    assert result["events"][1]["dependencies"][0]["filters"][0]["seen"] == "settled"
+    assert result["firings"][0]["request"]["headers"]["X-Api-Token"] == "***"

@@ -99,3 +99,12 @@ def test_the_readme_cases_file_passes(tmp_path: Path) -> None:
     done = sensorium("test", str(path))
     assert (done.returncode, done.stderr) == (0, ""), done.stdout
     assert "PASS  a settled payment after the order ships it" in done.stdout
+
+
+def test_run_and_validate_skip_cases_files_in_a_directory() -> None:
+    """`sensorium run examples/quickstart` (the README's quickstart) loads the folder whose tests.yaml sits beside
+    the sensor: directories skip cases files; a cases file named explicitly is still refused (no kind)."""
+    done = sensorium("validate", "examples/quickstart")
+    assert (done.returncode, done.stdout) == (0, "ok: 2 files, 1 Sensor (webhook); 1 EventSource (webhook)\n")
+    done = sensorium("validate", "examples/quickstart/tests.yaml")
+    assert done.returncode == 2 and "missing kind" in done.stderr
