@@ -19,6 +19,33 @@ if TYPE_CHECKING:
     from engine.trace.hub import TraceHub
 
 EXIT_CONFIG = 2
+EXIT_CODES = {0: "success", 1: "a runtime failure (the bus refused, a port is taken, ...)",
+              2: "invalid input (FILE:LINE: message) or invalid arguments", 130: "interrupted (Ctrl-C)"}
+
+
+def version() -> str:
+    """The installed distribution's version, else the one in the checkout's pyproject.toml."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("sensorium")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _epilog(examples: Sequence[str], codes: dict[int, str] | None = None) -> str:
+    """The end of a --help text: examples, then the exit codes (`codes` override the common ones)."""
+    merged = {**EXIT_CODES, **(codes or {})}
+    lines = ["examples:", *(f"  {e}" for e in examples), "", "exit codes:"]
+    lines += [f"  {code:<4} {text}" for code, text in sorted(merged.items())]
+    return "\n".join(lines)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +56,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sensorium", description="Argo Events sensors without Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="sensorium", description="Argo Events sensors without Kubernetes.",
+        epilog=_epilog(["sensorium run examples/quickstart --sink 9000",
+                        "sensorium validate sensors/",
+                        "sensorium test examples/two-dependencies/tests.yaml",
+                        "sensorium trace --follow",
+                        "sensorium <command> --help"], {1: "a runtime failure, or `test`: an expectation failed"}),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sensorium {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
 
-    run = sub.add_parser("run", help="run EventSources and Sensors from YAML files or directories")
+    run = sub.add_parser(
+        "run", help="run EventSources and Sensors from YAML files or directories", formatter_class=raw,
+        epilog=_epilog(["sensorium run examples/quickstart --sink 9000",
+                        "sensorium run sensors/ --bus nats://127.0.0.1:4222 --secrets-dir /etc/sensorium/secrets",
+                        "sensorium run examples/quickstart examples/buses/eventbus-kafka.yaml --trace",
+                        "sensorium run sensors/ --trace-format json --trace-file trace.jsonl"],
+                       {0: "stopped cleanly", 1: "a runtime failure (a webhook port is taken, ...)"}))
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
     run.add_argument("--webhook-host", default="0.0.0.0", help="address webhooks listen on")
@@ -54,11 +96,24 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not publish trace records on the bus (where `sensorium trace` reads them)")
     _common(run)
 
-    publish = sub.add_parser("publish", help="publish structured-mode CloudEvent JSON files (or JSON lines on stdin)")
+    publish = sub.add_parser(
+        "publish", help="publish structured-mode CloudEvent JSON files (or JSON lines on stdin)", formatter_class=raw,
+        epilog=_epilog(["sensorium publish examples/two-dependencies/events/1-order.json",
+                        "sensorium publish --bus kafka://127.0.0.1:9092 events.jsonl",
+                        "cat events.jsonl | sensorium publish --bus nats://127.0.0.1:4222"],
+                       {0: "every event stored on the bus", 1: "the bus could not be reached or refused",
+                        2: "an event file is not a CloudEvent (FILE:LINE: message), or no bus is known"}))
     publish.add_argument("files", nargs="*", metavar="FILE")
     _common(publish)
 
-    trace = sub.add_parser("trace", help="print the trace records running engines published on the bus")
+    trace = sub.add_parser(
+        "trace", help="print the trace records running engines published on the bus", formatter_class=raw,
+        epilog=_epilog(["sensorium trace",
+                        "sensorium trace --bus nats://host:4222 --sensor webhook --since 10m",
+                        "sensorium trace --bus kafka://host:9092 --event 6a1f0c2e... --format json",
+                        "sensorium trace --follow"],
+                       {0: "records printed (or none matched: said on stderr)", 1: "the bus could not be read",
+                        2: "invalid arguments, or no bus is known"}))
     trace.add_argument("--sensor", metavar="NAME", help="only this sensor's records")
     trace.add_argument("--event", metavar="ID", help="only this event's records (and its firings')")
     trace.add_argument("--since", metavar="DURATION", help="only records of the last DURATION (e.g. 10m, 1h)")
@@ -67,20 +122,47 @@ def build_parser() -> argparse.ArgumentParser:
                        help="human lines (default) or JSON Lines")
     _common(trace)
 
-    test = sub.add_parser("test", help="evaluate a Sensor against CloudEvent files; sends nothing, needs no bus")
-    test.add_argument("sensor_file", metavar="SENSOR_FILE")
-    test.add_argument("--event", action="append", required=True, metavar="EVENT_FILE", dest="events",
+    test = sub.add_parser(
+        "test", help="check a Sensor against test cases (or CloudEvent files); sends nothing, needs no bus",
+        description="Run test cases: `sensorium test CASES.yaml...` feeds each case's events (CloudEvents or raw\n"
+                    "webhook requests) to a fresh dry run of the Sensor and checks its expectations: which\n"
+                    "triggers fire, with which request, which filter rejected an event. PASS or FAIL per case,\n"
+                    "with a diff for each failed expectation.\n\n"
+                    "Or evaluate one Sensor against CloudEvent files, without expectations:\n"
+                    "`sensorium test SENSOR.yaml --event FILE...`. Nothing is sent and no bus is needed.",
+        epilog=_epilog(
+            ["sensorium test examples/two-dependencies/tests.yaml",
+             "sensorium test examples/*/tests.yaml --junit report.xml",
+             "sensorium test cases.yaml --sensor-file sensor.yaml --output json",
+             "sensorium test sensor.yaml --event events/1.json --event events/2.jsonl"],
+            {0: "every case passed (or: the sensor and events loaded)", 1: "an expectation failed",
+             2: "invalid input: FILE:LINE: message"}),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    test.add_argument("files", nargs="+", metavar="FILE",
+                      help="cases files (YAML with `cases:`), or one Sensor file with --event")
+    test.add_argument("--event", action="append", metavar="EVENT_FILE", dest="events",
                       help="a CloudEvent JSON file (one event, or JSON Lines); repeat for more, read in order")
-    test.add_argument("--output", choices=["text", "json"], default="text", help="human trace or JSON")
+    test.add_argument("--output", choices=["text", "json"], default="text", help="human output or JSON")
     test.add_argument("--sensor", metavar="NAME", help="which Sensor, when the file holds several")
+    test.add_argument("--sensor-file", metavar="SENSOR_FILE",
+                      help="the Sensor file for the cases (instead of the cases file's `sensor:`)")
     test.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
+    test.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report of the cases")
     test.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
-    validate = sub.add_parser("validate", help="check documents without connecting to anything")
+    validate = sub.add_parser(
+        "validate", help="check documents without connecting to anything", formatter_class=raw,
+        epilog=_epilog(["sensorium validate examples/quickstart",
+                        "sensorium validate sensor.yaml eventsource.yaml"],
+                       {0: "every document is valid (a summary is printed)",
+                        2: "problems found, one FILE:LINE: field: message line each"}))
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents")
+    schema = sub.add_parser(
+        "schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents", formatter_class=raw,
+        epilog=_epilog(["sensorium schema > sensorium.schema.json", "sensorium schema --kind Sensor"],
+                       {0: "the schema was printed"}))
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
     schema.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -241,16 +323,60 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     from engine.core.secrets import Secrets
     from engine.dryrun import dry_run, load_events, load_sensor, render_json, render_text
+    from engine.testcases import is_cases_file
     from engine.trace.fmt import use_color
 
-    sensor = load_sensor(args.sensor_file, args.sensor)
-    events = load_events(args.events)
-    run = dry_run(sensor, events, Secrets(args.secrets_dir))
+    if args.events:
+        if len(args.files) != 1:
+            raise ConfigError(f"--event takes one Sensor file, not {len(args.files)} files")
+        if args.junit is not None or args.sensor_file is not None:
+            raise ConfigError("--junit and --sensor-file are for cases files, not with --event")
+        sensor = load_sensor(args.files[0], args.sensor)
+        events = load_events(args.events)
+        run = dry_run(sensor, events, Secrets(args.secrets_dir))
+        if args.output == "json":
+            sys.stdout.write(render_json(run))
+        else:
+            sys.stdout.write(render_text(run, color=use_color(sys.stdout)))
+        return 0
+    for file in args.files:
+        if not Path(file).is_file():
+            raise ConfigError("no such file", file, 0)
+        if not is_cases_file(file):
+            raise ConfigError("not a cases file (a YAML mapping with `cases:`); to evaluate a Sensor file give "
+                              "its events with --event FILE", file, 1)
+    return _run_cases(args)
+
+
+def _run_cases(args: argparse.Namespace) -> int:
+    from engine.config import ConfigErrors
+    from engine.core.secrets import Secrets
+    from engine.testcases import CaseFile, junit_xml, load_cases, render_suite_text, run_cases, suite_json
+    from engine.trace.fmt import use_color
+
+    loaded: list[CaseFile] = []
+    errors: list[ConfigError] = []
+    for file in args.files:
+        try:
+            loaded.append(load_cases(file, args.sensor_file, args.sensor, args.secrets_dir))
+        except ConfigError as exc:
+            errors.extend(getattr(exc, "errors", [exc]))
+    if errors:
+        raise ConfigErrors(errors)
+    suites = [run_cases(cases, Secrets(cases.secrets_dir)) for cases in loaded]
     if args.output == "json":
-        sys.stdout.write(render_json(run))
+        report = [suite_json(s) for s in suites]
+        print(json.dumps({"passed": all(s.failed == 0 for s in suites), "suites": report}, indent=2,
+                         ensure_ascii=False))
     else:
-        sys.stdout.write(render_text(run, color=use_color(sys.stdout)))
-    return 0
+        color = use_color(sys.stdout)
+        sys.stdout.write("\n".join(render_suite_text(s, color=color) for s in suites))
+    if args.junit is not None:
+        try:
+            args.junit.write_bytes(junit_xml(suites))
+        except OSError as exc:
+            raise ConfigError(f"--junit: cannot write: {exc.strerror or exc}", str(args.junit), 0) from None
+    return 1 if any(s.failed for s in suites) else 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

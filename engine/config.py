@@ -135,12 +135,28 @@ class ConfigErrors(ConfigError):
         return "\n".join(ConfigError.render(e) for e in getattr(self, "errors", [])) or super().render()
 
 
+_CASES_KEY = re.compile(r"^cases:", re.MULTILINE)
+_KIND_KEY = re.compile(r"^kind:", re.MULTILINE)
+
+
+def is_test_cases(path: Path) -> bool:
+    """Whether `path` is a `sensorium test` cases file (a top-level `cases:` key and no top-level `kind:`).
+    Directories given to `run` and `validate` skip them, so tests can live next to the documents they test."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(_CASES_KEY.search(text)) and not _KIND_KEY.search(text)
+
+
 def iter_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The YAML files to load: files as given, and every .yaml/.yml file under a directory except test cases."""
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file()))
+            files.extend(sorted(p for p in path.rglob("*")
+                                if p.suffix in _SUFFIXES and p.is_file() and not is_test_cases(p)))
         elif path.is_file():
             files.append(path)
         else:

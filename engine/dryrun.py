@@ -21,14 +21,15 @@ from engine.core.secrets import Secrets
 from engine.documents import Sensor
 from engine.registry import REGISTRY, Registry, TriggerKind
 from engine.trace.fmt import HumanFormat
-from engine.trace.records import FiringDone, Received, TraceRecord, Unmatched
+from engine.trace.records import FilterChecked, FiringDone, Received, TraceRecord, Unmatched
 from engine.trace.steps import firing_started, param_records, request_record, stage_records
 from sensors.stage import Firing, SensorStage, StageResult
-from triggers.httprequest import HttpRequest, safe_url
+from triggers.httprequest import REDACTED, HttpRequest, safe_url
 from triggers.params import ResolvedParam
 from triggers.spec import Trigger
 
 DRY_BUS = ""  # no bus: the position is FILE:LINE
+MASK_MIN_CHARS = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,18 @@ class DryRun:
     results: list[StageResult] = field(default_factory=list)
     firings: list[FiringResult] = field(default_factory=list)
     records: list[TraceRecord] = field(default_factory=list)
+    checks: list[tuple[FilterChecked, ...]] = field(default_factory=list)  # per result: its filter records
+    secret_values: set[str] = field(default_factory=set)  # every secret a request read: masked in the output
+
+    def mask(self, text: str | None) -> str | None:
+        """`text` with every secret value this run read replaced by "***" (event data may carry one). Values
+        shorter than MASK_MIN_CHARS are left alone in free text (a one-letter user name would blank out every
+        occurrence of that letter); secret headers are "***" whatever their length."""
+        if text is None or not self.secret_values:
+            return text
+        for secret in sorted(self.secret_values, key=len, reverse=True):
+            text = text.replace(secret, REDACTED)
+        return text
 
 
 # ---- loading ------------------------------------------------------------------------------------------------
@@ -182,7 +195,9 @@ def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | No
         if not result.dependencies:
             run.records.append(Unmatched(sensor=name, event=event.id, source=event.source, subject=event.subject,
                                          listening=listening))
-        run.records.extend(stage_records(name, result))
+        decided = list(stage_records(name, result))
+        run.records.extend(decided)
+        run.checks.append(tuple(r for r in decided if isinstance(r, FilterChecked)))
         for firing in result.firings:
             trigger = triggers[firing.trigger]
             run.firings.append(_fire(run, registry.trigger(trigger), trigger, firing, event.id, secrets))
@@ -198,6 +213,7 @@ def _fire(run: DryRun, kind: TriggerKind, trigger: Trigger, firing: Firing, even
     request, error = _request(kind, events, trigger, secrets, observed)
     run.records.extend(param_records(run.sensor, event_id, firing_id, trigger, observed))
     if request is not None:
+        run.secret_values.update(v for v in request.secret_values if len(v) >= MASK_MIN_CHARS)
         run.records.append(request_record(run.sensor, event_id, firing_id, trigger.name, request.summary()))
     failed = error is not None and kind.request is not None
     run.records.append(FiringDone(sensor=run.sensor, event=event_id, firing=firing_id, trigger=trigger.name,
@@ -219,23 +235,36 @@ def _body(body: bytes) -> Any:
         return text
 
 
-def _request_json(request: HttpRequest | None) -> dict[str, Any] | None:
+def request_json(request: HttpRequest | None) -> dict[str, Any] | None:
+    """The request as `--output json` shows it: secret headers and URL passwords as "***", a JSON body parsed."""
     if request is None:
         return None
     return {"method": request.method, "url": safe_url(request.url),
             "headers": dict(request.redacted_headers()), "body": _body(request.body)}
 
 
+def _filters_json(run: DryRun, checks: Sequence[FilterChecked], dependency: str) -> list[dict[str, Any]]:
+    """Every check of one dependency's filters as its trace record says it: values cut to VALUE_CHARS (by the
+    trace's `cap`), secrets the run read masked."""
+    return [{"kind": c.kind, "target": c.target, "seen": run.mask(c.seen), "wanted": list(c.wanted),
+             "comparator": c.comparator, "type": c.type, "passed": c.passed, "reason": run.mask(c.reason),
+             "error": run.mask(c.error)}
+            for c in checks if c.dependency == dependency]
+
+
 def to_json(run: DryRun) -> dict[str, Any]:
-    """The `sensorium test --output json` contract (issue 4), keys in contract order."""
+    """The `sensorium test --output json` contract (issue 4), keys in contract order; each dependency also
+    carries `filters`, one entry per check (kind, target, seen, wanted, comparator, type, passed, reason, error;
+    a whole-kind decision has an empty target)."""
     return {
         "sensor": run.sensor,
         "events": [{"id": r.event.id,
-                    "dependencies": [{"name": d.name, "passed": d.passed, "error": d.error}
+                    "dependencies": [{"name": d.name, "passed": d.passed, "error": run.mask(d.error),
+                                      "filters": _filters_json(run, checks, d.name)}
                                      for d in r.dependencies]}
-                   for r in run.results],
-        "firings": [{"trigger": f.trigger, "events": f.events, "request": _request_json(f.request),
-                     "error": f.error}
+                   for r, checks in zip(run.results, run.checks, strict=True)],
+        "firings": [{"trigger": f.trigger, "events": f.events, "request": request_json(f.request),
+                     "error": run.mask(f.error)}
                     for f in run.firings],
     }
 
@@ -245,9 +274,10 @@ def render_json(run: DryRun) -> str:
 
 
 def render_text(run: DryRun, *, color: bool = False) -> str:
+    """The human trace of the run and a summary line; secret values the run read show as "***"."""
     text = HumanFormat(color=color, times=False).lines(r.to_json() for r in run.records)
     fired = ", ".join(f.trigger for f in run.firings) or "nothing"
     failed = sum(1 for f in run.firings if f.failed)
     tail = f"; {failed} could not build a request" if failed else ""
-    return (text + f"\nsensor {run.sensor}: {len(run.results)} event(s), {len(run.firings)} firing(s): "
-            f"{fired}{tail}\n")
+    return run.mask(text + f"\nsensor {run.sensor}: {len(run.results)} event(s), {len(run.firings)} firing(s): "
+                    f"{fired}{tail}\n") or ""

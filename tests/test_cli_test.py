@@ -112,6 +112,7 @@ def test_json_output_follows_the_contract_exactly(files: Path, capsys: pytest.Ca
     assert list(result) == ["sensor", "events", "firings"]
     assert result["sensor"] == "contract"
     missing_path = "data filter error (path 'body.n' does not exist)"
+    filters = [[d.pop("filters") for d in e["dependencies"]] for e in result["events"]]
     assert result["events"] == [
         {"id": "e1", "dependencies": [{"name": "first", "passed": True, "error": None},
                                       {"name": "second", "passed": True, "error": None}]},
@@ -119,6 +120,19 @@ def test_json_output_follows_the_contract_exactly(files: Path, capsys: pytest.Ca
         {"id": "e2", "dependencies": [{"name": "first", "passed": True, "error": missing_path},
                                       {"name": "second", "passed": True, "error": None}]},
         {"id": "e3", "dependencies": []},
+    ]
+    # every filter's reason is kept: e2's data filter failed with an error, its context filter passed
+    check = {"comparator": ">", "type": "number", "wanted": ["5"]}
+    assert filters == [
+        [[{"kind": "data", "target": "path 'body.n'", "seen": "7", **check, "passed": True, "reason": "7 > 5",
+           "error": None},
+          {"kind": "context", "target": "context.type", "seen": "webhook", "wanted": ["special"], "comparator": "=",
+           "type": "string", "passed": False, "reason": "not equal", "error": None}], []],
+        [[{"kind": "data", "target": "path 'body.n'", "seen": None, **check, "passed": False,
+           "reason": "path 'body.n' does not exist", "error": None},
+          {"kind": "context", "target": "context.type", "seen": "special", "wanted": ["special"], "comparator": "=",
+           "type": "string", "passed": True, "reason": "equal", "error": None}], []],
+        [],
     ]
     firings = result["firings"]
     assert [(f["trigger"], f["events"]) for f in firings] == [

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import is_test_cases
+
 ROOT = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = Path(__file__).resolve().parent / "config"
 
@@ -305,7 +307,7 @@ def _env_cases() -> Iterator[Case]:
 
 
 def _example_files() -> list[Path]:
-    return sorted((ROOT / "examples").rglob("*.yaml"))
+    return sorted(p for p in (ROOT / "examples").rglob("*.yaml") if not is_test_cases(p))
 
 
 def _mutations(name: str, text: str) -> Iterator[Case]:
