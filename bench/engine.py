@@ -53,8 +53,8 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
-from buses.base import Bus, EventKey
-from engine.trace.hub import DEFAULT_INTERVAL
+from sensorium.buses.base import Bus, EventKey
+from sensorium.engine.trace.hub import DEFAULT_INTERVAL
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
@@ -229,11 +229,11 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     the same tracer (`engine.cli._trace_hub`: the --trace sink and, unless --no-bus-trace, the bus), closed
     after the engine stops. Only the runner's in-flight bound and fetch batch are the bench's, so that every
     variant has the same ones."""
-    from engine.app import EngineOptions, run_engine
-    from engine.assemble import check_document
-    from engine.cli import _trace_hub, build_parser
-    from engine.config import load
-    from engine.runner import RunnerSettings
+    from sensorium.engine.app import EngineOptions, run_engine
+    from sensorium.engine.assemble import check_document
+    from sensorium.engine.cli import _trace_hub, build_parser
+    from sensorium.engine.config import load
+    from sensorium.engine.runner import RunnerSettings
 
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
@@ -283,7 +283,7 @@ async def _aiohttp_poster(url: str) -> AsyncIterator[Poster]:
 
 @contextlib.asynccontextmanager
 async def _httpclient_poster(url: str) -> AsyncIterator[Poster]:
-    from triggers.http import HttpClient, HttpRequest
+    from sensorium.triggers.http import HttpClient, HttpRequest
 
     async with HttpClient() as client:
         async def post(body: bytes) -> int:
@@ -533,7 +533,7 @@ async def worker_main(spec: WorkerSpec, profile: Path | None) -> None:
 
 def encode_event(source: str, event_id: str, seq: int) -> bytes:
     """A webhook-shaped structured CloudEvent whose data carries its publish time (ns) in `body.ts`."""
-    from engine.core.cloudevent import CloudEvent, encode_structured, now_rfc3339
+    from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, now_rfc3339
 
     data = {"header": {"Content-Type": ["application/json"], "User-Agent": ["sensorium-bench"]},
             "body": {"ts": time.time_ns(), "seq": seq, "user": "alice", "action": "push", "repo": "org/repo",
@@ -928,9 +928,9 @@ def print_tracing_cost(bench: Bench) -> None:
 
 
 async def bench_main(args: argparse.Namespace) -> None:
-    from buses.embedded import EmbeddedNats
-    from buses.jetstream.bus import JetStreamBus
-    from buses.jetstream.stream import STREAM
+    from sensorium.buses.embedded import EmbeddedNats
+    from sensorium.buses.jetstream.bus import JetStreamBus
+    from sensorium.buses.jetstream.stream import STREAM
 
     selected = [k for k in KINDS if k in args.only] if args.only else list(KINDS)
     kinds = [k for k in selected if k in TABLE_KINDS]

@@ -9,7 +9,7 @@ import resource
 import sys
 import time
 
-from sensors.lua import _worker, close_workers, run_script, run_script_here
+from sensorium.sensors.lua import _worker, close_workers, run_script, run_script_here
 
 SCRIPT = "return event.body.a == 1"
 DATA = {"body": {"a": 1.0, "b": "hello", "c": [1.0, 2.0]}}

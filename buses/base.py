@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from engine.core.errors import BusError
+from sensorium.engine.core.errors import BusError
 
 
 @dataclass(frozen=True)

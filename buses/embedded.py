@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from engine.core.errors import BusError
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
-from buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
-from engine.core.errors import BusError
+from sensorium.buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
+from sensorium.buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
+from sensorium.engine.core.errors import BusError
 
 
 @dataclass

@@ -7,9 +7,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from buses.jetstream.stream import StreamSettings  # the one parser of streamConfig
-from engine.core.errors import ConfigError
-from engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
+from sensorium.buses.jetstream.stream import StreamSettings  # the one parser of streamConfig
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
 
 KAFKA_DEFAULT_PORT = 9092
 # Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.

@@ -7,8 +7,8 @@ from __future__ import annotations
 import abc
 import asyncio
 
-from buses.base import StateStore
-from engine.core.errors import BusError
+from sensorium.buses.base import StateStore
+from sensorium.engine.core.errors import BusError
 
 STATE_NAME = "sensorium-state"  # the JetStream KV bucket and the compacted Kafka topic
 DEFAULT_MAX_SNAPSHOT = 1024 * 1024  # bytes; JetStream uses the server's max_payload instead (1 MiB by default)

@@ -11,20 +11,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from buses.base import Bus, EventKey
-from engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
-from engine.busconfig import open_bus
-from engine.config import Config
-from engine.core.cloudevent import CloudEvent, encode_structured
-from engine.core.secrets import Secrets
-from engine.health import HealthServer
-from engine.persistence import ConditionPersistence
-from engine.runner import RunnerSettings, SensorRunner
-from engine.sink import PrintingSink
-from engine.trace.records import NULL_TRACER, Tracer
-from sensors.transform import close_worker as close_jq_worker
-from sources.webhook import Endpoint, WebhookServer
-from triggers.http import HttpClient
+from sensorium.buses.base import Bus, EventKey
+from sensorium.engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
+from sensorium.engine.busconfig import open_bus
+from sensorium.engine.config import Config
+from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.health import HealthServer
+from sensorium.engine.persistence import ConditionPersistence
+from sensorium.engine.runner import RunnerSettings, SensorRunner
+from sensorium.engine.sink import PrintingSink
+from sensorium.engine.trace.records import NULL_TRACER, Tracer
+from sensorium.sensors.transform import close_worker as close_jq_worker
+from sensorium.sources.webhook import Endpoint, WebhookServer
+from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
 

@@ -11,17 +11,17 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from buses.base import EventKey
-from engine.config import Origin, dotted_path
-from engine.core.errors import ConfigError
-from engine.core.secrets import Secrets
-from engine.documents import EventSource, Sensor
-from engine.registry import REGISTRY, Registry, TriggerDeps
-from engine.trace.records import NULL_TRACER, Tracer
-from sensors.stage import SensorStage, StageConfigError
-from triggers.http import HttpClient
-from triggers.outcome import Fireable
-from triggers.spec import Trigger
+from sensorium.buses.base import EventKey
+from sensorium.engine.config import Origin, dotted_path
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.documents import EventSource, Sensor
+from sensorium.engine.registry import REGISTRY, Registry, TriggerDeps
+from sensorium.engine.trace.records import NULL_TRACER, Tracer
+from sensorium.sensors.stage import SensorStage, StageConfigError
+from sensorium.triggers.http import HttpClient
+from sensorium.triggers.outcome import Fireable
+from sensorium.triggers.spec import Trigger
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from buses.base import Bus
-from buses.spec import EventBusSpec
-from engine.core.errors import BusError, ConfigError
-from engine.core.secrets import Secrets
-from engine.registry import REGISTRY, Registry
+from sensorium.buses.base import Bus
+from sensorium.buses.spec import EventBusSpec
+from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.registry import REGISTRY, Registry
 
 log = logging.getLogger("sensorium.bus")
 
@@ -46,17 +46,17 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
     if override:
         bus = from_url(override)
     elif spec is not None and spec.kafka is not None:
-        from buses.kafka.bus import KafkaBus
+        from sensorium.buses.kafka.bus import KafkaBus
 
         bus = KafkaBus.from_spec(spec.kafka, secrets)
     else:
-        from buses.jetstream.bus import JetStreamBus
-        from buses.spec import JetStreamBus as JetStreamSpec
+        from sensorium.buses.jetstream.bus import JetStreamBus
+        from sensorium.buses.spec import JetStreamBus as JetStreamSpec
 
         js = (spec.jetstream_exotic or spec.jetstream if spec is not None else None) or JetStreamSpec()
         url = js.url
         if url is None:
-            from buses.embedded import EmbeddedNats
+            from sensorium.buses.embedded import EmbeddedNats
 
             embedded = EmbeddedNats(data_dir=data_dir / "nats", die_with_parent=True)
             embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
@@ -81,7 +81,7 @@ async def start_with_retry(bus: Bus, stop: asyncio.Event | None = None, first_de
                            max_delay: float = 30.0) -> None:
     """Connect, retrying with capped exponential backoff: an unreachable bus is one log line per attempt, never a
     crash or a busy loop. `bus.health` stays DISCONNECTED meanwhile (visible on the health endpoint)."""
-    from buses.base import Health
+    from sensorium.buses.base import Health
 
     delay = first_delay
     while True:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.core.errors import ConfigError, SensoriumError
+from sensorium.engine.core.errors import ConfigError, SensoriumError
 
 if TYPE_CHECKING:
-    from engine.trace.hub import TraceHub
+    from sensorium.engine.trace.hub import TraceHub
 
 EXIT_CONFIG = 2
 EXIT_CODES = {0: "success", 1: "a runtime failure (the bus refused, a port is taken, ...)",
@@ -180,10 +180,10 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from engine.app import EngineOptions, run_engine
-    from engine.assemble import check_document
-    from engine.config import load
-    from engine.runner import RunnerSettings
+    from sensorium.engine.app import EngineOptions, run_engine
+    from sensorium.engine.assemble import check_document
+    from sensorium.engine.config import load
+    from sensorium.engine.runner import RunnerSettings
 
     config = load(args.paths, checks=[check_document])
     if not config.sensors and not config.sources:
@@ -206,8 +206,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _trace_hub(args: argparse.Namespace) -> TraceHub:
     """The run's tracer: the --trace sink (if any) and, unless --no-bus-trace, the bus."""
-    from engine.trace.fmt import StreamSink, use_color
-    from engine.trace.hub import TraceHub
+    from sensorium.engine.trace.fmt import StreamSink, use_color
+    from sensorium.engine.trace.hub import TraceHub
 
     sinks = []
     if args.trace or args.trace_format or args.trace_file:
@@ -244,9 +244,9 @@ def read_events(files: Sequence[str]) -> list[tuple[str, int, bytes]]:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from buses.base import EventKey
-    from engine.busconfig import default_bus_url, describe, from_url
-    from engine.core.cloudevent import DecodeError, decode_structured, encode_structured
+    from sensorium.buses.base import EventKey
+    from sensorium.engine.busconfig import default_bus_url, describe, from_url
+    from sensorium.engine.core.cloudevent import DecodeError, decode_structured, encode_structured
 
     items = []
     for name, line, raw in read_events(args.files):
@@ -276,7 +276,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _bus_url(args: argparse.Namespace) -> str:
-    from engine.busconfig import default_bus_url
+    from sensorium.engine.busconfig import default_bus_url
 
     url: str | None = args.bus or default_bus_url(args.data_dir)
     if url is None:
@@ -286,10 +286,10 @@ def _bus_url(args: argparse.Namespace) -> str:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from engine.busconfig import describe
-    from engine.goport.duration import parse_duration
-    from engine.trace.bus import read_traces
-    from engine.trace.fmt import HumanFormat, json_line, use_color
+    from sensorium.engine.busconfig import describe
+    from sensorium.engine.goport.duration import parse_duration
+    from sensorium.engine.trace.bus import read_traces
+    from sensorium.engine.trace.fmt import HumanFormat, json_line, use_color
 
     url = _bus_url(args)
     since = None
@@ -321,10 +321,10 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from engine.core.secrets import Secrets
-    from engine.dryrun import dry_run, load_events, load_sensor, render_json, render_text
-    from engine.testcases import is_cases_file
-    from engine.trace.fmt import use_color
+    from sensorium.engine.core.secrets import Secrets
+    from sensorium.engine.dryrun import dry_run, load_events, load_sensor, render_json, render_text
+    from sensorium.engine.testcases import is_cases_file
+    from sensorium.engine.trace.fmt import use_color
 
     if args.events:
         if len(args.files) != 1:
@@ -349,10 +349,10 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _run_cases(args: argparse.Namespace) -> int:
-    from engine.config import ConfigErrors
-    from engine.core.secrets import Secrets
-    from engine.testcases import CaseFile, junit_xml, load_cases, render_suite_text, run_cases, suite_json
-    from engine.trace.fmt import use_color
+    from sensorium.engine.config import ConfigErrors
+    from sensorium.engine.core.secrets import Secrets
+    from sensorium.engine.testcases import CaseFile, junit_xml, load_cases, render_suite_text, run_cases, suite_json
+    from sensorium.engine.trace.fmt import use_color
 
     loaded: list[CaseFile] = []
     errors: list[ConfigError] = []
@@ -380,7 +380,7 @@ def _run_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from engine.validate import validate
+    from sensorium.engine.validate import validate
 
     result = validate(args.paths)
     if result.errors:
@@ -393,7 +393,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from engine.schema import document_schema
+    from sensorium.engine.schema import document_schema
 
     print(json.dumps(document_schema(args.kind), indent=2, ensure_ascii=False))
     return 0

@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from engine.core import yamlread
-from engine.core.errors import ConfigError
-from engine.core.yamlread import dotted_path
-from engine.documents import KINDS, EventBus, EventSource, Sensor
+from sensorium.engine.core import yamlread
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.yamlread import dotted_path
+from sensorium.engine.documents import KINDS, EventBus, EventSource, Sensor
 
 __all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_document", "load_documents"]
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from buses.base import Delivery
-from engine.core.cloudevent import now_rfc3339
+from sensorium.buses.base import Delivery
+from sensorium.engine.core.cloudevent import now_rfc3339
 
 UNDECODABLE = "undecodable"
 UNPROCESSABLE = "unprocessable"

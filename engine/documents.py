@@ -9,10 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from buses.spec import EventBusSpec
-from engine.core.specbase import ArgoModel
-from sensors.spec import Sensor
-from sources.spec import EventSourceSpec
+from sensorium.buses.spec import EventBusSpec
+from sensorium.engine.core.specbase import ArgoModel
+from sensorium.sensors.spec import Sensor
+from sensorium.sources.spec import EventSourceSpec
 
 __all__ = ["KINDS", "EventBus", "EventSource", "Sensor"]
 

@@ -13,20 +13,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.assemble import check_document
-from engine.config import ConfigErrors, Origin, load_document, load_documents
-from engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
-from engine.core.errors import ConfigError, TriggerError
-from engine.core.secrets import Secrets
-from engine.documents import Sensor
-from engine.registry import REGISTRY, Registry, TriggerKind
-from engine.trace.fmt import HumanFormat
-from engine.trace.records import FilterChecked, FiringDone, Received, TraceRecord, Unmatched
-from engine.trace.steps import firing_started, param_records, request_record, stage_records
-from sensors.stage import Firing, SensorStage, StageResult
-from triggers.httprequest import REDACTED, HttpRequest, safe_url
-from triggers.params import ResolvedParam
-from triggers.spec import Trigger
+from sensorium.engine.assemble import check_document
+from sensorium.engine.config import ConfigErrors, Origin, load_document, load_documents
+from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
+from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.documents import Sensor
+from sensorium.engine.registry import REGISTRY, Registry, TriggerKind
+from sensorium.engine.trace.fmt import HumanFormat
+from sensorium.engine.trace.records import FilterChecked, FiringDone, Received, TraceRecord, Unmatched
+from sensorium.engine.trace.steps import firing_started, param_records, request_record, stage_records
+from sensorium.sensors.stage import Firing, SensorStage, StageResult
+from sensorium.triggers.httprequest import REDACTED, HttpRequest, safe_url
+from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.spec import Trigger
 
 DRY_BUS = ""  # no bus: the position is FILE:LINE
 MASK_MIN_CHARS = 4

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from buses.base import Bus, Health
+from sensorium.buses.base import Bus, Health
 
 
 class Loop(Protocol):

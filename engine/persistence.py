@@ -18,10 +18,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from buses.base import StateStore
-from engine.core.cloudevent import CloudEvent
-from sensors.stage import SensorStage
-from sensors.state import event_to_json
+from sensorium.buses.base import StateStore
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.sensors.stage import SensorStage
+from sensorium.sensors.state import event_to_json
 
 log = logging.getLogger("sensorium.engine")
 

@@ -3,7 +3,7 @@
 Each kind is listed here, explicitly (nothing registers itself by being imported): its name as written in the
 YAML, its spec model, and its constructor. Assembly (`engine.assemble`), validation (`engine.validate`, through
 `assemble.check_document`), dry runs (`engine.dryrun`), the JSON Schema (`engine.schema`), the bus choice
-(`engine.busconfig`) and the README's table of kinds (`python -m engine.registry --readme`) all read it.
+(`engine.busconfig`) and the README's table of kinds (`python -m sensorium.engine.registry --readme`) all read it.
 
 Adding a trigger kind: write its module (a spec model and a class with `fire(events) -> FiringOutcome`), then add
 one `TriggerKind(...)` line to `REGISTRY` below. Its name must be a trigger template key (Argo's
@@ -23,24 +23,24 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from buses.base import Bus
-from buses.spec import JETSTREAM_SCHEMES
-from buses.spec import JetStreamBus as JetStreamSpec
-from buses.spec import KafkaBus as KafkaSpec
-from engine.core.cloudevent import CloudEvent
-from engine.core.errors import ConfigError
-from engine.core.secrets import Secrets
-from engine.core.specbase import check_url
-from sources.spec import WebhookContext
-from sources.webhook import Endpoint
-from triggers.deadletter import DeadLettering
-from triggers.http import HttpClient, HttpTrigger
-from triggers.httprequest import HttpRequest, build_request, check_http_spec
-from triggers.log import LogTrigger
-from triggers.outcome import Fireable
-from triggers.params import ResolvedParam
-from triggers.spec import KIND_ORDER, HTTPTrigger, Trigger
-from triggers.spec import LogTrigger as LogTriggerSpec
+from sensorium.buses.base import Bus
+from sensorium.buses.spec import JETSTREAM_SCHEMES
+from sensorium.buses.spec import JetStreamBus as JetStreamSpec
+from sensorium.buses.spec import KafkaBus as KafkaSpec
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.specbase import check_url
+from sensorium.sources.spec import WebhookContext
+from sensorium.sources.webhook import Endpoint
+from sensorium.triggers.deadletter import DeadLettering
+from sensorium.triggers.http import HttpClient, HttpTrigger
+from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
+from sensorium.triggers.log import LogTrigger
+from sensorium.triggers.outcome import Fireable
+from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.spec import KIND_ORDER, HTTPTrigger, Trigger
+from sensorium.triggers.spec import LogTrigger as LogTriggerSpec
 
 __all__ = ["REGISTRY", "BusKind", "Registry", "SourceKind", "TriggerDeps", "TriggerKind", "kinds_table"]
 
@@ -180,7 +180,7 @@ def _webhook(event_source: str, event_name: str, entry: Any) -> Any:
 
 
 def _jetstream_url(url: str) -> Bus:
-    from buses.jetstream.bus import JetStreamBus
+    from sensorium.buses.jetstream.bus import JetStreamBus
 
     try:
         check_url(url, JETSTREAM_SCHEMES)
@@ -190,7 +190,7 @@ def _jetstream_url(url: str) -> Bus:
 
 
 def _kafka_url(url: str) -> Bus:
-    from buses.kafka.bus import KafkaBus
+    from sensorium.buses.kafka.bus import KafkaBus
 
     return KafkaBus.from_url(url)
 
@@ -240,7 +240,7 @@ def with_table(readme: str, registry: Registry = REGISTRY) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.registry", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m sensorium.engine.registry", description=__doc__.splitlines()[0])
     parser.add_argument("--readme", nargs="?", const="README.md", metavar="FILE",
                         help="rewrite the kinds table of FILE (default README.md) in place")
     args = parser.parse_args(argv)

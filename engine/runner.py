@@ -24,17 +24,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
-from engine.core.cloudevent import CloudEvent, DecodeError, decode_delivery
-from engine.core.errors import BusError
-from engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
-from engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
-from engine.persistence import ConditionPersistence
-from engine.trace.records import NULL_TRACER, Tracer, now
-from engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
-from sensors.stage import DependencyVerdict, StageResult
-from triggers.outcome import Fireable, FiringOutcome
-from triggers.spec import Trigger
+from sensorium.buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
+from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_delivery
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
+from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from sensorium.engine.persistence import ConditionPersistence
+from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
+from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
+from sensorium.sensors.stage import DependencyVerdict, StageResult
+from sensorium.triggers.outcome import Fireable, FiringOutcome
+from sensorium.triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.engine")
 

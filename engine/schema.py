@@ -8,9 +8,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from engine.core.specbase import ArgoModel
-from engine.documents import KINDS, EventBus, EventSource, Sensor
-from engine.registry import REGISTRY, Registry
+from sensorium.engine.core.specbase import ArgoModel
+from sensorium.engine.documents import KINDS, EventBus, EventSource, Sensor
+from sensorium.engine.registry import REGISTRY, Registry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MODELS: tuple[type[ArgoModel], ...] = (Sensor, EventSource, EventBus)

@@ -34,13 +34,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from engine.config import ConfigErrors, Origin, parse_documents
-from engine.core import yamlread
-from engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
-from engine.core.errors import ConfigError
-from engine.core.secrets import Secrets
-from engine.documents import Sensor
-from engine.dryrun import (
+from sensorium.engine.config import ConfigErrors, Origin, parse_documents
+from sensorium.engine.core import yamlread
+from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.documents import Sensor
+from sensorium.engine.dryrun import (
     DryRun,
     FiringResult,
     LoadedEvent,
@@ -51,9 +51,9 @@ from engine.dryrun import (
     request_json,
     to_json,
 )
-from engine.trace.records import FilterChecked
-from sources.spec import WebhookContext
-from sources.webhook import BodyError, Endpoint, event_from_request
+from sensorium.engine.trace.records import FilterChecked
+from sensorium.sources.spec import WebhookContext
+from sensorium.sources.webhook import BodyError, Endpoint, event_from_request
 
 FILTER_KINDS = ("exprs", "data", "context", "time", "script", "transform")
 TOP_KEYS = ("sensor", "sensor_name", "secrets_dir", "cases")

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.assemble import check_document
-from engine.config import Config, ConfigErrors, iter_files, load
-from engine.core.errors import ConfigError
+from sensorium.engine.assemble import check_document
+from sensorium.engine.config import Config, ConfigErrors, iter_files, load
+from sensorium.engine.core.errors import ConfigError
 
 
 @dataclass

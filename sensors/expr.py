@@ -45,8 +45,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 from lark.lexer import Lexer
 
-from engine.goport import strconv
-from engine.goport.re2 import GoRegexp, compile_re2
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.re2 import GoRegexp, compile_re2
 
 
 class ExprError(ValueError):

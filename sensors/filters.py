@@ -16,25 +16,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from engine.core.cloudevent import CloudEvent
-from engine.core.paths import PathExpr
-from engine.goport import strconv
-from engine.goport.deadline import DeadlineExceeded
-from engine.goport.deadline import check as check_deadline
-from engine.goport.gjson import (
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.paths import PathExpr
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.deadline import DeadlineExceeded
+from sensorium.engine.goport.deadline import check as check_deadline
+from sensorium.engine.goport.gjson import (
     PathResult,
     go_parse_bool,
     go_parse_float,
     go_quote,
     parse_json,
 )
-from engine.goport.re2 import compile_re2
-from engine.goport.template import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
-from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
-from sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
-from sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
-from sensors.timefilter import TimeFilterError, check_time, validate_time_filter
-from sensors.transform import TransformError, decode_object
+from sensorium.engine.goport.re2 import compile_re2
+from sensorium.engine.goport.template import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
+from sensorium.sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
+from sensorium.sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
+from sensorium.sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
+from sensorium.sensors.timefilter import TimeFilterError, check_time, validate_time_filter
+from sensorium.sensors.transform import TransformError, decode_object
 
 FilterKind = Literal["exprs", "data", "context", "time", "script", "filters"]
 

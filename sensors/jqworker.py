@@ -1,4 +1,4 @@
-"""Child process that runs jq programs for dependency transforms (`python -m sensors.jqworker`).
+"""Child process that runs jq programs for dependency transforms (`python -m sensorium.sensors.jqworker`).
 
 jq runs in C and cannot be interrupted, so the sensor stage sends each program here and kills this process when
 it does not answer in time (`sensors.transform`). Protocol: one JSON request per line on stdin,

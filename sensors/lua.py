@@ -40,8 +40,8 @@ from typing import Any
 import lupa.lua51 as lua51
 import msgspec
 
-from engine.goport import strconv
-from engine.goport.deadline import remaining, timed_out
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.deadline import remaining, timed_out
 
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_MAX_MEMORY = 64 * 1024 * 1024
@@ -318,7 +318,7 @@ class LuaWorker:
             return self._proc
         self._kill()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sensors.luaworker", str(os.getpid())], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "sensorium.sensors.luaworker", str(os.getpid())], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
             env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)})
         if self._read(proc, 1, time.monotonic() + _START_TIMEOUT) != b"R":

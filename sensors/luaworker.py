@@ -1,4 +1,4 @@
-"""Child process that runs Lua scripts for script filters and transforms (`python -m sensors.luaworker`).
+"""Child process that runs Lua scripts for script filters and transforms (`python -m sensorium.sensors.luaworker`).
 
 Lua's string patterns (`string.find`/`match`/`gmatch`/`gsub`) backtrack inside one C call that the instruction
 hook of sensors.lua cannot interrupt (`string.find(s, string.rep('a*', 30) .. 'b')` runs for hours), and a
@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from sensors.lua import LuaScriptError, run_script_here
+from sensorium.sensors.lua import LuaScriptError, run_script_here
 
 MAX_ADDRESS_SPACE = 2 * 1024 * 1024 * 1024
 _HEADER = struct.Struct(">I")

@@ -14,12 +14,12 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from engine.core.paths import PathExpr
-from engine.core.specbase import ArgoModel, Loc, raise_located
-from engine.goport.gjson import go_parse_bool, go_parse_float
-from engine.goport.re2 import compile_re2
-from sensors.conditions import compile_condition
-from triggers.spec import Trigger, TriggerParameter
+from sensorium.engine.core.paths import PathExpr
+from sensorium.engine.core.specbase import ArgoModel, Loc, raise_located
+from sensorium.engine.goport.gjson import go_parse_bool, go_parse_float
+from sensorium.engine.goport.re2 import compile_re2
+from sensorium.sensors.conditions import compile_condition
+from sensorium.triggers.spec import Trigger, TriggerParameter
 
 LogicalOperator = Literal["and", "or", ""]
 Comparator = Literal[">=", ">", "=", "!=", "<", "<=", ""]

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.core.cloudevent import CloudEvent
-from engine.goport.deadline import DeadlineExceeded
-from engine.goport.deadline import check as check_deadline
-from sensors.conditions import Condition, compile_condition
-from sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
-from sensors.reset import ResetSchedule, cutoff
-from sensors.spec import EventDependency, Sensor
-from sensors.state import ConditionState
-from sensors.transform import TransformConfigError, TransformResult, apply_transform, check_transform
-from triggers.spec import Trigger
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.goport.deadline import DeadlineExceeded
+from sensorium.engine.goport.deadline import check as check_deadline
+from sensorium.sensors.conditions import Condition, compile_condition
+from sensorium.sensors.filters import FilterVerdict, check_filters, evaluate_filters, unsupported
+from sensorium.sensors.reset import ResetSchedule, cutoff
+from sensorium.sensors.spec import EventDependency, Sensor
+from sensorium.sensors.state import ConditionState
+from sensorium.sensors.transform import TransformConfigError, TransformResult, apply_transform, check_transform
+from sensorium.triggers.spec import Trigger
 
 
 class StageConfigError(ValueError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.core.cloudevent import CloudEvent, from_mapping
+from sensorium.engine.core.cloudevent import CloudEvent, from_mapping
 
 SNAPSHOT_VERSION = 1
 

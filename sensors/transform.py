@@ -29,10 +29,10 @@ from typing import Any, Literal
 
 import jq
 
-from engine.core.cloudevent import CloudEvent
-from engine.goport.jsonenc import marshal
-from sensors.lua import DEFAULT_TIMEOUT, LuaScriptError, check_syntax, memory_limit, run_script
-from sensors.spec import EventDependencyTransformer
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.goport.jsonenc import marshal
+from sensorium.sensors.lua import DEFAULT_TIMEOUT, LuaScriptError, check_syntax, memory_limit, run_script
+from sensorium.sensors.spec import EventDependencyTransformer
 
 JQ_TIMEOUT = 1.0
 _DIRECTIVE = re.compile(r"(module|import|include)(?![A-Za-z0-9_])")
@@ -136,7 +136,7 @@ class _JqWorker:
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "sensors.jqworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [sys.executable, "-m", "sensorium.sensors.jqworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL, env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
                 cwd="/", close_fds=True)
         return self._proc

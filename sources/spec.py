@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from engine.core.specbase import ArgoModel, KeySelector, check_port
+from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_port
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
 

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
-from engine.core.errors import BusError, SensoriumError
-from engine.core.secrets import Secrets
-from engine.core.tls import server_context
-from engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
-from sources.httpguard import CLIENT_FAULTS, ConnectionGuard
-from sources.spec import WebhookContext
+from sensorium.engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
+from sensorium.engine.core.errors import BusError, SensoriumError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.tls import server_context
+from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
+from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
+from sensorium.sources.spec import WebhookContext
 
 log = logging.getLogger("sensorium.webhook")
 

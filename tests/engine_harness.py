@@ -11,14 +11,14 @@ import sys
 import uuid
 from pathlib import Path
 
-from buses.base import Bus, EventKey
-from engine.app import EngineOptions, run_engine
-from engine.assemble import check_document
-from engine.busconfig import from_url
-from engine.config import load
-from engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
-from engine.runner import RunnerSettings
-from engine.trace.records import NULL_TRACER, Tracer
+from sensorium.buses.base import Bus, EventKey
+from sensorium.engine.app import EngineOptions, run_engine
+from sensorium.engine.assemble import check_document
+from sensorium.engine.busconfig import from_url
+from sensorium.engine.config import load
+from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
+from sensorium.engine.runner import RunnerSettings
+from sensorium.engine.trace.records import NULL_TRACER, Tracer
 
 
 def free_port() -> int:
@@ -98,7 +98,7 @@ class EngineProcess:
     """`sensorium run` as a child process, for tests that kill it."""
 
     def __init__(self, config_dir: Path, bus_url: str, *extra: str) -> None:
-        self.args = [sys.executable, "-m", "engine.cli", "run", str(config_dir), "--bus", bus_url,
+        self.args = [sys.executable, "-m", "sensorium", "run", str(config_dir), "--bus", bus_url,
                      "--webhook-host", "127.0.0.1", *extra]
         self.proc: asyncio.subprocess.Process | None = None
         self.output: list[str] = []  # stdout and stderr lines; complete once kill() or terminate() returned

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from buses.kafka_broker import KafkaBroker, free_port
+from sensorium.buses.kafka_broker import KafkaBroker, free_port
 from tests.markers import needs_integration_marker
 
 KAFKA_USER, KAFKA_PASSWORD = "sensorium", "sensorium-secret"

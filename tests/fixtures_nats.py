@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
-from buses.embedded import EmbeddedNats
+from sensorium.buses.embedded import EmbeddedNats
 from tests.markers import needs_integration_marker
 
 

@@ -17,9 +17,10 @@ BROKER_FIXTURES = {
 
 
 # The engine's own sandbox workers: Lua scripts and jq programs always run in one pooled child process each
-# (`python -m sensors.luaworker` / `sensors.jqworker`), so that a runaway script can be killed. They are part
-# of the sensor code a unit test exercises, not a broker, a server or the CLI, and may start in any test.
-SANDBOX_WORKERS = frozenset({"sensors.luaworker", "sensors.jqworker"})
+# (`python -m sensorium.sensors.luaworker` / `sensorium.sensors.jqworker`), so that a runaway script can be
+# killed. They are part of the sensor code a unit test exercises, not a broker, a server or the CLI, and may start
+# in any test.
+SANDBOX_WORKERS = frozenset({"sensorium.sensors.luaworker", "sensorium.sensors.jqworker"})
 
 
 def is_sandbox_worker(args: Any) -> bool:

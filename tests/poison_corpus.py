@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Callable
 
-from engine.core.cloudevent import DecodeError, decode_delivery
+from sensorium.engine.core.cloudevent import DecodeError, decode_delivery
 
 Message = tuple[str, bytes, dict[str, bytes]]
 

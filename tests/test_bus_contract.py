@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
-from buses.embedded import EmbeddedNats
-from buses.jetstream.bus import JetStreamBus
-from buses.kafka.bus import KafkaBus
-from buses.kafka_broker import KafkaBroker
-from buses.memory import MemoryBroker, MemoryBus
+from sensorium.buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health
+from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.jetstream.bus import JetStreamBus
+from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.kafka_broker import KafkaBroker
+from sensorium.buses.memory import MemoryBroker, MemoryBus
 from tests.fixtures_kafka import RestartKafka
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser, main
-from engine.testcases import load_cases
+from sensorium.engine.cli import build_parser, main
+from sensorium.engine.testcases import load_cases
 from tests.webhook_harness import exchange, post, webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -338,7 +338,7 @@ def test_version() -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0
-    from engine.cli import version
+    from sensorium.engine.cli import version
 
     assert version() == expected
 

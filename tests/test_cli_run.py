@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _trace_hub, build_parser, main
-from engine.trace.fmt import StreamSink
+from sensorium.engine.cli import _trace_hub, build_parser, main
+from sensorium.engine.trace.fmt import StreamSink
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine.cli import main
-from engine.config import is_test_cases
-from engine.schema import document_schema, undocumented
+from sensorium.engine.cli import main
+from sensorium.engine.config import is_test_cases
+from sensorium.engine.schema import document_schema, undocumented
 
 
 def test_every_property_has_a_description() -> None:

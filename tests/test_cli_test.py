@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from sensorium.engine.cli import main
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1
@@ -240,7 +240,7 @@ def test_several_sensors_need_a_name(files: Path, capsys: pytest.CaptureFixture[
 @pytest.mark.integration  # starts a child process
 def test_bad_input_exits_2_without_traceback(files: Path) -> None:
     (files / "list.yaml").write_text("- a\n")
-    done = subprocess.run([sys.executable, "-m", "engine.cli", "test", str(files / "list.yaml"), "--event",
+    done = subprocess.run([sys.executable, "-m", "sensorium", "test", str(files / "list.yaml"), "--event",
                            str(files / "nope.json")], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert done.stdout == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
+from sensorium.engine.cli import main
 
 GOOD_SENSOR = """\
 apiVersion: argoproj.io/v1alpha1

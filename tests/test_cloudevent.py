@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from engine.core.cloudevent import DecodeError, decode_binary, decode_structured, encode_structured
-from sources.spec import WebhookContext
-from sources.webhook import Endpoint, canonical_header, event_from_request
+from sensorium.engine.core.cloudevent import DecodeError, decode_binary, decode_structured, encode_structured
+from sensorium.sources.spec import WebhookContext
+from sensorium.sources.webhook import Endpoint, canonical_header, event_from_request
 
 ENVELOPE = ('{"specversion":"1.0","id":"5f3c","source":"webhook","type":"webhook","subject":"example",'
             '"datacontenttype":"application/json","time":"2024-07-15T10:00:00.123456789Z","data":%s}')

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.core.cloudevent import (
+from sensorium.engine.core.cloudevent import (
     MAX_DEPTH,
     CloudEvent,
     DecodeError,
@@ -207,7 +207,7 @@ def test_any_bytes_give_an_event_or_a_decode_error(raw: bytes) -> None:
 def test_keyless_kafka_record_routing_never_raises(value: bytes, keys: list[str]) -> None:
     from aiokafka.structs import ConsumerRecord
 
-    from buses.kafka.consumer import record_keys, structured_body
+    from sensorium.buses.kafka.consumer import record_keys, structured_body
 
     record = ConsumerRecord("argo-events", 0, 1, 0, 0, None, value, None, 0, len(value), [])
     assert record_keys(record, {}) == keys

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.assemble import check_document
-from engine.config import ConfigErrors, load
+from sensorium.engine.assemble import check_document
+from sensorium.engine.config import ConfigErrors, load
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1
@@ -106,7 +106,7 @@ def test_unsupported_trigger_kind_names_the_trigger(tmp_path: Path) -> None:
 def test_cli_exit_code_2_without_traceback(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(SENSOR.replace("      eventName: example\n", ""))
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "sensorium", "run", str(path)], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"{path}:7: spec.dependencies[0].eventName: required field is missing"

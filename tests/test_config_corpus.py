@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.cli import main
-from engine.config import is_test_cases
+from sensorium.engine.cli import main
+from sensorium.engine.config import is_test_cases
 from tests.corpus.make_config_corpus import ROOT, Case, cases, hand_written
 
 SECONDS = 5.0  # per file, in process; generous for a shared 2-core machine (most take 10-50 ms)
@@ -99,7 +99,7 @@ SUBPROCESS_CASES = ["tag-python-object-apply-os.system", "huge-file-20mb", "list
 def sensorium(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "sensorium", *args], capture_output=True, text=True, timeout=60,
                           env=env, cwd=cwd)
     return done, time.monotonic() - start
 

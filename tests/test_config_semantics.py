@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.assemble import check_document
-from engine.busconfig import from_url
-from engine.cli import main
-from engine.config import ConfigErrors, load
-from engine.core.errors import ConfigError
+from sensorium.engine.assemble import check_document
+from sensorium.engine.busconfig import from_url
+from sensorium.engine.cli import main
+from sensorium.engine.config import ConfigErrors, load
+from sensorium.engine.core.errors import ConfigError
 
 SENSOR = """\
 apiVersion: argoproj.io/v1alpha1

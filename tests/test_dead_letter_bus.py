@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from buses.base import DEAD_LETTER_HEADROOM, fit_dead_letter
-from buses.jetstream.bus import JetStreamBus
-from buses.kafka.bus import KafkaBus
-from buses.memory import MemoryBus
-from engine.core.errors import BusError
+from sensorium.buses.base import DEAD_LETTER_HEADROOM, fit_dead_letter
+from sensorium.buses.jetstream.bus import JetStreamBus
+from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.memory import MemoryBus
+from sensorium.engine.core.errors import BusError
 from tests import test_bus_contract as contract
 from tests.test_bus_contract import Backend, unique
 from tests.test_poison_e2e import dead_letters_jetstream, dead_letters_kafka

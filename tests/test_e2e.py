@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from buses.base import EventKey
+from sensorium.buses.base import EventKey
 from tests.engine_harness import Engine, EngineProcess, event, free_port, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
@@ -235,7 +235,7 @@ async def test_webhook_rejects_oversized_body(nats_url: str, tmp_path: Path) -> 
 
 
 async def test_webhook_answers_503_when_bus_is_down(fresh_nats: object, tmp_path: Path) -> None:
-    from buses.embedded import EmbeddedNats
+    from sensorium.buses.embedded import EmbeddedNats
 
     assert isinstance(fresh_nats, EmbeddedNats)
     port = free_port()

@@ -24,7 +24,7 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").iterdir() if (p / "events").is_
 
 def sensorium(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sensorium", *args], cwd=cwd, capture_output=True, text=True,
                           env=env, timeout=60, check=False)
 
 

@@ -54,20 +54,26 @@ def in_project(name: str) -> bool:
     return name.split(".")[0] in TOP
 
 
+def _short(name: str) -> str:
+    """`sensorium.engine.x` as the layer rules name it: `engine.x`."""
+    return name.removeprefix("sensorium.")
+
+
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Import]:
-    """The project modules `name` imports: `from a import b` counts as `a.b` when that is a module, else `a`."""
+    """The project modules `name` imports: `from a import b` counts as `a.b` when that is a module, else `a`.
+    Imports are written `sensorium.engine...`; the rules name them without the `sensorium.` prefix."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if in_project(alias.name):
-                    yield Import(name, alias.name, path, node.lineno)
+                if in_project(_short(alias.name)):
+                    yield Import(name, _short(alias.name), path, node.lineno)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 module = ".".join([*base, node.module] if node.module else base)
             else:
-                module = node.module or ""
+                module = _short(node.module or "")
             if not in_project(module):
                 continue
             for alias in node.names:

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from buses.base import Consumer, ConsumerSpec, Delivery, EventKey
-from buses.memory import MemoryBroker, MemoryBus
-from engine.core.cloudevent import CloudEvent, encode_structured
-from engine.runner import RunnerSettings, SensorRunner
-from engine.trace.records import Acknowledged, Received
-from sensors.spec import Sensor
-from sensors.stage import SensorStage
+from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey
+from sensorium.buses.memory import MemoryBroker, MemoryBus
+from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
+from sensorium.engine.runner import RunnerSettings, SensorRunner
+from sensorium.engine.trace.records import Acknowledged, Received
+from sensorium.sensors.spec import Sensor
+from sensorium.sensors.stage import SensorStage
 from tests.sensors.builders import dep, event
 from tests.trace_log import TraceLog
 
@@ -127,7 +127,7 @@ async def test_poison_is_dead_lettered_and_valid_events_fire(caplog: pytest.LogC
 @pytest.mark.slow  # waits for redeliveries after naks
 async def test_dead_letter_not_stored_means_nak_and_retry(caplog: pytest.LogCaptureFixture,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("engine.runner.DEAD_LETTER_RETRY", 0.3)
+    monkeypatch.setattr("sensorium.engine.runner.DEAD_LETTER_RETRY", 0.3)
     broker = MemoryBroker()
     broker.refuse_dead_letters = True
     bus = MemoryBus(broker)
@@ -183,7 +183,7 @@ DEEP_DATA = b'{"a":' + b"[" * 510 + b"1" + b"]" * 510 + b',"b":"x"}'  # within t
 
 
 def deep_event() -> CloudEvent:
-    from engine.core.cloudevent import decode_structured
+    from sensorium.engine.core.cloudevent import decode_structured
 
     return decode_structured(b'{"specversion":"1.0","id":"deep","source":"webhook","type":"t","subject":"example",'
                              b'"datacontenttype":"application/json","data":' + DEEP_DATA + b"}")
@@ -208,8 +208,8 @@ def test_deep_data_that_passes_the_decoder_is_a_filter_error(spec: dict[str, Any
 
 @pytest.mark.parametrize("source", [{"dataKey": "b"}, {"jsonPath": "$.b"}, {"jmesPath": "b"}])
 def test_deep_data_that_passes_the_decoder_is_a_parameter_error(source: dict[str, str]) -> None:
-    from triggers.params import ParamError, construct_payload
-    from triggers.spec import TriggerParameter
+    from sensorium.triggers.params import ParamError, construct_payload
+    from sensorium.triggers.spec import TriggerParameter
 
     param = TriggerParameter.model_validate({"src": {"dependencyName": "d", **source}, "dest": "x"})
     with pytest.raises(ParamError, match="JSON nested too deeply"):
@@ -245,8 +245,8 @@ class BuggyBus(MemoryBus):
 async def test_health_names_a_failing_loop_and_recovers() -> None:
     import aiohttp
 
-    from engine.app import supervise
-    from engine.health import HealthServer
+    from sensorium.engine.app import supervise
+    from sensorium.engine.health import HealthServer
     from tests.engine_harness import free_port
 
     bus = BuggyBus(failures=0)
@@ -288,8 +288,8 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
 
 
 def test_dry_run_event_file_nested_too_deeply_is_one_error(tmp_path: Any) -> None:
-    from engine.config import ConfigErrors
-    from engine.dryrun import load_events
+    from sensorium.engine.config import ConfigErrors
+    from sensorium.engine.dryrun import load_events
 
     path = tmp_path / "deep.json"
     path.write_bytes(b'{"specversion":"1.0","id":"1","source":"s","type":"t","data":' + b"[" * 5000 + b"]" * 5000

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from buses.base import Bus, EventKey
-from engine.busconfig import from_url
-from engine.core.cloudevent import encode_structured, new_id
+from sensorium.buses.base import Bus, EventKey
+from sensorium.engine.busconfig import from_url
+from sensorium.engine.core.cloudevent import encode_structured, new_id
 from tests.engine_harness import Engine, event, free_port, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.poison_corpus import fuzzed

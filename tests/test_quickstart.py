@@ -23,7 +23,7 @@ async def test_quickstart_fires_on_embedded_bus_and_survives_a_kill(tmp_path: Pa
 
     async def start() -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "engine.cli", "run", str(ROOT / "examples" / "quickstart"), "--sink", "9000",
+            sys.executable, "-m", "sensorium", "run", str(ROOT / "examples" / "quickstart"), "--sink", "9000",
             cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         assert proc.stdout is not None
 
@@ -58,7 +58,7 @@ async def test_quickstart_fires_on_embedded_bus_and_survives_a_kill(tmp_path: Pa
     event = {"specversion": "1.0", "id": "ev-1", "source": "webhook", "type": "webhook", "subject": "example",
              "datacontenttype": "application/json", "data": {"body": {"message": "hello from a file"}}}
     (tmp_path / "event.json").write_text(json.dumps(event))
-    pub = await asyncio.create_subprocess_exec(sys.executable, "-m", "engine.cli", "publish", "event.json",
+    pub = await asyncio.create_subprocess_exec(sys.executable, "-m", "sensorium", "publish", "event.json",
                                                cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE)
     out, _ = await pub.communicate()
     assert pub.returncode == 0, out

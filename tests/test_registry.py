@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 from pydantic import Field
 
-from engine.assemble import assemble_sensor, check_document
-from engine.config import ConfigErrors, load
-from engine.core.cloudevent import CloudEvent
-from engine.core.secrets import Secrets
-from engine.core.specbase import ArgoModel
-from engine.dryrun import LoadedEvent, dry_run, to_json
-from engine.registry import REGISTRY, TriggerDeps, TriggerKind, kinds_table, with_table
-from engine.schema import document_schema
-from triggers.http import HttpClient
-from triggers.httprequest import HttpRequest
-from triggers.outcome import FiringOutcome
-from triggers.params import ResolvedParam
-from triggers.spec import Trigger
+from sensorium.engine.assemble import assemble_sensor, check_document
+from sensorium.engine.config import ConfigErrors, load
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.specbase import ArgoModel
+from sensorium.engine.dryrun import LoadedEvent, dry_run, to_json
+from sensorium.engine.registry import REGISTRY, TriggerDeps, TriggerKind, kinds_table, with_table
+from sensorium.engine.schema import document_schema
+from sensorium.triggers.http import HttpClient
+from sensorium.triggers.httprequest import HttpRequest
+from sensorium.triggers.outcome import FiringOutcome
+from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.spec import Trigger
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,16 +136,16 @@ def test_only_template_keys_can_be_trigger_kinds() -> None:
 
 
 def test_the_readme_table_is_generated_from_the_registry() -> None:
-    """Regenerate with `python -m engine.registry --readme`."""
+    """Regenerate with `python -m sensorium.engine.registry --readme`."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert with_table(readme) == readme, "stale kinds table: run `python -m engine.registry --readme`"
+    assert with_table(readme) == readme, "stale kinds table: run `python -m sensorium.engine.registry --readme`"
 
 
 @pytest.mark.integration  # runs the regeneration command as a process
 def test_the_regeneration_command_writes_the_table(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- kinds:start -->\nold\n<!-- kinds:end -->\ntail\n")
-    command = [sys.executable, "-m", "engine.registry", "--readme", str(readme)]
+    command = [sys.executable, "-m", "sensorium.engine.registry", "--readme", str(readme)]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert readme.read_text() == f"# x\n<!-- kinds:start -->\n{kinds_table()}<!-- kinds:end -->\ntail\n"

@@ -8,7 +8,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from engine.trace.records import DependencyMatched
+from sensorium.engine.trace.records import DependencyMatched
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog

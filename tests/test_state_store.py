@@ -14,15 +14,15 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from nats.js import api
 
-from buses.base import StateStore
-from buses.embedded import EmbeddedNats
-from buses.jetstream.bus import JetStreamBus
-from buses.jetstream.state import STATE_BUCKET, state_key
-from buses.kafka.bus import KafkaBus
-from buses.kafka.state import STATE_TOPIC, KafkaStateTopic
-from buses.kafka_broker import KafkaBroker
-from buses.memory import MemoryBroker, MemoryBus
-from engine.core.errors import BusError
+from sensorium.buses.base import StateStore
+from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.jetstream.bus import JetStreamBus
+from sensorium.buses.jetstream.state import STATE_BUCKET, state_key
+from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.kafka.state import STATE_TOPIC, KafkaStateTopic
+from sensorium.buses.kafka_broker import KafkaBroker
+from sensorium.buses.memory import MemoryBroker, MemoryBus
+from sensorium.engine.core.errors import BusError
 from tests import test_bus_contract as contract
 from tests.test_bus_contract import Backend, unique
 

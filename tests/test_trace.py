@@ -8,9 +8,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.trace.fmt import HumanFormat, StreamSink, use_color
-from engine.trace.hub import TraceHub
-from engine.trace.records import (
+from sensorium.engine.trace.fmt import HumanFormat, StreamSink, use_color
+from sensorium.engine.trace.hub import TraceHub
+from sensorium.engine.trace.records import (
     CHUNK_RECORDS,
     Acknowledged,
     ConditionChecked,

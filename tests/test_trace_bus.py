@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from buses.jetstream.trace import trace_subject
-from engine.trace.bus import read_traces
-from engine.trace.hub import TraceHub
+from sensorium.buses.jetstream.trace import trace_subject
+from sensorium.engine.trace.bus import read_traces
+from sensorium.engine.trace.hub import TraceHub
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
@@ -46,7 +46,7 @@ async def collect(url: str, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "trace", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "sensorium", "trace", *args], capture_output=True, text=True,
                           timeout=120, check=False, env={"NO_COLOR": "1", "PATH": ""})
 
 

@@ -55,7 +55,7 @@ def assert_no_secret(where: str, text: str) -> None:
 
 
 def run_cli(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "sensorium", *args], capture_output=True, text=True,
                           timeout=120, check=False, env={**os.environ, "NO_COLOR": "1"})
     assert done.returncode == 0, done.stderr
     return done.stdout + done.stderr

@@ -30,13 +30,13 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.cli import main
-from engine.config import ConfigErrors
-from engine.core.errors import ConfigError
-from engine.core.secrets import Secrets
-from engine.dryrun import dry_run, load_events, load_sensor, to_json
-from engine.schema import document_schema
-from engine.validate import validate
+from sensorium.engine.cli import main
+from sensorium.engine.config import ConfigErrors
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.dryrun import dry_run, load_events, load_sensor, to_json
+from sensorium.engine.schema import document_schema
+from sensorium.engine.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 UPSTREAM = ROOT / "tests" / "upstream"
@@ -199,7 +199,7 @@ def test_missing_secret_fails_the_firing_not_the_load() -> None:
 @pytest.mark.integration  # starts a child process
 def test_cli_json_output_matches_in_process_run() -> None:
     name = "github"
-    args = [sys.executable, "-m", "engine.cli", "test", str(sensor_path(name))]
+    args = [sys.executable, "-m", "sensorium", "test", str(sensor_path(name))]
     for file in event_files(name):
         args += ["--event", file]
     args += ["--secrets-dir", str(SECRETS), "--output", "json"]

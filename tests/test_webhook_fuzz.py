@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from buses.memory import MemoryBus
-from engine.app import publish_event
-from engine.core.cloudevent import CloudEvent
-from engine.core.secrets import Secrets
-from sources.spec import WebhookContext
-from sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookLimits, WebhookServer
+from sensorium.buses.memory import MemoryBus
+from sensorium.engine.app import publish_event
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.secrets import Secrets
+from sensorium.sources.spec import WebhookContext
+from sensorium.sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookLimits, WebhookServer
 from tests.engine_harness import free_port
 from tests.webhook_harness import parse_answer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sources.webhook import MAX_JSON_DEPTH, WebhookLimits, json_depth_exceeds
+from sensorium.sources.webhook import MAX_JSON_DEPTH, WebhookLimits, json_depth_exceeds
 from tests.engine_harness import Engine, free_port, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.webhook_harness import exchange, parse_answer, post, webhook

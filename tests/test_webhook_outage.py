@@ -9,9 +9,9 @@ from pathlib import Path
 
 import aiohttp
 
-from buses.embedded import EmbeddedNats
-from buses.kafka_broker import KafkaBroker
-from sources.webhook import WebhookLimits
+from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.kafka_broker import KafkaBroker
+from sensorium.sources.webhook import WebhookLimits
 from tests.engine_harness import Engine, free_port, unique, write_config
 from tests.fixtures_kafka import RestartKafka
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from engine.config import substitute_env
-from engine.core import yamlread
-from engine.core.errors import ConfigError
+from sensorium.engine.config import substitute_env
+from sensorium.engine.core import yamlread
+from sensorium.engine.core.errors import ConfigError
 
 
 def read(text: str) -> list[Any]:

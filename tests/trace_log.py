@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.core.cloudevent import CloudEvent
-from engine.trace.records import Acknowledged, EmittingTracer, TraceRecord
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.trace.records import Acknowledged, EmittingTracer, TraceRecord
 
 Match = Callable[[TraceRecord], bool]
 

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from buses.memory import MemoryBus
-from engine.app import publish_event
-from engine.core.cloudevent import CloudEvent
-from engine.core.secrets import Secrets
-from sources.spec import WebhookContext
-from sources.webhook import Endpoint, WebhookLimits, WebhookServer
+from sensorium.buses.memory import MemoryBus
+from sensorium.engine.app import publish_event
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.secrets import Secrets
+from sensorium.sources.spec import WebhookContext
+from sensorium.sources.webhook import Endpoint, WebhookLimits, WebhookServer
 from tests.engine_harness import free_port
 
 

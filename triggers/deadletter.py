@@ -11,8 +11,8 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 
-from engine.core.cloudevent import CloudEvent
-from triggers.outcome import Fireable, FiringOutcome
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.triggers.outcome import Fireable, FiringOutcome
 
 log = logging.getLogger("sensorium.triggers")
 

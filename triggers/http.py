@@ -27,18 +27,18 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
-from engine.core.cloudevent import CloudEvent
-from engine.core.errors import ConfigError, TriggerError
-from engine.core.secrets import SecretNotFound, Secrets
-from engine.core.specbase import TLSConfig
-from engine.core.tls import client_context
-from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
-from triggers.outcome import Attempt, FiringOutcome, RequestSummary
-from triggers.params import ResolvedParam
-from triggers.policy import StatusPolicy, Verdict, VerdictKind
-from triggers.ratelimit import RateLimiter
-from triggers.retry import Backoff, RandomSource, final_error
-from triggers.spec import Trigger
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.secrets import SecretNotFound, Secrets
+from sensorium.engine.core.specbase import TLSConfig
+from sensorium.engine.core.tls import client_context
+from sensorium.triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
+from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
+from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.policy import StatusPolicy, Verdict, VerdictKind
+from sensorium.triggers.ratelimit import RateLimiter
+from sensorium.triggers.retry import Backoff, RandomSource, final_error
+from sensorium.triggers.spec import Trigger
 
 __all__ = ["HttpClient", "HttpRequest", "HttpTrigger", "build_request", "tls_context"]
 

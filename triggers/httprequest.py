@@ -19,11 +19,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ValidationError
 
-from engine.core.cloudevent import CloudEvent
-from engine.core.errors import ConfigError, TriggerError
-from engine.core.secrets import SecretNotFound, Secrets
-from triggers.outcome import RequestSummary
-from triggers.params import (
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.secrets import SecretNotFound, Secrets
+from sensorium.triggers.outcome import RequestSummary
+from sensorium.triggers.params import (
     ParamError,
     ResolvedParam,
     apply_params,
@@ -33,7 +33,7 @@ from triggers.params import (
     resolve_param_value,
     spec_json,
 )
-from triggers.spec import HTTPTrigger, TriggerParameter, TriggerTemplate
+from sensorium.triggers.spec import HTTPTrigger, TriggerParameter, TriggerTemplate
 
 REDACTED = "***"
 DEFAULT_TIMEOUT = 60.0

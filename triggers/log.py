@@ -16,11 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.core.cloudevent import CloudEvent
-from triggers.outcome import FiringOutcome
-from triggers.params import context_json
-from triggers.ratelimit import RateLimiter
-from triggers.spec import Trigger
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.triggers.outcome import FiringOutcome
+from sensorium.triggers.params import context_json
+from sensorium.triggers.ratelimit import RateLimiter
+from sensorium.triggers.spec import Trigger
 
 logger = logging.getLogger("sensorium.triggers.log")
 _TEXT_TYPES = ("application/json", "text/plain")

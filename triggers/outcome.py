@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.core.cloudevent import CloudEvent
-from triggers.params import ResolvedParam
-from triggers.policy import Verdict
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.policy import Verdict
 
 
 @dataclass(frozen=True)

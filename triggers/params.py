@@ -19,16 +19,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.core.cloudevent import CloudEvent
-from engine.core.errors import ConfigError, TriggerError
-from engine.core.paths import PathExpr
-from engine.goport.gjson import PathResult, gjson_get
-from engine.goport.goyaml import yaml_to_json
-from engine.goport.jsonenc import is_valid_json, marshal, marshal_string
-from engine.goport.re2 import compile_re2
-from engine.goport.sjson import SjsonError, set_raw, set_string
-from engine.goport.template import ArgoTemplate, TemplateError
-from triggers.spec import TriggerParameter, TriggerParameterSource
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.paths import PathExpr
+from sensorium.engine.goport.gjson import PathResult, gjson_get
+from sensorium.engine.goport.goyaml import yaml_to_json
+from sensorium.engine.goport.jsonenc import is_valid_json, marshal, marshal_string
+from sensorium.engine.goport.re2 import compile_re2
+from sensorium.engine.goport.sjson import SjsonError, set_raw, set_string
+from sensorium.engine.goport.template import ArgoTemplate, TemplateError
+from sensorium.triggers.spec import TriggerParameter, TriggerParameterSource
 
 STRING = "String"
 JSON_TYPE = "JSON"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from engine.goport.duration import parse_duration
+from sensorium.engine.goport.duration import parse_duration
 
 DEFAULT_DURATION_NS = 1_000_000_000
 DEFAULT_STEPS_WHEN_PRESENT = 5

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from engine.core.errors import ConfigError
-from engine.core.specbase import (
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.specbase import (
     ArgoModel,
     KeySelector,
     Loc,
@@ -25,9 +25,9 @@ from engine.core.specbase import (
     check_url,
     raise_located,
 )
-from engine.goport.re2 import compile_re2
-from engine.goport.template import ArgoTemplate, TemplateError
-from triggers.retry import Backoff, parse_duration_field
+from sensorium.engine.goport.re2 import compile_re2
+from sensorium.engine.goport.template import ArgoTemplate, TemplateError
+from sensorium.triggers.retry import Backoff, parse_duration_field
 
 HTTP_METHODS = ("GET", "DELETE", "PATCH", "POST", "PUT")
 OPERATIONS = ("", "overwrite", "append", "prepend")

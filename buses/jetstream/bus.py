@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from nats.errors import Error as NatsError
 from nats.js import api
 
-from buses import spec as bus_spec
-from buses.base import (
+from sensorium.buses import spec as bus_spec
+from sensorium.buses.base import (
     DEAD_LETTERS,
     Bus,
     Consumer,
@@ -26,14 +26,14 @@ from buses.base import (
     TraceChannel,
     fit_dead_letter,
 )
-from buses.jetstream.connection import JetStreamConnection, describe
-from buses.jetstream.consumer import JetStreamConsumer
-from buses.jetstream.state import open_state_store
-from buses.jetstream.stream import STREAM, dead_letter_subject, ensure_dead_letter_stream, subject_for
-from buses.jetstream.trace import JetStreamTraceChannel, read_trace
-from engine.core.errors import BusError
-from engine.core.secrets import Secrets
-from engine.core.tls import client_context
+from sensorium.buses.jetstream.connection import JetStreamConnection, describe
+from sensorium.buses.jetstream.consumer import JetStreamConsumer
+from sensorium.buses.jetstream.state import open_state_store
+from sensorium.buses.jetstream.stream import STREAM, dead_letter_subject, ensure_dead_letter_stream, subject_for
+from sensorium.buses.jetstream.trace import JetStreamTraceChannel, read_trace
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.tls import client_context
 
 log = logging.getLogger("buses.jetstream.bus")
 

@@ -20,11 +20,11 @@ from nats.errors import StaleConnectionError, UnexpectedEOF
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from buses.base import (
+from sensorium.buses.base import (
     Health,
 )
-from buses.jetstream.stream import STREAM, STREAM_SUBJECTS, StreamSettings
-from engine.core.errors import BusError
+from sensorium.buses.jetstream.stream import STREAM, STREAM_SUBJECTS, StreamSettings
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("buses.jetstream.bus")
 

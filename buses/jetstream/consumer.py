@@ -12,14 +12,14 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from buses.base import (
+from sensorium.buses.base import (
     Consumer,
     ConsumerSpec,
     Delivery,
 )
-from buses.jetstream.connection import JetStreamConnection
-from buses.jetstream.stream import STREAM, durable_name, subject_for
-from engine.core.errors import BusError
+from sensorium.buses.jetstream.connection import JetStreamConnection
+from sensorium.buses.jetstream.stream import STREAM, durable_name, subject_for
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("buses.jetstream.bus")
 

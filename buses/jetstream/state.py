@@ -19,10 +19,10 @@ from nats.js import api
 from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, NoStreamResponseError
 from nats.js.kv import KeyValue
 
-from buses.jetstream.connection import JetStreamConnection
-from buses.state import STATE_NAME, SerialStateStore
-from engine.core.errors import BusError
-from engine.goport.fnv import fnv32a
+from sensorium.buses.jetstream.connection import JetStreamConnection
+from sensorium.buses.state import STATE_NAME, SerialStateStore
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.goport.fnv import fnv32a
 
 log = logging.getLogger("buses.jetstream.bus")
 

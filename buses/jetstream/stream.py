@@ -11,14 +11,14 @@ from typing import Any
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from buses.base import (
+from sensorium.buses.base import (
     DEAD_LETTERS,
     EventKey,
 )
-from engine.core import yamlread
-from engine.core.errors import BusError, ConfigError
-from engine.goport.duration import cast_to_duration
-from engine.goport.fnv import fnv32a
+from sensorium.engine.core import yamlread
+from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.goport.duration import cast_to_duration
+from sensorium.engine.goport.fnv import fnv32a
 
 log = logging.getLogger("buses.jetstream.bus")
 

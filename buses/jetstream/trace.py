@@ -16,9 +16,9 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from buses.base import TraceChannel
-from buses.jetstream.connection import JetStreamConnection
-from engine.core.errors import BusError
+from sensorium.buses.base import TraceChannel
+from sensorium.buses.jetstream.connection import JetStreamConnection
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("sensorium.trace")
 

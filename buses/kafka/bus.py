@@ -25,8 +25,17 @@ from aiokafka.errors import (
     for_code,
 )
 
-from buses.base import DEAD_LETTERS, Bus, ConsumerSpec, EventKey, Health, StateStore, TraceChannel, fit_dead_letter
-from buses.kafka.connection import (
+from sensorium.buses.base import (
+    DEAD_LETTERS,
+    Bus,
+    ConsumerSpec,
+    EventKey,
+    Health,
+    StateStore,
+    TraceChannel,
+    fit_dead_letter,
+)
+from sensorium.buses.kafka.connection import (
     PROBE_TIMEOUT,
     KafkaSecurity,
     SaramaHashPartitioner,
@@ -34,13 +43,13 @@ from buses.kafka.connection import (
     quiet_client_log,
     security_from_spec,
 )
-from buses.kafka.consumer import KafkaGroupConsumer, quietly
-from buses.kafka.state import KafkaStateTopic
-from buses.kafka.trace import KafkaTraceChannel, read_trace
-from buses.spec import KafkaBus as KafkaBusSpec
-from buses.spec import parse_brokers
-from engine.core.errors import BusError, ConfigError
-from engine.core.secrets import Secrets
+from sensorium.buses.kafka.consumer import KafkaGroupConsumer, quietly
+from sensorium.buses.kafka.state import KafkaStateTopic
+from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
+from sensorium.buses.spec import KafkaBus as KafkaBusSpec
+from sensorium.buses.spec import parse_brokers
+from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.secrets import Secrets
 
 log = logging.getLogger("buses.kafka.bus")
 

@@ -17,11 +17,11 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from buses.spec import KafkaBus as KafkaBusSpec
-from engine.core.errors import BusError
-from engine.core.secrets import Secrets
-from engine.core.tls import client_context
-from engine.goport.fnv import fnv32a
+from sensorium.buses.spec import KafkaBus as KafkaBusSpec
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.tls import client_context
+from sensorium.engine.goport.fnv import fnv32a
 
 PROBE_TIMEOUT = 5.0
 

@@ -16,8 +16,8 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from buses.base import Consumer, ConsumerSpec, Delivery
-from engine.core.cloudevent import DecodeError, decode_binary, encode_structured
+from sensorium.buses.base import Consumer, ConsumerSpec, Delivery
+from sensorium.engine.core.cloudevent import DecodeError, decode_binary, encode_structured
 
 log = logging.getLogger("buses.kafka.bus")
 

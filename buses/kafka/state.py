@@ -20,10 +20,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from buses.kafka.connection import PROBE_TIMEOUT, describe, sarama_hash
-from buses.kafka.consumer import quietly
-from buses.state import DEFAULT_MAX_SNAPSHOT, STATE_NAME, SerialStateStore, check_sensor
-from engine.core.errors import BusError
+from sensorium.buses.kafka.connection import PROBE_TIMEOUT, describe, sarama_hash
+from sensorium.buses.kafka.consumer import quietly
+from sensorium.buses.state import DEFAULT_MAX_SNAPSHOT, STATE_NAME, SerialStateStore, check_sensor
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("buses.kafka.bus")
 

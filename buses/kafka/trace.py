@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from buses.base import TraceChannel
-from engine.core.errors import BusError
+from sensorium.buses.base import TraceChannel
+from sensorium.engine.core.errors import BusError
 
 KAFKA_TRACE_TOPIC = "sensorium-trace"
 RETENTION_S = 3600.0

@@ -2,7 +2,7 @@
 
 Not part of the engine: the jars come from Maven Central through `pom.xml` (resolved once into a cache
 directory) and run with the `java` on PATH.
-`python -m buses.kafka_broker --port 19092 --data-dir /tmp/k` starts one.
+`python -m sensorium.buses.kafka_broker --port 19092 --data-dir /tmp/k` starts one.
 """
 
 from __future__ import annotations

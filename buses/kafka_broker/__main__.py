@@ -1,4 +1,4 @@
-"""`python -m buses.kafka_broker --port 19092 --data-dir /tmp/k`: run one Kafka node until Ctrl-C."""
+"""`python -m sensorium.buses.kafka_broker --port 19092 --data-dir /tmp/k`: run one Kafka node until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import signal
 import sys
 import threading
 
-from buses.kafka_broker import KAFKA_VERSION, BrokerError, KafkaBroker, resolve_classpath
+from sensorium.buses.kafka_broker import KAFKA_VERSION, BrokerError, KafkaBroker, resolve_classpath
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m buses.kafka_broker",
+    parser = argparse.ArgumentParser(prog="python -m sensorium.buses.kafka_broker",
                                      description=f"Run Apache Kafka {KAFKA_VERSION} (KRaft, one node).")
     parser.add_argument("--port", type=int, default=9092, help="PLAINTEXT client port (default 9092)")
     parser.add_argument("--data-dir", default=".kafka-data", help="data directory, kept across runs")

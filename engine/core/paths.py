@@ -12,7 +12,7 @@ import jmespath
 from jsonpath_ng import jsonpath as jp
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
-from engine.goport.gjson import MISSING, MISSING_RESULT, PathResult, gjson_get_value, parse_json, plain
+from sensorium.engine.goport.gjson import MISSING, MISSING_RESULT, PathResult, gjson_get_value, parse_json, plain
 
 Syntax = Literal["path", "jsonPath", "jmesPath"]
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from engine.core.errors import SensoriumError
+from sensorium.engine.core.errors import SensoriumError
 
 
 class SecretNotFound(SensoriumError):

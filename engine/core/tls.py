@@ -10,8 +10,8 @@ import os
 import ssl
 import tempfile
 
-from engine.core.secrets import Secrets
-from engine.core.specbase import KeySelector, TLSConfig
+from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.specbase import KeySelector, TLSConfig
 
 
 def load_key_pair(context: ssl.SSLContext, secrets: Secrets, cert: KeySelector, key: KeySelector) -> None:

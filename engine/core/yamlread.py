@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from engine.core.errors import ConfigError
+from sensorium.engine.core.errors import ConfigError
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 200

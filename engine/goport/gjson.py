@@ -26,7 +26,7 @@ from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
 from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from typing import Any, Literal
 
-from engine.goport import strconv
+from sensorium.engine.goport import strconv
 
 Kind = Literal["String", "Number", "True", "False", "Null", "JSON"]
 

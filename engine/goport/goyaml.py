@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from engine.goport import strconv
-from engine.goport.jsonenc import marshal
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.jsonenc import marshal
 
 _PLAIN = "tag:sensorium,2026:go-yaml-v2-plain"
 _MAP: dict[str, Any] = {}

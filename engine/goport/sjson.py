@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 
-from engine.goport.jsonenc import marshal_string
+from sensorium.engine.goport.jsonenc import marshal_string
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _STRUCT = re.compile(r'["\[\]{}]')

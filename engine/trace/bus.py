@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from buses.base import Bus, TraceChannel
-from engine.busconfig import from_url
-from engine.trace.records import TraceRecord, encode_chunks
+from sensorium.buses.base import Bus, TraceChannel
+from sensorium.engine.busconfig import from_url
+from sensorium.engine.trace.records import TraceRecord, encode_chunks
 
 MAX_BODY = 512 * 1024  # bytes: half of NATS' default max payload (1 MiB)
 

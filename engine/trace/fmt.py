@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-from engine.trace.records import TraceRecord, encode_lines
+from sensorium.engine.trace.records import TraceRecord, encode_lines
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _RESET, _BOLD, _DIM, _RED, _GREEN, _YELLOW, _CYAN = (

@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeGuard
 
-from buses.base import Bus
-from engine.trace.records import TraceRecord, encode_chunks
+from sensorium.buses.base import Bus
+from sensorium.engine.trace.records import TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -147,7 +147,7 @@ class TraceHub:
         """Publish records on `bus` too (once; later calls with the same or another bus are ignored)."""
         if not self.bus_trace or self._bus is not None:
             return
-        from engine.trace.bus import bus_trace_sink
+        from sensorium.engine.trace.bus import bus_trace_sink
 
         try:
             sink = bus_trace_sink(bus)

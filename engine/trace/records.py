@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from buses.base import Bus
+from sensorium.buses.base import Bus
 
 __all__ = [
     "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "EmittingTracer",

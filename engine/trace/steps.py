@@ -18,8 +18,8 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from engine.core.cloudevent import CloudEvent
-from engine.trace.records import (
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.trace.records import (
     Acknowledged,
     ConditionChecked,
     DependencyMatched,
@@ -35,11 +35,11 @@ from engine.trace.records import (
     Transformed,
     now,
 )
-from sensors.filters import FilterVerdict
-from sensors.stage import StageResult
-from triggers.outcome import FiringOutcome, RequestSummary
-from triggers.params import Resolved
-from triggers.spec import Trigger, TriggerParameter
+from sensorium.sensors.filters import FilterVerdict
+from sensorium.sensors.stage import StageResult
+from sensorium.triggers.outcome import FiringOutcome, RequestSummary
+from sensorium.triggers.params import Resolved
+from sensorium.triggers.spec import Trigger, TriggerParameter
 
 PREVIEW_CHARS = 200
 

@@ -18,15 +18,15 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js import api
 
-from buses import spec as bus_spec
-from buses.base import ConsumerSpec, Delivery, EventKey, Health
-from buses.embedded import EmbeddedNats, free_port
-from buses.jetstream.bus import JetStreamBus
-from buses.jetstream.connection import printable_url
-from buses.jetstream.stream import STREAM, StreamSettings, durable_name, parse_go_duration
-from engine.core.errors import BusError, ConfigError
-from engine.core.secrets import Secrets, env_name
-from engine.core.specbase import KeySelector
+from sensorium.buses import spec as bus_spec
+from sensorium.buses.base import ConsumerSpec, Delivery, EventKey, Health
+from sensorium.buses.embedded import EmbeddedNats, free_port
+from sensorium.buses.jetstream.bus import JetStreamBus
+from sensorium.buses.jetstream.connection import printable_url
+from sensorium.buses.jetstream.stream import STREAM, StreamSettings, durable_name, parse_go_duration
+from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.engine.core.specbase import KeySelector
 
 pytestmark = pytest.mark.nats
 
@@ -212,8 +212,8 @@ async def test_changed_keys_update_the_durable_and_keep_its_position(nats_url: s
 
 _WORKER = textwrap.dedent("""
     import asyncio, sys
-    from buses.base import ConsumerSpec, EventKey
-    from buses.jetstream.bus import JetStreamBus
+    from sensorium.buses.base import ConsumerSpec, EventKey
+    from sensorium.buses.jetstream.bus import JetStreamBus
 
     async def main(url, name, source):
         bus = JetStreamBus(url)

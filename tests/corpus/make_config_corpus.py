@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.config import is_test_cases
+from sensorium.engine.config import is_test_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 HAND_WRITTEN = Path(__file__).resolve().parent / "config"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from engine.core.paths import PathExpr
-from engine.goport.gjson import PathResult, gjson_get, go_parse_bool, go_parse_float
+from sensorium.engine.core.paths import PathExpr
+from sensorium.engine.goport.gjson import PathResult, gjson_get, go_parse_bool, go_parse_float
 
 README = """{
   "name": {"first": "Tom", "last": "Anderson"},

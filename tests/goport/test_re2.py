@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from engine.goport.re2 import compile_re2, utf8
+from sensorium.engine.goport.re2 import compile_re2, utf8
 
 
 @pytest.mark.parametrize(("pattern", "text", "found"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.goport.sjson import SjsonError, set_raw, set_string
+from sensorium.engine.goport.sjson import SjsonError, set_raw, set_string
 
 CASES: list[tuple[str, str, str, str, str | tuple[str, str]]] = [
     ('set', '', 'a.b', 'v', '{"a":{"b":"v"}}'),

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from engine.goport import jsonenc, strconv
-from engine.goport.duration import cast_to_duration, parse_duration
-from engine.goport.fnv import fnv32a
+from sensorium.engine.goport import jsonenc, strconv
+from sensorium.engine.goport.duration import cast_to_duration, parse_duration
+from sensorium.engine.goport.fnv import fnv32a
 
 GO: dict[str, Any] = json.loads((Path(__file__).parent / "go_outputs.json").read_text())
 

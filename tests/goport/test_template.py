@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from engine.goport.template import (
+from sensorium.engine.goport.template import (
     EMPTY_OUTPUTS,
     Limits,
     TemplateError,
@@ -590,7 +590,7 @@ def test_error_columns_count_bytes() -> None:
 
 
 def test_argo_template_wrapper() -> None:
-    from engine.goport.template import ArgoTemplate, TemplateEmptyError
+    from sensorium.engine.goport.template import ArgoTemplate, TemplateEmptyError
 
     t = ArgoTemplate("{{ .Input.name.first | upper }}")
     assert t.parse_error is None and t.execute({"name": {"first": "fake"}}) == "FAKE"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine.core.cloudevent import CloudEvent
-from sensors.spec import DataFilter, EventDependencyFilter, Sensor
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.sensors.spec import DataFilter, EventDependencyFilter, Sensor
 
 _NO_DATA = object()
 

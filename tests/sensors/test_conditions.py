@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sensors.conditions import And, Name, Or, compile_condition, default_condition
+from sensorium.sensors.conditions import And, Name, Or, compile_condition, default_condition
 
 DEPS = ["a", "b", "c", "dep_1a", "my-dep"]
 

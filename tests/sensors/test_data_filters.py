@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import FilterVerdict, data_filters
-from sensors.spec import DataFilter
+from sensorium.sensors.filters import FilterVerdict, data_filters
+from sensorium.sensors.spec import DataFilter
 from tests.sensors.builders import data_filter, event
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import data_filters
-from sensors.spec import DataFilter
+from sensorium.sensors.filters import data_filters
+from sensorium.sensors.spec import DataFilter
 from tests.sensors.builders import event
 
 

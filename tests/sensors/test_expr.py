@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
-from sensors.filters import expr_filters
-from sensors.spec import ExprFilter
+from sensorium.sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
+from sensorium.sensors.filters import expr_filters
+from sensorium.sensors.spec import ExprFilter
 from tests.sensors.builders import event
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import FilterVerdict, combine_filters, context_filter, evaluate_filters
-from sensors.spec import ContextFilter
+from sensorium.sensors.filters import FilterVerdict, combine_filters, context_filter, evaluate_filters
+from sensorium.sensors.spec import ContextFilter
 from tests.sensors.builders import event, filters
 
 EVENT = event({"body": {"value": 5}}, type="webhook", datacontenttype="application/json",

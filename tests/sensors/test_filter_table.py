@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import evaluate_filters
-from sensors.spec import EventDependencyFilter, TimeFilter
+from sensorium.sensors.filters import evaluate_filters
+from sensorium.sensors.spec import EventDependencyFilter, TimeFilter
 from tests.sensors.builders import event, filters
 
 CTX = {"type": "webhook", "source": "webhook-gateway", "subject": "example-1",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import evaluate_filters
+from sensorium.sensors.filters import evaluate_filters
 from tests.sensors.builders import event, filters
 
 SUBJECT = "a" * 100_000 + "!"

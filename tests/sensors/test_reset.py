@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sensors.reset import ResetSchedule, cutoff
+from sensorium.sensors.reset import ResetSchedule, cutoff
 
 
 def utc(*args: int) -> datetime:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sensors.filters import script_filter
-from sensors.lua import LuaScriptError, check_syntax, run_script
+from sensorium.sensors.filters import script_filter
+from sensorium.sensors.lua import LuaScriptError, check_syntax, run_script
 from tests.sensors.builders import event
 
 SCRIPT_TABLE = [

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from sensors.spec import ContextFilter, DataFilter, Sensor, TimeFilter
+from sensorium.sensors.spec import ContextFilter, DataFilter, Sensor, TimeFilter
 from tests.sensors.builders import dep, sensor, trigger
 
 UPSTREAM = """
@@ -175,7 +175,7 @@ def test_unknown_fields_and_wrong_kind_are_rejected() -> None:
 
 
 def test_every_field_has_a_description() -> None:
-    from sensors import spec as module
+    from sensorium.sensors import spec as module
 
     for model in (module.ContextFilter, module.DataFilter, module.PayloadField, module.ExprFilter,
                   module.TimeFilter, module.EventDependencyFilter, module.EventDependencyTransformer,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sensors.stage import SensorStage, StageConfigError
-from sensors.state import ConditionState
+from sensorium.sensors.stage import SensorStage, StageConfigError
+from sensorium.sensors.state import ConditionState
 from tests.sensors.builders import dep, event, sensor, trigger
 
 NOW = datetime(2024, 7, 15, 10, 0, tzinfo=UTC)

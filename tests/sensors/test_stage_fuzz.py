@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.goport.deadline import event_deadline
-from sensors.stage import SensorStage
+from sensorium.engine.goport.deadline import event_deadline
+from sensorium.sensors.stage import SensorStage
 from tests.sensors.builders import dep, event, sensor, trigger
 
 LIMIT = 1.0

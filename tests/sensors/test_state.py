@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sensors.state import ConditionState
+from sensorium.sensors.state import ConditionState
 from tests.sensors.builders import event
 
 T0 = datetime(2024, 7, 15, 10, 0, tzinfo=UTC)

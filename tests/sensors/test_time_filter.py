@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from sensors.filters import time_filter
-from sensors.spec import TimeFilter
-from sensors.timefilter import (
+from sensorium.sensors.filters import time_filter
+from sensorium.sensors.spec import TimeFilter
+from sensorium.sensors.timefilter import (
     TimeFilterError,
     check_time,
     format_instant,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from sensors.spec import EventDependencyTransformer
-from sensors.stage import SensorStage, StageConfigError
-from sensors.transform import (
+from sensorium.sensors.spec import EventDependencyTransformer
+from sensorium.sensors.stage import SensorStage, StageConfigError
+from sensorium.sensors.transform import (
     TransformConfigError,
     TransformError,
     apply_jq,

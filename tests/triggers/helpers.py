@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.core.cloudevent import CloudEvent
-from triggers.spec import TriggerParameter
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.triggers.spec import TriggerParameter
 
 
 def event(data: bytes | None = b'{"a":1}', content_type: str = "application/json", **attrs: Any) -> CloudEvent:

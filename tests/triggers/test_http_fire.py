@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from engine.core.secrets import Secrets, env_name
+from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.triggers.http import HttpClient, HttpTrigger
+from sensorium.triggers.httprequest import HttpRequest
+from sensorium.triggers.policy import VerdictKind
+from sensorium.triggers.ratelimit import RateLimiter
+from sensorium.triggers.spec import Trigger
 from tests.fixtures_http import HttpSink, Reply
-from triggers.http import HttpClient, HttpTrigger
-from triggers.httprequest import HttpRequest
-from triggers.policy import VerdictKind
-from triggers.ratelimit import RateLimiter
-from triggers.spec import Trigger
 
 from .helpers import event
 

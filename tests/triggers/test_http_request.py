@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from engine.core.secrets import Secrets, env_name
-from triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec
-from triggers.params import ParamError
-from triggers.spec import Trigger
+from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec
+from sensorium.triggers.params import ParamError
+from sensorium.triggers.spec import Trigger
 
 from .helpers import event
 

@@ -13,10 +13,10 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from engine.core.secrets import Secrets, env_name
-from triggers.http import HttpClient, HttpTrigger
-from triggers.policy import VerdictKind
-from triggers.spec import Trigger
+from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.triggers.http import HttpClient, HttpTrigger
+from sensorium.triggers.policy import VerdictKind
+from sensorium.triggers.spec import Trigger
 
 pytestmark = [pytest.mark.integration,  # makes its certificates with the openssl CLI
               pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")]

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from triggers.log import LogLine, LogTrigger, data_string
-from triggers.spec import Trigger
+from sensorium.triggers.log import LogLine, LogTrigger, data_string
+from sensorium.triggers.spec import Trigger
 
 from .helpers import event
 

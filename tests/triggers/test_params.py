@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from engine.core.errors import ConfigError
-from engine.goport.goyaml import yaml_to_json
-from triggers.params import (
+from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.goport.goyaml import yaml_to_json
+from sensorium.triggers.params import (
     ParamError,
     Resolved,
     apply_params,
@@ -20,7 +20,7 @@ from triggers.params import (
     event_json,
     resolve_param_value,
 )
-from triggers.spec import TriggerParameter, TriggerParameterSource
+from sensorium.triggers.spec import TriggerParameter, TriggerParameterSource
 
 from .helpers import event, param
 

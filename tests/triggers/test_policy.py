@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from triggers.policy import StatusPolicy, VerdictKind
+from sensorium.triggers.policy import StatusPolicy, VerdictKind
 
 S, R, T = VerdictKind.SUCCESS, VerdictKind.RETRYABLE, VerdictKind.TERMINAL
 

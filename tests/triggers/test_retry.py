@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from triggers.ratelimit import RateLimiter
-from triggers.retry import Backoff, final_error, parse_duration_field
+from sensorium.triggers.ratelimit import RateLimiter
+from sensorium.triggers.retry import Backoff, final_error, parse_duration_field
 
 
 class Fixed:

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from engine.core.errors import ConfigError
-from triggers.spec import KIND_ORDER, RetryStrategy, Trigger, TriggerParameterSource
+from sensorium.engine.core.errors import ConfigError
+from sensorium.triggers.spec import KIND_ORDER, RetryStrategy, Trigger, TriggerParameterSource
 
 FULL = """
 template:

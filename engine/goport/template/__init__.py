@@ -58,13 +58,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from engine.goport.re2 import GoRegexp, compile_re2
-from engine.goport.template.builtins import BUILTINS, Func
-from engine.goport.template.exec import Limits, execute
-from engine.goport.template.nodes import ListNode
-from engine.goport.template.parse import parse
-from engine.goport.template.sprig import SPRIG, SPRIG_UNSUPPORTED
-from engine.goport.template.values import (
+from sensorium.engine.goport.re2 import GoRegexp, compile_re2
+from sensorium.engine.goport.template.builtins import BUILTINS, Func
+from sensorium.engine.goport.template.exec import Limits, execute
+from sensorium.engine.goport.template.nodes import ListNode
+from sensorium.engine.goport.template.parse import parse
+from sensorium.engine.goport.template.sprig import SPRIG, SPRIG_UNSUPPORTED
+from sensorium.engine.goport.template.values import (
     TemplateError,
     TemplateExecError,
     TemplateLimitError,

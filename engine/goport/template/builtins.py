@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
-from engine.goport.re2 import GoRegexp
-from engine.goport.template.fmt import Printer, is_print, sprint, sprintf, sprintln
-from engine.goport.template.values import (
+from sensorium.engine.goport.re2 import GoRegexp
+from sensorium.engine.goport.template.fmt import Printer, is_print, sprint, sprintf, sprintln
+from sensorium.engine.goport.template.values import (
     MISSING,
     FuncError,
     StrMap,

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from engine.goport.deadline import DeadlineExceeded
-from engine.goport.deadline import check as check_deadline
-from engine.goport.re2 import GoRegexp
-from engine.goport.template.builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
-from engine.goport.template.fmt import Printer
-from engine.goport.template.nodes import (
+from sensorium.engine.goport.deadline import DeadlineExceeded
+from sensorium.engine.goport.deadline import check as check_deadline
+from sensorium.engine.goport.re2 import GoRegexp
+from sensorium.engine.goport.template.builtins import ANY, BOOL, FLOAT, INT, STRING, VALUE, Func, assignable, can_be_nil
+from sensorium.engine.goport.template.fmt import Printer
+from sensorium.engine.goport.template.nodes import (
     ActionNode,
     BoolNode,
     BranchNode,
@@ -38,7 +38,7 @@ from engine.goport.template.nodes import (
     TextNode,
     VariableNode,
 )
-from engine.goport.template.values import (
+from sensorium.engine.goport.template.values import (
     MISSING,
     FuncError,
     StrList,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.goport.strconv import format_float
-from engine.goport.template.values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
+from sensorium.engine.goport.strconv import format_float
+from sensorium.engine.goport.template.values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
 
 
 def is_print(ch: str) -> bool:
@@ -106,7 +106,7 @@ class Printer:
             return self.string(v, verb, v)
         if isinstance(v, datetime):
             if verb in "vsqxX":
-                from engine.goport.template.time import time_string
+                from sensorium.engine.goport.template.time import time_string
 
                 return self.string(time_string(v), verb, v)
             return self.bad(verb, v)

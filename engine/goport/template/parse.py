@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from engine.goport import strconv
-from engine.goport.template import lex as lx
-from engine.goport.template.fmt import quote
-from engine.goport.template.nodes import (
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.template import lex as lx
+from sensorium.engine.goport.template.fmt import quote
+from sensorium.engine.goport.template.nodes import (
     ActionNode,
     BoolNode,
     BranchNode,
@@ -35,7 +35,7 @@ from engine.goport.template.nodes import (
     _ElseNode,
     _EndNode,
 )
-from engine.goport.template.values import TemplateParseError, TemplateUnsupportedError
+from sensorium.engine.goport.template.values import TemplateParseError, TemplateUnsupportedError
 
 MAX_NESTING = 50
 

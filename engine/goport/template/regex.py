@@ -5,10 +5,10 @@ so FindAll/ReplaceAll/Split loops stay linear in the subject."""
 
 from __future__ import annotations
 
-from engine.goport.re2 import GoRegexp, utf8
-from engine.goport.template.builtins import INT, STRING, CallContext, Func
-from engine.goport.template.fmt import can_backquote, quote
-from engine.goport.template.values import FuncError, StrList
+from sensorium.engine.goport.re2 import GoRegexp, utf8
+from sensorium.engine.goport.template.builtins import INT, STRING, CallContext, Func
+from sensorium.engine.goport.template.fmt import can_backquote, quote
+from sensorium.engine.goport.template.values import FuncError, StrList
 
 _Spans = list[tuple[int, int]]
 

@@ -13,11 +13,11 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.goport.template.builtins import ANY, BOOL, MAP, STRING, TIME, CallContext, Func
-from engine.goport.template.regex import REGEX_FUNCS
-from engine.goport.template.strings import STRING_FUNCS, empty, strslice, strval, to_int64
-from engine.goport.template.time import format_time
-from engine.goport.template.values import (
+from sensorium.engine.goport.template.builtins import ANY, BOOL, MAP, STRING, TIME, CallContext, Func
+from sensorium.engine.goport.template.regex import REGEX_FUNCS
+from sensorium.engine.goport.template.strings import STRING_FUNCS, empty, strslice, strval, to_int64
+from sensorium.engine.goport.template.time import format_time
+from sensorium.engine.goport.template.values import (
     MISSING,
     FuncError,
     StrList,

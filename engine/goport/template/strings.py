@@ -15,11 +15,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from engine.goport import strconv
-from engine.goport.template.builtins import ANY, FLOAT, INT, STRING, CallContext, Func
-from engine.goport.template.fmt import quote, sprint_v
-from engine.goport.template.time import time_string
-from engine.goport.template.values import (
+from sensorium.engine.goport import strconv
+from sensorium.engine.goport.template.builtins import ANY, FLOAT, INT, STRING, CallContext, Func
+from sensorium.engine.goport.template.fmt import quote, sprint_v
+from sensorium.engine.goport.template.time import time_string
+from sensorium.engine.goport.template.values import (
     MISSING,
     FuncError,
     Int64,

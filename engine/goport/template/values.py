@@ -25,7 +25,7 @@ import math
 from datetime import datetime
 from typing import Any, Final
 
-from engine.goport import jsonenc
+from sensorium.engine.goport import jsonenc
 
 
 class TemplateError(ValueError):
@@ -311,7 +311,7 @@ def json_marshal(v: Any, escape_html: bool = True, indent: str | None = None, de
     if isinstance(v, str):
         return json_string(v, escape_html)
     if isinstance(v, datetime):
-        from engine.goport.template.time import RFC3339_NANO, format_time
+        from sensorium.engine.goport.template.time import RFC3339_NANO, format_time
 
         return json_string(format_time(v, RFC3339_NANO), escape_html)
     nl = "" if indent is None else "\n" + indent * (depth + 1)

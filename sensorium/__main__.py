@@ -1,0 +1,5 @@
+"""`python -m sensorium`: the `sensorium` command."""
+
+from sensorium.engine.cli import main
+
+raise SystemExit(main())
