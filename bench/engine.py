@@ -230,9 +230,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     after the engine stops. Only the runner's in-flight bound and fetch batch are the bench's, so that every
     variant has the same ones."""
     from sensorium.engine.app import EngineOptions, run_engine
-    from sensorium.engine.assemble import check_document
+    from sensorium.engine.assemble import load_checked
     from sensorium.engine.cli import _trace_hub, build_parser
-    from sensorium.engine.config import load
     from sensorium.engine.runner import RunnerSettings
 
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
@@ -244,7 +243,7 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
                 "--webhook-host", "127.0.0.1",
                 *(a.format(trace_file=trace_file) for a in ENGINE_RUN_ARGS[spec.kind])]
         args = build_parser().parse_args(argv)
-        config = load(args.paths, checks=[check_document])
+        config = load_checked(args.paths)
         hub = _trace_hub(args)
         if spec.trace_interval:
             hub.interval = spec.trace_interval

@@ -12,18 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sensorium.buses.base import Bus, EventKey
-from sensorium.engine.assemble import AssembledSensor, assemble_sensor, shared_http_client
+from sensorium.engine.assemble import AssembledSensor, Checked, assemble, check_config, shared_http_client
 from sensorium.engine.busconfig import open_bus
 from sensorium.engine.config import Config
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.health import HealthServer
 from sensorium.engine.persistence import ConditionPersistence
+from sensorium.engine.registry import SourceDeps, SourceEntry
 from sensorium.engine.runner import RunnerSettings, SensorRunner
 from sensorium.engine.sink import PrintingSink
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.sensors.transform import close_worker as close_jq_worker
-from sensorium.sources.webhook import Endpoint, WebhookServer
+from sensorium.sources.base import RunningSource
 from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
@@ -79,14 +80,32 @@ async def supervise(runner: SensorRunner, stop: asyncio.Event) -> None:
                 log.error("sensor %s: cannot resume its consumer: %s", runner.sensor, again)
 
 
-def webhook_endpoints(config: Config) -> list[Endpoint]:
-    return [Endpoint(doc.metadata.name, name, ctx)
-            for doc, _ in config.sources for name, ctx in (doc.spec.webhook or {}).items()]
+def build_sources(config: Checked, deps: SourceDeps) -> list[RunningSource]:
+    """One running source per source kind with entries in the checked EventSources, built by its registered kind
+    (`SourceKind.build`) from the entries the check parsed."""
+    by_kind: dict[str, list[SourceEntry]] = {}
+    for entry in config.entries:
+        by_kind.setdefault(entry.kind, []).append(entry)
+    return [config.registry.sources[kind].build(entries, deps) for kind, entries in by_kind.items()]
+
+
+async def start_sources(sources: list[RunningSource]) -> None:
+    """Start every source; if one cannot start, stop those started (and it) and raise."""
+    for index, source in enumerate(sources):
+        try:
+            await source.start()
+        except BaseException:
+            for started in reversed(sources[:index + 1]):
+                await started.stop()
+            raise
 
 
 async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event | None = None,
                      ready: asyncio.Event | None = None) -> None:
-    """Run until `stop` is set (or SIGINT/SIGTERM). `ready` is set once consumers and webhooks are in place."""
+    """Run until `stop` is set (or SIGINT/SIGTERM). `ready` is set once consumers and webhooks are in place.
+    `config` is best a `Checked` (`assemble.load_checked`): the engine then runs what its check compiled; a
+    plain Config is checked (and compiled) here, once."""
+    config = check_config(config)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM) if options.handle_signals else ():
@@ -103,7 +122,7 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
             await sink.stop()
 
 
-async def _run(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
+async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                ready: asyncio.Event | None) -> None:
     options.data_dir.mkdir(parents=True, exist_ok=True)
     health = HealthServer(options.health_port) if options.health_port else None
@@ -113,7 +132,7 @@ async def _run(config: Config, options: EngineOptions, secrets: Secrets, stop: a
         async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
                                                             options.bus_url, secrets, options.data_dir,
                                                             on_bus=health.watch if health else None,
-                                                            stop=stop) as bus:
+                                                            stop=stop, registry=config.registry) as bus:
             await _serve(config, options, secrets, stop, ready, bus, client, health)
     finally:
         if health is not None:
@@ -137,19 +156,18 @@ def _tune_gc() -> tuple[int, int, int]:
     return thresholds
 
 
-async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
+async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
-    assembled: list[AssembledSensor] = [assemble_sensor(doc, secrets, client, options.tracer)
-                                        for doc, _ in config.sensors]
+    assembled: list[AssembledSensor] = [assemble(compiled, secrets, client, config.registry)
+                                        for compiled in config.compiled]
     runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
                             persistence=await _persistence(a, bus)) for a in assembled]
     # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
     await asyncio.gather(*(r.prepare() for r in runners))
-    server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
-                           options.webhook_host)
-    await server.start()
-    log.info("engine running: %d sensor(s), %d webhook endpoint(s) on %s", len(runners),
-             len(server.endpoints), bus.url)
+    sources = build_sources(config, SourceDeps(lambda e: publish_event(bus, e), secrets, options.webhook_host))
+    await start_sources(sources)
+    log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(runners), len(config.entries),
+             "y" if len(config.entries) == 1 else "ies", bus.url)
     if ready is not None:
         ready.set()
     if health is not None:
@@ -161,7 +179,8 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
     finally:
         gc.unfreeze()  # an engine run inside a longer-lived process (tests) leaves nothing uncollectable
         gc.set_threshold(*thresholds)
-        await server.stop()
+        for source in reversed(sources):
+            await source.stop()
         stop.set()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for runner, result in zip(runners, results, strict=True):

@@ -1,27 +1,56 @@
-"""Turning loaded documents into running parts: a sensor stage and one executor per trigger.
+"""Checking loaded documents once and turning what the check compiled into running parts.
 
-Also the load-time checks that need those parts (unsupported features, trigger kinds, event source types), so
-that `sensorium run` refuses at start-up, with file and line, anything it could not run.
+`Checker` is the load-time check of `sensorium run`, `validate` and `test`: it refuses, with file and line,
+anything the engine could not run, and keeps what it compiled to decide that (each Sensor's stage, the checked
+trigger specs, each EventSource entry parsed by its source kind). `load_checked` returns those with the Config
+(`Checked`), and `run_engine` assembles from them, so each sensor is compiled exactly once per run.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sensorium.buses.base import EventKey
-from sensorium.engine.config import Origin, dotted_path
+from sensorium.engine.config import Config, ConfigErrors, Origin, dotted_path, load
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.documents import EventSource, Sensor
-from sensorium.engine.registry import REGISTRY, Registry, TriggerDeps
+from sensorium.engine.registry import REGISTRY, Registry, SourceEntry, TriggerDeps
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.sensors.stage import SensorStage, StageConfigError
 from sensorium.triggers.http import HttpClient
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.spec import Trigger
+
+
+@dataclass(frozen=True)
+class CompiledSensor:
+    """What checking a Sensor compiled: its stage (conditions, transforms, filters and templates checked and
+    compiled), the event keys it listens to, and its triggers, each checked by its registered kind."""
+
+    sensor: Sensor
+    keys: tuple[EventKey, ...]
+    stage: SensorStage
+    triggers: tuple[Trigger, ...]
+
+    @property
+    def name(self) -> str:
+        return self.sensor.metadata.name
+
+
+@dataclass
+class Checked(Config):
+    """A Config every document of which passed `Checker`, with what the check compiled: `compiled` holds one
+    CompiledSensor per Sensor (in `sensors` order), `entries` every EventSource entry parsed by its source kind,
+    `registry` the kinds it was checked with (running uses the same)."""
+
+    compiled: list[CompiledSensor] = field(default_factory=list)
+    entries: list[SourceEntry] = field(default_factory=list)
+    registry: Registry = REGISTRY
 
 
 @dataclass(frozen=True)
@@ -44,11 +73,22 @@ def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, regis
     return registry.build_trigger(trigger, TriggerDeps(client, secrets))
 
 
+def assemble(compiled: CompiledSensor, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY
+             ) -> AssembledSensor:
+    """The running parts of a checked sensor: its compiled stage, and each trigger built by its kind."""
+    executors = {t.template.name: build_executor(t, secrets, client, registry) for t in compiled.triggers}
+    return AssembledSensor(compiled.name, compiled.keys, compiled.stage, executors)
+
+
 def assemble_sensor(sensor: Sensor, secrets: Secrets, client: HttpClient, tracer: Tracer = NULL_TRACER,
                     registry: Registry = REGISTRY) -> AssembledSensor:
-    keys = tuple(dict.fromkeys(EventKey(d.event_source_name, d.event_name) for d in sensor.spec.dependencies))
-    executors = {t.template.name: build_executor(t, secrets, client, registry) for t in sensor.spec.triggers}
-    return AssembledSensor(sensor.metadata.name, keys, SensorStage(sensor), executors)
+    """A Sensor that was not checked (tests, tools): its stage compiled here, then assembled."""
+    compiled = CompiledSensor(sensor, _keys(sensor), SensorStage(sensor), tuple(sensor.spec.triggers))
+    return assemble(compiled, secrets, client, registry)
+
+
+def _keys(sensor: Sensor) -> tuple[EventKey, ...]:
+    return tuple(dict.fromkeys(EventKey(d.event_source_name, d.event_name) for d in sensor.spec.dependencies))
 
 
 def _loc(dotted: str) -> list[str | int]:
@@ -60,38 +100,110 @@ def _error(origin: Origin, loc: list[str | int], message: str) -> ConfigError:
     return ConfigError(message, origin.file, line, path)
 
 
-def check_document(doc: Any, origin: Origin, registry: Registry = REGISTRY) -> list[ConfigError]:
-    """Problems `sensorium run` would hit when building the parts for `doc` (all of them, not the first). Each
-    trigger is checked by its registered kind (`Registry.check_trigger`), which builds nothing."""
-    errors: list[ConfigError] = []
-    if isinstance(doc, Sensor):
+class Checker:
+    """The load check (`config.Check`) that keeps what it compiled. Call it on each loaded document: it returns
+    the problems `sensorium run` would hit building that document's parts (all of them, not the first), and
+    keeps each valid Sensor's `CompiledSensor` (in `compiled`) and each valid EventSource's entries (in
+    `entries`). Triggers are checked by their registered kinds (`Registry.check_trigger`), which build nothing."""
+
+    def __init__(self, registry: Registry = REGISTRY) -> None:
+        self.registry = registry
+        self.compiled: list[CompiledSensor] = []
+        self.entries: list[SourceEntry] = []
+
+    def __call__(self, doc: Any, origin: Origin) -> list[ConfigError]:
+        if isinstance(doc, Sensor):
+            return self._sensor(doc, origin)
+        if isinstance(doc, EventSource):
+            return self._source(doc, origin)
+        return []
+
+    def _sensor(self, doc: Sensor, origin: Origin) -> list[ConfigError]:
+        errors: list[ConfigError] = []
+        stage = None
         try:
-            SensorStage(doc)
+            stage = SensorStage(doc)
         except StageConfigError as exc:
             errors.append(_error(origin, _loc(exc.field), str(exc).split(": ", 1)[-1]))
         except ValueError as exc:
             errors.append(_error(origin, ["spec"], str(exc)))
         for index, trigger in enumerate(doc.spec.triggers):
             try:
-                registry.check_trigger(trigger)
+                self.registry.check_trigger(trigger)
             except ConfigError as exc:
                 loc: list[str | int] = ["spec", "triggers", index, "template"]
                 errors.append(_error(origin, [*loc, trigger.kind() or ""], exc.message).with_field(dotted_path(loc)))
             except ValueError as exc:
                 errors.append(_error(origin, ["spec", "triggers", index, "template"], str(exc)))
-    elif isinstance(doc, EventSource):
-        extra = doc.spec.model_extra or {}
-        supported = ", ".join(registry.sources)
-        for kind in extra:
-            if kind not in registry.sources:
+        if stage is not None and not errors:
+            self.compiled.append(CompiledSensor(doc, _keys(doc), stage, tuple(doc.spec.triggers)))
+        return errors
+
+    def _source(self, doc: EventSource, origin: Origin) -> list[ConfigError]:
+        errors: list[ConfigError] = []
+        entries: list[SourceEntry] = []
+        supported = ", ".join(self.registry.sources)
+        for kind, written in _written_kinds(doc, self.registry):
+            if kind not in self.registry.sources:
                 errors.append(_error(origin, ["spec", kind],
                                      f"event source type {kind} is not supported (supported: {supported})"))
                 continue
-            for name, entry in (extra[kind] or {}).items():
+            model = self.registry.sources[kind].spec
+            if written is None:
+                continue
+            if not isinstance(written, Mapping):
+                errors.append(_error(origin, ["spec", kind], "must be a mapping of event names to entries"))
+                continue
+            for name, entry in written.items():
                 try:
-                    registry.sources[kind].spec.model_validate(entry)
+                    parsed = entry if isinstance(entry, model) else model.model_validate(entry)
                 except ValueError as exc:
                     errors.append(_error(origin, ["spec", kind, name], str(exc)))
-        if not doc.spec.webhook and not extra:
+                    continue
+                entries.append(SourceEntry(kind, doc.metadata.name, str(name), parsed))
+        if not entries and not errors:
             errors.append(_error(origin, ["spec"], "no event sources defined"))
-    return errors
+        if not errors:
+            self.entries.extend(entries)
+        return errors
+
+
+def _written_kinds(doc: EventSource, registry: Registry) -> Iterable[tuple[str, Any]]:
+    """(kind, what is written under it) for every source kind written in `doc`: the registered kinds the
+    EventSource model has a field for (`webhook`), then every kind the model does not know (its extra fields)."""
+    typed = type(doc.spec).model_fields
+    for kind in registry.sources:
+        if kind in typed and getattr(doc.spec, kind) is not None:
+            yield kind, getattr(doc.spec, kind)
+    yield from (doc.spec.model_extra or {}).items()
+
+
+def check_document(doc: Any, origin: Origin, registry: Registry = REGISTRY) -> list[ConfigError]:
+    """Problems `sensorium run` would hit when building the parts for `doc`; what it compiled is dropped
+    (`load_checked` keeps it)."""
+    return Checker(registry)(doc, origin)
+
+
+def load_checked(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
+                 registry: Registry = REGISTRY) -> Checked:
+    """`config.load` with `Checker`: every document validated and checked (ConfigErrors listing every problem),
+    and what the check compiled, for `run_engine` to assemble from."""
+    checker = Checker(registry)
+    config = load(paths, environ, checks=[checker])
+    return _checked(config, checker)
+
+
+def check_config(config: Config, registry: Registry = REGISTRY) -> Checked:
+    """A Config loaded without `Checker`, checked now (ConfigErrors listing every problem); a Checked as is."""
+    if isinstance(config, Checked):
+        return config
+    checker = Checker(registry)
+    errors = [e for docs in (config.sources, config.sensors) for doc, origin in docs for e in checker(doc, origin)]
+    if errors:
+        raise ConfigErrors(errors)
+    return _checked(config, checker)
+
+
+def _checked(config: Config, checker: Checker) -> Checked:
+    return Checked(config.buses, config.sources, config.sensors, compiled=checker.compiled,
+                   entries=checker.entries, registry=checker.registry)

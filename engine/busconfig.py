@@ -13,11 +13,11 @@ from sensorium.buses.base import Bus
 from sensorium.buses.spec import EventBusSpec
 from sensorium.engine.core.errors import BusError, ConfigError
 from sensorium.engine.core.secrets import Secrets
-from sensorium.engine.registry import REGISTRY, Registry
+from sensorium.engine.registry import EMBEDDED_URL_FILE, REGISTRY, Registry
 
 log = logging.getLogger("sensorium.bus")
 
-URL_FILE = "bus.url"
+URL_FILE = EMBEDDED_URL_FILE
 
 
 def describe(url: str) -> str:
@@ -38,43 +38,26 @@ def from_url(url: str, registry: Registry = REGISTRY) -> Bus:
 
 
 @contextlib.asynccontextmanager
+async def _given(bus: Bus) -> AsyncIterator[Bus]:
+    yield bus
+
+
+@contextlib.asynccontextmanager
 async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Secrets, data_dir: Path,
                    on_bus: Callable[[Bus], None] | None = None,
-                   stop: asyncio.Event | None = None) -> AsyncIterator[Bus]:
-    """Yield a started bus; an embedded nats-server is started (and stopped after) when none is configured."""
-    embedded = None
-    if override:
-        bus = from_url(override)
-    elif spec is not None and spec.kafka is not None:
-        from sensorium.buses.kafka.bus import KafkaBus
-
-        bus = KafkaBus.from_spec(spec.kafka, secrets)
-    else:
-        from sensorium.buses.jetstream.bus import JetStreamBus
-        from sensorium.buses.spec import JetStreamBus as JetStreamSpec
-
-        js = (spec.jetstream_exotic or spec.jetstream if spec is not None else None) or JetStreamSpec()
-        url = js.url
-        if url is None:
-            from sensorium.buses.embedded import EmbeddedNats
-
-            embedded = EmbeddedNats(data_dir=data_dir / "nats", die_with_parent=True)
-            embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
-            url = embedded.url
-            (data_dir / URL_FILE).write_text(url + "\n")
-            print(f"sensorium: embedded event bus at {url}", flush=True)
-        bus = JetStreamBus.from_spec(js, secrets, url)
-    if on_bus is not None:
-        on_bus(bus)
-    try:
-        await start_with_retry(bus, stop)
-        yield bus
-    finally:
-        await bus.close()
-        if embedded is not None:
-            await embedded.stop()
-            with contextlib.suppress(OSError):
-                (data_dir / URL_FILE).unlink()
+                   stop: asyncio.Event | None = None, registry: Registry = REGISTRY) -> AsyncIterator[Bus]:
+    """Yield a started bus: the one `--bus URL` (`override`) names, else the one the EventBus `spec` configures,
+    else the registry's default kind (an embedded nats-server, started and stopped here); each chosen by its
+    registered bus kind (`Registry.open_bus`)."""
+    opening = _given(from_url(override, registry)) if override else registry.open_bus(spec, secrets, data_dir)
+    async with opening as bus:
+        if on_bus is not None:
+            on_bus(bus)
+        try:
+            await start_with_retry(bus, stop)
+            yield bus
+        finally:
+            await bus.close()
 
 
 async def start_with_retry(bus: Bus, stop: asyncio.Event | None = None, first_delay: float = 0.5,

@@ -181,11 +181,10 @@ def _config_error(exc: ConfigError) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.app import EngineOptions, run_engine
-    from sensorium.engine.assemble import check_document
-    from sensorium.engine.config import load
+    from sensorium.engine.assemble import load_checked
     from sensorium.engine.runner import RunnerSettings
 
-    config = load(args.paths, checks=[check_document])
+    config = load_checked(args.paths)  # what checking compiled is what runs
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     hub = _trace_hub(args)

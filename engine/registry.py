@@ -2,37 +2,46 @@
 
 Each kind is listed here, explicitly (nothing registers itself by being imported): its name as written in the
 YAML, its spec model, and its constructor. Assembly (`engine.assemble`), validation (`engine.validate`, through
-`assemble.check_document`), dry runs (`engine.dryrun`), the JSON Schema (`engine.schema`), the bus choice
-(`engine.busconfig`) and the README's table of kinds (`python -m sensorium.engine.registry --readme`) all read it.
+`assemble.Checker`, whose compiled result `sensorium run` assembles), dry runs (`engine.dryrun`), the JSON
+Schema (`engine.schema`), the bus choice (`engine.busconfig`) and the README's table of kinds
+(`python -m sensorium.engine.registry --readme`) all read it.
 
 Adding a trigger kind: write its module (a spec model and a class with `fire(events) -> FiringOutcome`), then add
 one `TriggerKind(...)` line to `REGISTRY` below. Its name must be a trigger template key (Argo's
 `triggers.spec.KIND_ORDER`: a kind Argo has, such as `slack` or `kafka`, is one line; a name Argo does not have
 also needs its field in `triggers.spec.TriggerTemplate`).
+
+Adding a source kind: write its module (a spec model for one `spec.<kind>.<eventName>` entry, and a class with
+`start()`/`stop()` that publishes its events, `sources.base.RunningSource`), then add one `SourceKind(...)` line.
+Adding a bus kind: its module (a `buses.base.Bus`), then one `BusKind(...)` line naming its `EventBusSpec` field and
+how it opens from what is written there (and, optionally, from a `--bus URL`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from sensorium.buses.base import Bus
-from sensorium.buses.spec import JETSTREAM_SCHEMES
+from sensorium.buses.spec import JETSTREAM_SCHEMES, EventBusSpec
 from sensorium.buses.spec import JetStreamBus as JetStreamSpec
 from sensorium.buses.spec import KafkaBus as KafkaSpec
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
+from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.spec import WebhookContext
-from sensorium.sources.webhook import Endpoint
+from sensorium.sources.webhook import Endpoint, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
@@ -42,7 +51,11 @@ from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.spec import KIND_ORDER, HTTPTrigger, Trigger
 from sensorium.triggers.spec import LogTrigger as LogTriggerSpec
 
-__all__ = ["REGISTRY", "BusKind", "Registry", "SourceKind", "TriggerDeps", "TriggerKind", "kinds_table"]
+__all__ = ["REGISTRY", "BusKind", "Registry", "SourceDeps", "SourceEntry", "SourceKind", "TriggerDeps", "TriggerKind",
+           "kinds_table"]
+
+EMBEDDED_URL_FILE = "bus.url"
+"""Where, in the data directory, a running engine writes its embedded bus's URL (`sensorium publish` reads it)."""
 
 
 @dataclass(frozen=True)
@@ -71,26 +84,59 @@ class TriggerKind:
 
 
 @dataclass(frozen=True)
+class SourceEntry:
+    """One checked `spec.<kind>.<eventName>` entry of an EventSource: its events are CloudEvents with source
+    `event_source` and subject `event_name`; `spec` is the entry as its kind's spec model parsed it (once, when
+    the document was checked)."""
+
+    kind: str
+    event_source: str
+    event_name: str
+    spec: BaseModel
+
+
+@dataclass(frozen=True)
+class SourceDeps:
+    """What running sources share: how to publish an event, the secrets, the host to listen on."""
+
+    publish: Publish
+    secrets: Secrets
+    host: str = "0.0.0.0"
+
+
+@dataclass(frozen=True)
 class SourceKind:
     """An event source kind: `name` is its key in an EventSource's `spec`, `spec` the model of one entry under it
-    (`spec.<name>.<eventName>`); `build(event_source, event_name, entry)` makes what serves it."""
+    (`spec.<name>.<eventName>`); `build(entries, deps)` makes the one running source that serves every entry of
+    this kind (all EventSources together: webhooks on one port share a server)."""
 
     name: str
     spec: type[BaseModel]
-    build: Callable[[str, str, Any], Any]
+    build: Callable[[Sequence[SourceEntry], SourceDeps], RunningSource]
     description: str = ""
+
+
+BusOpener = Callable[[Any, Secrets, Path], AbstractAsyncContextManager[Bus]]
 
 
 @dataclass(frozen=True)
 class BusKind:
-    """A bus kind: `name` is its key in an EventBus's `spec` (None: not configurable in an EventBus document),
-    `spec` its model, `schemes` the `--bus URL` schemes that choose it, `from_url(url)` the bus a URL names."""
+    """A bus kind: `name` is its name, `spec` its model, `schemes` the `--bus URL` schemes that choose it,
+    `from_url(url)` the bus a URL names (None: no URL form).
+
+    `fields` are the `buses.spec.EventBusSpec` attributes that choose it (the first one set is used; empty: not
+    configurable in an EventBus document); `open(written, secrets, data_dir)` is an async context manager
+    yielding the (not yet started) bus for what is written there, and cleaning up whatever it started for it
+    on exit. The registry's `default_bus` kind is opened with its spec model's defaults when neither `--bus`
+    nor an EventBus names one."""
 
     name: str
     spec: type[BaseModel] | None
     schemes: tuple[str, ...]
     from_url: Callable[[str], Bus] | None
     description: str = ""
+    fields: tuple[str, ...] = ()
+    open: BusOpener | None = None
 
 
 @dataclass(frozen=True)
@@ -100,17 +146,39 @@ class Registry:
     triggers: Mapping[str, TriggerKind] = field(default_factory=dict)
     sources: Mapping[str, SourceKind] = field(default_factory=dict)
     buses: Mapping[str, BusKind] = field(default_factory=dict)
+    default_bus: str = "jetstream"
 
     @classmethod
     def of(cls, triggers: Iterable[TriggerKind] = (), sources: Iterable[SourceKind] = (),
-           buses: Iterable[BusKind] = ()) -> Registry:
-        return cls({k.name: k for k in triggers}, {k.name: k for k in sources}, {k.name: k for k in buses})
+           buses: Iterable[BusKind] = (), default_bus: str = "jetstream") -> Registry:
+        return cls({k.name: k for k in triggers}, {k.name: k for k in sources}, {k.name: k for k in buses},
+                   default_bus)
 
     def with_trigger(self, kind: TriggerKind) -> Registry:
         """This registry plus (or with a replaced) trigger kind."""
         if kind.name not in TEMPLATE_KEYS:
             raise ValueError(f"trigger kind {kind.name}: not a trigger template key ({', '.join(TEMPLATE_KEYS)})")
-        return Registry({**self.triggers, kind.name: kind}, self.sources, self.buses)
+        return replace(self, triggers={**self.triggers, kind.name: kind})
+
+    def with_source(self, kind: SourceKind) -> Registry:
+        """This registry plus (or with a replaced) source kind."""
+        return replace(self, sources={**self.sources, kind.name: kind})
+
+    def with_bus(self, kind: BusKind) -> Registry:
+        """This registry plus (or with a replaced) bus kind."""
+        return replace(self, buses={**self.buses, kind.name: kind})
+
+    def open_bus(self, spec: EventBusSpec | None, secrets: Secrets, data_dir: Path) -> AbstractAsyncContextManager[Bus]:
+        """The bus an EventBus `spec` configures, by the first registered kind whose field is set in it; without
+        one (no EventBus), the `default_bus` kind with its spec model's defaults. See `BusKind.open`."""
+        for kind in self.buses.values():
+            written = next((getattr(spec, f) for f in kind.fields if getattr(spec, f, None) is not None), None)
+            if written is not None and kind.open is not None:
+                return kind.open(written, secrets, data_dir)
+        fallback = self.buses[self.default_bus]
+        if fallback.open is None or fallback.spec is None:
+            raise ConfigError(f"bus kind {fallback.name} cannot be the default: it has no spec model or opener")
+        return fallback.open(fallback.spec(), secrets, data_dir)
 
     def trigger(self, trigger: Trigger) -> TriggerKind:
         """The kind of `trigger`; ConfigError naming the trigger when none is set or it (or its dlqTrigger's) is
@@ -175,8 +243,9 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
     return LogTrigger(trigger)
 
 
-def _webhook(event_source: str, event_name: str, entry: Any) -> Any:
-    return Endpoint(event_source, event_name, entry)
+def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
+    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host)
 
 
 def _jetstream_url(url: str) -> Bus:
@@ -189,10 +258,41 @@ def _jetstream_url(url: str) -> Bus:
     return JetStreamBus(url)
 
 
+@contextlib.asynccontextmanager
+async def _jetstream_open(spec: JetStreamSpec, secrets: Secrets, data_dir: Path) -> AsyncIterator[Bus]:
+    """The server `spec.url` names; without a URL, an embedded nats-server with its data in `data_dir`, whose URL
+    is written to `EMBEDDED_URL_FILE` there while it runs."""
+    from sensorium.buses.jetstream.bus import JetStreamBus
+
+    if spec.url is not None:
+        yield JetStreamBus.from_spec(spec, secrets)
+        return
+    from sensorium.buses.embedded import EmbeddedNats
+
+    embedded = EmbeddedNats(data_dir=data_dir / "nats", die_with_parent=True)
+    embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
+    url_file = data_dir / EMBEDDED_URL_FILE
+    try:
+        url_file.write_text(embedded.url + "\n")
+        print(f"sensorium: embedded event bus at {embedded.url}", flush=True)
+        yield JetStreamBus.from_spec(spec, secrets, embedded.url)
+    finally:
+        await embedded.stop()
+        with contextlib.suppress(OSError):
+            url_file.unlink()
+
+
 def _kafka_url(url: str) -> Bus:
     from sensorium.buses.kafka.bus import KafkaBus
 
     return KafkaBus.from_url(url)
+
+
+@contextlib.asynccontextmanager
+async def _kafka_open(spec: KafkaSpec, secrets: Secrets, data_dir: Path) -> AsyncIterator[Bus]:
+    from sensorium.buses.kafka.bus import KafkaBus
+
+    yield KafkaBus.from_spec(spec, secrets)
 
 
 REGISTRY = Registry.of(
@@ -205,10 +305,12 @@ REGISTRY = Registry.of(
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
-                "NATS JetStream; also `jetstreamExotic`, and the embedded nats-server when none is configured"),
-        BusKind("kafka", KafkaSpec, ("kafka",), _kafka_url, "Apache Kafka"),
+                "NATS JetStream; also `jetstreamExotic`, and the embedded nats-server when none is configured",
+                ("jetstream_exotic", "jetstream"), _jetstream_open),
+        BusKind("kafka", KafkaSpec, ("kafka",), _kafka_url, "Apache Kafka", ("kafka",), _kafka_open),
         BusKind("memory", None, (), None, "in-process, for unit tests (`buses.memory`); no URL, no EventBus"),
     ],
+    default_bus="jetstream",
 )
 
 

@@ -23,12 +23,11 @@ from sensorium.engine.core.errors import BusError, SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.tls import server_context
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
+from sensorium.sources.base import Publish
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sensorium.sources.spec import WebhookContext
 
 log = logging.getLogger("sensorium.webhook")
-
-Publish = Callable[[CloudEvent], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from sensorium.buses.base import Bus, EventKey
 from sensorium.engine.app import EngineOptions, run_engine
-from sensorium.engine.assemble import check_document
+from sensorium.engine.assemble import load_checked
 from sensorium.engine.busconfig import from_url
-from sensorium.engine.config import load
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
 from sensorium.engine.runner import RunnerSettings
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
@@ -61,7 +60,7 @@ class Engine:
 
     def __init__(self, config_dir: Path, bus_url: str | None, *, secrets_dir: Path | None = None,
                  ack_wait: float = 30.0, data_dir: Path | None = None, tracer: Tracer = NULL_TRACER) -> None:
-        self.config = load([config_dir], checks=[check_document])
+        self.config = load_checked([config_dir])
         self.options = EngineOptions(bus_url=bus_url, secrets_dir=secrets_dir, webhook_host="127.0.0.1",
                                      data_dir=data_dir or config_dir / ".sensorium", handle_signals=False,
                                      runner=RunnerSettings(ack_wait=ack_wait, fetch_timeout=0.2), tracer=tracer)
