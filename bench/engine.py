@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -60,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
 TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus")
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
@@ -69,6 +70,7 @@ LABELS = {
     "engine": "engine, tracing off",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
+    "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
 # --no-bus-trace, so "tracing off" needs it.
@@ -76,6 +78,7 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
+    "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
 # --instructions: under callgrind the engine runs about 30 times slower (28 against ~850 events/s here), so the
@@ -224,6 +227,12 @@ spec:
 """
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
     """The engine as `sensorium run SENSOR --bus URL [trace options]` sets it up: the same argument parser,
     the same tracer (`engine.cli._trace_hub`: the --trace sink and, unless --no-bus-trace, the bus), closed
@@ -241,14 +250,14 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         trace_file = Path(spec.stats_file).with_suffix(".jsonl") if spec.stats_file else Path(tmp) / "trace.jsonl"
         argv = ["run", str(sensor), "--bus", spec.bus_url, "--data-dir", str(Path(tmp) / "data"),
                 "--webhook-host", "127.0.0.1",
-                *(a.format(trace_file=trace_file) for a in ENGINE_RUN_ARGS[spec.kind])]
+                *(a.format(trace_file=trace_file, ops_port=_free_port()) for a in ENGINE_RUN_ARGS[spec.kind])]
         args = build_parser().parse_args(argv)
         config = load_checked(args.paths)
         hub = _trace_hub(args)
         if spec.trace_interval:
             hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
-                                handle_signals=False, tracer=hub,
+                                handle_signals=False, tracer=hub, ops_port=args.ops_port,
                                 runner=RunnerSettings(ack_wait=args.ack_wait, batch=spec.batch,
                                                       fetch_timeout=spec.fetch_timeout,
                                                       max_in_flight=spec.in_flight))
@@ -370,7 +379,8 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine, "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine}
+                        "engine": sut_engine, "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
+                        "engine-metrics": sut_engine}
 
 
 # ---------------------------------------------------------------------------- running a SUT (two ways)

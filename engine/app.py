@@ -11,13 +11,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sensorium.buses.base import Bus, EventKey
+from sensorium.buses.base import Bus, EventKey, Health
 from sensorium.engine.assemble import AssembledSensor, Checked, assemble, check_config, shared_http_client
 from sensorium.engine.busconfig import open_bus
 from sensorium.engine.config import Config
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.health import HealthServer
+from sensorium.engine.metrics import NULL_SENSOR_METRICS, EngineMetrics, SensorMetricsLike
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.registry import SourceDeps, SourceEntry
 from sensorium.engine.runner import RunnerSettings, SensorRunner
@@ -37,7 +38,9 @@ class EngineOptions:
     data_dir: Path = Path(".sensorium")
     webhook_host: str = "0.0.0.0"
     sink_port: int | None = None
-    health_port: int | None = None
+    health_port: int | None = None  # the operations port's older name: used when ops_port is None
+    ops_port: int | None = None  # /livez, /readyz (/healthz), /metrics; metrics are counted only with a port
+    ops_host: str = "127.0.0.1"
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
     handle_signals: bool = True
@@ -100,6 +103,34 @@ async def start_sources(sources: list[RunningSource]) -> None:
             raise
 
 
+def _sensor_metrics(metrics: EngineMetrics | None, sensor: AssembledSensor) -> SensorMetricsLike:
+    if metrics is None:
+        return NULL_SENSOR_METRICS
+    spec = sensor.stage.sensor
+    return metrics.sensor(sensor.name, [d.name for d in spec.spec.dependencies], sensor.executors,
+                          spec.metadata.namespace or "")
+
+
+@dataclass(frozen=True)
+class _EngineGauges:
+    """What /metrics reads at scrape time (engine.metrics.Gauges)."""
+
+    runners: list[SensorRunner]
+    bus: Bus
+    tracer: Tracer
+
+    def unsettled(self) -> dict[str, int]:
+        return {r.sensor: r.unsettled for r in self.runners}
+
+    def bus_connected(self) -> bool | None:
+        return self.bus.health is Health.CONNECTED
+
+    def trace_dropped(self) -> int | None:
+        dropped = getattr(self.tracer, "dropped", None)
+        return dropped if isinstance(dropped, int) else None
+
+
+
 async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event | None = None,
                      ready: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGINT/SIGTERM). `ready` is set once consumers and webhooks are in place.
@@ -125,7 +156,8 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
 async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                ready: asyncio.Event | None) -> None:
     options.data_dir.mkdir(parents=True, exist_ok=True)
-    health = HealthServer(options.health_port) if options.health_port else None
+    port = options.ops_port if options.ops_port is not None else options.health_port
+    health = HealthServer(port, options.ops_host, EngineMetrics()) if port is not None else None
     if health is not None:
         await health.start()
     try:
@@ -160,11 +192,16 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
     assembled: list[AssembledSensor] = [assemble(compiled, secrets, client, config.registry)
                                         for compiled in config.compiled]
+    metrics = health.metrics if health is not None else None
     runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
-                            persistence=await _persistence(a, bus)) for a in assembled]
+                            persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a))
+               for a in assembled]
     # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
     await asyncio.gather(*(r.prepare() for r in runners))
-    sources = build_sources(config, SourceDeps(lambda e: publish_event(bus, e), secrets, options.webhook_host))
+    listened = {key for a in assembled for key in a.keys}
+    observe = metrics.webhooks(lambda s, e: EventKey(s, e) in listened).observe if metrics is not None else None
+    sources = build_sources(config, SourceDeps(lambda e: publish_event(bus, e), secrets, options.webhook_host,
+                                               observe))
     await start_sources(sources)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)
@@ -172,6 +209,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
         ready.set()
     if health is not None:
         health.watch_loops(runners)
+        if metrics is not None:
+            metrics.watch(_EngineGauges(runners, bus, options.tracer))
     tasks = [asyncio.create_task(supervise(r, stop), name=f"sensor-{r.sensor}") for r in runners]
     thresholds = _tune_gc()
     try:

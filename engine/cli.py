@@ -82,8 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
     run.add_argument("--event-timeout", type=float, default=1.0, metavar="SECONDS",
                      help="time one event may spend in a sensor's filters, transforms and scripts (default 1)")
-    run.add_argument("--health-port", type=int, metavar="PORT",
-                     help="serve GET /healthz on 127.0.0.1:PORT: 200 when connected to the bus, 503 with the cause")
+    run.add_argument("--ops-port", "--health-port", type=int, metavar="PORT", dest="ops_port",
+                     help="operations port: GET /metrics (Prometheus), /livez, /readyz (alias /healthz: 200 when "
+                          "connected to the bus and every sensor consumes, 503 naming the cause); metrics are "
+                          "counted only with this port")
+    run.add_argument("--ops-host", default="127.0.0.1", metavar="ADDRESS",
+                     help="address the operations port listens on (default 127.0.0.1; 0.0.0.0 for a remote "
+                          "Prometheus)")
     run.add_argument("--sink", type=int, metavar="PORT",
                      help="also run a request sink on 127.0.0.1:PORT that prints every request it receives")
     run.add_argument("--trace", action="store_true",
@@ -190,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     hub = _trace_hub(args)
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
-                            health_port=args.health_port,
+                            ops_port=args.ops_port, ops_host=args.ops_host,
                             runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub)
 
     async def go() -> None:

@@ -1,9 +1,13 @@
-"""`GET /healthz`: is the engine connected to its bus, and is every sensor's loop working? 200 when both,
-503 (with the causes) when not.
+"""The operations port (`--ops-port`, alias `--health-port`): health probes and metrics on one HTTP server.
 
-Body: `{"status": "ok"|"unavailable", "bus": {"url", "health", "cause"?}, "sensors": [names],
-"failing": [{"sensor", "error"}]}`; `failing` lists the sensors whose loop failed (a fetch error, or an error
-that restarted the loop) and has not fetched again since, with the last error.
+- `GET /livez`: 200 `{"status": "ok"}` whenever the engine's event loop answers (it serves this endpoint).
+- `GET /readyz` (and `GET /healthz`, its older name): is the engine started, connected to its bus, and is every
+  sensor's loop consuming? 200 when all three, 503 when not, with every cause named in `causes`.
+- `GET /metrics`: Prometheus text format (engine.metrics), when the engine counts metrics.
+
+Readiness body: `{"status": "ok"|"unavailable", "causes": [text], "bus": {"url", "health", "cause"?},
+"sensors": [names], "failing": [{"sensor", "error"}]}`; `failing` lists the sensors whose loop failed (a fetch
+error, or an error that restarted the loop) and has not fetched again since, with the last error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Protocol
 from aiohttp import web
 
 from sensorium.buses.base import Bus, Health
+from sensorium.engine.metrics import CONTENT_TYPE, EngineMetrics
 
 
 class Loop(Protocol):
@@ -27,8 +32,9 @@ class Loop(Protocol):
 
 
 class HealthServer:
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
-        self.port, self.host = port, host
+    def __init__(self, port: int, host: str = "127.0.0.1", metrics: EngineMetrics | None = None) -> None:
+        self.port, self.host, self.metrics = port, host, metrics
+        self.started = False  # consumers placed and webhooks open (watch_loops)
         self.bus: Bus | None = None
         self.sensors: list[str] = []
         self.loops: Sequence[Loop] = ()
@@ -40,6 +46,7 @@ class HealthServer:
     def watch_loops(self, loops: Sequence[Loop]) -> None:
         self.loops = loops
         self.sensors = [loop.sensor for loop in loops]
+        self.started = True
 
     def report(self) -> tuple[int, dict[str, object]]:
         health = self.bus.health if self.bus is not None else Health.CONNECTING
@@ -48,8 +55,15 @@ class HealthServer:
         if cause and health is not Health.CONNECTED:
             bus["cause"] = cause
         failing = [{"sensor": loop.sensor, "error": loop.failure} for loop in self.loops if loop.failure]
-        ok = health is Health.CONNECTED and not failing
-        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "bus": bus, "sensors": self.sensors}
+        causes: list[str] = []
+        if health is not Health.CONNECTED:
+            causes.append(f"bus {bus['url'] or '(not opened yet)'} is {health.value}" + (f": {cause}" if cause else ""))
+        if not self.started:
+            causes.append("starting: sensors' consumers and webhooks are not in place yet")
+        causes += [f"sensor {f['sensor']}: {f['error']}" for f in failing]
+        ok = not causes
+        body: dict[str, object] = {"status": "ok" if ok else "unavailable", "causes": causes, "bus": bus,
+                                   "sensors": self.sensors}
         if failing:
             body["failing"] = failing
         return (200 if ok else 503), body
@@ -58,9 +72,20 @@ class HealthServer:
         status, body = self.report()
         return web.Response(status=status, text=json.dumps(body) + "\n", content_type="application/json")
 
+    async def _live(self, _: web.Request) -> web.Response:
+        return web.Response(text='{"status": "ok"}\n', content_type="application/json")
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        if self.metrics is None:
+            return web.Response(status=404, text="metrics are not collected\n")
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._handle)
+        app.router.add_get("/readyz", self._handle)
+        app.router.add_get("/livez", self._live)
+        app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()

@@ -41,7 +41,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.spec import WebhookContext
-from sensorium.sources.webhook import Endpoint, WebhookServer
+from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
@@ -102,6 +102,7 @@ class SourceDeps:
     publish: Publish
     secrets: Secrets
     host: str = "0.0.0.0"
+    observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
 
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
-    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host)
+    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
 
 
 def _jetstream_url(url: str) -> Bus:

@@ -29,6 +29,7 @@ from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_del
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
 from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
@@ -95,8 +96,10 @@ class SensorRunner:
     def __init__(self, sensor: str, keys: Sequence[EventKey], stage: StageLike, executors: Mapping[str, Fireable],
                  bus: Bus, settings: RunnerSettings = RunnerSettings(), tracer: Tracer = NULL_TRACER,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 persistence: ConditionPersistence | None = None) -> None:
+                 persistence: ConditionPersistence | None = None,
+                 metrics: SensorMetricsLike = NULL_SENSOR_METRICS) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
+        self.metrics = metrics
         self.persistence = persistence
         self.bus, self.settings, self.tracer, self.clock = bus, settings, tracer, clock
         self._consumer: Consumer | None = None
@@ -117,6 +120,11 @@ class SensorRunner:
         # `_trace(rows_fn, *args)`: the records `rows_fn(out, *args)` appends, for the tracer (TraceHub: one list
         # append; it never raises).
         self._trace: Callable[..., None] = tracer.defer
+
+    @property
+    def unsettled(self) -> int:
+        """Deliveries this sensor holds unacknowledged (firings or dead letters still running)."""
+        return len(self._in_flight)
 
     def _trace_ack(self, event_id: str | None, delivery: Delivery, action: str, reason: str) -> None:
         if self._tracing:
@@ -177,6 +185,7 @@ class SensorRunner:
 
     async def _handle(self, delivery: Delivery) -> None:
         tracing = self._tracing
+        self.metrics.delivered()
         try:
             event = decode_delivery(delivery.body, delivery.headers)
         except DecodeError as exc:
@@ -198,6 +207,7 @@ class SensorRunner:
                             getattr(delivery, "delivery_count", None), event)
             await self._dead_letter(delivery, event.id, UNPROCESSABLE, f"the sensor stage failed: {_describe(exc)}")
             return
+        self.metrics.decided(result)
         if tracing:
             if isinstance(result, StageResult):  # received, then what the stage decided
                 self._trace(event_rows, self.sensor, received, self.bus.url, delivery.position,
@@ -267,6 +277,7 @@ class SensorRunner:
             log.warning("sensor %s: message at %s dead-lettered to %s: %s", self.sensor, delivery.position,
                         DEAD_LETTERS, attributes["dlqerror"])
             await delivery.ack()
+            self.metrics.dead_lettered(reason)
             self._trace_ack(event_id, delivery, "ack", f"dead-lettered to {DEAD_LETTERS} ({reason}): {error}")
         except Exception as exc:  # e.g. the ack itself failed: the bus redelivers the message
             log.error("sensor %s: message at %s: %s", self.sensor, delivery.position, _describe(exc))
@@ -296,6 +307,7 @@ class SensorRunner:
             outcomes = await asyncio.gather(*(self._fire(f, event.id) for f in firings))
             failed = 0
             for firing, outcome in zip(firings, outcomes, strict=True):
+                self.metrics.fired(firing.trigger, event, outcome)
                 if not outcome.success:
                     failed += 1
                     log.error("sensor %s: trigger %s failed for event %s: %s", self.sensor, firing.trigger,

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
@@ -121,6 +122,10 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     )
 
 
+Observe = Callable[[Endpoint, int, float], None]
+"""Told of every answer an endpoint gives: (endpoint, HTTP status, seconds spent); must not raise (metrics)."""
+
+
 @dataclass(frozen=True)
 class WebhookLimits:
     """What one HTTP client may hold or cost (README, "Webhook limits"). Request lines and header fields over
@@ -137,8 +142,9 @@ class WebhookServer:
     """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes."""
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
-                 host: str = "0.0.0.0", limits: WebhookLimits | None = None) -> None:
+                 host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None) -> None:
         self.endpoints, self.publish, self.secrets, self.host = endpoints, publish, secrets, host
+        self.observe = observe
         self.limits = limits or WebhookLimits()
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
@@ -200,7 +206,17 @@ class WebhookServer:
                 return refused
             return web.Response(status=200, text="success\n", headers={"X-Sensorium-Event-Id": event.id})
 
-        return handle
+        observe = self.observe
+        if observe is None:
+            return handle
+
+        async def observed(request: web.Request) -> web.Response:
+            started = time.perf_counter()
+            response = await handle(request)
+            observe(endpoint, response.status, time.perf_counter() - started)
+            return response
+
+        return observed
 
     def _ssl(self, context: WebhookContext) -> ssl.SSLContext | None:
         if context.server_cert_secret is None or context.server_key_secret is None:

@@ -282,7 +282,8 @@ async def test_health_names_a_failing_loop_and_recovers() -> None:
     assert failing, seen
     assert failing[0]["failing"][0]["sensor"] == "flaky"
     assert failing[0]["failing"][0]["error"].startswith("loop failed: ZeroDivisionError: a bug in fetch; restarting in")
-    assert seen[-1] == (200, {"status": "ok", "bus": {"url": "memory://", "health": "connected"},
+    assert failing[0]["causes"][0].startswith("sensor flaky: loop failed: ZeroDivisionError: a bug in fetch")
+    assert seen[-1] == (200, {"status": "ok", "causes": [], "bus": {"url": "memory://", "health": "connected"},
                               "sensors": ["flaky"]})
     assert fired.ids == ["good-1", "good-2"] and bus.broker.dead_letters == []
 
