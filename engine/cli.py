@@ -161,9 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents", formatter_class=raw,
-        epilog=_epilog(["sensorium schema > sensorium.schema.json", "sensorium schema --kind Sensor"],
-                       {0: "the schema was printed"}))
+        epilog=_epilog(["sensorium schema --out sensorium.schema.json", "sensorium schema --kind Sensor"],
+                       {0: "the schema was printed (or written)", 2: "--out cannot be written"}))
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
+    schema.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE instead of printing it")
     schema.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -395,7 +396,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from sensorium.engine.schema import document_schema
 
-    print(json.dumps(document_schema(args.kind), indent=2, ensure_ascii=False))
+    text = json.dumps(document_schema(args.kind), indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write: {exc.strerror or exc}", str(args.out), 0) from None
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
