@@ -18,7 +18,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.documents import EventSource, Sensor
 from sensorium.engine.registry import REGISTRY, Registry, TriggerDeps
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
-from sensorium.sensors.stage import SensorStage, StageConfigError
+from sensorium.sensors.stage import SensorStage, stage_problems
 from sensorium.triggers.http import HttpClient
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.spec import Trigger
@@ -65,12 +65,8 @@ def check_document(doc: Any, origin: Origin, registry: Registry = REGISTRY) -> l
     trigger is checked by its registered kind (`Registry.check_trigger`), which builds nothing."""
     errors: list[ConfigError] = []
     if isinstance(doc, Sensor):
-        try:
-            SensorStage(doc)
-        except StageConfigError as exc:
-            errors.append(_error(origin, _loc(exc.field), str(exc).split(": ", 1)[-1]))
-        except ValueError as exc:
-            errors.append(_error(origin, ["spec"], str(exc)))
+        for problem in stage_problems(doc):
+            errors.append(_error(origin, _loc(problem.field), str(problem).split(": ", 1)[-1]))
         for index, trigger in enumerate(doc.spec.triggers):
             try:
                 registry.check_trigger(trigger)

@@ -153,10 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser(
         "validate", help="check documents without connecting to anything", formatter_class=raw,
         epilog=_epilog(["sensorium validate examples/quickstart",
-                        "sensorium validate sensor.yaml eventsource.yaml"],
-                       {0: "every document is valid (a summary is printed)",
-                        2: "problems found, one FILE:LINE: field: message line each"}))
+                        "sensorium validate sensor.yaml eventsource.yaml",
+                        "sensorium validate --format github sensors/   # annotations in a GitHub Actions job"],
+                       {0: "every document is valid (a summary is printed; warnings, if any, are marked)",
+                        2: "errors found, one FILE:LINE: field: message line each"}))
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", choices=["text", "json", "github"], default="text",
+                          help="text (FILE:LINE: field: message), json (a list of {file, line, path, severity, "
+                               "message}) or github (::error/::warning annotations)")
     validate.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     schema = sub.add_parser(
@@ -187,6 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.runner import RunnerSettings
 
     config = load(args.paths, checks=[check_document])
+    for warning in config.warnings:  # likely mistakes that still run (engine.crosscheck)
+        print(warning.render(), file=sys.stderr)
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     hub = _trace_hub(args)
@@ -381,16 +387,13 @@ def _run_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sensorium.engine.validate import validate
+    from sensorium.engine.validate import render, validate
 
     result = validate(args.paths)
-    if result.errors:
-        for error in result.errors:
-            print(error.render(), file=sys.stderr)
-        print(f"{len(result.errors)} problem{'s' if len(result.errors) != 1 else ''} found", file=sys.stderr)
-        return EXIT_CONFIG
-    print(result.summary())
-    return 0
+    out, err = render(result, args.format)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return EXIT_CONFIG if result.errors else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
