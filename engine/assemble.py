@@ -19,9 +19,10 @@ from sensorium.engine.config import Config, ConfigErrors, Origin, dotted_path, l
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.documents import EventSource, Sensor
+from sensorium.engine.partial import is_salvaged
 from sensorium.engine.registry import REGISTRY, Registry, SourceEntry, TriggerDeps
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
-from sensorium.sensors.stage import SensorStage, StageConfigError
+from sensorium.sensors.stage import SensorStage, stage_problems
 from sensorium.triggers.http import HttpClient
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.spec import Trigger
@@ -119,14 +120,14 @@ class Checker:
         return []
 
     def _sensor(self, doc: Sensor, origin: Origin) -> list[ConfigError]:
-        errors: list[ConfigError] = []
+        errors = [_error(origin, _loc(problem.field), str(problem).split(": ", 1)[-1])
+                  for problem in stage_problems(doc)]  # every problem, building nothing
         stage = None
-        try:
-            stage = SensorStage(doc)
-        except StageConfigError as exc:
-            errors.append(_error(origin, _loc(exc.field), str(exc).split(": ", 1)[-1]))
-        except ValueError as exc:
-            errors.append(_error(origin, ["spec"], str(exc)))
+        if not errors and not is_salvaged(doc):  # a salvaged document's problems are reported already
+            try:
+                stage = SensorStage(doc)  # compiled once: `run` assembles from `compiled`
+            except ValueError as exc:
+                errors.append(_error(origin, ["spec"], str(exc)))
         for index, trigger in enumerate(doc.spec.triggers):
             try:
                 self.registry.check_trigger(trigger)
@@ -205,5 +206,5 @@ def check_config(config: Config, registry: Registry = REGISTRY) -> Checked:
 
 
 def _checked(config: Config, checker: Checker) -> Checked:
-    return Checked(config.buses, config.sources, config.sensors, compiled=checker.compiled,
-                   entries=checker.entries, registry=checker.registry)
+    return Checked(config.buses, config.sources, config.sensors, warnings=config.warnings,
+                   compiled=checker.compiled, entries=checker.entries, registry=checker.registry)

@@ -158,17 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser(
         "validate", help="check documents without connecting to anything", formatter_class=raw,
         epilog=_epilog(["sensorium validate examples/quickstart",
-                        "sensorium validate sensor.yaml eventsource.yaml"],
-                       {0: "every document is valid (a summary is printed)",
-                        2: "problems found, one FILE:LINE: field: message line each"}))
+                        "sensorium validate sensor.yaml eventsource.yaml",
+                        "sensorium validate --format github sensors/   # annotations in a GitHub Actions job"],
+                       {0: "every document is valid (a summary is printed; warnings, if any, are marked)",
+                        2: "errors found, one FILE:LINE: field: message line each"}))
     validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.add_argument("--format", choices=["text", "json", "github"], default="text",
+                          help="text (FILE:LINE: field: message), json (a list of {file, line, path, severity, "
+                               "message}) or github (::error/::warning annotations)")
     validate.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents", formatter_class=raw,
-        epilog=_epilog(["sensorium schema > sensorium.schema.json", "sensorium schema --kind Sensor"],
-                       {0: "the schema was printed"}))
+        epilog=_epilog(["sensorium schema --out sensorium.schema.json", "sensorium schema --kind Sensor"],
+                       {0: "the schema was printed (or written)", 2: "--out cannot be written"}))
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
+    schema.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE instead of printing it")
     schema.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -190,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.runner import RunnerSettings
 
     config = load_checked(args.paths)  # what checking compiled is what runs
+    for warning in config.warnings:  # likely mistakes that still run (engine.crosscheck)
+        print(warning.render(), file=sys.stderr)
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     hub = _trace_hub(args)
@@ -384,22 +391,27 @@ def _run_cases(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from sensorium.engine.validate import validate
+    from sensorium.engine.validate import render, validate
 
     result = validate(args.paths)
-    if result.errors:
-        for error in result.errors:
-            print(error.render(), file=sys.stderr)
-        print(f"{len(result.errors)} problem{'s' if len(result.errors) != 1 else ''} found", file=sys.stderr)
-        return EXIT_CONFIG
-    print(result.summary())
-    return 0
+    out, err = render(result, args.format)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return EXIT_CONFIG if result.errors else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
     from sensorium.engine.schema import document_schema
 
-    print(json.dumps(document_schema(args.kind), indent=2, ensure_ascii=False))
+    text = json.dumps(document_schema(args.kind), indent=2, ensure_ascii=False) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--out: cannot write: {exc.strerror or exc}", str(args.out), 0) from None
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 

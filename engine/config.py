@@ -17,9 +17,12 @@ import yaml
 from pydantic import ValidationError
 
 from sensorium.engine.core import yamlread
-from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.errors import ConfigError, ConfigWarning
 from sensorium.engine.core.yamlread import dotted_path
+from sensorium.engine.crosscheck import cross_document_problems
 from sensorium.engine.documents import KINDS, EventBus, EventSource, Sensor
+from sensorium.engine.partial import salvage_sensor
+from sensorium.engine.suggest import closest, field_names
 
 __all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_document", "load_documents"]
 
@@ -72,6 +75,7 @@ class Config:
     buses: list[tuple[EventBus, Origin]] = field(default_factory=list)
     sources: list[tuple[EventSource, Origin]] = field(default_factory=list)
     sensors: list[tuple[Sensor, Origin]] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)  # ConfigWarnings: it runs, but is likely a mistake
 
     @property
     def bus(self) -> EventBus | None:
@@ -115,12 +119,33 @@ def _validate(model: type[Any], data: Any, origin: Origin) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
+        found = [([p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))], err)
+                 for err in exc.errors()]
         errors = []
-        for err in exc.errors():
-            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        for loc, message in _with_suggestions(model, [(loc, err.get("type", ""), _message(err)) for loc, err in found]):
             line, path = origin.locate(loc)
-            errors.append(ConfigError(_message(err), origin.file, line, path))
+            errors.append(ConfigError(message, origin.file, line, path))
         raise ConfigErrors(errors) from None
+
+
+def _with_suggestions(model: type[Any], errors: list[tuple[list[Any], str, str]]) -> list[tuple[list[Any], str]]:
+    """`unknown field; did you mean NAME?` for a misspelt field, and the `required field is missing` of NAME
+    folded into it (`eventNme` is one mistake, not two)."""
+    missing = {tuple(loc) for loc, kind, _ in errors if kind == "missing"}
+    folded: set[tuple[Any, ...]] = set()
+    out: list[tuple[list[Any], str]] = []
+    for loc, kind, message in errors:
+        if kind == "extra_forbidden" and loc and isinstance(loc[-1], str):
+            parent = loc[:-1]
+            known = field_names(model, parent)
+            absent = [name for name in known if (*parent, name) in missing]
+            guess = closest(loc[-1], absent) or closest(loc[-1], known)
+            if guess is not None:
+                folded.add((*parent, guess))
+                message = f"unknown field; did you mean {guess}?"
+        out.append((loc, message))
+    return [(loc, message) for loc, message in out
+            if tuple(loc) not in folded or message != "required field is missing"]
 
 
 class ConfigErrors(ConfigError):
@@ -183,7 +208,9 @@ Check = Callable[[Any, Origin], list[ConfigError]]
 
 def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
          checks: Sequence[Check] = ()) -> Config:
-    """Load and validate everything; raises ConfigErrors listing every problem found."""
+    """Load and validate everything; raises ConfigErrors listing every problem found (warnings included) when
+    one is an error. The cross-document checks (engine.crosscheck) run on the valid documents; their
+    warnings alone do not stop a load: they are in `Config.warnings`."""
     config = Config()
     errors: list[ConfigError] = []
     for file in iter_files(paths):
@@ -202,7 +229,9 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
             elif isinstance(doc, Sensor):
                 config.sensors.append((doc, origin))
     errors.extend(_cross_checks(config))
-    if errors:
+    errors.extend(cross_document_problems(config.sources, config.sensors))
+    config.warnings = [error for error in errors if isinstance(error, ConfigWarning)]
+    if len(errors) > len(config.warnings):
         raise ConfigErrors(errors)
     return config
 
@@ -214,13 +243,26 @@ def load_document(data: Any, origin: Origin, checks: Sequence[Check] = ()) -> tu
         doc = _load_one(data, origin)
         return doc, [problem for check in checks for problem in check(doc, origin)]
     except ConfigErrors as exc:
-        return None, list(exc.errors)
+        return None, _unique([*exc.errors, *_partial_problems(data, origin, checks)])
     except ConfigError as exc:
         return None, [exc]
     except Exception as exc:  # the last line of defence: no file may get a traceback, even through a bug in a check
         what = " ".join(str(exc).split())[:200]
         return None, [ConfigError(f"cannot check this document ({type(exc).__name__}: {what}); this is a "
                                   "Sensorium bug, please report it with the file", origin.file, origin.line)]
+
+
+def _partial_problems(data: Any, origin: Origin, checks: Sequence[Check]) -> list[ConfigError]:
+    """What the invalid parts of a document hid: the sensor-wide checks and `checks` on its valid parts."""
+    sensor, problems = salvage_sensor(data) if isinstance(data, dict) else (None, [])
+    errors = [ConfigError(message, origin.file, *origin.locate(loc)) for loc, message in problems]
+    if sensor is not None:
+        errors.extend(problem for check in checks for problem in check(sensor, origin))
+    return errors
+
+
+def _unique(errors: list[ConfigError]) -> list[ConfigError]:
+    return list({error.render(): error for error in errors}.values())
 
 
 def _load_one(data: Any, origin: Origin) -> Any:

@@ -13,6 +13,8 @@ from sensorium.engine.documents import KINDS, EventBus, EventSource, Sensor
 from sensorium.engine.registry import REGISTRY, Registry
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_ID = "urn:sensorium:schema:argoproj.io:v1alpha1"
+"""The schema's `$id` (a URN: a stable name, not a download location); one kind's schema appends `:KIND`."""
 _MODELS: tuple[type[ArgoModel], ...] = (Sensor, EventSource, EventBus)
 
 
@@ -61,12 +63,13 @@ def document_schema(kind: str | None = None, registry: Registry = REGISTRY) -> d
     registered kinds' spec models (`engine.registry`) are the schemas of their keys."""
     if kind is not None:
         schema = _lax_integers(KINDS[kind].model_json_schema(by_alias=True))
-        return {"$schema": SCHEMA_DIALECT, **_registered_kinds(schema, registry)}
+        return {"$schema": SCHEMA_DIALECT, "$id": f"{SCHEMA_ID}:{kind}", **_registered_kinds(schema, registry)}
     _, top = models_json_schema([(m, "validation") for m in _MODELS], by_alias=True)
     top = _registered_kinds(_lax_integers(top), registry)
     names = [m.__name__ for m in _MODELS]
     return {
         "$schema": SCHEMA_DIALECT,
+        "$id": SCHEMA_ID,
         "title": "Sensorium documents",
         "description": "An Argo Events Sensor, EventSource or EventBus document as Sensorium reads it.",
         "type": "object",

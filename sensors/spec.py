@@ -233,24 +233,34 @@ class SensorSpec(ArgoModel):
             raise ValueError("no event dependencies found")
         if not self.triggers:
             raise ValueError("no triggers found")
-        names = [d.name for d in self.dependencies]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"dependency names must be unique: {', '.join(duplicates)}")
-        trigger_names = [t.template.name for t in self.triggers]
-        duplicates = sorted({n for n in trigger_names if trigger_names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"trigger names must be unique: {', '.join(duplicates)}")
-        for trigger in self.triggers:
-            try:
-                compile_condition(trigger.template.conditions, names)
-            except ValueError as exc:
-                raise ValueError(f"trigger '{trigger.template.name}': {exc}") from None
-        raise_located(_unknown_dependencies(self.triggers, set(names)))
+        raise_located(spec_problems([d.name for d in self.dependencies], list(enumerate(self.triggers))))
         return self
 
 
-def _unknown_dependencies(triggers: list[Trigger], names: set[str]) -> list[tuple[Loc, str]]:
+def spec_problems(names: list[str], triggers: list[tuple[int, Trigger]]) -> list[tuple[Loc, str]]:
+    """The sensor-wide checks (Argo's validate.go plus Sensorium's), each at its culprit (`loc` below `spec`):
+    unique names, `conditions` that compile over the dependency `names`,
+    parameters naming a dependency. `triggers` are (index in spec.triggers, trigger): engine.partial runs this on
+    the valid triggers of a sensor whose other parts are invalid."""
+    problems: list[tuple[Loc, str]] = []
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            problems.append((("dependencies", i, "name"), f"dependency names must be unique: {name}"))
+    seen: set[str] = set()
+    for t, trigger in triggers:
+        name = trigger.template.name
+        if name in seen:
+            problems.append((("triggers", t, "template", "name"), f"trigger names must be unique: {name}"))
+        seen.add(name)
+        try:
+            compile_condition(trigger.template.conditions, names)
+        except ValueError as exc:
+            problems.append((("triggers", t, "template", "conditions"), f"trigger '{name}': {exc}"))
+        problems.extend(_unknown_dependencies([(t, trigger)], set(names)))
+    return problems
+
+
+def _unknown_dependencies(triggers: list[tuple[int, Trigger]], names: set[str]) -> list[tuple[Loc, str]]:
     """Every parameter (trigger, http payload/parameters/dynamicHeaders, dlqTrigger's) whose
     `src.dependencyName` names no dependency: Argo would silently use its default value on every firing."""
     problems: list[tuple[Loc, str]] = []
@@ -272,7 +282,7 @@ def _unknown_dependencies(triggers: list[Trigger], names: set[str]) -> list[tupl
         if trigger.dlq_trigger is not None:
             walk(trigger.dlq_trigger, (*loc, "dlqTrigger"))
 
-    for t, trigger in enumerate(triggers):
+    for t, trigger in triggers:
         walk(trigger, ("triggers", t))
     return problems
 

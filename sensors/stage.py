@@ -77,17 +77,35 @@ class StageResult:
     firings: tuple[Firing, ...]
 
 
-def _refuse_unsupported(index: int, dep: EventDependency) -> None:
-    """Load-time checks: unsupported features, and expressions, scripts, jq programs and time filters that
-    could never run (Argo would only find them event by event)."""
+def dependency_problems(index: int, dep: EventDependency) -> list[StageConfigError]:
+    """Load-time checks of one dependency, all of them: unsupported features, and expressions, scripts, jq
+    programs and time filters that could never run (Argo would only find them event by event)."""
     where = f"spec.dependencies.{index}"
+    problems: list[StageConfigError] = []
     try:
         check_transform(dep.transform)
     except TransformConfigError as exc:
-        raise StageConfigError(f"{where}.transform.{exc.field}", str(exc)) from None
+        problems.append(StageConfigError(f"{where}.transform.{exc.field}", str(exc)))
     if dep.filters is not None:
         for field, message in unsupported(dep.filters) + check_filters(dep.filters):
-            raise StageConfigError(f"{where}.filters.{field}", message)
+            problems.append(StageConfigError(f"{where}.filters.{field}", message))
+    return problems
+
+
+def stage_problems(sensor: Sensor) -> list[StageConfigError]:
+    """Everything `SensorStage(sensor)` would refuse, every problem rather than the first, building nothing."""
+    problems = [p for index, dep in enumerate(sensor.spec.dependencies) for p in dependency_problems(index, dep)]
+    for index, trigger in enumerate(sensor.spec.triggers):
+        try:
+            _resets(index, trigger)
+        except StageConfigError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _refuse_unsupported(index: int, dep: EventDependency) -> None:
+    for problem in dependency_problems(index, dep)[:1]:
+        raise problem
 
 
 def _dependency(dep: EventDependency, event: CloudEvent) -> DependencyVerdict:

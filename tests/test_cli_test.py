@@ -215,7 +215,7 @@ def test_unreadable_event_file_and_all_problems_at_once(files: Path, capsys: pyt
     ("kind: EventSource\n", "{f}:0: no Sensor document in this file"),
     ("kind: Sensor\napiVersion: argoproj.io/v1alpha1\nmetadata: {name: s}\nspec:\n  dependencies: [{name: d, "
      "eventSourceName: a, eventName: b}]\n  triggers:\n    - template: {name: t, log: {}}\n"
-     "    - template: {name: t, log: {}}\n", "{f}:4: spec: trigger names must be unique: t"),
+     "    - template: {name: t, log: {}}\n", "{f}:8: spec.triggers[1].template.name: trigger names must be unique: t"),
     ("key: [unclosed\n", "{f}:2: invalid YAML"),
 ])
 def test_bad_sensor_files(tmp_path: Path, files: Path, capsys: pytest.CaptureFixture[str], yaml_text: str,

@@ -62,8 +62,7 @@ def test_unknown_field_missing_field_wrong_type(tmp_path: Path) -> None:
     text = SENSOR.replace("      eventName: example\n", "      eventNme: example\n").replace(
         "name: t\n", "name: t\n        conditions: 5\n")
     assert errors_for(tmp_path, text) == [
-        "bad.yaml:7: spec.dependencies[0].eventName: required field is missing",
-        "bad.yaml:9: spec.dependencies[0].eventNme: unknown field",
+        "bad.yaml:9: spec.dependencies[0].eventNme: unknown field; did you mean eventName?",
         "bad.yaml:13: spec.triggers[0].template.conditions: input should be a valid string",
     ]
 

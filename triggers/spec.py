@@ -12,7 +12,6 @@ from collections.abc import Collection
 from typing import Any
 
 from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
-from pydantic.alias_generators import to_camel
 
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import (
@@ -20,6 +19,7 @@ from sensorium.engine.core.specbase import (
     KeySelector,
     Loc,
     TLSConfig,
+    argo_name,
     check_header_name,
     check_header_value,
     check_url,
@@ -330,7 +330,7 @@ class RetryStrategy(ArgoModel):
     @classmethod
     def _not_negative(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value is not None and value < 0:
-            raise ValueError(f"{to_camel(info.field_name or '')} must not be negative, got {value}")
+            raise ValueError(f"{argo_name(info.field_name or '')} must not be negative, got {value}")
         return value
 
     def to_backoff(self) -> Backoff:

@@ -2,6 +2,7 @@
 
     SensoriumError
     ├── ConfigError          a document is invalid; carries file, line and field path (exit code 2)
+    │   └── ConfigWarning    likely a mistake, but it runs (`sensorium validate` prints it and exits 0)
     ├── BusError             the bus could not be reached or refused an operation
     └── TriggerError         a firing failed; `retryable` says whether the retry strategy may try again
 """
@@ -14,17 +15,24 @@ class SensoriumError(Exception):
 
 
 class ConfigError(SensoriumError):
+    severity = "error"
+
     def __init__(self, message: str, file: str = "", line: int = 0, field: str = "") -> None:
         self.file, self.line, self.field, self.message = file, line, field, message
         super().__init__(self.render())
 
     def with_field(self, field: str) -> ConfigError:
-        return ConfigError(self.message, self.file, self.line, field)
+        return type(self)(self.message, self.file, self.line, field)
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file else ""
         what = f"{self.field}: " if self.field else ""
-        return f"{where}{what}{self.message}"
+        mark = "warning: " if self.severity == "warning" else ""
+        return f"{where}{mark}{what}{self.message}"
+
+
+class ConfigWarning(ConfigError):
+    severity = "warning"
 
 
 class BusError(SensoriumError):

@@ -7,19 +7,25 @@ from collections.abc import Iterable
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Loc = tuple[str | int, ...]
 # RFC 7230 section 3.2.6: a header field name is a `token`.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WORD = re.compile(r"_([a-z0-9])")
+
+
+def argo_name(name: str) -> str:
+    """A Python field name as Argo's JSON tag: `event_source_name` -> `eventSourceName`, `k8s` -> `k8s` (only an
+    underscore starts a new word; pydantic's `to_camel` would also capitalise after a digit: `k8S`)."""
+    return _WORD.sub(lambda m: m.group(1).upper(), name)
 
 
 class ArgoModel(BaseModel):
     """Argo field names (camelCase) in YAML, snake_case in Python; unknown fields are errors."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", alias_generator=argo_name, populate_by_name=True, frozen=True)
 
 
 class KeySelector(ArgoModel):
