@@ -202,9 +202,12 @@ def _read_token_until_false(stream: _Stream, condition: Callable[[str], bool]) -
 
 def _parse_decimal(text: str) -> float | None:
     """strconv.ParseFloat on a run of digits and dots (what govaluate's number lexer collects)."""
-    if not text.isascii() or text.count(".") > 1 or text in (".", ""):
+    if not text.isascii():
         return None
-    return float(text)
+    try:
+        return strconv.parse_float(text)
+    except strconv.NumError:
+        return None
 
 
 def _read_token(stream: _Stream, state: _State) -> _Tok | None:
