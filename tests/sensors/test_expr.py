@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sensorium.sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
+from sensorium.engine.goport.govaluate import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensorium.sensors.filters import expr_filters
 from sensorium.sensors.spec import ExprFilter
 from tests.sensors.builders import event
