@@ -3,7 +3,7 @@
 Ports pkg/sensors/dependencies/filter.go decision for decision, including the odd ones (no data passes,
 unparsable strings read as 0 by number filters, unanchored regexes, OR mode passing with errors); each odd
 decision is named in the verdict's `reason` so the trace can explain it. Kinds run in Argo's order: exprs
-(govaluate, `sensors.expr`), data, context, time (`sensors.timefilter`), script (sandboxed Lua, `sensors.lua`).
+(`engine.goport.govaluate`), data, context, time (`sensors.timefilter`), script (sandboxed Lua, `sensors.lua`).
 `check_filters` finds at load what Argo would only find event by event (expressions and Lua that do not compile,
 time filters its controller rejects). No I/O, except that script filters run Lua under a time limit.
 """
@@ -28,9 +28,9 @@ from sensorium.engine.goport.gjson import (
     go_quote,
     parse_json,
 )
+from sensorium.engine.goport.govaluate import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensorium.engine.goport.re2 import compile_re2
 from sensorium.engine.goport.template import ArgoTemplate, TemplateEmptyError, TemplateError, TemplateUnsupportedError
-from sensorium.sensors.expr import ExprError, ExprEvalError, compile_expr, evaluate, go_sprint, json_value
 from sensorium.sensors.lua import LuaScriptError, check_syntax, memory_limit, run_script
 from sensorium.sensors.spec import ContextFilter, DataFilter, EventDependencyFilter, ExprFilter, TimeFilter
 from sensorium.sensors.timefilter import TimeFilterError, check_time, validate_time_filter

@@ -281,9 +281,4 @@ def spec_json(model: BaseModel) -> str:
 
 def marshal_ordered(value: Any) -> str:
     """Compact Go-style JSON keeping key order (struct fields are marshalled in declaration order)."""
-    if isinstance(value, Mapping):
-        items = (marshal_string(str(k)) + ":" + marshal_ordered(v) for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(marshal_ordered(v) for v in value) + "]"
-    return marshal(value)
+    return marshal(value, sort_keys=False)

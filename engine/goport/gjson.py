@@ -166,32 +166,21 @@ def plain(value: Any) -> Any:
 
 # ---- Go number and bool conversions -------------------------------------------------------------------
 
-_DEC_FLOAT = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)*)(?:[eE][+-]?\d(?:_?\d)*)?")
-_HEX_FLOAT = re.compile(
-    r"[+-]?0[xX](?:(?:_?[0-9a-fA-F])+(?:\.[0-9a-fA-F_]*)?|\.[0-9a-fA-F][0-9a-fA-F_]*)[pP][+-]?\d(?:_?\d)*")
-_INF = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
 _INT_LITERAL = re.compile(r"-?\d+")
 
 
 def go_quote(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
+    """strconv.Quote (engine.goport.strconv.quote)."""
+    return strconv.quote(s)
 
 
 def go_parse_float(s: str) -> tuple[float, str | None]:
-    """strconv.ParseFloat(s, 64) -> (value, Go error text or None); syntax error gives 0, overflow ±Inf."""
-    if _INF.fullmatch(s):
-        return (-math.inf if s.startswith("-") else math.inf), None
-    if s.lower() == "nan":
-        return math.nan, None
-    if _DEC_FLOAT.fullmatch(s):
-        value = float(s.replace("_", ""))
-    elif _HEX_FLOAT.fullmatch(s):
-        value = float.fromhex(s.replace("_", ""))
-    else:
-        return 0.0, f"strconv.ParseFloat: parsing {go_quote(s)}: invalid syntax"
-    if math.isinf(value):  # underflow gives 0 without an error in Go, overflow ErrRange
-        return value, f"strconv.ParseFloat: parsing {go_quote(s)}: value out of range"
-    return value, None
+    """strconv.ParseFloat(s, 64) as Go's (value, error text or None) pair: syntax error gives 0, overflow ±Inf
+    (engine.goport.strconv.parse_float)."""
+    try:
+        return strconv.parse_float(s), None
+    except strconv.NumError as exc:
+        return exc.value, str(exc)
 
 
 def go_parse_bool(s: str) -> bool | None:

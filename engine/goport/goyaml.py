@@ -68,9 +68,11 @@ def _f32(f: float) -> float:
 
 
 def _go_float(text: str) -> float | str:
-    """Go `strconv.ParseFloat`: out of range is an error, so the scalar stays a string."""
-    value = float(text)
-    return text if math.isinf(value) else value
+    """Go `strconv.ParseFloat`: an error (out of range) keeps the scalar a string."""
+    try:
+        return strconv.parse_float(text)
+    except strconv.NumError:
+        return text
 
 
 def _float32_key(f: float) -> str:

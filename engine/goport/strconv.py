@@ -1,14 +1,18 @@
-"""Go's strconv number rules, one implementation each: FormatFloat, ParseInt, ParseUint.
+"""Go's strconv rules, one implementation each: FormatFloat, ParseFloat, ParseInt, ParseUint, Quote.
 
 Every float printed the Go way in the project goes through `format_float` (encoding/json, gjson's String(),
-fmt's %v/%g/%e/%f/%x, govaluate's %v); every Go integer literal is read by `parse_int`. Outputs are pinned by
-tests/goport/test_strconv.py against a table printed by Go itself. Imports nothing from the project.
+fmt's %v/%g/%e/%f/%x, govaluate's %v); every text converted to a float the Go way goes through `parse_float`
+(gjson, template number literals and sprig's casts, govaluate, go-yaml); every Go integer literal is read by
+`parse_int`. Callers keep their own grammar (what their lexer lets through) and call these for the conversion.
+Outputs are pinned by tests/goport/test_strconv.py against a table printed by Go itself. Imports nothing from the
+project.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from decimal import Decimal
 
 
@@ -101,3 +105,99 @@ def parse_uint(text: str) -> int | None:
         return None
     value = _parse_base0(text)
     return value if value is not None and value < (1 << 64) else None
+
+
+class NumError(ValueError):
+    """Go's *strconv.NumError: `strconv.ParseFloat: parsing "x": invalid syntax` (or `value out of range`).
+
+    `value` is what Go returns alongside the error: 0 for a syntax error, the signed infinity for overflow."""
+
+    def __init__(self, func: str, text: str, err: str, value: float = 0.0) -> None:
+        super().__init__(f"strconv.{func}: parsing {quote(text)}: {err}")
+        self.err = err
+        self.value = value
+
+
+_DEC_FLOAT = re.compile(r"[+-]?(?:[0-9_]+(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][+-]?[0-9_]+)?")
+_HEX_FLOAT = re.compile(r"[+-]?0[xX](?:[0-9a-fA-F_]+(?:\.[0-9a-fA-F_]*)?|\.[0-9a-fA-F_]+)[pP][+-]?[0-9_]+")
+_INF = re.compile(r"[+-]?(?:inf|infinity)", re.IGNORECASE)
+
+
+def _underscore_ok(s: str) -> bool:
+    """strconv's underscoreOK: each `_` sits between digits (a base prefix counts as a digit)."""
+    saw = "^"
+    i = 0
+    if s[:1] in ("+", "-"):
+        s = s[1:]
+    hexa = False
+    if len(s) >= 2 and s[0] == "0" and s[1].lower() in "box":
+        i, saw, hexa = 2, "0", s[1].lower() == "x"
+    for ch in s[i:]:
+        if "0" <= ch <= "9" or (hexa and "a" <= ch.lower() <= "f"):
+            saw = "0"
+        elif ch == "_":
+            if saw != "0":
+                return False
+            saw = "_"
+        elif saw == "_":
+            return False
+        else:
+            saw = "!"
+    return saw != "_"
+
+
+def parse_float(text: str) -> float:
+    """strconv.ParseFloat(text, 64): decimal and hexadecimal (`0x1.8p1`, the `p` exponent required) literals with
+    `_` between digits, `inf`/`infinity` (signed) and `nan` in any case; correctly rounded, underflow is 0.
+    Raises NumError on a syntax error or overflow (its `value` is then ±Inf, as Go returns)."""
+    if _INF.fullmatch(text):
+        return -math.inf if text[0] == "-" else math.inf
+    if text.lower() == "nan":
+        return math.nan
+    is_hex = _HEX_FLOAT.fullmatch(text) is not None
+    if not (is_hex or _DEC_FLOAT.fullmatch(text)) or ("_" in text and not _underscore_ok(text)):
+        raise NumError("ParseFloat", text, "invalid syntax")
+    body = text.replace("_", "")
+    try:
+        value = float.fromhex(body) if is_hex else float(body)
+    except OverflowError:
+        value = -math.inf if body[0] == "-" else math.inf
+    if math.isinf(value):
+        raise NumError("ParseFloat", text, "value out of range", value)
+    return value
+
+
+def is_print(ch: str) -> bool:
+    """unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space."""
+    return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
+
+
+def quote(s: str, ascii_only: bool = False, q: str = '"') -> str:
+    """strconv.Quote (QuoteToASCII with ascii_only, QuoteRune style with q="'")."""
+    out = [q]
+    for ch in s:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif ch == q or ch == "\\":
+            out.append("\\" + ch)
+        elif (o < 0x80 or not ascii_only) and is_print(ch):
+            out.append(ch)
+        elif ch in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
+                        "\v": "\\v"}[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append(f"\\x{o:02x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append("\\ufffd")
+        elif o < 0x10000:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(f"\\U{o:08x}")
+    out.append(q)
+    return "".join(out)
+
+
+def can_backquote(s: str) -> bool:
+    """strconv.CanBackquote."""
+    return all(ch != "`" and ch != "\ufeff" and (ch == "\t" or " " <= ch != "\x7f") for ch in s)

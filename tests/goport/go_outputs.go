@@ -2,6 +2,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"hash/fnv"
 	"math"
@@ -81,9 +83,72 @@ func main() {
 		h.Write([]byte(s))
 		fnvs = append(fnvs, fnvRow{s, h.Sum32()})
 	}
+	type parseFloatRow struct {
+		Text  string `json:"text"`
+		Value string `json:"value"`
+		Error string `json:"error,omitempty"`
+	}
+	parseFloats := []parseFloatRow{}
+	for _, s := range []string{"0", "1", "-1", "+1.5", "1.", ".5", "-.5", ".", "", "+", "-", "1e3", "1E3", "1e+3",
+		"1e-3", "1e", "1e+", "e3", "1.5e3", "01.5", "007", "1_000", "1_000.5", "1__0", "_1", "1_", "0x1p4", "0x1P-2",
+		"0X1.8p1", "0x.8p1", "0x1", "0x1.8", "0x_1p4", "0x1_0p0", "0xp1", "0x1p", "0x1p1.5", "0b101", "0o17",
+		"inf", "Inf", "INF", "+inf", "-Inf", "infinity", "-Infinity", "INFINITY", "infin", "in", "nan", "NaN", "NAN",
+		"+nan", "-nan", "nana", "1e308", "1.7976931348623157e308", "1.8e308", "-1e400", "1e-400", "4.9e-324",
+		"2e-324", "0x1p1024", "0x1p-1080", "123456789012345678901234567890", "0.1", "3.141592653589793",
+		" 1", "1 ", "1,5", "١", "1e1_0", "1.5_5", "0x1.8_0p1", "9007199254740993", "0x1.fffffffffffff8p1023"} {
+		r := parseFloatRow{Text: s}
+		f, err := strconv.ParseFloat(s, 64)
+		r.Value = strconv.FormatFloat(f, 'g', -1, 64)
+		if err != nil {
+			r.Error = err.Error()
+		}
+		parseFloats = append(parseFloats, r)
+	}
+	type stringRow struct {
+		Hex    string `json:"hex"`
+		JSON   string `json:"json"`
+		NoHTML string `json:"json_no_html"`
+	}
+	noHTML := func(v any) string {
+		var b bytes.Buffer
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		if err := e.Encode(v); err != nil {
+			return "error: " + err.Error()
+		}
+		return string(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	}
+	stringRows := []stringRow{}
+	for _, s := range []string{"", "plain", "<a href=\"x\">&amp;</a>", "quote\" back\\ slash/", "\b\f\n\r\t",
+		"\x00\x01\x1f\x7f", "line\u2028sep\u2029para", "é ü 日本 😀", "\xff", "a\xe2\x82b", "\xe2\x82",
+		"\xed\xa0\x80", "\xf0\x9f\x98", "\xc0\xaf", "\xef\xbf\xbd", "\x80\x80é", "\u00e9\xe9"} {
+		b, _ := json.Marshal(s)
+		stringRows = append(stringRows, stringRow{hex.EncodeToString([]byte(s)), string(b), noHTML(s)})
+	}
+	type valueRow struct {
+		Input  string `json:"input"`
+		JSON   string `json:"json"`
+		Indent string `json:"indent"`
+		NoHTML string `json:"json_no_html"`
+	}
+	valueRows := []valueRow{}
+	for _, s := range []string{`null`, `true`, `[]`, `{}`, `[1, 2.5, -0.0, 1e21, 1e-7, 123456789, 1e20]`,
+		`{"b": 1, "a": [true, null, {"z": "<>", "y": {}}], "A": "&", "é": 1, "z": 2, "_": 3, "aa": [], "1": 0}`,
+		`{"nested": {"deeper": {"deepest": [[[]], [{}], "\u2028"]}}}`, `[0.1, 0.2, 0.30000000000000004, 1e6, 1e-6]`,
+		`{"\u00e9": 1, "e\u0301": 2, "\ud83d\ude00": 3, "\uffff": 4, "~": 5}`, `"\ud800 lone"`,
+		`{"html": "<script>alert('x') & more</script>", "ctl": "\u0000\u001f"}`} {
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			panic(err)
+		}
+		b, _ := json.Marshal(v)
+		ind, _ := json.MarshalIndent(v, "", "  ")
+		valueRows = append(valueRows, valueRow{s, string(b), string(ind), noHTML(v)})
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")
 	enc.Encode(map[string]any{
 		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv)",
-		"format_float": rows, "parse_int": ints, "parse_duration": durs, "fnv32a": fnvs})
+		"format_float": rows, "parse_int": ints, "parse_duration": durs, "fnv32a": fnvs,
+		"parse_float": parseFloats, "marshal_string": stringRows, "marshal_value": valueRows})
 }

@@ -106,3 +106,14 @@ def test_format_float_g_shortest(value: float, text: str) -> None:
 ])
 def test_format_float_f_shortest(value: float, text: str) -> None:
     assert strconv.format_float(value, "f", -1) == text
+
+
+@pytest.mark.parametrize("row", GO["parse_float"], ids=lambda row: repr(row["text"]))
+def test_parse_float_matches_go(row: dict[str, str]) -> None:
+    if "error" in row:
+        with pytest.raises(strconv.NumError) as info:
+            strconv.parse_float(row["text"])
+        assert str(info.value) == row["error"]
+        assert strconv.format_float(info.value.value, "g", -1) == row["value"]
+    else:
+        assert strconv.format_float(strconv.parse_float(row["text"]), "g", -1) == row["value"]

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from urllib.parse import quote_plus
 
 from sensorium.engine.goport.re2 import GoRegexp
-from sensorium.engine.goport.template.fmt import Printer, is_print, sprint, sprintf, sprintln
+from sensorium.engine.goport.strconv import is_print
+from sensorium.engine.goport.template.fmt import Printer, sprint, sprintf, sprintln
 from sensorium.engine.goport.template.values import (
     MISSING,
     FuncError,

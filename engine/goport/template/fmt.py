@@ -8,49 +8,12 @@ and lists (printed like `%v`).
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sensorium.engine.goport.strconv import format_float
+from sensorium.engine.goport.strconv import can_backquote, format_float, is_print, quote
 from sensorium.engine.goport.template.values import MAX_DEPTH, MISSING, TemplateLimitError, Uint8, to_bytes, type_name
-
-
-def is_print(ch: str) -> bool:
-    """unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space."""
-    return ch == " " or unicodedata.category(ch)[0] in "LMNPS"
-
-
-def quote(s: str, ascii_only: bool = False, q: str = '"') -> str:
-    """strconv.Quote (QuoteToASCII with ascii_only, QuoteRune style with q="'")."""
-    out = [q]
-    for ch in s:
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:  # a byte that is not UTF-8
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif ch == q or ch == "\\":
-            out.append("\\" + ch)
-        elif (o < 0x80 or not ascii_only) and is_print(ch):
-            out.append(ch)
-        elif ch in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-                        "\v": "\\v"}[ch])
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append("\\ufffd")
-        elif o < 0x10000:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(f"\\U{o:08x}")
-    out.append(q)
-    return "".join(out)
-
-
-def can_backquote(s: str) -> bool:
-    """strconv.CanBackquote."""
-    return all(ch != "`" and ch != "\ufeff" and (ch == "\t" or " " <= ch != "\x7f") for ch in s)
 
 
 @dataclass

@@ -38,7 +38,7 @@ class Item:
             return self.val
         if self.typ in KEYWORDS or self.typ in (DOT, NIL):
             return f"<{self.val}>"
-        from sensorium.engine.goport.template.fmt import quote
+        from sensorium.engine.goport.strconv import quote
 
         if len(self.val) > 10:
             return quote(self.val[:10]) + "..."
@@ -312,12 +312,12 @@ class Lexer:
 
     def lex_number(self) -> bool:
         if not self.scan_number():
-            from sensorium.engine.goport.template.fmt import quote
+            from sensorium.engine.goport.strconv import quote
 
             return self.error(f"bad number syntax: {quote(self.text[self.start:self.pos])}")
         if self.peek() in ("+", "-") and self.peek() != "":
             if not self.scan_number() or self.text[self.pos - 1] != "i":
-                from sensorium.engine.goport.template.fmt import quote
+                from sensorium.engine.goport.strconv import quote
 
                 return self.error(f"bad number syntax: {quote(self.text[self.start:self.pos])}")
             self.emit(COMPLEX)

@@ -11,8 +11,8 @@ import re
 from collections.abc import Callable
 
 from sensorium.engine.goport import strconv
+from sensorium.engine.goport.strconv import quote
 from sensorium.engine.goport.template import lex as lx
-from sensorium.engine.goport.template.fmt import quote
 from sensorium.engine.goport.template.nodes import (
     ActionNode,
     BoolNode,
@@ -94,17 +94,10 @@ def unquote(lit: str) -> str:
 
 def _parse_float(text: str) -> float | None:
     """strconv.ParseFloat(text, 64) for lexer-produced number text (None on a syntax or range error)."""
-    body = text.replace("_", "")
     try:
-        if "x" in body.lower():
-            value = float.fromhex(body) if "p" in body.lower() else None
-        else:
-            value = float(body)
-    except (ValueError, OverflowError):
+        return strconv.parse_float(text)
+    except strconv.NumError:
         return None
-    if value is None or value in (float("inf"), float("-inf")):
-        return None
-    return value
 
 
 def _char_code(lit: str) -> int:

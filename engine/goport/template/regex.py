@@ -6,8 +6,8 @@ so FindAll/ReplaceAll/Split loops stay linear in the subject."""
 from __future__ import annotations
 
 from sensorium.engine.goport.re2 import GoRegexp, utf8
+from sensorium.engine.goport.strconv import can_backquote, quote
 from sensorium.engine.goport.template.builtins import INT, STRING, CallContext, Func
-from sensorium.engine.goport.template.fmt import can_backquote, quote
 from sensorium.engine.goport.template.values import FuncError, StrList
 
 _Spans = list[tuple[int, int]]

@@ -263,68 +263,22 @@ def hash_key(v: Any, depth: int = 0) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# encoding/json (json.Marshal, MarshalIndent, Encoder with SetEscapeHTML(false))
+# encoding/json (json.Marshal, MarshalIndent, Encoder with SetEscapeHTML(false)): engine.goport.jsonenc
 
-_JSON_SHORT = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-_JSON_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
-
-
-def json_string(s: str, escape_html: bool = True) -> str:
-    """Go's JSON string encoding: short escapes, \\u00XX for other controls, U+2028/2029, optional HTML-safe."""
-    out = ['"']
-    text = finish_output(s)
-    for ch in text:
-        if ch in _JSON_SHORT:
-            out.append(_JSON_SHORT[ch])
-        elif ch < " ":
-            out.append(f"\\u{ord(ch):04x}")
-        elif escape_html and ch in _JSON_HTML:
-            out.append(_JSON_HTML[ch])
-        elif ch in "\u2028\u2029":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def json_float(f: float) -> str:
-    """encoding/json float64 (engine.goport.jsonenc.format_float), with Go's error as a FuncError."""
-    try:
-        return jsonenc.format_float(f)
-    except ValueError as exc:
-        raise FuncError(str(exc)) from None
-
-
-def json_marshal(v: Any, escape_html: bool = True, indent: str | None = None, depth: int = 0) -> str:
-    """json.Marshal (compact) or json.MarshalIndent(v, "", indent); raises FuncError like Go's errors."""
-    if depth > MAX_DEPTH:
-        raise FuncError("json: unsupported value: encountered a cycle or a value nested too deeply")
-    if v is None or v is MISSING:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(int(v))
-    if isinstance(v, float):
-        return json_float(v)
-    if isinstance(v, str):
-        return json_string(v, escape_html)
+def _json_default(v: Any) -> Any:
+    """What Go's encoder does with the template's other values: MISSING is nil, time.Time its RFC 3339 text."""
+    if v is MISSING:
+        return None
     if isinstance(v, datetime):
         from sensorium.engine.goport.template.time import RFC3339_NANO, format_time
 
-        return json_string(format_time(v, RFC3339_NANO), escape_html)
-    nl = "" if indent is None else "\n" + indent * (depth + 1)
-    end = "" if indent is None else "\n" + indent * depth
-    colon = ":" if indent is None else ": "
-    if isinstance(v, dict):
-        if not v:
-            return "{}"
-        items = [json_string(k, escape_html) + colon + json_marshal(v[k], escape_html, indent, depth + 1)
-                 for k in sorted(v)]
-        return "{" + nl + ("," + nl).join(items) + end + "}"
-    if isinstance(v, list):
-        if not v:
-            return "[]"
-        return "[" + nl + ("," + nl).join(json_marshal(x, escape_html, indent, depth + 1) for x in v) + end + "]"
-    raise FuncError(f"json: unsupported type: {type_name(v)}")
+        return format_time(v, RFC3339_NANO)
+    raise jsonenc.MarshalError(f"json: unsupported type: {type_name(v)}")
+
+
+def json_marshal(v: Any, escape_html: bool = True, indent: str | None = None) -> str:
+    """json.Marshal (compact) or json.MarshalIndent(v, "", indent); raises FuncError with Go's error text."""
+    try:
+        return jsonenc.marshal(v, escape_html=escape_html, indent=indent, default=_json_default, max_depth=MAX_DEPTH)
+    except jsonenc.MarshalError as exc:
+        raise FuncError(str(exc)) from None
