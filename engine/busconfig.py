@@ -62,7 +62,7 @@ async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Sec
             embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
             url = embedded.url
             (data_dir / URL_FILE).write_text(url + "\n")
-            print(f"sensorium: embedded event bus at {url}", flush=True)
+            log.info("embedded event bus at %s", url, extra={"bus": url})
         bus = JetStreamBus.from_spec(js, secrets, url)
     if on_bus is not None:
         on_bus(bus)

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -52,7 +51,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bus", metavar="URL", help="bus URL: nats://HOST:PORT or kafka://HOST:PORT[,HOST:PORT]")
     parser.add_argument("--data-dir", type=Path, default=Path(".sensorium"),
                         help="where the embedded bus keeps its data (default: .sensorium)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(parser, "INFO")
+
+
+def _log_options(parser: argparse.ArgumentParser, level: str) -> None:
+    """--log-level and --log-format: every command logs on stderr only (engine.logs)."""
+    parser.add_argument("--log-level", default=level, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help=f"least severe log lines shown (default {level})")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="log lines on stderr as text (default) or JSON Lines: time, level, logger, message "
+                             "and fields such as sensor, trigger, event_id, status")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                         2: "invalid arguments, or no bus is known"}))
     trace.add_argument("--sensor", metavar="NAME", help="only this sensor's records")
     trace.add_argument("--event", metavar="ID", help="only this event's records (and its firings')")
-    trace.add_argument("--since", metavar="DURATION", help="only records of the last DURATION (e.g. 10m, 1h)")
-    trace.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    trace.add_argument("--since", metavar="DURATION",
+                       help="only records of the last DURATION (e.g. 10m, 1h); with --follow, reach back this far")
+    trace.add_argument("--follow", "-f", action="store_true",
+                       help="keep printing new records, from now on (add --since to start earlier)")
     trace.add_argument("--format", choices=["human", "json"], default="human", dest="trace_format",
                        help="human lines (default) or JSON Lines")
     _common(trace)
@@ -148,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the Sensor file for the cases (instead of the cases file's `sensor:`)")
     test.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
     test.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report of the cases")
-    test.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(test, "WARNING")
 
     validate = sub.add_parser(
         "validate", help="check documents without connecting to anything", formatter_class=raw,
@@ -157,21 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
                        {0: "every document is valid (a summary is printed)",
                         2: "problems found, one FILE:LINE: field: message line each"}))
     validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(validate, "WARNING")
 
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents", formatter_class=raw,
         epilog=_epilog(["sensorium schema > sensorium.schema.json", "sensorium schema --kind Sensor"],
                        {0: "the schema was printed"}))
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
-    schema.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(schema, "WARNING")
     return parser
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -298,6 +302,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             since = parse_duration(args.since) / 1e9
         except ValueError as exc:
             raise ConfigError(f"--since: {exc} (want a duration such as 90s, 10m or 1h)") from None
+    if args.follow and since is None:
+        since = 0.0  # --follow starts at now; --since reaches back
     human = HumanFormat(color=use_color(sys.stdout))
     firings: set[str] = set()
     shown = 0
@@ -405,7 +411,9 @@ COMMANDS = {"run": cmd_run, "publish": cmd_publish, "trace": cmd_trace, "test": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    from sensorium.engine.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

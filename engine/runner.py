@@ -29,6 +29,7 @@ from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_del
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from sensorium.engine.logs import firing_failed
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
 from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
@@ -298,8 +299,7 @@ class SensorRunner:
             for firing, outcome in zip(firings, outcomes, strict=True):
                 if not outcome.success:
                     failed += 1
-                    log.error("sensor %s: trigger %s failed for event %s: %s", self.sensor, firing.trigger,
-                              event.id, outcome.error)
+                    firing_failed(log, self.sensor, firing.trigger, event.id, outcome)
             if self.persistence is not None and (tokens or state_changed):
                 for token in tokens:
                     self.persistence.firing_finished(token)
