@@ -22,6 +22,7 @@ from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.runner import RunnerSettings, SensorRunner
 from sensorium.engine.sink import PrintingSink
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
+from sensorium.engine.unmatched import UnmatchedWatch
 from sensorium.sensors.transform import close_worker as close_jq_worker
 from sensorium.sources.webhook import Endpoint, WebhookServer
 from sensorium.triggers.http import HttpClient
@@ -44,6 +45,12 @@ class EngineOptions:
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
     await bus.publish(EventKey(event.source, event.subject), event.id, encode_structured(event))
+
+
+async def publish_watched(bus: Bus, event: CloudEvent, watch: UnmatchedWatch) -> None:
+    """A webhook's publish: the event, then `unmatched` if no loaded sensor listens to it (engine.unmatched)."""
+    await publish_event(bus, event)
+    watch.published(event)
 
 
 async def _persistence(sensor: AssembledSensor, bus: Bus) -> ConditionPersistence | None:
@@ -145,7 +152,8 @@ async def _serve(config: Config, options: EngineOptions, secrets: Secrets, stop:
                             persistence=await _persistence(a, bus)) for a in assembled]
     # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
     await asyncio.gather(*(r.prepare() for r in runners))
-    server = WebhookServer(webhook_endpoints(config), lambda e: publish_event(bus, e), secrets,
+    watch = UnmatchedWatch([(a.name, a.keys) for a in assembled], options.tracer)
+    server = WebhookServer(webhook_endpoints(config), lambda e: publish_watched(bus, e, watch), secrets,
                            options.webhook_host)
     await server.start()
     log.info("engine running: %d sensor(s), %d webhook endpoint(s) on %s", len(runners),
