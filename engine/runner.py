@@ -183,7 +183,8 @@ class SensorRunner:
         except DecodeError as exc:
             if tracing:
                 self._trace(received_rows, self.sensor, now(), self.bus.url, delivery.position,
-                            getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc))
+                            getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc),
+                            delivery.body)
             await self._dead_letter(delivery, None, UNDECODABLE, f"not a CloudEvent: {exc}")
             return
         received = now() if tracing else ""

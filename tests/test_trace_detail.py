@@ -169,3 +169,13 @@ def test_json_log_lines_carry_extras_and_exceptions_bounded(log_stream: io.Strin
     assert second["level"] == "ERROR" and "ValueError: boom" in second["exception"]
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "line\nbreak", None, None)
     assert "\n" not in JsonFormatter().format(record)
+
+
+def test_a_message_that_is_not_a_cloudevent_shows_its_start_masked() -> None:
+    body = b'{"specversion":"1.0","token":"zzz-secret",' + b" " * 1000
+    (record,) = rows_of(received_rows, "s", now(), "kafka://h:1", "argo-events[0]@7", 1, None, len(body),
+                        "not JSON", body)
+    assert isinstance(record, Received) and record.error == "not JSON"
+    assert record.data_preview.startswith('{"specversion":"1.0","token":"***",')
+    assert record.data_preview.endswith(f"… ({len(body)} bytes)") and "zzz-secret" not in record.json_line()
+    assert HumanFormat().line(record.to_json()).endswith(f'; message: {record.data_preview}')

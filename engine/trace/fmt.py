@@ -89,7 +89,8 @@ class HumanFormat:
         if r.get("delivery") and r["delivery"] > 1:
             where += f" (delivery {r['delivery']})"
         if r.get("error"):
-            return f"{where}: {self._c(_RED, 'not a CloudEvent')}: {r['error']}"
+            text = f"{where}: {self._c(_RED, 'not a CloudEvent')}: {r['error']}"
+            return text + (f"; message: {r['data_preview']}" if r.get("data_preview") else "")
         attrs = r.get("attributes") or {}
         shown = " ".join(f"{k}={v}" for k, v in attrs.items() if k not in ("id", "specversion") and v != "")
         text = f"{where} {shown} ({r.get('data_bytes', 0)} bytes of data)"

@@ -92,11 +92,12 @@ def attributes(event: CloudEvent) -> dict[str, str]:
 
 
 def received_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
-                  event: CloudEvent | None, data_bytes: int = 0, error: str | None = None) -> None:
-    """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message)."""
+                  event: CloudEvent | None, data_bytes: int = 0, error: str | None = None, body: bytes = b"") -> None:
+    """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message, and a
+    preview of its `body`)."""
     if event is None:
         out.append(Received(time=t, sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
-                            data_bytes=data_bytes, error=error))
+                            data_bytes=data_bytes, data_preview=data_preview(body), error=error))
     else:
         data = event.data
         out.append(Received(time=t, sensor=sensor, event=event.id, bus=bus, position=position,
