@@ -81,6 +81,16 @@ async def test_a_firing_with_retries_stamps_each_attempt_when_it_happened(http_s
     assert "body: still down" in HumanFormat().line(r2.to_json())
 
 
+async def test_a_secret_echoed_across_the_preview_end_is_masked_whole(http_sink: HttpSink) -> None:
+    body = b"x" * (PREVIEW_BYTES - 5) + TOKEN.encode() + b"y" * 100
+    http_sink.program(Reply(200, body=body))
+    async with HttpClient() as client:
+        outcome = await HttpTrigger(http_trigger(http_sink.url), client, SECRETS).fire(
+            {"d": cloud_event(b'{"header":{},"body":{"n":5}}')})
+    shown = outcome.attempts[0].response
+    assert "x***y" in shown and shown.endswith("…") and TOKEN[:5] not in shown
+
+
 def test_received_carries_a_bounded_masked_preview_and_the_content_type() -> None:
     data = json.dumps({"header": {"Authorization": ["Bearer hunter2"], "Content-Type": ["text/plain"],
                                   "Cookie": ["sid=abc"]},

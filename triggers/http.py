@@ -45,7 +45,9 @@ __all__ = ["HttpClient", "HttpRequest", "HttpTrigger", "build_request", "tls_con
 
 log = logging.getLogger("sensorium.triggers.http")
 DRAIN_LIMIT = 64 * 1024
-RESPONSE_HEAD = PREVIEW_BYTES + 1  # bytes of a response body kept for its preview (one more: "cut" is known)
+# bytes of a response body kept for its preview: enough beyond the preview that a secret the target echoes across
+# the preview's end is still whole when it is masked (then the preview is cut)
+RESPONSE_HEAD = PREVIEW_BYTES + 4096
 MAX_REDIRECTS = 10  # Go's default client follows up to 10 redirects
 
 
@@ -129,8 +131,9 @@ def _response_preview(head: bytes, request: HttpRequest | None) -> str:
     echoing target sends them back)."""
     if not head:
         return ""
-    text = preview(head[:PREVIEW_BYTES]) + ("…" if len(head) > PREVIEW_BYTES else "")
-    return request.scrub(text) if request is not None else text
+    text = head.decode("utf-8", "replace")
+    data = (request.scrub(text) if request is not None else text).encode()  # whole secrets, before the cut
+    return preview(data[:PREVIEW_BYTES]) + ("…" if len(data) > PREVIEW_BYTES else "")
 
 
 def tls_context(tls: TLSConfig | None, secrets: Secrets) -> ssl.SSLContext | None:
