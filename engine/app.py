@@ -24,6 +24,7 @@ from sensorium.engine.registry import SourceDeps, SourceEntry
 from sensorium.engine.runner import RunnerSettings, SensorRunner
 from sensorium.engine.sink import PrintingSink
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
+from sensorium.engine.unmatched import UnmatchedWatch
 from sensorium.sensors.transform import close_worker as close_jq_worker
 from sensorium.sources.base import RunningSource
 from sensorium.triggers.http import HttpClient
@@ -48,6 +49,12 @@ class EngineOptions:
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
     await bus.publish(EventKey(event.source, event.subject), event.id, encode_structured(event))
+
+
+async def publish_watched(bus: Bus, event: CloudEvent, watch: UnmatchedWatch) -> None:
+    """A webhook's publish: the event, then `unmatched` if no loaded sensor listens to it (engine.unmatched)."""
+    await publish_event(bus, event)
+    watch.published(event)
 
 
 async def _persistence(sensor: AssembledSensor, bus: Bus) -> ConditionPersistence | None:
@@ -200,8 +207,9 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     await asyncio.gather(*(r.prepare() for r in runners))
     listened = {key for a in assembled for key in a.keys}
     observe = metrics.webhooks(lambda s, e: EventKey(s, e) in listened).observe if metrics is not None else None
-    sources = build_sources(config, SourceDeps(lambda e: publish_event(bus, e), secrets, options.webhook_host,
-                                               observe))
+    watch = UnmatchedWatch([(a.name, a.keys) for a in assembled], options.tracer)
+    sources = build_sources(config, SourceDeps(lambda e: publish_watched(bus, e, watch), secrets,
+                                               options.webhook_host, observe))
     await start_sources(sources)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)

@@ -52,7 +52,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bus", metavar="URL", help="bus URL: nats://HOST:PORT or kafka://HOST:PORT[,HOST:PORT]")
     parser.add_argument("--data-dir", type=Path, default=Path(".sensorium"),
                         help="where the embedded bus keeps its data (default: .sensorium)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(parser, "INFO")
+
+
+def _log_options(parser: argparse.ArgumentParser, level: str) -> None:
+    """--log-level and --log-format: every command logs on stderr only (engine.logs)."""
+    parser.add_argument("--log-level", default=level, choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help=f"least severe log lines shown (default {level})")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="log lines on stderr as text (default) or JSON Lines: time, level, logger, message "
+                             "and fields such as sensor, trigger, event_id, status")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,8 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         2: "invalid arguments, or no bus is known"}))
     trace.add_argument("--sensor", metavar="NAME", help="only this sensor's records")
     trace.add_argument("--event", metavar="ID", help="only this event's records (and its firings')")
-    trace.add_argument("--since", metavar="DURATION", help="only records of the last DURATION (e.g. 10m, 1h)")
-    trace.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    trace.add_argument("--since", metavar="DURATION",
+                       help="only records of the last DURATION (e.g. 10m, 1h); with --follow, reach back this far")
+    trace.add_argument("--follow", "-f", action="store_true",
+                       help="keep printing new records, from now on (add --since to start earlier)")
     trace.add_argument("--format", choices=["human", "json"], default="human", dest="trace_format",
                        help="human lines (default) or JSON Lines")
     _common(trace)
@@ -153,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the Sensor file for the cases (instead of the cases file's `sensor:`)")
     test.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
     test.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report of the cases")
-    test.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(test, "WARNING")
 
     validate = sub.add_parser(
         "validate", help="check documents without connecting to anything", formatter_class=raw,
@@ -166,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--format", choices=["text", "json", "github"], default="text",
                           help="text (FILE:LINE: field: message), json (a list of {file, line, path, severity, "
                                "message}) or github (::error/::warning annotations)")
-    validate.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(validate, "WARNING")
 
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of Sensor, EventSource and EventBus documents", formatter_class=raw,
@@ -174,19 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
                        {0: "the schema was printed (or written)", 2: "--out cannot be written"}))
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
     schema.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE instead of printing it")
-    schema.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    _log_options(schema, "WARNING")
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def _config_error(exc: ConfigError) -> int:
-    print(exc.render(), file=sys.stderr)
+def _config_error(exc: ConfigError, json_logs: bool = False) -> int:
+    """Print the problems (`ConfigErrors` renders one line each); with JSON logs, one ERROR log line each."""
+    if not json_logs:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    config_log = logging.getLogger("sensorium.config")
+    for problem in getattr(exc, "errors", None) or [exc]:
+        config_log.error("%s", problem.render(), extra=_where(problem))
     return EXIT_CONFIG
+
+
+def _where(problem: ConfigError) -> dict[str, object]:
+    return {"file": problem.file, "line": problem.line, "path": problem.field}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -196,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_checked(args.paths)  # what checking compiled is what runs
     for warning in config.warnings:  # likely mistakes that still run (engine.crosscheck)
-        print(warning.render(), file=sys.stderr)
+        logging.getLogger("sensorium.config").warning("%s", warning.render(), extra=_where(warning))
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     hub = _trace_hub(args)
@@ -309,6 +324,8 @@ def cmd_trace(args: argparse.Namespace) -> int:
             since = parse_duration(args.since) / 1e9
         except ValueError as exc:
             raise ConfigError(f"--since: {exc} (want a duration such as 90s, 10m or 1h)") from None
+    if args.follow and since is None:
+        since = 0.0  # --follow starts at now; --since reaches back
     human = HumanFormat(color=use_color(sys.stdout))
     firings: set[str] = set()
     shown = 0
@@ -421,11 +438,13 @@ COMMANDS = {"run": cmd_run, "publish": cmd_publish, "trace": cmd_trace, "test": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    from sensorium.engine.logs import setup_logging
+
+    setup_logging(args.log_level, args.log_format)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        return _config_error(exc)
+        return _config_error(exc, json_logs=args.command == "run" and getattr(args, "log_format", "") == "json")
     except SensoriumError as exc:
         print(f"sensorium: {exc}", file=sys.stderr)
         return 1

@@ -1,10 +1,11 @@
 """Checks across documents: what no single document shows.
 
-- A dependency names an EventSource that is loaded but emits no such event name: an error, with "did you mean"
-  (`eventName: Example` against a webhook `example` never matches; Argo would wait forever). A dependency naming
-  an EventSource that is not among the loaded files is a warning (it may run elsewhere and publish to the same
-  bus), with a suggestion when a loaded one has a close name. With no EventSource loaded at all, dependencies are
-  not compared (a sensor checked on its own).
+- A dependency names an EventSource that is loaded but emits no such event name: a warning, with "did you mean"
+  (`eventName: Example` against a webhook `example` never matches; Argo would wait forever). A warning, not an
+  error: the engine still runs, and the events that reach no sensor show as `unmatched` in the trace and
+  metrics. A dependency naming an EventSource that is not among the loaded files is a warning too (it may run
+  elsewhere and publish to the same bus), with a suggestion when a loaded one has a close name. With no
+  EventSource loaded at all, dependencies are not compared (a sensor checked on its own).
 - Two webhook entries on one port and endpoint: an error (only one of them could receive the requests).
 """
 
@@ -66,7 +67,7 @@ def dependency_problems(loaded: Sources, sensors: Sensors) -> list[ConfigError]:
                     f"{_hint(guess)}", origin.file, line, path))
             elif dep.event_name not in events:
                 line, path = origin.locate([*where, "eventName"])
-                problems.append(ConfigError(
+                problems.append(ConfigWarning(
                     f"EventSource '{dep.event_source_name}' emits no event '{dep.event_name}' (its events: "
                     f"{_listed(events)}){_hint(closest(dep.event_name, events))}", origin.file, line, path))
     return problems

@@ -17,6 +17,7 @@ from sensorium.engine.assemble import check_document
 from sensorium.engine.config import ConfigErrors, Origin, load_document, load_documents
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
 from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.preview import preview as data_preview
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.documents import Sensor
 from sensorium.engine.registry import REGISTRY, Registry, TriggerKind
@@ -189,7 +190,8 @@ def dry_run(sensor: Sensor, events: Sequence[LoadedEvent], secrets: Secrets | No
         event = loaded.event
         run.records.append(Received(sensor=name, event=event.id, bus=DRY_BUS, position=f"{loaded.file}:{loaded.line}",
                                     attributes={k: str(v) for k, v in event.context().items()},
-                                    data_bytes=len(event.data) if event.data is not None else 0))
+                                    data_bytes=len(event.data) if event.data is not None else 0,
+                                    content_type=event.datacontenttype, data_preview=data_preview(event.data)))
         result = stage.process(event, datetime.now(UTC))
         run.results.append(result)
         if not result.dependencies:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -57,6 +58,8 @@ __all__ = ["REGISTRY", "BusKind", "Registry", "SourceDeps", "SourceEntry", "Sour
 EMBEDDED_URL_FILE = "bus.url"
 """Where, in the data directory, a running engine writes its embedded bus's URL (`sensorium publish` reads it)."""
 
+
+log = logging.getLogger("sensorium.engine")
 
 @dataclass(frozen=True)
 class TriggerDeps:
@@ -275,7 +278,7 @@ async def _jetstream_open(spec: JetStreamSpec, secrets: Secrets, data_dir: Path)
     url_file = data_dir / EMBEDDED_URL_FILE
     try:
         url_file.write_text(embedded.url + "\n")
-        print(f"sensorium: embedded event bus at {embedded.url}", flush=True)
+        log.info("embedded event bus at %s", embedded.url, extra={"bus": embedded.url})
         yield JetStreamBus.from_spec(spec, secrets, embedded.url)
     finally:
         await embedded.stop()

@@ -29,6 +29,7 @@ from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_del
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
@@ -191,7 +192,8 @@ class SensorRunner:
         except DecodeError as exc:
             if tracing:
                 self._trace(received_rows, self.sensor, now(), self.bus.url, delivery.position,
-                            getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc))
+                            getattr(delivery, "delivery_count", None), None, len(delivery.body), str(exc),
+                            delivery.body)
             await self._dead_letter(delivery, None, UNDECODABLE, f"not a CloudEvent: {exc}")
             return
         received = now() if tracing else ""
@@ -310,8 +312,7 @@ class SensorRunner:
                 self.metrics.fired(firing.trigger, event, outcome)
                 if not outcome.success:
                     failed += 1
-                    log.error("sensor %s: trigger %s failed for event %s: %s", self.sensor, firing.trigger,
-                              event.id, outcome.error)
+                    firing_failed(log, self.sensor, firing.trigger, event.id, outcome)
             if self.persistence is not None and (tokens or state_changed):
                 for token in tokens:
                     self.persistence.firing_finished(token)

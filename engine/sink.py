@@ -1,11 +1,17 @@
-"""A tiny HTTP receiver that prints every request it gets: where the quickstart's trigger lands."""
+"""A tiny HTTP receiver that prints every request it gets: where the quickstart's trigger lands.
+
+What it received goes to stdout (it is the sink's output, for the user to read or pipe); that it listens is a log
+line (stderr, like every log line)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TextIO
 
 from aiohttp import web
+
+log = logging.getLogger("sensorium.sink")
 
 
 class PrintingSink:
@@ -25,7 +31,7 @@ class PrintingSink:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
-        print(f"sensorium: request sink listening on http://{self.host}:{self.port}/", flush=True)
+        log.info("request sink listening on http://%s:%d/", self.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -29,6 +29,7 @@ import aiohttp
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.preview import PREVIEW_BYTES, preview
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
 from sensorium.engine.core.specbase import TLSConfig
 from sensorium.engine.core.tls import client_context
@@ -44,6 +45,9 @@ __all__ = ["HttpClient", "HttpRequest", "HttpTrigger", "build_request", "tls_con
 
 log = logging.getLogger("sensorium.triggers.http")
 DRAIN_LIMIT = 64 * 1024
+# bytes of a response body kept for its preview: enough beyond the preview that a secret the target echoes across
+# the preview's end is still whole when it is masked (then the preview is cut)
+RESPONSE_HEAD = PREVIEW_BYTES + 4096
 MAX_REDIRECTS = 10  # Go's default client follows up to 10 redirects
 
 
@@ -77,9 +81,14 @@ class HttpClient:
         await self.close()
 
     async def send(self, request: HttpRequest, tls: ssl.SSLContext | None = None) -> int:
-        """Send and return the status; the body is drained (up to 64 KiB, so the connection can be reused)
-        and dropped. Raises TriggerError: retryable for transport errors and timeouts, terminal for a bad
-        request."""
+        """Send and return the status (`exchange` without the body's start)."""
+        status, _ = await self.exchange(request, tls)
+        return status
+
+    async def exchange(self, request: HttpRequest, tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+        """Send and return the status and the first `RESPONSE_HEAD` bytes of the body; the rest is drained (up
+        to 64 KiB, so the connection can be reused) and dropped. Raises TriggerError: retryable for transport
+        errors and timeouts, terminal for a bad request."""
         where = f'{_op(request.method)} "{safe_url(request.url)}"'
         try:
             async with self._get().request(
@@ -87,8 +96,7 @@ class HttpClient:
                 skip_auto_headers=("Content-Type",), timeout=aiohttp.ClientTimeout(total=request.timeout),
                 ssl=tls if tls is not None else True, allow_redirects=True, max_redirects=MAX_REDIRECTS,
             ) as response:
-                await _drain(response)
-                return response.status
+                return response.status, await _drain(response)
         except TimeoutError:
             raise TriggerError(f"{where}: timeout: no response within {request.timeout:g}s",
                                retryable=True) from None
@@ -102,15 +110,30 @@ class HttpClient:
             raise TriggerError(f"failed to construct request for {safe_url(request.url)}, {exc}") from None
 
 
-async def _drain(response: aiohttp.ClientResponse) -> None:
+async def _drain(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body away, keeping its first `RESPONSE_HEAD` bytes (what was read of them when reading fails)."""
+    head = b""
     try:
         total = 0
         async for chunk in response.content.iter_any():
+            if len(head) < RESPONSE_HEAD:
+                head += chunk[:RESPONSE_HEAD - len(head)]
             total += len(chunk)
             if total > DRAIN_LIMIT:
-                return  # too big to be worth it: the connection is closed on release
+                break  # too big to be worth it: the connection is closed on release
     except (aiohttp.ClientError, TimeoutError, OSError):
-        return
+        pass
+    return head
+
+
+def _response_preview(head: bytes, request: HttpRequest | None) -> str:
+    """The start of a response body for the outcome: bounded, credentials and the request's secrets masked (an
+    echoing target sends them back)."""
+    if not head:
+        return ""
+    text = head.decode("utf-8", "replace")
+    data = (request.scrub(text) if request is not None else text).encode()  # whole secrets, before the cut
+    return preview(data[:PREVIEW_BYTES]) + ("…" if len(data) > PREVIEW_BYTES else "")
 
 
 def tls_context(tls: TLSConfig | None, secrets: Secrets) -> ssl.SSLContext | None:
@@ -190,13 +213,14 @@ class HttpTrigger:
         for number in range(1, steps + 1):
             waited = await self.limiter.take() if self.limiter is not None else 0.0
             status: int | None = None
-            start = self._clock()
+            head = b""
+            at, start = time.time(), self._clock()
             try:
                 if request is None:
                     request = build_request(self.trigger.template, self.trigger.parameters, events,
                                             self.secrets, used)
                     summary = request.summary()
-                status = await self.client.send(request, self._tls_context())
+                status, head = await self.client.exchange(request, self._tls_context())
                 verdict = self.policy.judge(status)
                 error = "" if verdict.ok else verdict.reason
             except TriggerError as exc:
@@ -205,7 +229,8 @@ class HttpTrigger:
             latency = self._clock() - start
             last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
             delay = None if verdict.ok or last else next(delays)
-            attempts.append(Attempt(number, status, latency, error, verdict, delay, waited))
+            attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
+                                    _response_preview(head, request)))
             log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
             if verdict.ok:
                 return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,

@@ -27,7 +27,10 @@ class RequestSummary:
 @dataclass(frozen=True)
 class Attempt:
     """One attempt. `status` None when no response arrived; `delay_s` is the sleep before the next attempt
-    (None for the last one); `waited_s` the time spent waiting for the rate limiter first."""
+    (None for the last one); `waited_s` the time spent waiting for the rate limiter first; `at` when the attempt
+    started (seconds since the epoch, after the rate limiter; 0.0: not known), so `at + latency_s` is when its
+    response came; `response` the start of the body the target answered (`engine.core.preview`: bounded,
+    credentials and the request's own secrets masked)."""
 
     number: int
     status: int | None
@@ -36,6 +39,8 @@ class Attempt:
     verdict: Verdict
     delay_s: float | None = None
     waited_s: float = 0.0
+    at: float = 0.0
+    response: str = ""
 
 
 @dataclass(frozen=True)

@@ -89,10 +89,12 @@ class HumanFormat:
         if r.get("delivery") and r["delivery"] > 1:
             where += f" (delivery {r['delivery']})"
         if r.get("error"):
-            return f"{where}: {self._c(_RED, 'not a CloudEvent')}: {r['error']}"
+            text = f"{where}: {self._c(_RED, 'not a CloudEvent')}: {r['error']}"
+            return text + (f"; message: {r['data_preview']}" if r.get("data_preview") else "")
         attrs = r.get("attributes") or {}
         shown = " ".join(f"{k}={v}" for k, v in attrs.items() if k not in ("id", "specversion") and v != "")
-        return f"{where} {shown} ({r.get('data_bytes', 0)} bytes of data)"
+        text = f"{where} {shown} ({r.get('data_bytes', 0)} bytes of data)"
+        return text + (f": {r['data_preview']}" if r.get("data_preview") else "")
 
     def _unmatched(self, r: Mapping[str, Any]) -> str:
         return (f"no dependency listens to eventSourceName {_q(r['source'])} and eventName {_q(r['subject'])} "
@@ -164,7 +166,8 @@ class HumanFormat:
                     f" -> {policy}: {r.get('error') or r['reason']}")
         status = r["status"]
         shown = self._c(_GREEN if 200 <= status < 300 else _RED, str(status))
-        return f"{self._tag(r)} attempt {r['attempt']}: status {shown} in {took}{waited} -> {policy}: {r['reason']}"
+        text = f"{self._tag(r)} attempt {r['attempt']}: status {shown} in {took}{waited} -> {policy}: {r['reason']}"
+        return text + (f"; body: {r['body_preview']}" if r.get("body_preview") else "")
 
     def _retry(self, r: Mapping[str, Any]) -> str:
         return f"{self._tag(r)} attempt {r['attempt']} in {r['delay_s']:g}s"

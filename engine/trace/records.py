@@ -131,19 +131,26 @@ def stamp(at: float) -> str:
 
 class Received(TraceRecord, kw_only=True, frozen=True, tag="received"):
     """A message arrived. `position` is `<subject> seq <n>` (JetStream) or `<topic>[<partition>]@<offset>`
-    (Kafka); `attributes` the CloudEvent attributes; `error` set when the message is not a CloudEvent."""
+    (Kafka); `attributes` the CloudEvent attributes; `content_type` the data's (`datacontenttype`);
+    `data_preview` the start of the data (`engine.core.preview`: at most 512 bytes, credentials masked; a
+    webhook's data shows the request's headers, Content-Type among them, then its body); `error` set when the
+    message is not a CloudEvent."""
 
     bus: str
     position: str
     delivery: int | None = None
     attributes: Mapping[str, str] = msgspec.field(default_factory=dict)
     data_bytes: int = 0
+    content_type: str = ""
+    data_preview: str = ""
     error: str | None = None
 
 
 class Unmatched(TraceRecord, kw_only=True, frozen=True, tag="unmatched"):
-    """No dependency listens to the event's (source, subject): `sensorium test` only (the engine's consumer
-    is only handed events some dependency listens to)."""
+    """No dependency of `sensor` listens to the event's (source, subject). `sensorium test` records it for the
+    sensor under test; the running engine records it, once per sensor, for an event one of its webhooks stored
+    that no loaded sensor listens to (`engine.unmatched`: a sensor's consumer is only handed events some
+    dependency listens to, so the publish path is where it can be seen)."""
 
     source: str
     subject: str
@@ -235,8 +242,10 @@ class RequestBuilt(TraceRecord, kw_only=True, frozen=True, tag="request"):
 
 
 class ResponseReceived(TraceRecord, kw_only=True, frozen=True, tag="response"):
-    """One attempt: the status (None when no response arrived, `error` says why), the latency, and the status
-    policy's `verdict` on it (success, retryable or terminal) with its `reason`."""
+    """One attempt: the status (None when no response arrived, `error` says why), the latency, the status
+    policy's `verdict` on it (success, retryable or terminal) with its `reason`, and `body_preview`, the start
+    of the body the target answered (at most 512 bytes, credentials and the request's secrets masked). `time`
+    is when the response came."""
 
     firing: str
     trigger: str
@@ -247,6 +256,7 @@ class ResponseReceived(TraceRecord, kw_only=True, frozen=True, tag="response"):
     reason: str
     error: str | None = None
     rate_limited_ms: float = 0.0
+    body_preview: str = ""
 
 
 class RetryScheduled(TraceRecord, kw_only=True, frozen=True, tag="retry"):

@@ -5,7 +5,9 @@ Parameters are the ones the trigger itself resolved (`FiringOutcome.params`); re
 redacted summary.
 
 The `*_rows(out, sensor, t, ...)` functions are the single source of what a record says: they append the records
-of one step (all with the time `t`, from `engine.trace.records.now()`) to `out`; the `*_records` functions wrap them
+of one step (with the time `t`, from `engine.trace.records.now()`, taken when the step happened; a firing's
+records take the times its outcome carries: the request and parameters when the first attempt started, each
+response and retry when that attempt's response came, the outcome at `t`) to `out`; the `*_records` functions wrap them
 for callers that want them returned. Every input they read is immutable (frozen stage results, outcomes,
 events), so the engine can hand them over on the event path and have them built a little later
 (`TraceHub.defer`).
@@ -19,6 +21,8 @@ from typing import Any
 from msgspec.structs import replace
 
 from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.preview import mask_credentials
+from sensorium.engine.core.preview import preview as data_preview
 from sensorium.engine.trace.records import (
     Acknowledged,
     ConditionChecked,
@@ -33,7 +37,9 @@ from sensorium.engine.trace.records import (
     RetryScheduled,
     TraceRecord,
     Transformed,
+    Unmatched,
     now,
+    stamp,
 )
 from sensorium.sensors.filters import FilterVerdict
 from sensorium.sensors.stage import StageResult
@@ -47,8 +53,9 @@ RowsFn = Callable[..., None]  # rows_fn(out: list[TraceRecord], *args): appends 
 
 
 def preview(body: bytes, limit: int = PREVIEW_CHARS) -> str:
+    """The start of `body`: at most `limit` characters, credentials masked (`engine.core.preview`)."""
     text = body[: limit * 4].decode("utf-8", "replace")
-    return text if len(text) <= limit else text[:limit] + "…"
+    return mask_credentials(text if len(text) <= limit else text[:limit] + "…")
 
 
 VALUE_CHARS = 1000
@@ -85,15 +92,25 @@ def attributes(event: CloudEvent) -> dict[str, str]:
 
 
 def received_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
-                  event: CloudEvent | None, data_bytes: int = 0, error: str | None = None) -> None:
-    """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message)."""
+                  event: CloudEvent | None, data_bytes: int = 0, error: str | None = None, body: bytes = b"") -> None:
+    """A message arrived: as a CloudEvent (`event`), or not one (`error`, `data_bytes` of the message, and a
+    preview of its `body`)."""
     if event is None:
         out.append(Received(time=t, sensor=sensor, event=None, bus=bus, position=position, delivery=delivery,
-                            data_bytes=data_bytes, error=error))
+                            data_bytes=data_bytes, data_preview=data_preview(body), error=error))
     else:
+        data = event.data
         out.append(Received(time=t, sensor=sensor, event=event.id, bus=bus, position=position,
                             delivery=delivery, attributes=attributes(event),
-                            data_bytes=len(event.data) if event.data is not None else 0))
+                            data_bytes=len(data) if data is not None else 0, content_type=event.datacontenttype,
+                            data_preview=data_preview(data)))
+
+
+def unmatched_rows(out: list[TraceRecord], sensor: str, t: str, event: CloudEvent,
+                   listening: tuple[str, ...]) -> None:
+    """No dependency of `sensor` (which listens to `listening`) listens to `event`."""
+    out.append(Unmatched(time=t, sensor=sensor, event=event.id, source=event.source, subject=event.subject,
+                         listening=listening))
 
 
 def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
@@ -256,17 +273,26 @@ def outcome_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing
         return
     trigger = outcome.trigger
     if outcome.request is not None:
-        append(_request(sensor, t, event, firing, trigger, outcome.request))
+        append(_request(sensor, sent_at(outcome, t), event, firing, trigger, outcome.request))
     for a in outcome.attempts:
-        append(ResponseReceived(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, attempt=a.number,
-                                status=a.status, latency_ms=round(a.latency_s * 1000, 3), verdict=str(a.verdict.kind),
-                                reason=a.verdict.reason, error=a.error if a.status is None and a.error else None,
-                                rate_limited_ms=round(a.waited_s * 1000, 3)))
+        answered = stamp(a.at + a.latency_s) if a.at else t
+        append(ResponseReceived(time=answered, sensor=sensor, event=event, firing=firing, trigger=trigger,
+                                attempt=a.number, status=a.status, latency_ms=round(a.latency_s * 1000, 3),
+                                verdict=str(a.verdict.kind), reason=a.verdict.reason,
+                                error=a.error if a.status is None and a.error else None,
+                                rate_limited_ms=round(a.waited_s * 1000, 3), body_preview=a.response))
         if a.delay_s is not None:
-            append(RetryScheduled(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger,
+            append(RetryScheduled(time=answered, sensor=sensor, event=event, firing=firing, trigger=trigger,
                                   attempt=a.number + 1, delay_s=round(a.delay_s, 6)))
     append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=trigger, success=outcome.success,
                       attempts=len(outcome.attempts), error=outcome.error or None, note=outcome.note))
+
+
+def sent_at(outcome: FiringOutcome, t: str) -> str:
+    """When the firing's request was built and first sent (its parameters were resolved then): the first
+    attempt's start, or `t` when the outcome does not say."""
+    first = outcome.attempts[0].at if outcome.attempts else 0.0
+    return stamp(first) if first else t
 
 
 def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
@@ -274,7 +300,7 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
     """What a firing did once it finished: the parameters it resolved (`trigger` None: not an HTTP trigger's
     spec), then request, responses, retries and outcome."""
     if trigger is not None and isinstance(outcome, FiringOutcome):
-        param_rows(out, sensor, t, event, firing, trigger, outcome.params)
+        param_rows(out, sensor, sent_at(outcome, t), event, firing, trigger, outcome.params)
     outcome_rows(out, sensor, t, event, firing, outcome)
 
 

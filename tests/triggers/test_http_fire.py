@@ -207,10 +207,10 @@ async def test_rate_limit_is_awaited_before_each_attempt(http_sink: HttpSink, cl
 
 async def test_fire_never_raises(http_sink: HttpSink, client: HttpClient, monkeypatch: pytest.MonkeyPatch,
                                  caplog: pytest.LogCaptureFixture) -> None:
-    async def explode(*_: Any) -> int:
+    async def explode(*_: Any) -> tuple[int, bytes]:
         raise RuntimeError(f"bug holding {TOKEN}")
 
-    monkeypatch.setattr(client, "send", explode)
+    monkeypatch.setattr(client, "exchange", explode)
     t = make(http_sink.url, {"secureHeaders": [{"name": "X-Token", "valueFrom": {
         "secretKeyRef": {"name": "tok", "key": "value"}}}]})
     outcome = await HttpTrigger(t, client, SECRETS).fire(EVENTS)
