@@ -379,7 +379,8 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _run_cases(args: argparse.Namespace) -> int:
     from sensorium.engine.config import ConfigErrors
     from sensorium.engine.core.secrets import Secrets
-    from sensorium.engine.testcases import CaseFile, junit_xml, load_cases, render_suite_text, run_cases, suite_json
+    from sensorium.engine.testcases import CaseFile, load_cases
+    from sensorium.engine.testreport import junit_xml, render_suite_text, run_cases, suite_json
     from sensorium.engine.trace.fmt import use_color
 
     loaded: list[CaseFile] = []
