@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"time"
@@ -189,11 +191,30 @@ func main() {
 		r.JSON = string(b)
 		unmarshals = append(unmarshals, r)
 	}
+	// fmt.Sprint and reflect.DeepEqual of govaluate's values, in the order of PRINTED and EQUALITIES in
+	// tests/goport/test_values.py (NaN and infinities cannot travel as JSON, so the inputs are written twice)
+	nan := math.NaN()
+	type m = map[string]any
+	type l = []any
+	sprints := []string{}
+	for _, v := range []any{nil, true, false, "text", "", 1.0, math.Copysign(0, -1), 0.1, 1e21, 1e20, 123456789.0,
+		1e-5, math.Inf(1), math.Inf(-1), nan, l{}, l{1.0, "a b", nil, true}, m{},
+		m{"b": 2.0, "a": l{1.5, m{"z": nil}}, "B": "x"}} {
+		sprints = append(sprints, fmt.Sprint(v))
+	}
+	deepEquals := []bool{}
+	for _, p := range [][2]any{{nil, nil}, {1.0, 1.0}, {1.0, "1"}, {true, 1.0}, {false, nil}, {"a", "a"}, {nan, nan},
+		{0.0, math.Copysign(0, -1)}, {l{1.0, l{2.0}}, l{1.0, l{2.0}}}, {l{1.0}, l{1.0, 2.0}}, {l{}, m{}}, {l{nil}, l{}},
+		{m{"a": l{1.0, m{"b": nil}}}, m{"a": l{1.0, m{"b": nil}}}}, {m{"a": 1.0}, m{"a": 1.0, "b": 2.0}},
+		{m{"a": nil}, m{"b": nil}}, {m{"a": nan}, m{"a": nan}}} {
+		deepEquals = append(deepEquals, reflect.DeepEqual(p[0], p[1]))
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")
 	enc.Encode(map[string]any{
-		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv)",
+		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv, fmt, reflect)",
 		"format_float": rows, "parse_int": ints, "parse_duration": durs, "fnv32a": fnvs,
 		"parse_float": parseFloats, "marshal_string": stringRows, "marshal_value": valueRows,
-		"format_float32": f32Rows, "unmarshal": unmarshals})
+		"format_float32": f32Rows, "unmarshal": unmarshals,
+		"sprint_v": sprints, "deep_equal": deepEquals})
 }
