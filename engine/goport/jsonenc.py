@@ -154,6 +154,11 @@ class _Encoder:
 class UnmarshalTypeError(ValueError):
     """Go's *json.UnmarshalTypeError: `json: cannot unmarshal number 1e400 into Go value of type float64`."""
 
+    @classmethod
+    def number(cls, literal: str) -> UnmarshalTypeError:
+        """The error for a JSON number out of float64's range."""
+        return cls(f"json: cannot unmarshal number {literal} into Go value of type float64")
+
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
@@ -174,8 +179,7 @@ def unmarshal(text: str) -> tuple[Any, UnmarshalTypeError | None]:
         try:
             return strconv.parse_float(literal)
         except strconv.NumError:  # only out of range: JSON's grammar is within ParseFloat's
-            errors.append(UnmarshalTypeError(f"json: cannot unmarshal number {literal} into Go value of type "
-                                             "float64"))
+            errors.append(UnmarshalTypeError.number(literal))
             return None
 
     value = json.loads(text, parse_float=number, parse_int=number, parse_constant=_reject_constant)

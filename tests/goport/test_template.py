@@ -610,3 +610,10 @@ def test_argo_template_wrapper() -> None:
     with pytest.raises(TemplateUnsupportedError):
         ArgoTemplate('{{ template "x" }}')
     assert ArgoTemplate("{{ now | date \"2006\" }}").execute("", clock=lambda: CLOCK) == "2024"
+
+
+def test_integer_data_past_float64_is_go_decoders_error() -> None:
+    """Template data holds Go's decoded JSON: an integer no float64 can hold fails as Go's decoder would."""
+    assert render("{{ .n }}", {"n": 10**20}) == "1e+20"
+    with pytest.raises(TemplateError, match=r"^json: cannot unmarshal number 1000\d+ into Go value of type float64$"):
+        render("{{ .n }}", {"n": 10**400})

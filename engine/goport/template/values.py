@@ -190,7 +190,7 @@ def _scalar(v: Any) -> Any:
         try:
             return float(v)
         except OverflowError:
-            raise TemplateExecError(f"json: cannot unmarshal number {v} into Go value of type float64") from None
+            raise TemplateExecError(str(jsonenc.UnmarshalTypeError.number(str(v)))) from None
     if isinstance(v, datetime) and v.tzinfo is not None:
         return v
     raise TemplateExecError(f"template data of type {type(v).__name__} is not JSON-like")
