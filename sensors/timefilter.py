@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from sensorium.engine.goport.strconv import time_quote
+
 _NS = 1_000_000_000
 _DAY = 86_400
 _LAYOUT = "2006-01-02 15:04:05"
@@ -60,18 +62,6 @@ def _civil_from_days(z: int) -> tuple[int, int, int]:
     d = doy - (153 * mp + 2) // 5 + 1
     m = mp + (3 if mp < 10 else -9)
     return y + (m <= 2), m, d
-
-
-def go_quote(s: str) -> str:
-    """Go's time.quote (used in time.ParseError): non-ASCII and control bytes as \\xHH."""
-    out = ['"']
-    for ch in s:
-        if ord(ch) >= 0x80 or ord(ch) < 0x20:
-            out.extend(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass"))
-        else:
-            out.append("\\" + ch if ch in '"\\' else ch)
-    out.append('"')
-    return "".join(out)
 
 
 @lru_cache(maxsize=64)
@@ -120,11 +110,11 @@ def parse_clock(text: str, date: tuple[int, int, int]) -> int:
     full = f"{y:04d}-{m:02d}-{d:02d} {text}"
 
     def cannot(rest: str, elem: str) -> TimeFilterError:
-        return TimeFilterError(f"parsing time {go_quote(full)} as {go_quote(_LAYOUT)}: cannot parse "
-                               f"{go_quote(rest)} as {go_quote(elem)}")
+        return TimeFilterError(f"parsing time {time_quote(full)} as {time_quote(_LAYOUT)}: cannot parse "
+                               f"{time_quote(rest)} as {time_quote(elem)}")
 
     def out_of_range(what: str) -> TimeFilterError:
-        return TimeFilterError(f"parsing time {go_quote(full)}: {what} out of range")
+        return TimeFilterError(f"parsing time {time_quote(full)}: {what} out of range")
 
     value = " " + text
     value = value.lstrip(" ")  # layout " " matches one or more spaces
@@ -151,7 +141,7 @@ def parse_clock(text: str, date: tuple[int, int, int]) -> int:
         nanos = int(digits) * 10 ** (9 - len(digits))
         value = value[n:]
     if value:
-        raise TimeFilterError(f"parsing time {go_quote(full)}: extra text: {go_quote(value)}")
+        raise TimeFilterError(f"parsing time {time_quote(full)}: extra text: {time_quote(value)}")
     hour, minute, second = parts
     wall = _days_from_civil(y, m, d) * _DAY + hour * 3600 + minute * 60 + second
     return wall * _NS + nanos

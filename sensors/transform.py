@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 import selectors
@@ -30,7 +29,7 @@ from typing import Any, Literal
 import jq
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.goport.jsonenc import marshal
+from sensorium.engine.goport.jsonenc import marshal, unmarshal
 from sensorium.sensors.lua import DEFAULT_TIMEOUT, LuaScriptError, check_syntax, memory_limit, run_script
 from sensorium.sensors.spec import EventDependencyTransformer
 
@@ -69,23 +68,12 @@ class TransformConfigError(ValueError):
 
 # ---- Go encoding/json decoding of the event data ------------------------------------------------------------
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
-
-
-def _go_float(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"json: cannot unmarshal number {text} into Go value of type float64")
-    return value
-
-
 def decode_object(data: bytes) -> dict[str, Any]:
     """json.Unmarshal(data, &map[string]interface{}): numbers float64, the last duplicate key wins, `null`
     gives an empty map; TransformError for invalid JSON or a value that is not an object."""
     text = data.decode("utf-8", errors="replace")
     try:
-        value = json.loads(text, parse_float=_go_float, parse_int=_go_float, parse_constant=_reject_constant)
+        value, error = unmarshal(text)
     except json.JSONDecodeError as exc:
         raise TransformError(f"the event data is not valid JSON: {exc.msg} (line {exc.lineno} column "
                              f"{exc.colno})") from None
@@ -93,13 +81,13 @@ def decode_object(data: bytes) -> dict[str, Any]:
         raise TransformError(str(exc)) from None
     except RecursionError:  # Go's decoder stops at 10,000 levels; Python's recursion limit comes first
         raise TransformError("the event data is not valid JSON: nested too deeply") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) and value is not None:
         kind = "array" if isinstance(value, list) else "string" if isinstance(value, str) else \
             "bool" if isinstance(value, bool) else "number"
         raise TransformError(f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}")
-    return value
+    if error is not None:
+        raise TransformError(str(error))
+    return value if value is not None else {}
 
 
 def _jq_input(value: Any) -> Any:

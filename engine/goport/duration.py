@@ -1,12 +1,14 @@
 """Go durations, one parser: `time.ParseDuration` and spf13/cast's `ToDuration` (how viper reads a duration).
 
 Outputs are pinned by tests/goport/test_strconv.py against a table printed by Go itself. Imports nothing from the
-project.
+project but engine.goport.strconv (Go's time.quote for the error texts).
 """
 
 from __future__ import annotations
 
 import re
+
+from sensorium.engine.goport.strconv import time_quote
 
 _UNITS: dict[str, int] = {
     "ns": 1, "us": 1_000, "\u00b5s": 1_000, "\u03bcs": 1_000, "ms": 1_000_000,
@@ -23,20 +25,20 @@ def parse_duration(text: str) -> int:
     if s == "0":
         return 0
     if s == "":
-        raise ValueError(f'time: invalid duration "{orig}"')
+        raise ValueError("time: invalid duration " + time_quote(orig))
     total = 0
     while s:
         if not (s[0] == "." or (s[0].isascii() and s[0].isdigit())):
-            raise ValueError(f'time: invalid duration "{orig}"')
+            raise ValueError("time: invalid duration " + time_quote(orig))
         m = _PART.match(s)
         assert m is not None
         whole, frac, unit = m.group(1), m.group(2), m.group(3)
         if whole == "" and not frac:
-            raise ValueError(f'time: invalid duration "{orig}"')
+            raise ValueError("time: invalid duration " + time_quote(orig))
         if unit == "":
-            raise ValueError(f'time: missing unit in duration "{orig}"')
+            raise ValueError("time: missing unit in duration " + time_quote(orig))
         if unit not in _UNITS:
-            raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
+            raise ValueError(f"time: unknown unit {time_quote(unit)} in duration {time_quote(orig)}")
         scale = _UNITS[unit]
         value = int(whole or "0") * scale
         if frac:
@@ -45,7 +47,7 @@ def parse_duration(text: str) -> int:
         total += value
         s = s[m.end():]
     if total > 2**63 - 1:
-        raise ValueError(f'time: invalid duration "{orig}"')
+        raise ValueError("time: invalid duration " + time_quote(orig))
     return -total if neg else total
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
-from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -59,14 +57,6 @@ def go_resolve(text: str) -> Any:
     return text
 
 
-def _f32(f: float) -> float:
-    try:
-        value: float = struct.unpack("f", struct.pack("f", f))[0]
-    except OverflowError:
-        return math.copysign(math.inf, f)
-    return value
-
-
 def _go_float(text: str) -> float | str:
     """Go `strconv.ParseFloat`: an error (out of range) keeps the scalar a string."""
     try:
@@ -76,24 +66,10 @@ def _go_float(text: str) -> float | str:
 
 
 def _float32_key(f: float) -> str:
-    """Go `strconv.FormatFloat(f, 'g', -1, 32)` (ghodss' float map keys)."""
-    if math.isnan(f):
-        return ".nan"
-    if math.isinf(f):
-        return ".inf" if f > 0 else "-.inf"
-    f32 = _f32(f)
-    if math.isinf(f32):
-        return ".inf" if f32 > 0 else "-.inf"
-    text = next(t for p in range(1, 10) if _f32(float(t := f"{f32:.{p}g}")) == f32)
-    sign, digits, exp = Decimal(text).as_tuple()
-    assert isinstance(exp, int)
-    point = exp + len(digits) - 1
-    if f32 == 0:
-        return "-0" if sign else "0"
-    if point < -4 or point >= 6:  # %g with shortest precision switches to exponent form at 1e+06
-        mant = str(digits[0]) + ("." + "".join(map(str, digits[1:])) if len(digits) > 1 else "")
-        return ("-" if sign else "") + f"{mant}e{'-' if point < 0 else '+'}{abs(point):02d}"
-    return ("-" if sign else "") + format(Decimal((0, digits, exp)), "f")
+    """ghodss/yaml's float map key: `strconv.FormatFloat(f, 'g', -1, 32)`, with Go's `+Inf`, `-Inf`, `NaN`
+    written back as YAML's `.inf`, `-.inf`, `.nan`."""
+    text = strconv.format_float(f, "g", -1, 32)
+    return {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(text, text)
 
 
 def _go_key(key: Any) -> str:

@@ -151,6 +151,41 @@ class _Encoder:
         return open_ + inner + ("," + inner).join(items) + "\n" + self.indent * depth + close
 
 
+class UnmarshalTypeError(ValueError):
+    """Go's *json.UnmarshalTypeError: `json: cannot unmarshal number 1e400 into Go value of type float64`."""
+
+    @classmethod
+    def number(cls, literal: str) -> UnmarshalTypeError:
+        """The error for a JSON number out of float64's range."""
+        return cls(f"json: cannot unmarshal number {literal} into Go value of type float64")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
+def unmarshal(text: str) -> tuple[Any, UnmarshalTypeError | None]:
+    """Go `json.Unmarshal([]byte(text), &v)` with `v interface{}`: every number is a float64 read by
+    strconv.parse_float; the result and the first type error, as Go returns them.
+
+    A syntax error raises ValueError (json.JSONDecodeError, or Go's `invalid character 'N' looking for beginning
+    of value` for NaN/Infinity), before any type error, since Go checks the whole text first. A number out of
+    float64's range is a type error, not a failure: decoding goes on, the number's place holds nil (Go leaves
+    the interface unset) and the error is returned with the value (sprig's fromJson ignores it, mustFromJson and
+    transforms report it). Recursive: RecursionError past Python's limit (callers catch it or bound the nesting)."""
+    errors: list[UnmarshalTypeError] = []
+
+    def number(literal: str) -> float | None:
+        try:
+            return strconv.parse_float(literal)
+        except strconv.NumError:  # only out of range: JSON's grammar is within ParseFloat's
+            errors.append(UnmarshalTypeError.number(literal))
+            return None
+
+    value = json.loads(text, parse_float=number, parse_int=number, parse_constant=_reject_constant)
+    return value, (errors[0] if errors else None)
+
+
 def is_valid_json(text: str) -> bool:
     """Go `json.Unmarshal` into `json.RawMessage` succeeds (no NaN/Infinity, one value). Numbers are checked as
     syntax only, as Go does: no conversion, so a 5,000-digit integer (over Python's int-string limit) is valid.

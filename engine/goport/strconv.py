@@ -1,4 +1,5 @@
-"""Go's strconv rules, one implementation each: FormatFloat, ParseFloat, ParseInt, ParseUint, Quote.
+"""Go's strconv rules, one implementation each: FormatFloat (64 and 32 bits), ParseFloat, ParseInt, ParseUint,
+Quote, and the time package's own quote (`time_quote`).
 
 Every float printed the Go way in the project goes through `format_float` (encoding/json, gjson's String(),
 fmt's %v/%g/%e/%f/%x, govaluate's %v); every text converted to a float the Go way goes through `parse_float`
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import unicodedata
 from decimal import Decimal
+from fractions import Fraction
 
 
 def _digits(f: float) -> tuple[str, int]:
@@ -31,8 +34,66 @@ def _exp_suffix(e: int) -> str:
     return f"e{'-' if e < 0 else '+'}{abs(e):02d}"
 
 
-def format_float(f: float, verb: str, prec: int) -> str:
-    """strconv.FormatFloat(f, verb, prec, 64) for verb e/E/f/F/g/G/x/X; prec -1 means shortest."""
+def to_float32(f: float) -> float:
+    """Go's float32(f): rounded to nearest even, ±Inf past float32's range."""
+    try:
+        value: float = struct.unpack("f", struct.pack("f", f))[0]
+    except OverflowError:
+        return math.copysign(math.inf, f)
+    return value
+
+
+def _digits32(f: float) -> tuple[str, int]:
+    """Shortest digits of the float32 |f| that read back (float32 rounding) as f, the nearest of them to f when
+    two qualify, and the decimal point position, computed exactly on float32's rounding interval."""
+    a = abs(f)
+    if a == 0:
+        return "0", 1
+    m, e = math.frexp(a)  # a = m * 2**e, 0.5 <= m < 1
+    ulp = Fraction(2) ** (max(e, -125) - 24)  # float32: 24-bit mantissa, smallest normal 2**-126
+    v = Fraction(a)
+    mant = int(v / ulp)
+    inclusive = mant % 2 == 0  # a halfway text rounds to the even mantissa: ours when it is even
+    upper = v + ulp / 2
+    lower = v - (ulp / 4 if m == 0.5 and e > -125 else ulp / 2)  # at a power of two the gap below is half
+
+    # Go's Dragonbox (internal/strconv/ftoadbox.go) breaks a tie between two nearest candidates to even, but in
+    # its branch for a normal power of two (Algorithm 5.6) upwards, except at 2**-54 (its exp == -77)
+    tie_up = m == 0.5 and e >= -125 and e != -53
+
+    def inside(x: Fraction) -> bool:
+        return (lower <= x <= upper) if inclusive else (lower < x < upper)
+
+    top = math.floor(math.log10(a))  # v's leading decimal digit is at 10**top (corrected below)
+    if Fraction(10) ** top > v:
+        top -= 1
+    elif Fraction(10) ** (top + 1) <= v:
+        top += 1
+    for p in range(1, 10):  # float32 never needs more than 9 digits
+        unit = Fraction(10) ** (top - p + 1)
+        down = math.floor(v / unit)
+        chosen = None
+        for n in (down, down + 1):
+            x = n * unit
+            if inside(x) and (chosen is None or abs(x - v) < abs(chosen * unit - v)
+                              or (abs(x - v) == abs(chosen * unit - v) and (tie_up or n % 2 == 0))):
+                chosen = n
+        if chosen is not None:
+            text = str(chosen)
+            dp = top + 1 + (len(text) - p)  # 9.99 rounded up to 10.0 gains a digit
+            return text.rstrip("0") or "0", dp
+    raise AssertionError(f"no shortest float32 digits for {f!r}")
+
+
+def format_float(f: float, verb: str, prec: int, bit_size: int = 64) -> str:
+    """strconv.FormatFloat(f, verb, prec, bit_size) for verb e/E/f/F/g/G/x/X; prec -1 means shortest.
+
+    With bit_size 32, f is first rounded to float32 (Go's float32(f)) and the shortest digits are those that
+    read back as that float32 (`0.1` rather than `0.10000000149011612`)."""
+    if bit_size == 32:
+        f = to_float32(f)
+    elif bit_size != 64:
+        raise ValueError(f"strconv: illegal bit size {bit_size}")
     if math.isnan(f):
         return "NaN"
     if math.isinf(f):
@@ -42,13 +103,13 @@ def format_float(f: float, verb: str, prec: int) -> str:
     v = verb.lower()
     if v == "x":
         return neg + _hex_float(abs(f), prec, upper)
-    if prec >= 0:
+    if prec >= 0:  # the exact value (a float32 is exact in a float64) correctly rounded: the same for both sizes
         text = format(abs(f), f".{prec}{'f' if v == 'f' else v}")
         if v == "g" and "e" in text:  # Python and Go agree except that Go keeps at least two exponent digits
             mant, _, e = text.partition("e")
             text = mant + _exp_suffix(int(e))
         return neg + (text.upper() if upper else text)
-    digits, dp = _digits(f)
+    digits, dp = _digits32(f) if bit_size == 32 else _digits(f)
     if v == "g":
         exp = dp - 1
         v = "e" if exp < -4 or exp >= 6 else "f"
@@ -195,6 +256,23 @@ def quote(s: str, ascii_only: bool = False, q: str = '"') -> str:
         else:
             out.append(f"\\U{o:08x}")
     out.append(q)
+    return "".join(out)
+
+
+def time_quote(s: str) -> str:
+    """Go's time.quote (time.ParseError, time.ParseDuration errors): `"` and `\\` escaped, every byte of a
+    non-ASCII or control character as `\\xHH`; other ASCII as it is. A surrogate escape (a byte that is not
+    UTF-8, as the project holds Go strings) is that one byte."""
+    out = ['"']
+    for ch in s:
+        o = ord(ch)
+        if o >= 0x80 or o < 0x20:
+            data = ch.encode("utf-8", "surrogateescape") if 0xDC80 <= o <= 0xDCFF else \
+                ch.encode("utf-8", "surrogatepass")
+            out.extend(f"\\x{b:02x}" for b in data)
+        else:
+            out.append("\\" + ch if ch in '"\\' else ch)
+    out.append('"')
     return "".join(out)
 
 

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"strconv"
 	"time"
@@ -63,7 +65,7 @@ func main() {
 	durs := []durRow{}
 	for _, s := range []string{"0", "1s", "1.5s", "300ms", "1h2m", "72h", "1h30m", "250ms", "-1.5h", "+5m", "1us",
 		"1µs", "1μs", "2ns", ".5s", "5.s", "1.0000000001s", "9223372036854775807ns", "9223372036854775808ns", "",
-		"1", "s", "1x", "1.s2", "-", ".s", "1h-2m"} {
+		"1", "s", "1x", "1.s2", "-", ".s", "1h-2m", "1é", "é", "5\"s\\", "\x01s", "\xef\xbf\xbd"} {
 		r := durRow{Text: s}
 		if d, err := time.ParseDuration(s); err == nil {
 			n := int64(d)
@@ -145,10 +147,74 @@ func main() {
 		ind, _ := json.MarshalIndent(v, "", "  ")
 		valueRows = append(valueRows, valueRow{s, string(b), string(ind), noHTML(v)})
 	}
+	type float32Row struct {
+		Value string `json:"value"`
+		G     string `json:"g"`
+		E     string `json:"e"`
+		F     string `json:"f"`
+		E3    string `json:"e3"`
+	}
+	float32s := []float64{0, math.Copysign(0, -1), 0.1, 0.2, 0.3, 1.0 / 3, 2.0 / 3, 1e-45, 1.4e-45, 1e-38, 1.17549435e-38,
+		3.4028234663852886e38, 3.4028235e38, 3.5e38, 1e39, 1e10, 123456.789, 1e6, 999999, 9999999, 16777216, 16777217,
+		3.141592653589793, 1e-7, 100, 1.5, -2.5, 6.02214076e23, math.Inf(1), math.Inf(-1), math.NaN()}
+	for e := -149; e <= 127; e++ { // powers of two: the narrower lower gap, where rounding shortest is hardest
+		float32s = append(float32s, math.Ldexp(1, e))
+	}
+	seed := uint32(12345)
+	for i := 0; i < 300; i++ { // arbitrary float32 bit patterns (an LCG, so the list is the same every run)
+		seed = seed*1664525 + 1013904223
+		f := math.Float32frombits(seed)
+		if !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) {
+			float32s = append(float32s, float64(f))
+		}
+	}
+	f32Rows := []float32Row{}
+	for _, f := range float32s {
+		f32Rows = append(f32Rows, float32Row{strconv.FormatFloat(f, 'g', -1, 64), strconv.FormatFloat(f, 'g', -1, 32),
+			strconv.FormatFloat(f, 'e', -1, 32), strconv.FormatFloat(f, 'f', -1, 32), strconv.FormatFloat(f, 'e', 3, 32)})
+	}
+	type unmarshalRow struct {
+		Text  string `json:"text"`
+		JSON  string `json:"json"`
+		Error string `json:"error,omitempty"`
+	}
+	unmarshals := []unmarshalRow{}
+	for _, s := range []string{`{"a":1e400}`, `{"a":[1,-1e999]}`, `[1e400, 2, 1e500]`, `1e400`, `{"a":1e400,"b":}`,
+		`{"a":-0}`, `{"a":NaN}`, `[Infinity]`, `{"a":1E2,"b":0.1,"c":-1.5e-3}`, `123456789012345678901234567890`,
+		`4.9e-324`, `1e-400`, `[0.1, 1e308, 1.7976931348623157e308, 1.7976931348623159e308]`, `{"a":1}x`, ``} {
+		r := unmarshalRow{Text: s}
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			r.Error = err.Error()
+		}
+		b, _ := json.Marshal(v)
+		r.JSON = string(b)
+		unmarshals = append(unmarshals, r)
+	}
+	// fmt.Sprint and reflect.DeepEqual of govaluate's values, in the order of PRINTED and EQUALITIES in
+	// tests/goport/test_values.py (NaN and infinities cannot travel as JSON, so the inputs are written twice)
+	nan := math.NaN()
+	type m = map[string]any
+	type l = []any
+	sprints := []string{}
+	for _, v := range []any{nil, true, false, "text", "", 1.0, math.Copysign(0, -1), 0.1, 1e21, 1e20, 123456789.0,
+		1e-5, math.Inf(1), math.Inf(-1), nan, l{}, l{1.0, "a b", nil, true}, m{},
+		m{"b": 2.0, "a": l{1.5, m{"z": nil}}, "B": "x"}} {
+		sprints = append(sprints, fmt.Sprint(v))
+	}
+	deepEquals := []bool{}
+	for _, p := range [][2]any{{nil, nil}, {1.0, 1.0}, {1.0, "1"}, {true, 1.0}, {false, nil}, {"a", "a"}, {nan, nan},
+		{0.0, math.Copysign(0, -1)}, {l{1.0, l{2.0}}, l{1.0, l{2.0}}}, {l{1.0}, l{1.0, 2.0}}, {l{}, m{}}, {l{nil}, l{}},
+		{m{"a": l{1.0, m{"b": nil}}}, m{"a": l{1.0, m{"b": nil}}}}, {m{"a": 1.0}, m{"a": 1.0, "b": 2.0}},
+		{m{"a": nil}, m{"b": nil}}, {m{"a": nan}, m{"a": nan}}} {
+		deepEquals = append(deepEquals, reflect.DeepEqual(p[0], p[1]))
+	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", " ")
 	enc.Encode(map[string]any{
-		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv)",
+		"_produced_by": runtime.Version() + ": go run tests/goport/go_outputs.go > tests/goport/go_outputs.json (strconv, encoding/json, time, hash/fnv, fmt, reflect)",
 		"format_float": rows, "parse_int": ints, "parse_duration": durs, "fnv32a": fnvs,
-		"parse_float": parseFloats, "marshal_string": stringRows, "marshal_value": valueRows})
+		"parse_float": parseFloats, "marshal_string": stringRows, "marshal_value": valueRows,
+		"format_float32": f32Rows, "unmarshal": unmarshals,
+		"sprint_v": sprints, "deep_equal": deepEquals})
 }

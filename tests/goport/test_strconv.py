@@ -117,3 +117,37 @@ def test_parse_float_matches_go(row: dict[str, str]) -> None:
         assert strconv.format_float(info.value.value, "g", -1) == row["value"]
     else:
         assert strconv.format_float(strconv.parse_float(row["text"]), "g", -1) == row["value"]
+
+
+@pytest.mark.parametrize("row", GO["format_float32"], ids=lambda row: row["value"])
+def test_format_float32_matches_go(row: dict[str, str]) -> None:
+    """FormatFloat(f, verb, prec, 32): the shortest digits that read back as the float32, pinned for every power
+    of two (where the gap below is half the gap above) and 300 arbitrary float32 bit patterns."""
+    value = float(row["value"])
+    assert strconv.format_float(value, "g", -1, 32) == row["g"]
+    assert strconv.format_float(value, "e", -1, 32) == row["e"]
+    assert strconv.format_float(value, "f", -1, 32) == row["f"]
+    assert strconv.format_float(value, "e", 3, 32) == row["e3"]
+
+
+def test_format_float32_shortest_differs_from_float64() -> None:
+    assert strconv.format_float(0.1, "g", -1, 32) == "0.1"
+    assert strconv.format_float(strconv.to_float32(0.1), "g", -1, 64) == "0.10000000149011612"
+    assert strconv.format_float(1e39, "g", -1, 32) == "+Inf"  # float32(1e39) overflows
+    with pytest.raises(ValueError, match="illegal bit size 16"):
+        strconv.format_float(1.0, "g", -1, 16)
+
+
+@pytest.mark.parametrize("row", GO["unmarshal"], ids=lambda row: repr(row["text"]))
+def test_unmarshal_matches_go(row: dict[str, str]) -> None:
+    """json.Unmarshal into interface{}: value and first type error as Go returns them; syntax errors raise
+    (their text is Python's, so only the Go text of NaN/Infinity constants is compared)."""
+    if "error" in row and "cannot unmarshal" not in row["error"]:
+        with pytest.raises(ValueError) as info:
+            jsonenc.unmarshal(row["text"])
+        if "looking for beginning of value" in row["error"] and row["error"][19] in "NI":
+            assert str(info.value) == row["error"]
+        return
+    value, error = jsonenc.unmarshal(row["text"])
+    assert jsonenc.marshal(value) == row["json"]
+    assert (str(error) if error else None) == row.get("error")

@@ -232,6 +232,8 @@ def test_builtins(text: str, expected: str) -> None:
     ("{{ eq 1 }}", "error calling eq: missing argument for comparison"),
     ("{{ not 1 2 }}", "wrong number of args for not: want 1 got 2"),
     ("{{ printf 1 }}", "expected string; found 1"),
+    ('{{ mustFromJson "[1e400]" }}',
+     "error calling mustFromJson: json: cannot unmarshal number 1e400 into Go value of type float64"),
 ])
 def test_builtin_errors(text: str, message: str) -> None:
     assert exec_error(text, L).endswith(message)
@@ -322,7 +324,10 @@ def test_sprig_strings_numbers_defaults(text: str, expected: str) -> None:
     ("{{ toJson (split \",\" \"x,y\") }}", '{"_0":"x","_1":"y"}'),
     ("{{ toJson .nope }} {{ toJson now }}", 'null "2024-03-05T14:07:09.123456Z"'),
     ('{{ (fromJson "{\\"a\\": {\\"b\\": [1, 2]}}").a.b }}', "[1 2]"), ('{{ fromJson "nope" }}', "<no value>"),
-    ('{{ printf "%T" (fromJson "7") }}', "float64"), ('{{ mustFromJson "[1,2]" | len }}', "2"),
+    ('{{ printf "%T" (fromJson "7") }}', "float64"),
+    # Go's decoder leaves nil where a number overflows float64 and goes on; fromJson ignores the error
+    ('{{ (fromJson "{\\"a\\": 1e400, \\"b\\": 2}") | toJson }}', '{"a":null,"b":2}'),
+    ('{{ mustFromJson "[1,2]" | len }}', "2"),
 ])
 def test_sprig_json(text: str, expected: str) -> None:
     data = {"j": {"c": 1.5, "a": 1, "b": [True, None, "<b> &"], "d": 1e21, "e": 1e-7, "f": 1234567},
@@ -605,3 +610,10 @@ def test_argo_template_wrapper() -> None:
     with pytest.raises(TemplateUnsupportedError):
         ArgoTemplate('{{ template "x" }}')
     assert ArgoTemplate("{{ now | date \"2006\" }}").execute("", clock=lambda: CLOCK) == "2024"
+
+
+def test_integer_data_past_float64_is_go_decoders_error() -> None:
+    """Template data holds Go's decoded JSON: an integer no float64 can hold fails as Go's decoder would."""
+    assert render("{{ .n }}", {"n": 10**20}) == "1e+20"
+    with pytest.raises(TemplateError, match=r"^json: cannot unmarshal number 1000\d+ into Go value of type float64$"):
+        render("{{ .n }}", {"n": 10**400})

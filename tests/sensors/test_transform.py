@@ -104,6 +104,9 @@ def test_jq(program: str, data: bytes, expected: bytes) -> None:
     (".", b'"s"', "json: cannot unmarshal string into Go value of type map[string]interface {}"),
     (".", b"{nope", "the event data is not valid JSON: Expecting property name enclosed in double quotes "
                     "(line 1 column 2)"),
+    (".", b'{"a": [1, 1e400]}', "json: cannot unmarshal number 1e400 into Go value of type float64"),
+    # Go checks the syntax of the whole text before converting any number: the syntax error wins
+    (".", b'{"a": 1e400, "b": }', "the event data is not valid JSON: Expecting value (line 1 column 19)"),
 ])
 def test_jq_errors(program: str, data: bytes, message: str) -> None:
     with pytest.raises(TransformError) as info:

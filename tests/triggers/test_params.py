@@ -238,3 +238,11 @@ def test_construct_payload_fails_on_resolution_error() -> None:
 ])
 def test_yaml_to_json(text: str, expected: str) -> None:
     assert yaml_to_json(text) == expected
+
+
+def test_yaml_float_keys_are_float32_text() -> None:
+    """ghodss/yaml writes a float key as FormatFloat(f, 'g', -1, 32) (pinned against Go in tests/goport), with
+    +Inf, -Inf and NaN as YAML's .inf, -.inf and .nan."""
+    text = "0.1: a\n16777217.0: b\n1e39: c\n.nan: d\n-.inf: e\n0.3333333333: f\n"
+    assert yaml_to_json(text) == ('{"-.inf":"e",".inf":"c",".nan":"d","0.1":"a","0.33333334":"f",'
+                                  '"1.6777216e+07":"b"}')

@@ -30,9 +30,10 @@ class _Flags:
 class Printer:
     """One fmt print call (its flags apply to every element of a map or list, as in Go)."""
 
-    def __init__(self, limit: int = 1 << 20) -> None:
+    def __init__(self, limit: int = 1 << 20, max_depth: int = MAX_DEPTH) -> None:
         self.f = _Flags()
         self.limit = limit
+        self.max_depth = max_depth
 
     # -- padding ----------------------------------------------------------------------------------------------
     def pad(self, s: str, mode: str = "str") -> str:
@@ -53,7 +54,7 @@ class Printer:
 
     # -- values -----------------------------------------------------------------------------------------------
     def arg(self, v: Any, verb: str, depth: int = 0) -> str:
-        if depth > MAX_DEPTH:
+        if depth > self.max_depth:
             raise TemplateLimitError("value nested too deeply to print")
         if v is None or v is MISSING:
             return self.pad("<nil>") if verb in "vT" or depth > 0 else self.bad(verb, v)
@@ -161,11 +162,12 @@ class Printer:
         return self.bad(verb, orig)
 
 
-def sprint_v(v: Any) -> str:
-    """fmt.Sprint of one value (`%v`): maps sorted by key, `<nil>` for nil."""
+def sprint_v(v: Any, max_depth: int = MAX_DEPTH) -> str:
+    """fmt.Sprint of one value (`%v`): maps sorted by key, `<nil>` for nil. The project's one `%v` of values
+    (govaluate's go_sprint adapts it); nesting past `max_depth` is a TemplateLimitError."""
     if isinstance(v, str):
         return v
-    return Printer().arg(v, "v")
+    return Printer(max_depth=max_depth).arg(v, "v")
 
 
 def sprint(args: list[Any]) -> str:

@@ -13,6 +13,7 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Any
 
+from sensorium.engine.goport import jsonenc
 from sensorium.engine.goport.template.builtins import ANY, BOOL, MAP, STRING, TIME, CallContext, Func
 from sensorium.engine.goport.template.regex import REGEX_FUNCS
 from sensorium.engine.goport.template.strings import STRING_FUNCS, empty, strslice, strval, to_int64
@@ -48,35 +49,20 @@ def _to_json(v: Any, html: bool, indent: str | None, must: bool) -> str:
         return ""
 
 
-class _JsonNumberError(Exception):
-    pass
-
-
 def _from_json(s: str, must: bool) -> Any:
-    errors: list[str] = []
-
-    def number(text: str) -> float | None:
-        f = float(text)
-        if math.isinf(f):
-            errors.append(f"json: cannot unmarshal number {text} into Go value of type float64")
-            return None
-        return f
-
-    def constant(text: str) -> Any:
-        raise _JsonNumberError(f"invalid character '{text[0]}' looking for beginning of value")
-
+    """sprig fromJson (errors ignored: nil) and mustFromJson (Go's error text) over jsonenc.unmarshal."""
     try:
-        value = json.loads(s, parse_float=number, parse_int=number, parse_constant=constant)
-    except _JsonNumberError as exc:
-        if must:
-            raise FuncError(str(exc)) from None
-        return None
-    except (ValueError, RecursionError) as exc:
+        value, error = jsonenc.unmarshal(s)
+    except json.JSONDecodeError as exc:
         if must:
             raise FuncError("unexpected end of JSON input" if not s.strip() else str(exc)) from None
         return None
-    if errors and must:
-        raise FuncError(errors[0])
+    except (ValueError, RecursionError) as exc:
+        if must:
+            raise FuncError(str(exc)) from None
+        return None
+    if error is not None and must:
+        raise FuncError(str(error))
     return value
 
 # -- lists and dicts --------------------------------------------------------------------------------------------

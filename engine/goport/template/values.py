@@ -190,7 +190,7 @@ def _scalar(v: Any) -> Any:
         try:
             return float(v)
         except OverflowError:
-            raise TemplateExecError(f"json: cannot unmarshal number {v} into Go value of type float64") from None
+            raise TemplateExecError(str(jsonenc.UnmarshalTypeError.number(str(v)))) from None
     if isinstance(v, datetime) and v.tzinfo is not None:
         return v
     raise TemplateExecError(f"template data of type {type(v).__name__} is not JSON-like")
@@ -233,18 +233,20 @@ def from_json_value(v: Any) -> Any:
     return root
 
 
-def deep_equal(a: Any, b: Any, depth: int = 0) -> bool:
-    """reflect.DeepEqual on template values (types must match: float64 1 differs from int 1)."""
-    if depth > MAX_DEPTH:
+def deep_equal(a: Any, b: Any, depth: int = 0, max_depth: int = MAX_DEPTH) -> bool:
+    """reflect.DeepEqual on template values (types must match: float64 1 differs from int 1; NaN is equal to
+    nothing). The project's one DeepEqual (govaluate's deep_equal adapts it); nesting past `max_depth` is a
+    FuncError."""
+    if depth > max_depth:
         raise FuncError("value nested too deeply")
     if a is None or b is None:
         return a is None and b is None
     if type_name(a) != type_name(b):
         return False
     if isinstance(a, dict):
-        return len(a) == len(b) and all(k in b and deep_equal(v, b[k], depth + 1) for k, v in a.items())
+        return len(a) == len(b) and all(k in b and deep_equal(v, b[k], depth + 1, max_depth) for k, v in a.items())
     if isinstance(a, list):
-        return len(a) == len(b) and all(deep_equal(x, y, depth + 1) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(deep_equal(x, y, depth + 1, max_depth) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
