@@ -19,6 +19,7 @@ from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.health import HealthServer
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, EngineMetrics, SensorMetricsLike
+from sensorium.engine.otel import Otel
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.registry import SourceDeps, SourceEntry
 from sensorium.engine.runner import RunnerSettings, SensorRunner
@@ -45,6 +46,7 @@ class EngineOptions:
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
     handle_signals: bool = True
+    otlp_traces_url: str | None = None  # OpenTelemetry spans go here over OTLP/HTTP (engine.otel); None: off
 
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
@@ -167,15 +169,20 @@ async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: 
     health = HealthServer(port, options.ops_host, EngineMetrics()) if port is not None else None
     if health is not None:
         await health.start()
+    otel = Otel(options.otlp_traces_url) if options.otlp_traces_url else None
     try:
         async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
                                                             options.bus_url, secrets, options.data_dir,
                                                             on_bus=health.watch if health else None,
                                                             stop=stop, registry=config.registry) as bus:
-            await _serve(config, options, secrets, stop, ready, bus, client, health)
+            if otel is not None:
+                client.attempt_spans = otel.attempts
+            await _serve(config, options, secrets, stop, ready, bus, client, health, otel)
     finally:
         if health is not None:
             await health.stop()
+        if otel is not None:  # flushes the spans still queued (bounded by the exporter's timeout)
+            await asyncio.get_running_loop().run_in_executor(None, otel.shutdown)
 
 
 def _tune_gc() -> tuple[int, int, int]:
@@ -196,12 +203,14 @@ def _tune_gc() -> tuple[int, int, int]:
 
 
 async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
-                 ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None) -> None:
+                 ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
+                 otel: Otel | None = None) -> None:
     assembled: list[AssembledSensor] = [assemble(compiled, secrets, client, config.registry)
                                         for compiled in config.compiled]
     metrics = health.metrics if health is not None else None
     runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
-                            persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a))
+                            persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a),
+                            spans=otel.sensor(a.name) if otel is not None else None)
                for a in assembled]
     # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
     await asyncio.gather(*(r.prepare() for r in runners))

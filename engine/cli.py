@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ops-host", default="127.0.0.1", metavar="ADDRESS",
                      help="address the operations port listens on (default 127.0.0.1; 0.0.0.0 for a remote "
                           "Prometheus)")
+    run.add_argument("--otlp-endpoint", metavar="URL",
+                     help="export OpenTelemetry spans (event, firing, attempt) over OTLP/HTTP to URL/v1/traces; "
+                          "default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else off")
     run.add_argument("--sink", type=int, metavar="PORT",
                      help="also run a request sink on 127.0.0.1:PORT that prints every request it receives")
     run.add_argument("--trace", action="store_true",
@@ -207,6 +210,7 @@ def _where(problem: ConfigError) -> dict[str, object]:
 def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.app import EngineOptions, run_engine
     from sensorium.engine.assemble import load_checked
+    from sensorium.engine.otel import otlp_traces_url
     from sensorium.engine.runner import RunnerSettings
 
     config = load_checked(args.paths)  # what checking compiled is what runs
@@ -218,7 +222,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
                             ops_port=args.ops_port, ops_host=args.ops_host,
-                            runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub)
+                            runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub,
+                            otlp_traces_url=otlp_traces_url(args.otlp_endpoint))
 
     async def go() -> None:
         try:

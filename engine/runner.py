@@ -31,6 +31,7 @@ from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attribu
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
 from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
+from sensorium.engine.otel import EventSpan, SensorSpans
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
 from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
@@ -98,8 +99,9 @@ class SensorRunner:
                  bus: Bus, settings: RunnerSettings = RunnerSettings(), tracer: Tracer = NULL_TRACER,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  persistence: ConditionPersistence | None = None,
-                 metrics: SensorMetricsLike = NULL_SENSOR_METRICS) -> None:
+                 metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
+        self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
         self.bus, self.settings, self.tracer, self.clock = bus, settings, tracer, clock
@@ -199,9 +201,12 @@ class SensorRunner:
         received = now() if tracing else ""
         persist = self.persistence
         version = persist.version if persist is not None else 0
+        span = self.spans.event(event) if self.spans is not None else None
         try:
             result = await self._process(event)
         except Exception as exc:  # a bug in a stage must not stop the sensor: the message is dead-lettered
+            if span is not None:
+                span.failed(_describe(exc))
             log.debug("sensor %s: the sensor stage failed on event %s at %s", self.sensor, event.id,
                       delivery.position, exc_info=True)
             if tracing:
@@ -210,6 +215,8 @@ class SensorRunner:
             await self._dead_letter(delivery, event.id, UNPROCESSABLE, f"the sensor stage failed: {_describe(exc)}")
             return
         self.metrics.decided(result)
+        if span is not None:
+            span.decided(len(result.firings))
         if tracing:
             if isinstance(result, StageResult):  # received, then what the stage decided
                 self._trace(event_rows, self.sensor, received, self.bus.url, delivery.position,
@@ -228,7 +235,7 @@ class SensorRunner:
             self._trace_ack(event.id, delivery, "ack", "nothing to fire")
             return
         await self._slots.acquire()
-        task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed))
+        task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed, span))
         self._in_flight[task] = delivery
 
     async def _handle_failed(self, delivery: Delivery, exc: Exception) -> None:
@@ -304,9 +311,9 @@ class SensorRunner:
         return self.stage.decide(event, verdicts, self.clock())
 
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
-                        tokens: Sequence[int] = (), state_changed: bool = False) -> None:
+                        tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
         try:
-            outcomes = await asyncio.gather(*(self._fire(f, event.id) for f in firings))
+            outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
             failed = 0
             for firing, outcome in zip(firings, outcomes, strict=True):
                 self.metrics.fired(firing.trigger, event, outcome)
@@ -341,7 +348,15 @@ class SensorRunner:
             self._slots.release()
             self._in_flight.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
-    async def _fire(self, firing: FiringLike, event_id: str) -> FiringOutcome:
+    async def _fire(self, firing: FiringLike, event_id: str, span: EventSpan | None = None) -> FiringOutcome:
+        if span is None:
+            return await self._fire_one(firing, event_id)
+        with span.firing(firing.trigger) as done:  # current in this task: the trigger's attempts are its children
+            outcome = await self._fire_one(firing, event_id)
+            done(outcome.success, outcome.error)
+            return outcome
+
+    async def _fire_one(self, firing: FiringLike, event_id: str) -> FiringOutcome:
         self._firing_seq += 1
         executor = self.executors[firing.trigger]
         if not self._tracing:

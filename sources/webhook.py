@@ -23,6 +23,7 @@ from sensorium.engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
 from sensorium.engine.core.errors import BusError, SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.tls import server_context
+from sensorium.engine.core.tracecontext import from_headers
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
 from sensorium.sources.base import Publish
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
@@ -109,6 +110,9 @@ def _body(request_method: str, content_type: str, raw: bytes, query: str) -> str
 
 def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[str, str]], raw: bytes,
                        query: str) -> CloudEvent:
+    """The event Argo's webhook would publish for this request. A valid W3C `traceparent` (and `tracestate`)
+    header also becomes the CloudEvents distributed-tracing extension attributes (the data is unchanged: the
+    headers stay in `header` as Argo puts them there)."""
     header: dict[str, list[str]] = {}
     for name, value in headers:
         header.setdefault(canonical_header(name), []).append(value)
@@ -119,6 +123,7 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     return CloudEvent(
         id=new_id(), source=endpoint.source, type="webhook", subject=endpoint.event,
         datacontenttype="application/json", time=now_rfc3339(), data=(data + "}").encode(),
+        extensions=from_headers(headers),
     )
 
 

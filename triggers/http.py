@@ -33,6 +33,7 @@ from sensorium.engine.core.preview import PREVIEW_BYTES, preview
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
 from sensorium.engine.core.specbase import TLSConfig
 from sensorium.engine.core.tls import client_context
+from sensorium.engine.core.tracecontext import TRACEPARENT, TRACESTATE, from_extensions
 from sensorium.triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
 from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
 from sensorium.triggers.params import ResolvedParam
@@ -40,6 +41,7 @@ from sensorium.triggers.policy import StatusPolicy, Verdict, VerdictKind
 from sensorium.triggers.ratelimit import RateLimiter
 from sensorium.triggers.retry import Backoff, RandomSource, final_error
 from sensorium.triggers.spec import Trigger
+from sensorium.triggers.tracehook import AttemptSpans
 
 __all__ = ["HttpClient", "HttpRequest", "HttpTrigger", "build_request", "tls_context"]
 
@@ -56,10 +58,13 @@ def _op(method: str) -> str:
 
 
 class HttpClient:
-    """The engine's single HTTP connection pool (created lazily inside the running loop)."""
+    """The engine's single HTTP connection pool (created lazily inside the running loop). `attempt_spans`, when
+    set (OpenTelemetry on), gets a span per request every HTTP trigger sends (`triggers.tracehook`)."""
 
-    def __init__(self, *, max_connections: int = 100, max_per_host: int = 0) -> None:
+    def __init__(self, *, max_connections: int = 100, max_per_host: int = 0,
+                 attempt_spans: AttemptSpans | None = None) -> None:
         self.max_connections, self.max_per_host = max_connections, max_per_host
+        self.attempt_spans = attempt_spans
         self._session: aiohttp.ClientSession | None = None
 
     def _get(self) -> aiohttp.ClientSession:
@@ -80,19 +85,25 @@ class HttpClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def send(self, request: HttpRequest, tls: ssl.SSLContext | None = None) -> int:
+    async def send(self, request: HttpRequest, tls: ssl.SSLContext | None = None,
+                   extra_headers: Mapping[str, str] | None = None) -> int:
         """Send and return the status (`exchange` without the body's start)."""
-        status, _ = await self.exchange(request, tls)
+        status, _ = await self.exchange(request, tls, extra_headers)
         return status
 
-    async def exchange(self, request: HttpRequest, tls: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+    async def exchange(self, request: HttpRequest, tls: ssl.SSLContext | None = None,
+                       extra_headers: Mapping[str, str] | None = None) -> tuple[int, bytes]:
         """Send and return the status and the first `RESPONSE_HEAD` bytes of the body; the rest is drained (up
-        to 64 KiB, so the connection can be reused) and dropped. Raises TriggerError: retryable for transport
-        errors and timeouts, terminal for a bad request."""
+        to 64 KiB, so the connection can be reused) and dropped. `extra_headers` (trace context) are sent after
+        the request's own. Raises TriggerError: retryable for transport errors and timeouts, terminal for a bad
+        request."""
         where = f'{_op(request.method)} "{safe_url(request.url)}"'
+        headers = list(request.headers)
+        if extra_headers:
+            headers.extend(extra_headers.items())
         try:
             async with self._get().request(
-                request.method, request.url, data=request.body or None, headers=list(request.headers),
+                request.method, request.url, data=request.body or None, headers=headers,
                 skip_auto_headers=("Content-Type",), timeout=aiohttp.ClientTimeout(total=request.timeout),
                 ssl=tls if tls is not None else True, allow_redirects=True, max_redirects=MAX_REDIRECTS,
             ) as response:
@@ -134,6 +145,21 @@ def _response_preview(head: bytes, request: HttpRequest | None) -> str:
     text = head.decode("utf-8", "replace")
     data = (request.scrub(text) if request is not None else text).encode()  # whole secrets, before the cut
     return preview(data[:PREVIEW_BYTES]) + ("…" if len(data) > PREVIEW_BYTES else "")
+
+
+def _names_trace(request: HttpRequest) -> bool:
+    """Whether the request's own headers already carry trace context (then none is added)."""
+    return any(k.lower() in (TRACEPARENT, TRACESTATE) for k, _ in request.headers)
+
+
+def _event_trace(events: Mapping[str, CloudEvent]) -> dict[str, str] | None:
+    """The trace context of the first event that carries one, as headers (None: none does)."""
+    for event in events.values():
+        if event.extensions:
+            found = from_extensions(event.extensions)
+            if found:
+                return found
+    return None
 
 
 def tls_context(tls: TLSConfig | None, secrets: Secrets) -> ssl.SSLContext | None:
@@ -204,7 +230,14 @@ class HttpTrigger:
                                  error=final_error(f"internal error: {type(exc).__name__}"), params=tuple(used))
 
     async def _fire(self, events: Mapping[str, CloudEvent], used: list[ResolvedParam]) -> FiringOutcome:
+        """Trace context: with `client.attempt_spans` each attempt is a span and its `traceparent` goes out;
+        without, the first event's `traceparent`/`tracestate` extensions go out as they came (no span of ours
+        in between, so the target's span is the caller's child). A request whose own headers (spec,
+        parameters) already name `traceparent` is left alone."""
         attempts: list[Attempt] = []
+        spans = self.client.attempt_spans
+        propagated: dict[str, str] | None = None
+        own = False
         delays = self.backoff.delays(self.rng)
         request: HttpRequest | None = None
         summary: RequestSummary | None = None
@@ -213,6 +246,7 @@ class HttpTrigger:
         for number in range(1, steps + 1):
             waited = await self.limiter.take() if self.limiter is not None else 0.0
             status: int | None = None
+            span = None
             head = b""
             at, start = time.time(), self._clock()
             try:
@@ -220,15 +254,27 @@ class HttpTrigger:
                     request = build_request(self.trigger.template, self.trigger.parameters, events,
                                             self.secrets, used)
                     summary = request.summary()
-                status, head = await self.client.exchange(request, self._tls_context())
+                    own = _names_trace(request)
+                    propagated = None if own or spans is not None else _event_trace(events)
+                if spans is not None:
+                    span = spans.start(number)
+                    if not own:
+                        propagated = span.headers()
+                status, head = await self.client.exchange(request, self._tls_context(), propagated)
                 verdict = self.policy.judge(status)
                 error = "" if verdict.ok else verdict.reason
             except TriggerError as exc:
                 error = request.scrub(str(exc)) if request is not None else str(exc)
                 verdict = Verdict(VerdictKind.RETRYABLE if exc.retryable else VerdictKind.TERMINAL, error)
+            except BaseException:  # cancelled (shutdown) or a bug: the span still ends
+                if span is not None:
+                    span.end(status, "interrupted", False)
+                raise
             latency = self._clock() - start
             last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
             delay = None if verdict.ok or last else next(delays)
+            if span is not None:
+                span.end(status, error, delay is not None)
             attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
                                     _response_preview(head, request)))
             log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
