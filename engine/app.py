@@ -41,6 +41,7 @@ class EngineOptions:
     health_port: int | None = None  # the operations port's older name: used when ops_port is None
     ops_port: int | None = None  # /livez, /readyz (/healthz), /metrics; metrics are counted only with a port
     ops_host: str = "127.0.0.1"
+    bus_port: int | None = None  # the embedded nats-server's port (only when no --bus and no EventBus)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
     handle_signals: bool = True
@@ -156,6 +157,9 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
 async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                ready: asyncio.Event | None) -> None:
     options.data_dir.mkdir(parents=True, exist_ok=True)
+    if options.bus_port is not None and (options.bus_url or config.bus):
+        log.warning("--bus-port %d is ignored: it pins the embedded bus, and the bus is configured (%s)",
+                    options.bus_port, "--bus" if options.bus_url else "EventBus document")
     port = options.ops_port if options.ops_port is not None else options.health_port
     health = HealthServer(port, options.ops_host, EngineMetrics()) if port is not None else None
     if health is not None:
@@ -164,7 +168,8 @@ async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: 
         async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
                                                             options.bus_url, secrets, options.data_dir,
                                                             on_bus=health.watch if health else None,
-                                                            stop=stop, registry=config.registry) as bus:
+                                                            stop=stop, registry=config.registry,
+                                                            embedded_port=options.bus_port) as bus:
             await _serve(config, options, secrets, stop, ready, bus, client, health)
     finally:
         if health is not None:
