@@ -125,7 +125,10 @@ class Fleet:
         built = {u: _Source(unit_fingerprint(units[u]), self.source_for(config, units[u])) for u in new_units}
 
         await asyncio.gather(*(self._stop_sensor(n) for n in changed + removed if n in self.sensors))
-        await asyncio.gather(*(runner.prepare() for _, runner in fresh.values()))
+        prepared = await asyncio.gather(*(runner.prepare() for _, runner in fresh.values()), return_exceptions=True)
+        for name, outcome in zip(fresh, prepared, strict=True):
+            if isinstance(outcome, BaseException):  # its supervised loop retries (see app.supervise)
+                log.error("reload: sensor %s cannot create its consumer yet: %s", name, outcome)
         for name, (fingerprint, runner) in fresh.items():
             self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
         self._refresh()
@@ -190,8 +193,11 @@ async def reload_once(fleet: Fleet, current: Checked, load: Load) -> Checked:
         log.warning("reload: the EventBus changed; restart the engine to switch buses (the running bus is kept)")
     try:
         summary = await fleet.apply(config)
-    except ConfigError as exc:
+    except ConfigError as exc:  # raised while building, before anything was stopped
         log.error("reload refused, the running configuration is kept: %s", exc.render())
+        return current
+    except Exception as exc:
+        log.exception("reload failed, the running configuration is kept: %s", exc)
         return current
     log.info("reloaded: %s", summary)
     return config
