@@ -8,15 +8,24 @@ import gc
 import logging
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sensorium.buses.base import Bus, EventKey, Health
-from sensorium.engine.assemble import AssembledSensor, Checked, assemble, check_config, shared_http_client
+from sensorium.engine.assemble import (
+    AssembledSensor,
+    Checked,
+    CompiledSensor,
+    assemble,
+    check_config,
+    shared_http_client,
+)
 from sensorium.engine.busconfig import open_bus
 from sensorium.engine.config import Config
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.fleet import Fleet, reload_once, watch_files
 from sensorium.engine.health import HealthServer
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, EngineMetrics, SensorMetricsLike
 from sensorium.engine.otel import Otel
@@ -43,10 +52,13 @@ class EngineOptions:
     health_port: int | None = None  # the operations port's older name: used when ops_port is None
     ops_port: int | None = None  # /livez, /readyz (/healthz), /metrics; metrics are counted only with a port
     ops_host: str = "127.0.0.1"
+    bus_port: int | None = None  # the embedded nats-server's port (only when no --bus and no EventBus)
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     tracer: Tracer = NULL_TRACER
     handle_signals: bool = True
     otlp_traces_url: str | None = None  # OpenTelemetry spans go here over OTLP/HTTP (engine.otel); None: off
+    reload: Callable[[], Checked] | None = None  # loads and checks the configuration again: SIGHUP reloads
+    watch: Sequence[Path] = ()  # with `reload`: also reload when a file under these paths changes
 
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
@@ -92,24 +104,9 @@ async def supervise(runner: SensorRunner, stop: asyncio.Event) -> None:
                 log.error("sensor %s: cannot resume its consumer: %s", runner.sensor, again)
 
 
-def build_sources(config: Checked, deps: SourceDeps) -> list[RunningSource]:
-    """One running source per source kind with entries in the checked EventSources, built by its registered kind
-    (`SourceKind.build`) from the entries the check parsed."""
-    by_kind: dict[str, list[SourceEntry]] = {}
-    for entry in config.entries:
-        by_kind.setdefault(entry.kind, []).append(entry)
-    return [config.registry.sources[kind].build(entries, deps) for kind, entries in by_kind.items()]
-
-
-async def start_sources(sources: list[RunningSource]) -> None:
-    """Start every source; if one cannot start, stop those started (and it) and raise."""
-    for index, source in enumerate(sources):
-        try:
-            await source.start()
-        except BaseException:
-            for started in reversed(sources[:index + 1]):
-                await started.stop()
-            raise
+def build_source(config: Checked, entries: list[SourceEntry], deps: SourceDeps) -> RunningSource:
+    """The running source serving `entries` (all of one kind), built by its registered kind."""
+    return config.registry.sources[entries[0].kind].build(entries, deps)
 
 
 def _sensor_metrics(metrics: EngineMetrics | None, sensor: AssembledSensor) -> SensorMetricsLike:
@@ -165,6 +162,9 @@ async def run_engine(config: Config, options: EngineOptions, stop: asyncio.Event
 async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                ready: asyncio.Event | None) -> None:
     options.data_dir.mkdir(parents=True, exist_ok=True)
+    if options.bus_port is not None and (options.bus_url or config.bus):
+        log.warning("--bus-port %d is ignored: it pins the embedded bus, and the bus is configured (%s)",
+                    options.bus_port, "--bus" if options.bus_url else "EventBus document")
     port = options.ops_port if options.ops_port is not None else options.health_port
     health = HealthServer(port, options.ops_host, EngineMetrics()) if port is not None else None
     if health is not None:
@@ -174,7 +174,8 @@ async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: 
         async with shared_http_client() as client, open_bus(config.bus.spec if config.bus else None,
                                                             options.bus_url, secrets, options.data_dir,
                                                             on_bus=health.watch if health else None,
-                                                            stop=stop, registry=config.registry) as bus:
+                                                            stop=stop, registry=config.registry,
+                                                            embedded_port=options.bus_port) as bus:
             if otel is not None:
                 client.attempt_spans = otel.attempts
             await _serve(config, options, secrets, stop, ready, bus, client, health, otel)
@@ -205,41 +206,70 @@ def _tune_gc() -> tuple[int, int, int]:
 async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
                  otel: Otel | None = None) -> None:
-    assembled: list[AssembledSensor] = [assemble(compiled, secrets, client, config.registry)
-                                        for compiled in config.compiled]
     metrics = health.metrics if health is not None else None
-    runners = [SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
+
+    async def runner_for(compiled: CompiledSensor) -> SensorRunner:
+        a = assemble(compiled, secrets, client, config.registry)
+        return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
                             persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a),
                             spans=otel.sensor(a.name) if otel is not None else None)
-               for a in assembled]
-    # Consumers first: an event a webhook accepts must already have a consumer waiting for it.
-    await asyncio.gather(*(r.prepare() for r in runners))
-    listened = {key for a in assembled for key in a.keys}
-    observe = metrics.webhooks(lambda s, e: EventKey(s, e) in listened).observe if metrics is not None else None
-    watch = UnmatchedWatch([(a.name, a.keys) for a in assembled], options.tracer)
-    sources = build_sources(config, SourceDeps(lambda e: publish_watched(bus, e, watch), secrets,
-                                               options.webhook_host, observe))
-    await start_sources(sources)
-    log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(runners), len(config.entries),
+
+    watch = UnmatchedWatch([], options.tracer)
+    fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,
+                  on_change=lambda runners: watch.update([(r.sensor, r.keys) for r in runners]))
+    observe = (metrics.webhooks(lambda s, e: EventKey(s, e) in fleet.listened).observe if metrics is not None
+               else None)
+    deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe)
+    await fleet.start(config)
+    log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)
     if ready is not None:
         ready.set()
     if health is not None:
-        health.watch_loops(runners)
+        health.watch_loops(fleet.runners)
         if metrics is not None:
-            metrics.watch(_EngineGauges(runners, bus, options.tracer))
-    tasks = [asyncio.create_task(supervise(r, stop), name=f"sensor-{r.sensor}") for r in runners]
+            metrics.watch(_EngineGauges(fleet.runners, bus, options.tracer))
+    fleet.launch()
     thresholds = _tune_gc()
     try:
-        await stop.wait()
+        await _until_stopped(fleet, config, options, stop, health)
     finally:
         gc.unfreeze()  # an engine run inside a longer-lived process (tests) leaves nothing uncollectable
         gc.set_threshold(*thresholds)
-        for source in reversed(sources):
-            await source.stop()
         stop.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        for runner, result in zip(runners, results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                log.error("sensor %s stopped with an error: %s", runner.sensor, result)
+        await fleet.stop()
         close_jq_worker()
+
+
+async def _until_stopped(fleet: Fleet, config: Checked, options: EngineOptions, stop: asyncio.Event,
+                         health: HealthServer | None) -> None:
+    """Wait for `stop`; meanwhile reload on SIGHUP or a file change (`--watch`) when `options.reload` is set."""
+    if options.reload is None:
+        await stop.wait()
+        return
+    request = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    hup = options.handle_signals and hasattr(signal, "SIGHUP")
+    if hup:
+        loop.add_signal_handler(signal.SIGHUP, request.set)
+    watcher = (asyncio.create_task(watch_files(options.watch, request, stop), name="watch")
+               if options.watch else None)
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            asked = asyncio.create_task(request.wait())
+            await asyncio.wait({stopping, asked}, return_when=asyncio.FIRST_COMPLETED)
+            asked.cancel()
+            if stop.is_set():
+                break
+            request.clear()
+            config = await reload_once(fleet, config, options.reload)
+            if health is not None:
+                health.watch_loops(fleet.runners)
+    finally:
+        stopping.cancel()
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)

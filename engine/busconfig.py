@@ -45,11 +45,13 @@ async def _given(bus: Bus) -> AsyncIterator[Bus]:
 @contextlib.asynccontextmanager
 async def open_bus(spec: EventBusSpec | None, override: str | None, secrets: Secrets, data_dir: Path,
                    on_bus: Callable[[Bus], None] | None = None,
-                   stop: asyncio.Event | None = None, registry: Registry = REGISTRY) -> AsyncIterator[Bus]:
+                   stop: asyncio.Event | None = None, registry: Registry = REGISTRY,
+                   embedded_port: int | None = None) -> AsyncIterator[Bus]:
     """Yield a started bus: the one `--bus URL` (`override`) names, else the one the EventBus `spec` configures,
     else the registry's default kind (an embedded nats-server, started and stopped here); each chosen by its
-    registered bus kind (`Registry.open_bus`)."""
-    opening = _given(from_url(override, registry)) if override else registry.open_bus(spec, secrets, data_dir)
+    registered bus kind (`Registry.open_bus`); `embedded_port` pins the port of a server the default kind starts."""
+    opening = (_given(from_url(override, registry)) if override
+               else registry.open_bus(spec, secrets, data_dir, embedded_port))
     async with opening as bus:
         if on_bus is not None:
             on_bus(bus)

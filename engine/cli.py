@@ -82,11 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(["sensorium run examples/quickstart --sink 9000",
                         "sensorium run sensors/ --bus nats://127.0.0.1:4222 --secrets-dir /etc/sensorium/secrets",
                         "sensorium run examples/quickstart examples/buses/eventbus-kafka.yaml --trace",
-                        "sensorium run sensors/ --trace-format json --trace-file trace.jsonl"],
+                        "sensorium run sensors/ --trace-format json --trace-file trace.jsonl",
+                        "sensorium run sensors/ --watch          # or: kill -HUP <pid> to reload"],
                        {0: "stopped cleanly", 1: "a runtime failure (a webhook port is taken, ...)"}))
     run.add_argument("paths", nargs="+", metavar="PATH")
     run.add_argument("--secrets-dir", type=Path, help="secrets laid out as <name>/<key> files")
     run.add_argument("--webhook-host", default="0.0.0.0", help="address webhooks listen on")
+    run.add_argument("--bus-port", type=int, metavar="PORT",
+                     help="port of the embedded nats-server (started when neither --bus nor an EventBus names a "
+                          "bus; default: a free port, written to DATA_DIR/bus.url)")
+    run.add_argument("--watch", action="store_true",
+                     help="reload the configuration when a file under PATH changes (SIGHUP always reloads); an "
+                          "invalid new configuration is refused and the running one kept")
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
     run.add_argument("--event-timeout", type=float, default=1.0, metavar="SECONDS",
@@ -221,9 +228,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     hub = _trace_hub(args)
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
-                            ops_port=args.ops_port, ops_host=args.ops_host,
+                            ops_port=args.ops_port, ops_host=args.ops_host, bus_port=args.bus_port,
                             runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub,
-                            otlp_traces_url=otlp_traces_url(args.otlp_endpoint))
+                            otlp_traces_url=otlp_traces_url(args.otlp_endpoint),
+                            reload=lambda: load_checked(args.paths),
+                            watch=[Path(p) for p in args.paths] if args.watch else ())
 
     async def go() -> None:
         try:

@@ -120,7 +120,9 @@ class SourceKind:
     description: str = ""
 
 
-BusOpener = Callable[[Any, Secrets, Path], AbstractAsyncContextManager[Bus]]
+BusOpener = Callable[..., AbstractAsyncContextManager[Bus]]
+"""`open(written, secrets, data_dir)`; the default kind's opener is also given `port=N` when the user pins the port
+of a bus it starts itself (`sensorium run --bus-port`)."""
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,11 @@ class Registry:
         """This registry plus (or with a replaced) bus kind."""
         return replace(self, buses={**self.buses, kind.name: kind})
 
-    def open_bus(self, spec: EventBusSpec | None, secrets: Secrets, data_dir: Path) -> AbstractAsyncContextManager[Bus]:
+    def open_bus(self, spec: EventBusSpec | None, secrets: Secrets, data_dir: Path,
+                 embedded_port: int | None = None) -> AbstractAsyncContextManager[Bus]:
         """The bus an EventBus `spec` configures, by the first registered kind whose field is set in it; without
-        one (no EventBus), the `default_bus` kind with its spec model's defaults. See `BusKind.open`."""
+        one (no EventBus), the `default_bus` kind with its spec model's defaults, given `port=embedded_port` when
+        set (the port of the server it starts, if it starts one). See `BusKind.open`."""
         for kind in self.buses.values():
             written = next((getattr(spec, f) for f in kind.fields if getattr(spec, f, None) is not None), None)
             if written is not None and kind.open is not None:
@@ -182,6 +186,8 @@ class Registry:
         fallback = self.buses[self.default_bus]
         if fallback.open is None or fallback.spec is None:
             raise ConfigError(f"bus kind {fallback.name} cannot be the default: it has no spec model or opener")
+        if embedded_port is not None:
+            return fallback.open(fallback.spec(), secrets, data_dir, port=embedded_port)
         return fallback.open(fallback.spec(), secrets, data_dir)
 
     def trigger(self, trigger: Trigger) -> TriggerKind:
@@ -263,9 +269,10 @@ def _jetstream_url(url: str) -> Bus:
 
 
 @contextlib.asynccontextmanager
-async def _jetstream_open(spec: JetStreamSpec, secrets: Secrets, data_dir: Path) -> AsyncIterator[Bus]:
-    """The server `spec.url` names; without a URL, an embedded nats-server with its data in `data_dir`, whose URL
-    is written to `EMBEDDED_URL_FILE` there while it runs."""
+async def _jetstream_open(spec: JetStreamSpec, secrets: Secrets, data_dir: Path,
+                          port: int | None = None) -> AsyncIterator[Bus]:
+    """The server `spec.url` names; without a URL, an embedded nats-server with its data in `data_dir` on `port`
+    (a free one when None), whose URL is written to `EMBEDDED_URL_FILE` there while it runs."""
     from sensorium.buses.jetstream.bus import JetStreamBus
 
     if spec.url is not None:
@@ -273,7 +280,7 @@ async def _jetstream_open(spec: JetStreamSpec, secrets: Secrets, data_dir: Path)
         return
     from sensorium.buses.embedded import EmbeddedNats
 
-    embedded = EmbeddedNats(data_dir=data_dir / "nats", die_with_parent=True)
+    embedded = EmbeddedNats(data_dir=data_dir / "nats", port=port, die_with_parent=True)
     embedded.start_blocking()  # main thread: see EmbeddedNats.start_blocking
     url_file = data_dir / EMBEDDED_URL_FILE
     try:

@@ -37,10 +37,14 @@ class UnmatchedWatch:
 
     def __init__(self, sensors: Sequence[tuple[str, Sequence[EventKey]]], tracer: Tracer) -> None:
         self.tracer = tracer
-        self.sensors = [(name, tuple(sorted(k.dotted() for k in keys))) for name, keys in sensors]
-        self.keys = frozenset((k.source, k.name) for _, keys in sensors for k in keys)
         self.unmatched = 0  # events no sensor listens to, since start
         self._logged: set[tuple[str, str]] = set()
+        self.update(sensors)
+
+    def update(self, sensors: Sequence[tuple[str, Sequence[EventKey]]]) -> None:
+        """The sensors now running (at start, and after a reload changed them)."""
+        self.sensors = [(name, tuple(sorted(k.dotted() for k in keys))) for name, keys in sensors]
+        self.keys = frozenset((k.source, k.name) for _, keys in sensors for k in keys)
 
     def listens(self, event: CloudEvent) -> bool:
         """Whether some loaded sensor has a dependency on the event's (source, subject)."""

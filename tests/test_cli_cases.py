@@ -367,7 +367,7 @@ def test_a_cases_file_that_is_not_yaml_says_where(folder: Path, capsys: pytest.C
     path = cases(folder, "cases:\n  - name: [unclosed\n")
     code, out, err = run(capsys, path)
     assert (code, out) == (2, "")
-    assert err.startswith(f"{path}:5: invalid YAML: did not find expected ',' or ']'"), err
+    assert err.startswith(f"{path}:5: invalid YAML: the list opened with '[' at line 4 is not closed with ']'"), err
 
 
 def test_a_one_letter_secret_does_not_blank_out_the_output(folder: Path, capsys: pytest.CaptureFixture[str]) -> None:

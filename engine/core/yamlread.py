@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.core.yamlerrors import explain
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DOCUMENTS = 200
@@ -141,7 +142,7 @@ def parse(text: str, file: str) -> list[Document]:
     try:
         return list(_Composer(file).documents(yaml.parse(text, Loader=_Parser)))
     except yaml.MarkedYAMLError as exc:
-        raise ConfigError(f"invalid YAML: {_describe(exc)}", file, _mark_line(exc)) from None
+        raise ConfigError(f"invalid YAML: {_describe(exc, text)}", file, _mark_line(exc)) from None
     except yaml.YAMLError as exc:  # the reader's errors have a position, not a mark
         raise ConfigError(f"invalid YAML: {' '.join(str(exc).split())}", file, 0) from None
     except UnicodeError as exc:  # text the parser cannot encode (lone surrogates from the environment)
@@ -157,12 +158,12 @@ _CLEARER = {"found invalid Unicode character escape code":
             "invalid escape: a surrogate (\\ud800-\\udfff) or a code point above \\U0010FFFF is not a character"}
 
 
-def _describe(exc: yaml.MarkedYAMLError) -> str:
+def _describe(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """The parser's error in plain words (`yamlerrors.explain`)."""
     problem = " ".join(str(exc.problem or exc).split())
-    problem = _CLEARER.get(problem, problem)
-    if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
-        return f"{problem} ({exc.context.removeprefix('while ')} started at line {exc.context_mark.line + 1})"
-    return problem
+    if problem in _CLEARER:
+        return _CLEARER[problem]
+    return explain(exc, text)
 
 
 @dataclass
