@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from sensorium.engine.goport.civil import days_from_civil
 from sensorium.engine.goport.strconv import time_quote
 
 _NS = 1_000_000_000
@@ -42,13 +43,6 @@ class TimeFilterError(ValueError):
     """A time filter Argo cannot evaluate; the message is Argo's (without the "time filter error" wrapper)."""
 
 
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
 
 
 def _civil_from_days(z: int) -> tuple[int, int, int]:
@@ -143,7 +137,7 @@ def parse_clock(text: str, date: tuple[int, int, int]) -> int:
     if value:
         raise TimeFilterError(f"parsing time {time_quote(full)}: extra text: {time_quote(value)}")
     hour, minute, second = parts
-    wall = _days_from_civil(y, m, d) * _DAY + hour * 3600 + minute * 60 + second
+    wall = days_from_civil(y, m, d) * _DAY + hour * 3600 + minute * 60 + second
     return wall * _NS + nanos
 
 
@@ -161,7 +155,7 @@ def parse_event_time(text: str) -> int:
     nanos = int(frac) * 10 ** (9 - len(frac)) if frac else 0
     zone = m.group(8)
     offset = 0 if zone in ("Z", "z") else (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60) * (-1 if zone[0] == "-" else 1)
-    unix = _days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + s - offset
+    unix = days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + s - offset
     return unix * _NS + nanos
 
 

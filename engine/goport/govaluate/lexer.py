@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from sensorium.engine.goport import strconv
+from sensorium.engine.goport.civil import days_from_civil
 from sensorium.engine.goport.govaluate.values import ExprError, go_sprint
 
 # ---- tokens ---------------------------------------------------------------------------------------------
@@ -300,14 +301,6 @@ _TIME_FORMATS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p, re
 ))
 
 
-def _days_from_civil(y: int, m: int, d: int) -> int:
-    """Days since 1970-01-01 in the proleptic Gregorian calendar (any year, including 0)."""
-    y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
 
 
 def _days_in_month(y: int, m: int) -> int:
@@ -356,5 +349,5 @@ def parse_time_literal(text: str) -> float | None:
         offset = _tz_offset(g.get("tz"))
         if offset is None:
             continue
-        return float(_days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset)
+        return float(days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset)
     return None
