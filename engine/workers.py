@@ -11,6 +11,8 @@ an event. It
   environment variable `SENSORIUM_WORKER_ID=i` (usable as `${SENSORIUM_WORKER_ID}` in the YAML);
 - restarts a worker that exits on its own, after a delay that doubles from 0.5 s up to 30 s while it keeps
   failing within a minute of its start (whatever it held unacknowledged is redelivered by the bus);
+- passes SIGHUP on to every worker (each reloads its configuration; `--watch` is passed on, so each also
+  watches the files itself);
 - on SIGTERM/SIGINT sends SIGTERM to every worker (each drains: running firings finish, the rest are nak'ed), waits
   up to `STOP_TIMEOUT` seconds, then kills what is left, then stops the embedded bus.
 """
@@ -40,10 +42,13 @@ def worker_command(argv: Sequence[str], worker: int, bus_url: str | None) -> lis
     return [sys.executable, "-m", "sensorium", *argv, *extra]
 
 
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGTERM if the parent dies (even by SIGKILL), so no worker outlives it."""
+def _prepare_worker() -> None:
+    """In the worker before it runs Python. Linux: it gets SIGTERM if the parent dies (even by SIGKILL), so no
+    worker outlives it. SIGHUP is ignored until the engine installs its reload handler: a reload passed on while
+    the worker starts must not kill it (it reads the files as they are then anyway)."""
     from sensorium.buses.embedded import _die_with_parent as die
 
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     die()
 
 
@@ -58,7 +63,7 @@ class Worker:
     async def _start(self) -> asyncio.subprocess.Process:
         env = {**os.environ, WORKER_ENV: str(self.index)}
         self.process = await asyncio.create_subprocess_exec(*self.command, env=env, stdin=asyncio.subprocess.DEVNULL,
-                                                            preexec_fn=_die_with_parent)
+                                                            preexec_fn=_prepare_worker)
         self.starts += 1
         log.info("worker %d started (pid %d)", self.index, self.process.pid,
                  extra={"worker": self.index, "pid": self.process.pid})
@@ -88,6 +93,12 @@ class Worker:
             stopping.cancel()
             await self.stop()
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Pass `sig` on to the running worker (none while it is being restarted)."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
     async def stop(self) -> None:
         """SIGTERM (the worker drains), then SIGKILL after STOP_TIMEOUT."""
         process = self.process
@@ -105,6 +116,11 @@ class Worker:
             await process.wait()
 
 
+def _pass_on(workers: Sequence[Worker], sig: signal.Signals) -> None:
+    for worker in workers:
+        worker.signal(sig)
+
+
 async def run_workers(count: int, argv: Sequence[str], bus_url: str | None, stop: asyncio.Event) -> list[Worker]:
     """Run `count` workers until `stop` is set (SIGINT/SIGTERM set it); returns them, all stopped."""
     loop = asyncio.get_running_loop()
@@ -112,6 +128,8 @@ async def run_workers(count: int, argv: Sequence[str], bus_url: str | None, stop
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     workers = [Worker(i, worker_command(argv, i, bus_url)) for i in range(count)]
+    if hasattr(signal, "SIGHUP"):  # each worker reloads its configuration (engine.fleet)
+        loop.add_signal_handler(signal.SIGHUP, _pass_on, workers, signal.SIGHUP)
     log.info("running %d workers on %s", count, bus_url or "the configured bus")
     await asyncio.gather(*(w.run(stop) for w in workers))
     log.info("all %d workers stopped", count)

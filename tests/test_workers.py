@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from sensorium.buses.embedded import free_port
-from tests.fixtures_http import HttpSink
+from tests.fixtures_http import HttpSink, Reply
 
 pytestmark = pytest.mark.integration  # runs `sensorium run --workers 2` and its nats-server as child processes
 
@@ -132,7 +132,7 @@ async def test_two_workers_share_the_work_and_a_killed_one_is_restarted(tmp_path
         # kill -9 worker 1 while events flow: the parent restarts it and no event is lost.
         pid = int((await out.wait(r"worker 1 started \(pid (\d+)\)"))[0].group(1))
         http_sink.reset()
-        http_sink.default.__init__(delay=0.05)  # type: ignore[misc]  # firings in flight when the kill lands
+        http_sink.default = Reply(delay=0.05)  # firings in flight when the kill lands
         posting = asyncio.create_task(post_all(url, range(300, 500)))
         await asyncio.sleep(0.5)
         os.kill(pid, signal.SIGKILL)
@@ -143,6 +143,12 @@ async def test_two_workers_share_the_work_and_a_killed_one_is_restarted(tmp_path
         assert set(counts) == set(range(300, 500))
         duplicates = sum(c - 1 for c in counts.values())
         print(f"after kill -9: 200 events, {duplicates} fired twice (at-least-once)")
+
+        # SIGHUP to the parent: every worker reloads its configuration (once the restarted one runs).
+        await out.wait(r"engine running: 1 sensor", count=3)
+        await asyncio.sleep(1.0)  # its SIGHUP handler follows that line; until then SIGHUP is ignored (documented)
+        parent.send_signal(signal.SIGHUP)
+        await out.wait(r"reloaded: 0 sensor\(s\) started or replaced", count=2)
     finally:
         if parent.returncode is None:
             parent.send_signal(signal.SIGTERM)
