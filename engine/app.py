@@ -59,6 +59,8 @@ class EngineOptions:
     otlp_traces_url: str | None = None  # OpenTelemetry spans go here over OTLP/HTTP (engine.otel); None: off
     reload: Callable[[], Checked] | None = None  # loads and checks the configuration again: SIGHUP reloads
     watch: Sequence[Path] = ()  # with `reload`: also reload when a file under these paths changes
+    max_in_flight: int | None = None  # firings in flight across every sensor of the process; None: per sensor only
+    reuse_port: bool = False  # webhooks bind with SO_REUSEPORT, so several worker processes share each port
 
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
@@ -207,19 +209,21 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
                  otel: Otel | None = None) -> None:
     metrics = health.metrics if health is not None else None
+    shared = asyncio.Semaphore(options.max_in_flight) if options.max_in_flight else None
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
         a = assemble(compiled, secrets, client, config.registry)
         return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
                             persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a),
-                            spans=otel.sensor(a.name) if otel is not None else None)
+                            spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,
                   on_change=lambda runners: watch.update([(r.sensor, r.keys) for r in runners]))
     observe = (metrics.webhooks(lambda s, e: EventKey(s, e) in fleet.listened).observe if metrics is not None
                else None)
-    deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe)
+    deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
+                      reuse_port=options.reuse_port)
     await fleet.start(config)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sensorium.engine.core.errors import ConfigError, SensoriumError
 
 if TYPE_CHECKING:
+    from sensorium.engine.assemble import Checked
     from sensorium.engine.trace.hub import TraceHub
 
 EXIT_CONFIG = 2
@@ -94,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--watch", action="store_true",
                      help="reload the configuration when a file under PATH changes (SIGHUP always reloads); an "
                           "invalid new configuration is refused and the running one kept")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run N engine processes sharing the work through the bus (JetStream durable consumers, "
+                          "Kafka consumer group); a parent restarts a crashed one and stops them all on SIGTERM")
+    run.add_argument("--max-in-flight", type=int, metavar="N",
+                     help="bound on firings in flight across every sensor of a process (default: none beyond "
+                          "each sensor's own 256)")
+    run.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
     run.add_argument("--event-timeout", type=float, default=1.0, metavar="SECONDS",
@@ -220,11 +228,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.otel import otlp_traces_url
     from sensorium.engine.runner import RunnerSettings
 
+    if args.workers > 1:  # the parent checks the files as its workers will read them (engine.workers)
+        from sensorium.engine.workers import WORKER_ENV
+
+        os.environ.setdefault(WORKER_ENV, "0")
     config = load_checked(args.paths)  # what checking compiled is what runs
     for warning in config.warnings:  # likely mistakes that still run (engine.crosscheck)
         logging.getLogger("sensorium.config").warning("%s", warning.render(), extra=_where(warning))
     if not config.sensors and not config.sources:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
+    if args.workers < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
+        raise ConfigError("--workers and --max-in-flight must be at least 1", field="--workers")
+    if args.workers > 1:
+        return _run_parent(args, config)
+    worker = args.worker_id is not None
+    if worker:  # the parent runs the sink and the bus; each worker its own operations port, PORT + id
+        args.sink, args.bus_port = None, None
+        args.ops_port = args.ops_port + args.worker_id if args.ops_port is not None else None
     hub = _trace_hub(args)
     options = EngineOptions(bus_url=args.bus, secrets_dir=args.secrets_dir, data_dir=args.data_dir,
                             webhook_host=args.webhook_host, sink_port=args.sink,
@@ -232,13 +252,41 @@ def cmd_run(args: argparse.Namespace) -> int:
                             runner=RunnerSettings(ack_wait=args.ack_wait, event_timeout=args.event_timeout), tracer=hub,
                             otlp_traces_url=otlp_traces_url(args.otlp_endpoint),
                             reload=lambda: load_checked(args.paths),
-                            watch=[Path(p) for p in args.paths] if args.watch else ())
+                            watch=[Path(p) for p in args.paths] if args.watch else (),
+                            max_in_flight=args.max_in_flight, reuse_port=worker)
 
     async def go() -> None:
         try:
             await run_engine(config, options)
         finally:
             await hub.close()
+
+    asyncio.run(go())
+    return 0
+
+
+def _run_parent(args: argparse.Namespace, config: Checked) -> int:
+    """`run --workers N`: the parent (engine.workers); it starts the embedded bus when none is configured."""
+    from sensorium.engine.core.secrets import Secrets
+    from sensorium.engine.sink import PrintingSink
+    from sensorium.engine.workers import run_workers
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        sink = PrintingSink(args.sink) if args.sink else None
+        if sink is not None:
+            await sink.start()
+        try:
+            if args.bus is not None or config.bus is not None:
+                await run_workers(args.workers, args.argv, None, stop)
+                return
+            args.data_dir.mkdir(parents=True, exist_ok=True)
+            async with config.registry.open_bus(None, Secrets(args.secrets_dir), args.data_dir,
+                                                args.bus_port) as bus:
+                await run_workers(args.workers, args.argv, bus.url, stop)
+        finally:
+            if sink is not None:
+                await sink.stop()
 
     asyncio.run(go())
     return 0
@@ -453,6 +501,7 @@ COMMANDS = {"run": cmd_run, "publish": cmd_publish, "trace": cmd_trace, "test": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what `run --workers` passes on to its workers
     from sensorium.engine.logs import setup_logging
 
     setup_logging(args.log_level, args.log_format)

@@ -106,6 +106,7 @@ class SourceDeps:
     secrets: Secrets
     host: str = "0.0.0.0"
     observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
+    reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,8 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
 
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
-    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
+                         reuse_port=deps.reuse_port)
 
 
 def _jetstream_url(url: str) -> Bus:

@@ -94,19 +94,43 @@ async def _quietly(step: Awaitable[None]) -> None:
         log.debug("settlement failed: %r", exc)
 
 
+class Slots:
+    """A firing's place in flight: one of the sensor's own `max_in_flight`, then (when the engine has one) one of
+    the process-wide bound shared by every sensor's runner (`sensorium run --max-in-flight`). Always taken in
+    that order and both released together, so sensors waiting on the shared bound cannot deadlock."""
+
+    def __init__(self, own: int, shared: asyncio.Semaphore | None = None) -> None:
+        self.own, self.shared = asyncio.Semaphore(own), shared
+
+    async def acquire(self) -> None:
+        await self.own.acquire()
+        if self.shared is not None:
+            try:
+                await self.shared.acquire()
+            except BaseException:
+                self.own.release()
+                raise
+
+    def release(self) -> None:
+        if self.shared is not None:
+            self.shared.release()
+        self.own.release()
+
+
 class SensorRunner:
     def __init__(self, sensor: str, keys: Sequence[EventKey], stage: StageLike, executors: Mapping[str, Fireable],
                  bus: Bus, settings: RunnerSettings = RunnerSettings(), tracer: Tracer = NULL_TRACER,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  persistence: ConditionPersistence | None = None,
-                 metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None) -> None:
+                 metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None,
+                 shared_slots: asyncio.Semaphore | None = None) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
         self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
         self.bus, self.settings, self.tracer, self.clock = bus, settings, tracer, clock
         self._consumer: Consumer | None = None
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._slots = Slots(settings.max_in_flight, shared_slots)
         self._in_flight: dict[asyncio.Task[None], Delivery] = {}
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances

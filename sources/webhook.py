@@ -147,7 +147,9 @@ class WebhookServer:
     """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes."""
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
-                 host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None) -> None:
+                 host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None,
+                 reuse_port: bool = False) -> None:
+        self.reuse_port = reuse_port  # SO_REUSEPORT: several processes bind the port, the kernel spreads connections
         self.endpoints, self.publish, self.secrets, self.host = endpoints, publish, secrets, host
         self.observe = observe
         self.limits = limits or WebhookLimits()
@@ -256,7 +258,7 @@ class WebhookServer:
         loop = asyncio.get_running_loop()
         self._servers.append(await loop.create_server(
             guard, self.host, port, ssl=tls, ssl_handshake_timeout=self.limits.head_timeout if tls else None,
-            reuse_address=True))
+            reuse_address=True, reuse_port=self.reuse_port or None))
         for endpoint in group:
             scheme = "https" if tls else "http"
             log.info("webhook %s/%s listening on %s://%s:%d%s", endpoint.source, endpoint.event,
