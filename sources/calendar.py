@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
@@ -92,7 +92,11 @@ class CalendarContext(ArgoModel):
     def _cron(cls, v: str | None) -> str | None:
         if v:
             if len(v.split()) != 5 or not croniter.is_valid(v):
-                raise ValueError(f"schedule {v!r} is not a five-field cron expression")
+                raise ValueError(f"schedule {v[:100]!r} is not a five-field cron expression")
+            try:
+                croniter(v, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+            except CroniterBadDateError:
+                raise ValueError(f"schedule {v!r} never fires") from None
         return v or None
 
     @field_validator("interval")
@@ -274,7 +278,7 @@ class CalendarSource:
             store = await self.state(entry.key) if self.state is not None else None
             if store is not None:
                 self._stores.append(store)
-            self._tasks.append(asyncio.create_task(self._run(entry, store), name=entry.key))
+            self._tasks.append(asyncio.create_task(self._supervised(entry, store), name=entry.key))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -299,6 +303,17 @@ class CalendarSource:
         except (ValueError, KeyError, TypeError):
             log.warning("calendar %s: the saved last tick is unreadable; starting from now", entry.key)
             return None
+
+    async def _supervised(self, entry: _Entry, store: TickStore | None) -> None:
+        """`_run`, started again (after a pause doubling to RETRY_MAX) when the bus fails it: never a dead timer."""
+        delay = 0.1
+        while True:
+            try:
+                await self._run(entry, store)
+            except SensoriumError as exc:
+                log.error("calendar %s: %s; starting again in %gs", entry.key, exc, delay)
+                await self.clock.sleep(delay)
+                delay = min(RETRY_MAX, delay * 2)
 
     async def _run(self, entry: _Entry, store: TickStore | None) -> None:
         tick = Tick.of(entry.spec)

@@ -223,3 +223,25 @@ async def test_a_tick_has_the_same_event_id_each_time_it_is_published() -> None:
     again = await run_source(CATCHUP, MemoryStore(saved=at(2026, 12, 6, 13, 0, 0)), now=at(2026, 12, 6, 13, 0, 5),
                              count=1)
     assert first[0].id == again[0].id
+
+
+def test_a_schedule_that_never_fires_is_refused() -> None:
+    with pytest.raises(ValidationError, match="never fires"):
+        CalendarContext.model_validate({"schedule": "0 0 30 2 *"})
+
+
+async def test_a_store_that_cannot_be_read_is_retried(caplog: pytest.LogCaptureFixture) -> None:
+    store = MemoryStore(saved=at(2026, 12, 6, 13, 0, 0))
+    failing = [2]
+    real_load = store.load
+
+    async def load() -> bytes | None:
+        if failing[0]:
+            failing[0] -= 1
+            raise BusError("KV unavailable")
+        return await real_load()
+
+    store.load = load  # type: ignore[method-assign]
+    events = await run_source(CATCHUP, store, now=at(2026, 12, 6, 13, 0, 15), count=2)
+    assert times(events)[0] == "2026-12-06 13:00:10 +0000 UTC"
+    assert caplog.text.count("KV unavailable; starting again") == 2
