@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from sensorium.buses.base import Bus
+from sensorium.buses.base import Bus, StateStore
 from sensorium.buses.spec import JETSTREAM_SCHEMES, EventBusSpec
 from sensorium.buses.spec import JetStreamBus as JetStreamSpec
 from sensorium.buses.spec import KafkaBus as KafkaSpec
@@ -41,6 +41,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.calendar import CalendarContext, CalendarSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
@@ -107,6 +108,7 @@ class SourceDeps:
     host: str = "0.0.0.0"
     observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
     reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
+    state: Callable[[str], Awaitable[StateStore]] | None = None  # the bus's state store of a name (Bus.state_store)
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,11 @@ def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
                          reuse_port=deps.reuse_port)
 
 
+def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return CalendarSource([(e.event_source, e.event_name, e.spec) for e in entries
+                           if isinstance(e.spec, CalendarContext)], deps.publish, deps.state)
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -315,6 +322,8 @@ REGISTRY = Registry.of(
     ],
     sources=[
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),
+        SourceKind("calendar", CalendarContext, _calendar,
+                   "cron `schedule` or `interval` ticks; the last tick is kept on the bus (`persistence.catchup`)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
