@@ -61,13 +61,16 @@ ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
 TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics")
+# The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
+# the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics", "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
     "bare-httpclient": "bare loop + engine HttpClient",
     "engine": "engine, tracing off",
+    "engine-uvloop": "engine, tracing off, uvloop (run's default)",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
@@ -76,6 +79,7 @@ LABELS = {
 # --no-bus-trace, so "tracing off" needs it.
 ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine": ("--no-bus-trace",),
+    "engine-uvloop": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
@@ -379,7 +383,8 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine, "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
+                        "engine": sut_engine, "engine-uvloop": sut_engine,
+                        "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
                         "engine-metrics": sut_engine}
 
 
@@ -1047,7 +1052,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.worker:
         spec = WorkerSpec(**json.loads(args.worker))
-        asyncio.run(worker_main(spec, Path(args.profile) if args.profile else None))
+        # Every variant runs on the standard asyncio loop but "engine-uvloop", on the loop `sensorium run` picks.
+        from sensorium.engine.eventloop import loop_factory, run
+
+        factory = loop_factory()[1] if spec.kind == "engine-uvloop" else None
+        run(worker_main(spec, Path(args.profile) if args.profile else None), factory)
         return
     asyncio.run(bench_main(args))
 

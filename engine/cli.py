@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the trace to PATH instead of stdout; implies --trace")
     run.add_argument("--no-bus-trace", action="store_true",
                      help="do not publish trace records on the bus (where `sensorium trace` reads them)")
+    run.add_argument("--no-uvloop", action="store_true",
+                     help="run on the standard asyncio loop instead of uvloop (also SENSORIUM_LOOP=asyncio)")
     _common(run)
 
     publish = sub.add_parser(
@@ -225,6 +227,7 @@ def _where(problem: ConfigError) -> dict[str, object]:
 def cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.app import EngineOptions, run_engine
     from sensorium.engine.assemble import load_checked
+    from sensorium.engine.eventloop import loop_factory, run
     from sensorium.engine.otel import otlp_traces_url
     from sensorium.engine.runner import RunnerSettings
 
@@ -232,6 +235,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from sensorium.engine.workers import WORKER_ENV
 
         os.environ.setdefault(WORKER_ENV, "0")
+    try:
+        loop_name, factory = loop_factory(args.no_uvloop)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     config = load_checked(args.paths)  # what checking compiled is what runs
     for warning in config.warnings:  # likely mistakes that still run (engine.crosscheck)
         logging.getLogger("sensorium.config").warning("%s", warning.render(), extra=_where(warning))
@@ -261,7 +268,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             await hub.close()
 
-    asyncio.run(go())
+    logging.getLogger("sensorium.engine").debug("event loop: %s", loop_name)
+    run(go(), factory)
     return 0
 
 

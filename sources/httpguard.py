@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -86,16 +86,18 @@ class _Guarded(asyncio.Protocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, but not always an asyncio.Transport instance: uvloop's TCPTransport implements the
+        # interface without subclassing it.
+        stream = cast(asyncio.Transport, transport)
         if len(self.guard.open) >= self.guard.max_connections:
             self.guard.refused()
-            transport.write(_BUSY)
-            transport.close()
+            stream.write(_BUSY)
+            stream.close()
             return
-        self.transport = transport
-        self.guard.open[transport] = self
+        self.transport = stream
+        self.guard.open[stream] = self
         self.arm()
-        self.inner.connection_made(transport)
+        self.inner.connection_made(stream)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
