@@ -41,6 +41,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
@@ -258,6 +259,12 @@ def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
 
 
+def _github(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    endpoints = [github_endpoint(e.event_source, e.event_name, e.spec) for e in entries
+                 if isinstance(e.spec, GithubEventSource)]
+    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -313,6 +320,8 @@ REGISTRY = Registry.of(
     ],
     sources=[
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),
+        SourceKind("github", GithubEventSource, _github, "GitHub webhook deliveries (X-Hub-Signature-256 checked; "
+                   "the hook is configured at GitHub)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
