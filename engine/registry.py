@@ -41,7 +41,10 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
+from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.github import GithubEventSource, github_endpoint
+from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
@@ -259,10 +262,14 @@ def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
 
 
-def _github(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
-    endpoints = [github_endpoint(e.event_source, e.event_name, e.spec) for e in entries
-                 if isinstance(e.spec, GithubEventSource)]
-    return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint]) -> Callable[
+        [Sequence[SourceEntry], SourceDeps], RunningSource]:
+    """The builder of a git-provider kind: its entries' endpoints (`endpoint(source, event, spec)`) on webhook
+    servers."""
+    def build(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+        endpoints = [endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, spec)]
+        return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+    return build
 
 
 def _jetstream_url(url: str) -> Bus:
@@ -320,8 +327,15 @@ REGISTRY = Registry.of(
     ],
     sources=[
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),
-        SourceKind("github", GithubEventSource, _github, "GitHub webhook deliveries (X-Hub-Signature-256 checked; "
-                   "the hook is configured at GitHub)"),
+        SourceKind("github", GithubEventSource, _hooks(GithubEventSource, github_endpoint),
+                   "GitHub deliveries (X-Hub-Signature-256 checked; the hook is configured at GitHub)"),
+        SourceKind("gitlab", GitlabEventSource, _hooks(GitlabEventSource, gitlab_endpoint),
+                   "GitLab deliveries (X-Gitlab-Token checked; the hook is configured at GitLab)"),
+        SourceKind("bitbucket", BitbucketEventSource, _hooks(BitbucketEventSource, bitbucket_endpoint),
+                   "Bitbucket Cloud deliveries (the hook is configured at Bitbucket)"),
+        SourceKind("bitbucketserver", BitbucketServerEventSource,
+                   _hooks(BitbucketServerEventSource, bitbucketserver_endpoint),
+                   "Bitbucket Server deliveries (X-Hub-Signature checked; the hook is configured at the server)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -10,21 +10,19 @@ listed (and `*` is not) is answered 200 and not published.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field
 
-from sensorium.engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
+from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
 from sensorium.engine.goport.jsonenc import marshal, unmarshal
+from sensorium.sources.hookdata import hook_endpoint, hook_event
 from sensorium.sources.spec import SignatureSpec, WebhookContext
-from sensorium.sources.webhook import MAX_JSON_DEPTH, BodyError, Endpoint, Shape, canonical_header, json_depth_exceeds
+from sensorium.sources.webhook import MAX_JSON_DEPTH, BodyError, Endpoint, Shape, json_depth_exceeds
 
 __all__ = ["GithubEventSource", "github_endpoint"]
-
-log = logging.getLogger("sensorium.webhook")
 
 _HOOK_FIELDS = "Registration at GitHub only; accepted and ignored (configure the hook at GitHub)."
 
@@ -77,25 +75,12 @@ def _shape(spec: GithubEventSource) -> Shape:
             raise BodyError("GitHub payload is not a JSON object")
         payload["X-GitHub-Event"] = kind
         payload["X-GitHub-Delivery"] = first.get("x-github-delivery", "")
-        header: dict[str, list[str]] = {}
-        for name, value in headers:
-            if name.lower() != "host":
-                header.setdefault(canonical_header(name), []).append(value)
-        data = '{"headers":' + marshal(header) + ',"body":' + marshal(payload)
-        if spec.metadata:
-            data += ',"metadata":' + marshal(spec.metadata)
-        return CloudEvent(id=new_id(), source=endpoint.source, type="github", subject=endpoint.event,
-                          datacontenttype="application/json", time=now_rfc3339(), data=(data + "}").encode())
+        return hook_event(endpoint, "github", headers, marshal(payload), spec.metadata)
 
     return shape
 
 
 def github_endpoint(source: str, event: str, spec: GithubEventSource) -> Endpoint:
-    """The webhook endpoint serving one github entry, and the one line saying the hook is configured at GitHub."""
-    context = spec.webhook
-    if spec.webhook_secret is not None:
-        context = context.model_copy(update={"signature": SignatureSpec(type="github", secret=spec.webhook_secret)})
-    log.warning("github %s/%s: Sensorium does not register hooks: configure the webhook at GitHub to deliver to "
-                "port %d, path %s (content type application/json%s)", source, event, context.port, context.endpoint,
-                ", with the webhookSecret as its secret" if spec.webhook_secret else "")
-    return Endpoint(source, event, context, _shape(spec))
+    """The webhook endpoint serving one github entry (checking X-Hub-Signature-256 when `webhookSecret` is set)."""
+    signature = None if spec.webhook_secret is None else SignatureSpec(type="github", secret=spec.webhook_secret)
+    return hook_endpoint("github", source, event, spec.webhook, signature, _shape(spec))

@@ -71,6 +71,16 @@ def canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+def go_header(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The request headers as Go's `r.Header` holds them: canonical names, values in order, no `Host` (Go's server
+    moves it to `r.Host`)."""
+    header: dict[str, list[str]] = {}
+    for name, value in headers:
+        if name.lower() != "host":
+            header.setdefault(canonical_header(name), []).append(value)
+    return header
+
+
 MAX_JSON_DEPTH = 256
 """Deepest JSON body accepted (arrays and objects open at once). Go's encoding/json allows 10,000; Python's
 parsers recurse per level, and the sensors' path parser (engine.goport.gjson.parse_json, pure Python, about three frames
@@ -106,8 +116,9 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
 
 
-def _json_body(raw: bytes) -> str:
-    """A JSON body compacted as Go marshals a RawMessage; any other body as a JSON string (where Argo fails)."""
+def json_body(raw: bytes) -> str | None:
+    """A JSON body compacted as Go marshals a RawMessage (numbers kept as written); None when it is not JSON.
+    Raises BodyError for a body nested deeper than MAX_JSON_DEPTH."""
     if json_depth_exceeds(raw, MAX_JSON_DEPTH):
         raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -117,7 +128,13 @@ def _json_body(raw: bytes) -> str:
         valid = False
     except RecursionError:  # the scan above makes this unreachable; kept so a parser change cannot become a 500
         raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels") from None
-    return compact(text) if valid else marshal_string(raw.decode("utf-8", "replace"))
+    return compact(text) if valid else None
+
+
+def _json_body(raw: bytes) -> str:
+    """A JSON body compacted as Go marshals a RawMessage; any other body as a JSON string (where Argo fails)."""
+    body = json_body(raw)
+    return body if body is not None else marshal_string(raw.decode("utf-8", "replace"))
 
 
 def _body(request_method: str, content_type: str, raw: bytes, query: str) -> str:
@@ -138,10 +155,7 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     """The event Argo's webhook would publish for this request. A valid W3C `traceparent` (and `tracestate`)
     header also becomes the CloudEvents distributed-tracing extension attributes (the data is unchanged: the
     headers stay in `header` as Argo puts them there)."""
-    header: dict[str, list[str]] = {}
-    for name, value in headers:
-        if name.lower() != "host":  # Go's server moves Host out of r.Header into r.Host
-            header.setdefault(canonical_header(name), []).append(value)
+    header = go_header(headers)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     data = '{"header":' + marshal(header) + ',"body":' + _body(method, content_type, raw, query)
     if endpoint.context.metadata:

@@ -229,7 +229,7 @@ async def test_the_github_kind_publishes_argos_event_data(caplog: pytest.LogCapt
                             "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
     assert list(data["body"]) == sorted(data["body"])
     assert data["metadata"] == {"team": "ci"}
-    assert "configure the webhook at GitHub" in caplog.text and SECRET not in caplog.text
+    assert "configure the webhook at the provider" in caplog.text and SECRET not in caplog.text
 
 
 async def test_the_github_kind_refuses_an_unsigned_delivery() -> None:
@@ -254,3 +254,63 @@ async def test_the_generic_webhook_event_has_no_host_header() -> None:
         assert await hook.post(b'{"a":1}', {"Content-Type": "application/json"}) == (200, "success")
     headers = json.loads(hook.published[0].data or b"")["header"]
     assert "Host" not in headers and headers["Content-Type"] == ["application/json"]
+
+
+def provider(kind: str, entry: dict[str, Any]) -> Any:
+    from sensorium.engine.registry import REGISTRY
+
+    def make(port: int) -> Endpoint:
+        from sensorium.sources.bitbucket import bitbucket_endpoint
+        from sensorium.sources.bitbucketserver import bitbucketserver_endpoint
+        from sensorium.sources.gitlab import gitlab_endpoint
+        endpoints = {"gitlab": gitlab_endpoint, "bitbucket": bitbucket_endpoint,
+                     "bitbucketserver": bitbucketserver_endpoint}
+        spec = REGISTRY.sources[kind].spec.model_validate(
+            {"webhook": {"endpoint": "/hook", "port": port}, "metadata": {"env": "prod"}, **entry})
+        endpoint: Endpoint = endpoints[kind]("es", "ev", spec)
+        return endpoint
+    return make
+
+
+PROVIDERS = {
+    "gitlab": ({"secretToken": {"name": "hook", "key": "secret"}, "projects": ["42"], "events": ["PushEvents"],
+                "accessToken": {"name": "gl", "key": "token"}},
+               {"X-Gitlab-Token": SECRET, "X-Gitlab-Event": "Push Hook"}),
+    "bitbucketserver": ({"webhookSecret": {"name": "hook", "key": "secret"}, "projectKey": "PRJ",
+                         "repositorySlug": "shop", "events": ["repo:refs_changed"]},
+                        {"X-Hub-Signature": "sha256=" + mac(BODY).hex(), "X-Event-Key": "repo:refs_changed"}),
+    "bitbucket": ({"owner": "acme", "repositorySlug": "shop", "events": ["repo:push"]},
+                  {"X-Event-Key": "repo:push"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(PROVIDERS))
+async def test_provider_kinds_publish_headers_body_metadata(kind: str) -> None:
+    entry, headers = PROVIDERS[kind]
+    spaced = b'{ "number": 1.50, "ref": "refs/heads/main" }'
+    signed = {**headers, "X-Hub-Signature": "sha256=" + mac(spaced).hex()} if kind == "bitbucketserver" else headers
+    async with serve(provider(kind, entry)) as hook:
+        assert await hook.post(spaced, {**signed, "Content-Type": "application/json"}) == (200, "success")
+    (event,) = hook.published
+    assert (event.type, event.source, event.subject) == (kind, "es", "ev")
+    # Go's json.RawMessage: compacted, number literals kept as sent
+    expected = b'{"number":1.50,"ref":"refs/heads/main"},"metadata":{"env":"prod"}}'
+    assert (event.data or b"").split(b',"body":')[1] == expected
+    assert "Host" not in json.loads(event.data or b"")["headers"]
+
+
+@pytest.mark.parametrize("kind", ["gitlab", "bitbucketserver"])
+async def test_provider_kinds_refuse_a_wrong_secret(kind: str) -> None:
+    entry, headers = PROVIDERS[kind]
+    wrong = {k: ("sha256=" + "1" * 64 if k == "X-Hub-Signature" else "guess" if k == "X-Gitlab-Token" else v)
+             for k, v in headers.items()}
+    async with serve(provider(kind, entry)) as hook:
+        assert (await hook.post(BODY, wrong))[0] == 401
+        assert (await hook.post(BODY, {}))[0] == 401
+        assert hook.published == []
+
+
+async def test_provider_kinds_refuse_a_body_that_is_not_json() -> None:
+    async with serve(provider("bitbucket", PROVIDERS["bitbucket"][0])) as hook:
+        assert (await hook.post(b"not json", {}))[0] == 400
+        assert hook.published == []
