@@ -46,6 +46,7 @@ from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbuc
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.spec import WebhookContext
+from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
@@ -336,6 +337,8 @@ REGISTRY = Registry.of(
         SourceKind("bitbucketserver", BitbucketServerEventSource,
                    _hooks(BitbucketServerEventSource, bitbucketserver_endpoint),
                    "Bitbucket Server deliveries (X-Hub-Signature checked; the hook is configured at the server)"),
+        SourceKind("stripe", StripeEventSource, _hooks(StripeEventSource, stripe_endpoint),
+                   "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

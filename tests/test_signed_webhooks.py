@@ -314,3 +314,30 @@ async def test_provider_kinds_refuse_a_body_that_is_not_json() -> None:
     async with serve(provider("bitbucket", PROVIDERS["bitbucket"][0])) as hook:
         assert (await hook.post(b"not json", {}))[0] == 400
         assert hook.published == []
+
+
+def stripe_source(**more: Any) -> Any:
+    def make(port: int) -> Endpoint:
+        from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
+        spec = StripeEventSource.model_validate({
+            "webhook": {"endpoint": "/stripe", "port": port,
+                        "signature": {"type": "stripe", "secret": {"name": "hook", "key": "secret"}}},
+            "createWebhook": True, "apiKey": {"name": "stripe", "key": "api"}, **more})
+        return stripe_endpoint("payments", "charges", spec)
+    return make
+
+
+STRIPE_EVENT = (b'{"id": "evt_1", "object": "event", "type": "charge.succeeded", "created": 1700000000, '
+                b'"data": {"object": {"id": "ch_1", "amount": 2000}}, "livemode": false}')
+
+
+async def test_the_stripe_kind_publishes_a_signed_event_and_filters_by_type() -> None:
+    async with serve(stripe_source(eventFilter=["charge.succeeded"], metadata={"shop": "eu"})) as hook:
+        assert await hook.post(STRIPE_EVENT, stripe_headers(STRIPE_EVENT)) == (200, "success")
+        other = STRIPE_EVENT.replace(b"charge.succeeded", b"charge.refunded")
+        assert await hook.post(other, stripe_headers(other)) == (200, "success")  # filtered out
+        assert (await hook.post(STRIPE_EVENT, stripe_headers(other)))[0] == 401  # signature of another body
+    (event,) = hook.published
+    data = json.loads(event.data or b"")
+    assert (event.type, event.source, event.subject) == ("stripe", "payments", "charges")
+    assert data == {"event": json.loads(STRIPE_EVENT), "metadata": {"shop": "eu"}}
