@@ -41,9 +41,14 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
+from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
 from sensorium.sources.file import FileContext, FileSource
+from sensorium.sources.github import GithubEventSource, github_endpoint
+from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.spec import WebhookContext
+from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
@@ -273,6 +278,16 @@ def _file(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
                       deps.publish)
 
 
+def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint]) -> Callable[
+        [Sequence[SourceEntry], SourceDeps], RunningSource]:
+    """The builder of a git-provider kind: its entries' endpoints (`endpoint(source, event, spec)`) on webhook
+    servers."""
+    def build(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+        endpoints = [endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, spec)]
+        return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+    return build
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -332,6 +347,17 @@ REGISTRY = Registry.of(
                    "cron `schedule` or `interval` ticks; the last tick is kept on the bus (`persistence.catchup`)"),
         SourceKind("file", FileContext, _file,
                    "changes of a directory's files (`watchPathConfig`, `eventType`); one WRITE per file per 1600 ms"),
+        SourceKind("github", GithubEventSource, _hooks(GithubEventSource, github_endpoint),
+                   "GitHub deliveries (X-Hub-Signature-256 checked; the hook is configured at GitHub)"),
+        SourceKind("gitlab", GitlabEventSource, _hooks(GitlabEventSource, gitlab_endpoint),
+                   "GitLab deliveries (X-Gitlab-Token checked; the hook is configured at GitLab)"),
+        SourceKind("bitbucket", BitbucketEventSource, _hooks(BitbucketEventSource, bitbucket_endpoint),
+                   "Bitbucket Cloud deliveries (the hook is configured at Bitbucket)"),
+        SourceKind("bitbucketserver", BitbucketServerEventSource,
+                   _hooks(BitbucketServerEventSource, bitbucketserver_endpoint),
+                   "Bitbucket Server deliveries (X-Hub-Signature checked; the hook is configured at the server)"),
+        SourceKind("stripe", StripeEventSource, _hooks(StripeEventSource, stripe_endpoint),
+                   "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_port
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
+
+
+class SignatureSpec(ArgoModel):
+    """How a webhook request must be signed (`sources.signature` has each provider's check). A request without a
+    valid signature is answered 401 and nothing is published."""
+
+    type: Literal["github", "gitlab", "bitbucket", "stripe", "slack", "shopify", "hmac"] = Field(
+        description="Provider whose documented signature scheme to check; `hmac` is configured by the fields below.")
+    secret: KeySelector = Field(description="The shared signing secret (never logged).")
+    header: str = Field(default="X-Signature", description="`hmac` only: header holding the signature.")
+    algorithm: Literal["sha1", "sha256", "sha512"] = Field(default="sha256", description="`hmac` only: hash.")
+    encoding: Literal["hex", "base64"] = Field(default="hex", description="`hmac` only: signature encoding.")
+    prefix: str = Field(default="", description="`hmac` only: text before the encoded signature, e.g. `sha256=`.")
+    tolerance: float = Field(default=300.0, gt=0, description="`stripe`, `slack`: largest age (or skew) of the "
+                             "signed timestamp, in seconds.")
 
 
 class WebhookContext(ArgoModel):
@@ -26,6 +42,21 @@ class WebhookContext(ArgoModel):
                                   description="Largest accepted request body in bytes (at least 1); larger gets 413.")
     metadata: dict[str, str] | None = Field(default=None, description="Copied into the event data as `metadata`.")
     filter: dict[str, Any] | None = Field(default=None, description="Event source filter: not supported yet.")
+    signature: SignatureSpec | None = Field(default=None, description="Sensorium extension: the signature every "
+                                            "request must carry (401 otherwise).")
+    allowed_networks: list[str] | None = Field(
+        default=None, max_length=1000, description="Sensorium extension: client networks (CIDR, IPv4 or IPv6) "
+        "allowed to call; others get 403. Unset: any client.")
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _networks(cls, v: list[str] | None) -> list[str] | None:
+        for net in v or ():
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"allowedNetworks: '{net}' is not a CIDR network (e.g. 10.0.0.0/8, ::1/128)") from None
+        return v
 
     @field_validator("endpoint")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import logging
 import ssl
 import time
@@ -27,16 +28,40 @@ from sensorium.engine.core.tracecontext import from_headers
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
 from sensorium.sources.base import Publish
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
+from sensorium.sources.signature import Check, verifier
 from sensorium.sources.spec import WebhookContext
 
 log = logging.getLogger("sensorium.webhook")
 
 
+Shape = Callable[["Endpoint", str, "Sequence[tuple[str, str]]", bytes, str], "CloudEvent | None"]
+"""(endpoint, method, headers, raw body, query) -> the event to publish, or None when a source filter drops it
+(answered 200, nothing published). Raises BodyError for a body that cannot become event data."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
+    """One served path: its events have source `source` and subject `event`; `shape` makes them (default: the
+    generic webhook's `event_from_request`; provider kinds such as `github` give their own)."""
+
     source: str  # EventSource name -> CloudEvent source
     event: str  # event name -> CloudEvent subject
     context: WebhookContext
+    shape: Shape | None = None
+
+
+def client_allowed(remote: str | None, networks: Sequence[str]) -> bool:
+    """Whether the client address `remote` is in one of `networks` (CIDR; an IPv4-mapped IPv6 address counts as
+    its IPv4 address). An unknown address (a Unix socket) is not allowed."""
+    try:
+        address = ipaddress.ip_address(remote or "")
+    except ValueError:
+        return False
+    addresses = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        addresses.append(address.ipv4_mapped)
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    return any(a.version == n.version and a in n for a in addresses for n in nets)
 
 
 def canonical_header(name: str) -> str:
@@ -44,6 +69,16 @@ def canonical_header(name: str) -> str:
     if not all(c.isalnum() or c in "!#$%&'*+-.^_`|~" for c in name):
         return name
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def go_header(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """The request headers as Go's `r.Header` holds them: canonical names, values in order, no `Host` (Go's server
+    moves it to `r.Host`)."""
+    header: dict[str, list[str]] = {}
+    for name, value in headers:
+        if name.lower() != "host":
+            header.setdefault(canonical_header(name), []).append(value)
+    return header
 
 
 MAX_JSON_DEPTH = 256
@@ -81,8 +116,9 @@ def json_depth_exceeds(raw: bytes, limit: int) -> bool:
     return max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > limit
 
 
-def _json_body(raw: bytes) -> str:
-    """A JSON body compacted as Go marshals a RawMessage; any other body as a JSON string (where Argo fails)."""
+def json_body(raw: bytes) -> str | None:
+    """A JSON body compacted as Go marshals a RawMessage (numbers kept as written); None when it is not JSON.
+    Raises BodyError for a body nested deeper than MAX_JSON_DEPTH."""
     if json_depth_exceeds(raw, MAX_JSON_DEPTH):
         raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -92,7 +128,13 @@ def _json_body(raw: bytes) -> str:
         valid = False
     except RecursionError:  # the scan above makes this unreachable; kept so a parser change cannot become a 500
         raise BodyError(f"JSON body nested deeper than {MAX_JSON_DEPTH} levels") from None
-    return compact(text) if valid else marshal_string(raw.decode("utf-8", "replace"))
+    return compact(text) if valid else None
+
+
+def _json_body(raw: bytes) -> str:
+    """A JSON body compacted as Go marshals a RawMessage; any other body as a JSON string (where Argo fails)."""
+    body = json_body(raw)
+    return body if body is not None else marshal_string(raw.decode("utf-8", "replace"))
 
 
 def _body(request_method: str, content_type: str, raw: bytes, query: str) -> str:
@@ -113,9 +155,7 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     """The event Argo's webhook would publish for this request. A valid W3C `traceparent` (and `tracestate`)
     header also becomes the CloudEvents distributed-tracing extension attributes (the data is unchanged: the
     headers stay in `header` as Argo puts them there)."""
-    header: dict[str, list[str]] = {}
-    for name, value in headers:
-        header.setdefault(canonical_header(name), []).append(value)
+    header = go_header(headers)
     content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
     data = '{"header":' + marshal(header) + ',"body":' + _body(method, content_type, raw, query)
     if endpoint.context.metadata:
@@ -189,12 +229,19 @@ class WebhookServer:
                                 headers={"Retry-After": "1"})
         return None
 
-    def _handler(self, endpoint: Endpoint, token: str | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _handler(self, endpoint: Endpoint, token: str | None,
+                 check: Check | None) -> Callable[[web.Request], Awaitable[web.Response]]:
         limit = endpoint.context.max_payload_size
+        networks = endpoint.context.allowed_networks
+        shape = endpoint.shape or event_from_request
+        where = f"{endpoint.source}/{endpoint.event}"
 
         async def handle(request: web.Request) -> web.Response:
             if request.method != endpoint.context.method:
                 return web.Response(status=405, text=f"method {request.method} not allowed\n")
+            if networks is not None and not client_allowed(request.remote, networks):
+                log.warning("webhook %s: client %s is outside the allowed networks", where, request.remote)
+                return web.Response(status=403, text="forbidden\n")
             if token is not None:
                 given = request.headers.get("Authorization", "")
                 # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare the bytes as sent
@@ -203,15 +250,22 @@ class WebhookServer:
             raw = await self._read_body(request, limit)
             if isinstance(raw, web.Response):
                 return raw
+            if check is not None:
+                refusal = check(request.headers, raw, time.time())
+                if refusal is not None:
+                    log.warning("webhook %s: request from %s refused: %s", where, request.remote, refusal)
+                    return web.Response(status=401, text="unauthorized\n")
             try:
-                event = event_from_request(endpoint, request.method, list(request.headers.items()), raw,
-                                           request.query_string)
+                event = shape(endpoint, request.method, list(request.headers.items()), raw, request.query_string)
             except BodyError as exc:
                 return web.Response(status=400, text=f"{exc}\n")
+            if event is None:
+                return web.Response(status=200, text="success")
             refused = await self._store(endpoint, event)
             if refused is not None:
                 return refused
-            return web.Response(status=200, text="success\n", headers={"X-Sensorium-Event-Id": event.id})
+            # Argo answers `success` with no newline
+            return web.Response(status=200, text="success", headers={"X-Sensorium-Event-Id": event.id})
 
         observe = self.observe
         if observe is None:
@@ -248,7 +302,9 @@ class WebhookServer:
         for endpoint in group:
             secret = endpoint.context.auth_secret
             token = self.secrets.get(secret.name, secret.key) if secret else None
-            app.router.add_route("*", endpoint.context.endpoint, self._handler(endpoint, token))
+            signed = endpoint.context.signature
+            check = verifier(signed, self.secrets.get(signed.secret.name, signed.secret.key)) if signed else None
+            app.router.add_route("*", endpoint.context.endpoint, self._handler(endpoint, token, check))
             tls = tls or self._ssl(endpoint.context)
         runner = web.AppRunner(app)  # its protocol objects are made by the guard
         guard = ConnectionGuard(runner, *guard_args)
