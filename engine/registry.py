@@ -42,6 +42,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
 from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.calendar import CalendarContext, CalendarSource
+from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
@@ -267,6 +268,11 @@ def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource
                            if isinstance(e.spec, CalendarContext)], deps.publish, deps.state)
 
 
+def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
+                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -324,6 +330,8 @@ REGISTRY = Registry.of(
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),
         SourceKind("calendar", CalendarContext, _calendar,
                    "cron `schedule` or `interval` ticks; the last tick is kept on the bus (`persistence.catchup`)"),
+        SourceKind("httpPoll", HttpPollContext, _http_poll,
+                   "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
