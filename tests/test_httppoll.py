@@ -5,7 +5,6 @@ once, across restarts; a 304 publishes nothing; errors are one log line each and
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 from pydantic import ValidationError
 
@@ -22,61 +20,13 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.registry import REGISTRY
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource, SeenKeys, select_items
-
-
-class Feed:
-    """A JSON endpoint: `{"orders": [...]}` with a strong ETag, honouring If-None-Match (304)."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        self.headers: list[dict[str, str]] = []
-        self.raw: bytes | None = None  # served instead of the JSON when set
-        self.status = 200
-        self.last_modified: str | None = None  # when set: Last-Modified / If-Modified-Since instead of an ETag
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.headers.append(dict(request.headers))
-        body = self.raw if self.raw is not None else json.dumps({"orders": self.items}).encode()
-        etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
-        if self.status != 200:
-            resp = web.Response(status=self.status, text="boom")
-        elif self.last_modified is not None:
-            if request.headers.get("If-Modified-Since") == self.last_modified:
-                resp = web.Response(status=304)
-            else:
-                resp = web.Response(body=body, content_type="application/json",
-                                    headers={"Last-Modified": self.last_modified})
-        elif request.headers.get("If-None-Match") == etag:
-            resp = web.Response(status=304, headers={"ETag": etag})
-        else:
-            resp = web.Response(body=body, content_type="application/json", headers={"ETag": etag})
-        self.statuses.append(resp.status)
-        return resp
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/orders", self.handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/orders"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+from tests.httpfeed import Feed, etag_of, serving
 
 
 @pytest.fixture
 async def feed() -> AsyncIterator[Feed]:
-    f = Feed()
-    await f.start()
-    yield f
-    await f.stop()
+    async with serving() as f:
+        yield f
 
 
 def spec(url: str, **extra: Any) -> HttpPollContext:
@@ -148,8 +98,7 @@ async def test_an_unchanged_list_is_answered_304_and_publishes_nothing(feed: Fee
         await run.wait_for(1)
         await polls(feed, 3)
     assert feed.statuses[0] == 200 and set(feed.statuses[1:]) == {304}
-    etag = '"' + hashlib.sha256(json.dumps({"orders": feed.items}).encode()).hexdigest()[:16] + '"'
-    assert "If-None-Match" not in feed.headers[0] and feed.headers[1]["If-None-Match"] == etag
+    assert "If-None-Match" not in feed.headers[0] and feed.headers[1]["If-None-Match"] == etag_of(feed.items)
     assert run.ids() == [1]
 
 
