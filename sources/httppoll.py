@@ -15,7 +15,8 @@ digests: an item that dropped out of that window and comes back is published aga
 from the source, the event name and the item key, so an item published again after a crash between the publish
 and the save is dropped by the bus's duplicate detection (JetStream).
 
-Errors (unreachable URL, timeout, non-2xx, a body that is not JSON, a body over `maxResponseSize`, default 10 MiB,
+Redirects are not followed (a 3xx is an error: secure headers are never sent to another address); write the final
+URL. Errors (unreachable URL, timeout, non-2xx, a body that is not JSON, a body over `maxResponseSize`, default 10 MiB,
 a secret that cannot be read) are one log line each and the next poll waits twice as long as the last one (from
 `pollingInterval` up to `MAX_BACKOFF`, or the interval when longer); the first good poll resets it. Header values
 from secrets (`secureHeaders`) never appear in a log line; the URL is logged without its query or credentials.
@@ -320,7 +321,7 @@ class HttpPollSource:
         try:
             async with self._session.request(entry.spec.method, entry.spec.url, headers=self._headers(entry, seen),
                                              timeout=aiohttp.ClientTimeout(total=entry.spec.timeout),
-                                             allow_redirects=True) as resp:
+                                             allow_redirects=False) as resp:
                 if resp.status == 304:
                     return None
                 if not 200 <= resp.status < 300:

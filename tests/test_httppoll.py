@@ -138,6 +138,7 @@ async def test_without_a_key_path_items_are_told_apart_by_content(feed: Feed) ->
 @pytest.mark.parametrize(("raw", "status", "extra", "reason"), [
     (b"<html>not json</html>", 200, {}, "not JSON"),
     (None, 500, {}, "HTTP 500"),
+    (None, 302, {}, "HTTP 302"),  # a redirect is not followed
     (b'{"orders": [' + b'{"id": 9}, ' * 200 + b'{"id": 10}]}', 200, {"maxResponseSize": 1000}, "over the 1000-byte"),
 ])
 async def test_a_bad_answer_is_one_log_line_and_polling_goes_on(feed: Feed, caplog: pytest.LogCaptureFixture,
