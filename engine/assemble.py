@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from sensorium.buses.base import EventKey
-from sensorium.engine.config import Config, ConfigErrors, Origin, dotted_path, load
+from sensorium.engine.config import Config, ConfigErrors, Origin, dotted_path, load, validation_problems
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.documents import EventSource, Sensor
@@ -158,8 +160,11 @@ class Checker:
             for name, entry in written.items():
                 try:
                     parsed = entry if isinstance(entry, model) else model.model_validate(entry)
+                except ValidationError as exc:  # each problem at its own line, as for documents
+                    errors.extend(validation_problems(model, exc, origin, ["spec", kind, name]))
+                    continue
                 except ValueError as exc:
-                    errors.append(_error(origin, ["spec", kind, name], str(exc)))
+                    errors.append(_error(origin, ["spec", kind, name], " ".join(str(exc).split())))
                     continue
                 entries.append(SourceEntry(kind, doc.metadata.name, str(name), parsed))
         if not entries and not errors:

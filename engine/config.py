@@ -119,13 +119,20 @@ def _validate(model: type[Any], data: Any, origin: Origin) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        found = [([p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))], err)
-                 for err in exc.errors()]
-        errors = []
-        for loc, message in _with_suggestions(model, [(loc, err.get("type", ""), _message(err)) for loc, err in found]):
-            line, path = origin.locate(loc)
-            errors.append(ConfigError(message, origin.file, line, path))
-        raise ConfigErrors(errors) from None
+        raise ConfigErrors(validation_problems(model, exc, origin)) from None
+
+
+def validation_problems(model: type[Any], exc: ValidationError, origin: Origin,
+                        prefix: Sequence[str | int] = ()) -> list[ConfigError]:
+    """`exc` (from validating `model`) as one ConfigError per problem, each at its line: `prefix` is where the
+    validated value sits in the document (a source entry's `spec.<kind>.<name>`)."""
+    found = [([p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))], err)
+             for err in exc.errors()]
+    errors = []
+    for loc, message in _with_suggestions(model, [(loc, err.get("type", ""), _message(err)) for loc, err in found]):
+        line, path = origin.locate([*prefix, *loc])
+        errors.append(ConfigError(message, origin.file, line, path))
+    return errors
 
 
 def _with_suggestions(model: type[Any], errors: list[tuple[list[Any], str, str]]) -> list[tuple[list[Any], str]]:

@@ -47,6 +47,7 @@ from sensorium.sources.calendar import CalendarContext, CalendarSource
 from sensorium.sources.file import FileContext, FileSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
+from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
@@ -284,8 +285,14 @@ def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint])
     servers."""
     def build(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
         endpoints = [endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, spec)]
-        return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe)
+        return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
+                             reuse_port=deps.reuse_port)
     return build
+
+
+def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
+                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
 
 
 def _jetstream_url(url: str) -> Bus:
@@ -358,6 +365,8 @@ REGISTRY = Registry.of(
                    "Bitbucket Server deliveries (X-Hub-Signature checked; the hook is configured at the server)"),
         SourceKind("stripe", StripeEventSource, _hooks(StripeEventSource, stripe_endpoint),
                    "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
+        SourceKind("httpPoll", HttpPollContext, _http_poll,
+                   "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

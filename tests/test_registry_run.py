@@ -185,7 +185,7 @@ def test_the_default_registry_refuses_the_toy_source_kind(tmp_path: Path) -> Non
         load_checked([write(tmp_path / "docs")])
     assert [(e.file.endswith("source.yaml"), e.line, e.message) for e in caught.value.errors] == [
         (True, 5, f"event source type ticker is not supported (supported: {', '.join(REGISTRY.sources)})")]
-    assert {"webhook", "calendar", "file", "github", "stripe"} <= set(REGISTRY.sources)
+    assert {"webhook", "calendar", "file", "github", "stripe", "httpPoll"} <= set(REGISTRY.sources)
 
 
 def test_a_registered_source_kind_is_validated_with_its_spec_model(tmp_path: Path) -> None:
