@@ -192,7 +192,7 @@ def test_a_registered_source_kind_is_validated_with_its_spec_model(tmp_path: Pat
     with pytest.raises(ConfigErrors) as caught:
         load_checked([write(tmp_path / "docs", message="{message: ''}")], registry=TOY)
     (error,) = caught.value.errors
-    assert (error.line, error.field) == (6, "spec.ticker.tick")
+    assert (error.line, error.field) == (6, "spec.ticker.tick.message")  # the field's own path and line
     assert "at least 1 character" in error.message
 
 
