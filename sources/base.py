@@ -4,12 +4,15 @@ of that kind in the loaded EventSources."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
 from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["Publish", "RunningSource"]
+__all__ = ["EntryTasks", "Publish", "RunningSource"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
@@ -22,3 +25,44 @@ class RunningSource(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Closable)
+
+
+class EntryTasks(Generic[S]):
+    """The tasks of a source kind's entries, one each, with the state store each opened (a calendar's last tick,
+    a poll's seen keys): `spawn` opens the entry's store (when the bus gives one) and starts its task; `stop`
+    cancels every task and closes every store (a close that fails is ignored: the engine is stopping)."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stores: list[S] = []
+
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The entries' tasks, in start order (a finished one is an entry that stopped)."""
+        return tuple(self._tasks)
+
+    async def spawn(self, key: str, state: Callable[[str], Awaitable[S]] | None,
+                    run: Callable[[S | None], Coroutine[Any, Any, None]]) -> None:
+        store = await state(key) if state is not None else None
+        if store is not None:
+            self._stores.append(store)
+        self._tasks.append(asyncio.create_task(run(store), name=key))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for store in self._stores:
+            with contextlib.suppress(SensoriumError):
+                await store.close()
+        self._stores = []

@@ -20,7 +20,7 @@ save is dropped by the bus's duplicate detection (JetStream) rather than fired t
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -37,6 +37,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport.duration import parse_duration
+from sensorium.sources.base import EntryTasks
 
 __all__ = ["MAX_CATCHUP", "CalendarContext", "CalendarSource", "Clock", "StateOpener", "Tick", "TickStore",
            "catchup_start", "event_time", "missed_ticks"]
@@ -270,27 +271,14 @@ class CalendarSource:
                  clock: Clock | None = None) -> None:
         self.entries = [_Entry(*e) for e in entries]
         self.publish, self.state, self.clock = publish, state, clock or _WallClock()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stores: list[TickStore] = []
+        self._running: EntryTasks[TickStore] = EntryTasks()
 
     async def start(self) -> None:
         for entry in self.entries:
-            store = await self.state(entry.key) if self.state is not None else None
-            if store is not None:
-                self._stores.append(store)
-            self._tasks.append(asyncio.create_task(self._supervised(entry, store), name=entry.key))
+            await self._running.spawn(entry.key, self.state, functools.partial(self._supervised, entry))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        for store in self._stores:
-            with contextlib.suppress(SensoriumError):
-                await store.close()
-        self._stores = []
+        await self._running.stop()
 
     async def _last(self, entry: _Entry, store: TickStore | None) -> datetime | None:
         if store is None:

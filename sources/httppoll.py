@@ -25,7 +25,7 @@ from secrets (`secureHeaders`) never appear in a log line; the URL is logged wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -47,6 +47,7 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_url
 from sensorium.engine.goport.duration import parse_duration
+from sensorium.sources.base import EntryTasks
 
 __all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_SEEN_KEYS", "MAX_BACKOFF", "HttpPollContext", "HttpPollSource",
            "PollError", "SeenKeys", "select_items"]
@@ -239,29 +240,16 @@ class HttpPollSource:
                  state: StateOpener | None) -> None:
         self.entries = [_Entry(*e) for e in entries]
         self.publish, self.secrets, self.state = publish, secrets, state
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stores: list[KeyStore] = []
+        self._running: EntryTasks[KeyStore] = EntryTasks()
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(auto_decompress=True)
         for entry in self.entries:
-            store = await self.state(entry.key) if self.state is not None else None
-            if store is not None:
-                self._stores.append(store)
-            self._tasks.append(asyncio.create_task(self._run(entry, store), name=entry.key))
+            await self._running.spawn(entry.key, self.state, functools.partial(self._run, entry))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        for store in self._stores:
-            with contextlib.suppress(SensoriumError):
-                await store.close()
-        self._stores = []
+        await self._running.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -164,7 +164,7 @@ async def test_an_unreachable_url_is_logged_and_the_source_keeps_running(caplog:
         async with asyncio.timeout(5):
             while len(caplog.records) < 2:
                 await asyncio.sleep(0.02)
-        assert not run.source._tasks[0].done()
+        assert not run.source._running.tasks[0].done()
     lines = [r.getMessage() for r in caplog.records]
     assert all("http://127.0.0.1:1/orders failed" in line for line in lines), lines
     assert not any("hidden" in line for line in lines)
