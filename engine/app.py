@@ -220,7 +220,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,
                   on_change=lambda runners: watch.update([(r.sensor, r.keys) for r in runners]))
-    observe = (metrics.webhooks(lambda s, e: EventKey(s, e) in fleet.listened).observe if metrics is not None
+    observe = (metrics.webhooks(lambda s, e: (s, e) in watch.keys).observe if metrics is not None
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
                       reuse_port=options.reuse_port, state=bus.state_store)
