@@ -206,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--kind", choices=["Sensor", "EventSource", "EventBus"], help="only this kind")
     schema.add_argument("--out", type=Path, metavar="FILE", help="write the schema to FILE instead of printing it")
     _log_options(schema, "WARNING")
+
+    convert = sub.add_parser(
+        "convert", help="print the Argo documents that files of any supported format mean", formatter_class=raw,
+        epilog=_epilog(["sensorium convert config.d/", "sensorium convert weik-sources.yaml > argo.yaml"],
+                       {0: "the documents were printed", 2: "a file is invalid (FILE:LINE: field: message)"}))
+    convert.add_argument("paths", nargs="+", metavar="PATH")
+    _log_options(convert, "WARNING")
     return parser
 
 
@@ -503,8 +510,16 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from sensorium.engine.convert import convert
+
+    sys.stdout.write(convert(args.paths))
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "publish": cmd_publish, "trace": cmd_trace, "test": cmd_test,
-            "validate": cmd_validate, "schema": cmd_schema}
+            "validate": cmd_validate, "schema": cmd_schema,
+            "convert": cmd_convert}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,12 +10,14 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import ValidationError
 
+from sensorium.engine import formats
 from sensorium.engine.core import yamlread
 from sensorium.engine.core.errors import ConfigError, ConfigWarning
 from sensorium.engine.core.yamlread import dotted_path
@@ -29,6 +31,7 @@ __all__ = ["Config", "ConfigErrors", "Origin", "dotted_path", "load", "load_docu
 # `${NAME}` or `${NAME:-default}` (a default ends at the line's end); any other `${` is the empty `bad` branch
 _VAR = re.compile(r"\$\{(?:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}\n]*))?\}|(?P<bad>))")
 _SUFFIXES = (".yaml", ".yml")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,15 @@ class Config:
     sources: list[tuple[EventSource, Origin]] = field(default_factory=list)
     sensors: list[tuple[Sensor, Origin]] = field(default_factory=list)
     warnings: list[ConfigError] = field(default_factory=list)  # ConfigWarnings: it runs, but is likely a mistake
+
+    def add(self, doc: Any, origin: Origin) -> None:
+        """Keep a loaded document (None, an invalid one, is dropped)."""
+        if isinstance(doc, EventBus):
+            self.buses.append((doc, origin))
+        elif isinstance(doc, EventSource):
+            self.sources.append((doc, origin))
+        elif isinstance(doc, Sensor):
+            self.sensors.append((doc, origin))
 
     @property
     def bus(self) -> EventBus | None:
@@ -220,6 +232,7 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
     warnings alone do not stop a load: they are in `Config.warnings`."""
     config = Config()
     errors: list[ConfigError] = []
+    states: dict[str, dict[str, Any]] = {}  # each foreign format's state during this load (engine.formats)
     for file in iter_files(paths):
         try:
             docs = load_documents(file, environ)
@@ -227,20 +240,48 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
             errors.append(exc)
             continue
         for data, origin in docs:
-            doc, problems = load_document(data, origin, checks)
+            fmt = formats.claiming(data)
+            if fmt is None:
+                doc, problems = load_document(data, origin, checks)
+                errors.extend(problems)
+                config.add(doc, origin)
+                continue
+            state = states.setdefault(fmt.name, {})
+            translated, problems = _guarded(partial(fmt.translate, data, origin, state), origin)
             errors.extend(problems)
-            if isinstance(doc, EventBus):
-                config.buses.append((doc, origin))
-            elif isinstance(doc, EventSource):
-                config.sources.append((doc, origin))
-            elif isinstance(doc, Sensor):
-                config.sensors.append((doc, origin))
+            for doc, at in translated or []:
+                errors.extend(problem for check in checks for problem in check(doc, at))
+                config.add(doc, at)
+    for fmt in formats.formats():
+        if fmt.finish is not None and fmt.name in states:
+            finish, state = fmt.finish, states[fmt.name]
+            finished, problems = _guarded(partial(finish, state), None)
+            translated, more = finished if finished is not None else ([], [])
+            errors.extend([*problems, *more])
+            for doc, at in translated:
+                errors.extend(problem for check in checks for problem in check(doc, at))
+                config.add(doc, at)
     errors.extend(_cross_checks(config))
     errors.extend(cross_document_problems(config.sources, config.sensors))
     config.warnings = [error for error in errors if isinstance(error, ConfigWarning)]
     if len(errors) > len(config.warnings):
         raise ConfigErrors(errors)
     return config
+
+
+def _guarded(translate: Callable[[], T], origin: Origin | None) -> tuple[T | None, list[ConfigError]]:
+    """A foreign format's result (engine.formats) and its problems; never a traceback (see load_document)."""
+    try:
+        return translate(), []
+    except ConfigErrors as exc:
+        return None, list(exc.errors)
+    except ConfigError as exc:
+        return None, [exc]
+    except Exception as exc:
+        what = " ".join(str(exc).split())[:200]
+        return None, [ConfigError(f"cannot translate this document ({type(exc).__name__}: {what}); this is a "
+                                  "Sensorium bug, please report it with the file",
+                                  origin.file if origin else "", origin.line if origin else 0)]
 
 
 def load_document(data: Any, origin: Origin, checks: Sequence[Check] = ()) -> tuple[Any, list[ConfigError]]:

@@ -1,0 +1,65 @@
+"""Other eventing systems' configuration formats, translated at load into Argo documents (composition root).
+
+A format claims a parsed YAML document by its shape (an `apiVersion`, or a top-level key such as HNS-style
+`subscriptions:`) and translates it into the Argo documents it means (`EventSource`, `Sensor`, `EventBus` models
+of `engine.documents`). It validates the document in its own field names first, so a problem is reported at the
+user's file and line in the user's words (`FILE:LINE: field.path: message`, `engine.core.errors.ConfigError`).
+Everything downstream (conditions, retries, traces, metrics, dead letters) then runs the one Argo model, written
+once. `sensorium convert FILE...` prints what a file translates to.
+
+A format whose documents refer to one another (a Weik.io EventSubscription names an EventChannel that may be in
+another file) keeps what it needs in `state` (one dict per format per load) and builds those documents in
+`finish(state)`, called once after every file was read.
+
+Adding a format: a module in this package with `claims(data) -> bool` and `translate(data, origin, state)`
+(and `finish(state)` if it needs one), then one `Format(...)` line in `FORMATS` below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sensorium.engine.config import Origin
+    from sensorium.engine.core.errors import ConfigError
+
+Translated = list[tuple[Any, "Origin"]]
+"""Argo documents (models) and the origin each one's problems point at (usually the foreign document's)."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """One foreign configuration format. `translate` and `finish` raise ConfigError(s) for invalid documents."""
+
+    name: str
+    claims: Callable[[Mapping[str, Any]], bool]
+    translate: Callable[[Mapping[str, Any], Origin, dict[str, Any]], Translated]
+    finish: Callable[[dict[str, Any]], tuple[Translated, Sequence[ConfigError]]] | None = None
+
+
+def _formats() -> tuple[Format, ...]:
+    """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
+    only never imports a format module)."""
+    return ()
+
+
+_LOADED: tuple[Format, ...] | None = None
+
+
+def formats() -> tuple[Format, ...]:
+    global _LOADED
+    if _LOADED is None:
+        _LOADED = _formats()
+    return _LOADED
+
+
+def claiming(data: Any) -> Format | None:
+    """The format that claims `data` (a parsed YAML document), None for Argo's own documents and anything else."""
+    if not isinstance(data, Mapping):
+        return None
+    for fmt in formats():
+        if fmt.claims(data):
+            return fmt
+    return None
