@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sensorium.buses.base import Bus, EventKey, Health
@@ -26,6 +26,7 @@ from sensorium.engine.config import Config
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.fleet import Fleet, reload_once, watch_files
+from sensorium.engine.goport.duration import parse_duration
 from sensorium.engine.health import HealthServer
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, EngineMetrics, SensorMetricsLike
 from sensorium.engine.otel import Otel
@@ -35,6 +36,7 @@ from sensorium.engine.runner import RunnerSettings, SensorRunner
 from sensorium.engine.sink import PrintingSink
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
+from sensorium.sensors.spec import SensorConsumer
 from sensorium.sensors.transform import close_worker as close_jq_worker
 from sensorium.sources.base import RunningSource
 from sensorium.triggers.http import HttpClient
@@ -205,6 +207,17 @@ def _tune_gc() -> tuple[int, int, int]:
     return thresholds
 
 
+def runner_settings(settings: RunnerSettings, own: SensorConsumer | None) -> RunnerSettings:
+    """The engine's runner settings, with what a sensor's own consumer (`spec.consumer`) sets instead."""
+    if own is None:
+        return settings
+    if own.max_in_flight is not None:
+        settings = replace(settings, max_in_flight=own.max_in_flight)
+    if own.ack_wait is not None:
+        settings = replace(settings, ack_wait=parse_duration(own.ack_wait) / 1e9)
+    return settings
+
+
 async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
                  otel: Otel | None = None) -> None:
@@ -213,9 +226,12 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
         a = assemble(compiled, secrets, client, config.registry)
-        return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, options.runner, options.tracer,
-                            persistence=await _persistence(a, bus), metrics=_sensor_metrics(metrics, a),
-                            spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared)
+        own = compiled.sensor.spec.consumer
+        return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, runner_settings(options.runner, own),
+                            options.tracer, persistence=await _persistence(a, bus),
+                            metrics=_sensor_metrics(metrics, a),
+                            spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared,
+                            consumer=own.name if own is not None else None)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,

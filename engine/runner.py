@@ -123,8 +123,9 @@ class SensorRunner:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  persistence: ConditionPersistence | None = None,
                  metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None,
-                 shared_slots: asyncio.Semaphore | None = None) -> None:
+                 shared_slots: asyncio.Semaphore | None = None, consumer: str | None = None) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
+        self.consumer = consumer or consumer_name(sensor)  # the durable consumer's name on the bus
         self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
@@ -159,7 +160,7 @@ class SensorRunner:
 
     async def prepare(self) -> None:
         """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
-        spec = ConsumerSpec(name=consumer_name(self.sensor), keys=self.keys, ack_wait=self.settings.ack_wait,
+        spec = ConsumerSpec(name=self.consumer, keys=self.keys, ack_wait=self.settings.ack_wait,
                             max_in_flight=max(self.settings.max_in_flight * 4, 1000))
         if self.persistence is not None:
             await self.persistence.restore()

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from sensorium.engine.core.paths import PathExpr
 from sensorium.engine.core.specbase import ArgoModel, Loc, raise_located
+from sensorium.engine.goport.duration import parse_duration
 from sensorium.engine.goport.gjson import go_parse_bool, go_parse_float
 from sensorium.engine.goport.re2 import compile_re2
 from sensorium.sensors.conditions import compile_condition
@@ -215,6 +216,25 @@ class EventDependency(ArgoModel):
         return self
 
 
+class SensorConsumer(ArgoModel):
+    """Sensorium: a durable bus consumer of this sensor's own (HNS-style and Weik.io subscriptions ask for one)."""
+
+    name: str = Field(min_length=1, max_length=200,
+                      description="Durable consumer (JetStream) or consumer group (Kafka) name; stable across "
+                                  "restarts, so the sensor resumes where it stopped.")
+    max_in_flight: int | None = Field(default=None, ge=1, le=100_000,
+                                      description="Firings of this sensor in flight at once (default: the engine's).")
+    ack_wait: str | None = Field(default=None, description="Go duration the bus waits for an acknowledgement "
+                                                            "before redelivering (default 30s).")
+
+    @field_validator("ack_wait")
+    @classmethod
+    def _ack_wait(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"ackWait must be a positive duration, got {value!r}")
+        return value
+
+
 class SensorSpec(ArgoModel):
     dependencies: list[EventDependency] = Field(description="Events the sensor waits for; at least one.")
     triggers: list[Trigger] = Field(description="What runs when conditions are met; at least one.")
@@ -226,6 +246,8 @@ class SensorSpec(ArgoModel):
     logging_fields: dict[str, str] | None = Field(default=None, description="Kubernetes only; ignored.")
     subscription: dict[str, Any] | None = Field(
         default=None, description="Legacy (Argo Events <= 1.0) subscription settings; accepted and ignored.")
+    consumer: SensorConsumer | None = Field(
+        default=None, description="Sensorium: give this sensor a named durable consumer of its own.")
 
     @model_validator(mode="after")
     def _check(self) -> SensorSpec:

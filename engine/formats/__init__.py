@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sensorium.engine.config import Origin
     from sensorium.engine.core.errors import ConfigError
+    from sensorium.engine.located import Origin
 
 Translated = list[tuple[Any, "Origin"]]
 """Argo documents (models) and the origin each one's problems point at (usually the foreign document's)."""
