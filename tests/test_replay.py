@@ -1,0 +1,198 @@
+"""`sensorium replay` end to end on a real bus (JetStream and Kafka), as a child process, against a real HTTP sink:
+the replay re-fires exactly what the sensor matched, marked, and the live consumer keeps its position."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from sensorium.buses.embedded import EmbeddedNats
+from tests.engine_harness import Engine, event, publish, unique, write_config
+from tests.fixtures_http import HttpSink
+from tests.trace_log import TraceLog
+
+
+def sensor_yaml(name: str, source: str, sink: str) -> str:
+    """`notify` fires for every paid order; `audit` only for replayed ones (a context filter on the extension)."""
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {name}}}
+spec:
+  dependencies:
+    - name: order
+      eventSourceName: {source}
+      eventName: orders
+      filters:
+        data:
+          - {{path: kind, type: string, value: ["paid"]}}
+    - name: replayed
+      eventSourceName: {source}
+      eventName: orders
+      filters:
+        context:
+          extensions: {{sensoriumreplay: "true"}}
+        data:
+          - {{path: kind, type: string, value: ["paid"]}}
+  triggers:
+    - template:
+        name: notify
+        conditions: order
+        http:
+          url: {sink}/orders
+          method: POST
+          payload:
+            - src: {{dependencyName: order, dataKey: n, useRawData: true}}
+              dest: n
+    - template:
+        name: audit
+        conditions: replayed
+        http:
+          url: {sink}/audit
+          method: POST
+          payload:
+            - src: {{dependencyName: replayed, dataKey: n, useRawData: true}}
+              dest: n
+"""
+
+
+async def sensorium(*args: str, timeout: float = 90.0) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sensorium", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def live_position(bus_url: str, consumer: str) -> Any:
+    """What says where the live consumer is: JetStream's durable consumer info (delivered, ack floor, pending),
+    Kafka's committed offsets of the group; and the names of the stream's consumers / the groups."""
+    if bus_url.startswith("kafka://"):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bus_url.removeprefix("kafka://"))
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(consumer)
+            groups = sorted(g[0] for g in await admin.list_consumer_groups())
+        finally:
+            await admin.close()
+        return {f"{tp.partition}": meta.offset for tp, meta in offsets.items() if isinstance(tp, TopicPartition)}, \
+            [g for g in groups if "replay" in g]
+    nc = await nats.connect(bus_url)
+    try:
+        js = nc.jetstream()
+        info = await js.consumer_info("default", consumer)
+        names = [c.name for c in await js.consumers_info("default")]
+    finally:
+        await nc.close()
+    return ((info.delivered.stream_seq if info.delivered else None,
+             info.ack_floor.stream_seq if info.ack_floor else None, info.num_ack_pending, info.num_pending),
+            [n for n in names if n.startswith("sensorium-replay-")])
+
+
+async def test_replay_refires_exactly_what_matched_and_live_keeps_position(bus_url: str, http_sink: HttpSink,
+                                                                           tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    kinds = ["paid", "draft", "paid", "paid", "draft"]
+    events = [event(source, "orders", json.dumps({"n": i, "kind": k}).encode()) for i, k in enumerate(kinds)]
+    other = event(source, "refunds", b'{"n":99,"kind":"paid"}')  # not the sensor's key
+    trace = TraceLog()
+    async with Engine(config, bus_url, tracer=trace):
+        await publish(bus_url, *events, other)
+        await trace.acked(*events)
+        live = await http_sink.wait_for(3)
+        assert [(r.path, r.json()) for r in live] == [("/orders", {"n": 0}), ("/orders", {"n": 2}),
+                                                      ("/orders", {"n": 3})]
+        assert all(r.header("X-Sensorium-Replay") is None for r in live)
+        before = await live_position(bus_url, f"sensorium-{name}")
+
+        code, out, err = await sensorium("replay", str(config), "--bus", bus_url, "--sensor", name, "--since", "1h")
+        assert code == 0, err
+        replayed = http_sink.requests[3:]
+        replay_id = replayed[0].header("X-Sensorium-Replay")
+        assert replay_id and replay_id.startswith("r-")
+        assert sorted((r.path, r.json()["n"]) for r in replayed) == [
+            ("/audit", 0), ("/audit", 2), ("/audit", 3), ("/orders", 0), ("/orders", 2), ("/orders", 3)]
+        assert [r.json()["n"] for r in replayed if r.path == "/orders"] == [0, 2, 3]  # in stored order
+        assert {r.header("X-Sensorium-Replay") for r in replayed} == {replay_id}
+        assert f"replayed {replay_id} to sensor {name}: 5 event(s) read, 3 matched, 6 firing(s) fired" in out
+        after = await live_position(bus_url, f"sensorium-{name}")
+        assert after == before
+        assert after[1] == []  # the replay's temporary consumer is gone (Kafka: it never had a group)
+
+        fresh = event(source, "orders", b'{"n":5,"kind":"paid"}')
+        await publish(bus_url, fresh)
+        await trace.acked(fresh)
+    assert [(r.path, r.json()) for r in http_sink.requests[9:]] == [("/orders", {"n": 5})]
+    assert len(http_sink.requests) == 10
+
+
+async def test_replay_dry_run_sends_nothing(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    events = [event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode()) for i in range(2)]
+    await publish(nats_url, *events)
+    code, out, err = await sensorium("replay", str(config), "--bus", nats_url, "--subscription", name,
+                                     "--since", "1h", "--dry-run")
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("would fire")]
+    assert sorted(line.split(" at ")[0] for line in lines) == sorted(
+        f"would fire {t} for event {e.id}" for e in events for t in ("notify", "audit"))
+    assert f"POST {http_sink.url}/orders" in lines[0]
+    assert "dry run r-" in out and "2 event(s) read, 2 matched, 4 firing(s) would fire" in out
+    assert http_sink.requests == []
+
+
+async def test_replay_range_past_retention_names_the_oldest_event(fresh_nats: EmbeddedNats, http_sink: HttpSink,
+                                                                  tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    bus = f"""
+apiVersion: argoproj.io/v1alpha1
+kind: EventBus
+metadata: {{name: default}}
+spec:
+  jetstream:
+    url: {fresh_nats.url}
+    streamConfig: |
+      maxMsgs: 3
+"""
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url), bus)
+    async with Engine(config, None):  # creates the stream with the EventBus's settings
+        pass
+    await publish(fresh_nats.url, *[event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode())
+                                    for i in range(5)])
+    code, _, err = await sensorium("replay", str(config), "--sensor", name, "--from-sequence", "1")
+    assert code == 2
+    assert err.strip().startswith("--from-sequence 1 is past the retention of stream 'default': the oldest event "
+                                  "retained is sequence 3 (stored ")
+    code, _, err = await sensorium("replay", str(config), "--sensor", name, "--since", "1h")
+    assert code == 2 and "past the retention of stream 'default': the oldest event retained is sequence 3" in err
+    code, out, err = await sensorium("replay", str(config), "--sensor", name, "--from-sequence", "4")
+    assert code == 0, err
+    assert "2 event(s) read, 2 matched, 4 firing(s) fired" in out
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [3, 4]
+
+
+@pytest.mark.kafka
+async def test_replay_kafka_offsets_and_the_wrong_start_flag(kafka_broker: str, http_sink: HttpSink,
+                                                             tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    url = f"kafka://{kafka_broker}"
+    await publish(url, *[event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode()) for i in range(3)])
+    code, _, err = await sensorium("replay", str(config), "--bus", url, "--sensor", name, "--from-sequence", "1")
+    assert code == 2 and err.strip().startswith("--from-sequence is for a JetStream bus")
+    code, out, err = await sensorium("replay", str(config), "--bus", url, "--sensor", name, "--from-offset", "0")
+    assert code == 0, err
+    assert "3 event(s) read, 3 matched, 6 firing(s) fired" in out
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [0, 1, 2]
