@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,44 @@ async def test_replay_kafka_offsets_and_the_wrong_start_flag(kafka_broker: str, 
     assert code == 0, err
     assert "3 event(s) read, 3 matched, 6 firing(s) fired" in out
     assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [0, 1, 2]
+
+
+async def test_replay_ctrl_c_stops_cleanly_with_a_summary(nats_url: str, http_sink: HttpSink,
+                                                          tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    await publish(nats_url, *[event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode())
+                              for i in range(20)])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sensorium", "replay", str(config), "--bus", nats_url, "--sensor", name,
+        "--since", "1h", "--rate", "5", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await http_sink.wait_for(4, timeout=60)  # two events fired: the replay is under way
+    proc.send_signal(signal.SIGINT)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err
+    summary = out.decode().strip().splitlines()[-1]
+    read = len({r.json()["n"] for r in http_sink.requests})
+    assert summary.startswith("interrupted r-") and f": {read} event(s) read, {read} matched" in summary
+    assert "Traceback" not in err.decode() and 0 < read < 20
+    resume = summary.rsplit("; continue with ", 1)[1].split()
+    assert resume[0] == "--from-sequence"
+    code, _, rest = await sensorium("replay", str(config), "--bus", nats_url, "--sensor", name, *resume)
+    assert code == 0, rest  # continuing where it stopped replays exactly the rest
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == list(range(20))
+    nc = await nats.connect(nats_url)
+    try:
+        names = [c.name for c in await nc.jetstream().consumers_info("default")]
+    finally:
+        await nc.close()
+    assert not [n for n in names if n.startswith(f"sensorium-replay-{name}")]  # deleted on the way out
+
+
+async def test_replay_of_a_range_without_the_sensors_events_is_refused(nats_url: str, http_sink: HttpSink,
+                                                                       tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    await publish(nats_url, event(source, "refunds", b'{"kind":"paid"}'))  # not a key of the sensor
+    code, out, err = await sensorium("replay", str(config), "--bus", nats_url, "--sensor", name, "--since", "1h")
+    assert (code, out) == (2, "")
+    assert err == (f"the range holds no event for sensor {name} (it listens to {source}.orders): nothing to "
+                   "replay\n")
