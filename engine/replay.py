@@ -150,10 +150,11 @@ class SensorReplay:
         self.executors: Mapping[str, Fireable] = ({} if dry_run else
                                                   assemble(compiled, secrets, client, registry).executors)
         self._firing_seq = 0
+        self._progress: Progress | None = None
 
     async def run(self, span: ReplayRange, stop: asyncio.Event) -> ReplayReport:
         reader = await self.bus.replay_reader(self.compiled.keys, span, self.name)
-        progress = self.progress_for(reader.total)
+        progress = self._progress = self.progress_for(reader.total)
         counts = self.report.counts
         started = time.monotonic()
         try:
@@ -265,6 +266,8 @@ class SensorReplay:
                 what = (f"{request.method} {safe_url(request.url)} ({len(request.body)} bytes, "
                         f"{REPLAY_HEADER}: {self.report.replay_id})")
         if self.out is not None:
+            if self._progress is not None:
+                self._progress.close()  # the bar's line is cleared before a line of output; the next update redraws
             self.out.write(f"would fire {name} for event {event_id} at {position}: {what}\n")
             self.out.flush()
 
