@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -13,10 +14,14 @@ from typing import Any
 
 import nats
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.kafka.connection import sarama_hash
+from sensorium.engine.core.cloudevent import encode_structured
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
@@ -250,3 +255,42 @@ async def test_replay_of_a_range_without_the_sensors_events_is_refused(nats_url:
     assert (code, out) == (2, "")
     assert err == (f"the range holds no event for sensor {name} (it listens to {source}.orders): nothing to "
                    "replay\n")
+
+
+@pytest.mark.kafka
+async def test_replay_kafka_range_past_retention_names_the_oldest_record(kafka_broker: str, http_sink: HttpSink,
+                                                                         tmp_path: Path) -> None:
+    source, name, topic = unique("shop"), unique("orders"), unique("replay-topic")
+    bus = f"""
+apiVersion: argoproj.io/v1alpha1
+kind: EventBus
+metadata: {{name: default}}
+spec:
+  kafka: {{url: "{kafka_broker}", topic: {topic}}}
+"""
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url), bus)
+    writer = KafkaBus(kafka_broker, topic)
+    await writer.start()
+    try:
+        events = [event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode()) for i in range(5)]
+        await writer.publish_many([(EventKey(e.source, e.subject), e.id, encode_structured(e)) for e in events])
+    finally:
+        await writer.close()
+    partition = sarama_hash(f"{source}.orders".encode(), 3)  # all five are offsets 0-4 of this partition
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, partition): RecordsToDelete(before_offset=2)})
+    finally:
+        await admin.close()
+    code, _, err = await sensorium("replay", str(config), "--sensor", name, "--from-offset", "0")
+    assert (code, err) == (2, f"--from-offset 0 is past the retention of partition {partition} of topic '{topic}': "
+                              "its oldest retained record is offset 2\n")
+    code, _, err = await sensorium("replay", str(config), "--sensor", name, "--since", "1h")
+    assert code == 2 and re.fullmatch(
+        rf"the range starts at [0-9T:-]+Z, past the retention of topic '{topic}': the oldest record retained in "
+        rf"partition {partition} is offset 2 \(stored [0-9T:-]+Z\)\n", err), err
+    code, out, err = await sensorium("replay", str(config), "--sensor", name, "--from-offset", f"{partition}:3")
+    assert code == 0, err
+    assert "2 event(s) read, 2 matched, 4 firing(s) fired" in out
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [3, 4]
