@@ -8,7 +8,7 @@ delivery after every firing it caused has finished.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -202,7 +202,7 @@ class ReplayReader(abc.ABC):
     total: int = 0
 
     @abc.abstractmethod
-    def __aiter__(self) -> AsyncIterator[ReplayedDelivery]: ...
+    def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]: ...
 
     @abc.abstractmethod
     def resume(self) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sensorium.buses.base import (
@@ -171,7 +171,7 @@ class MemoryReplayReader(ReplayReader):
         self._last: int | None = None
         self.total = sum(1 for r in broker.log[self._start:self._end] if r.key in self._keys)
 
-    async def __aiter__(self) -> AsyncIterator[ReplayedDelivery]:
+    async def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]:
         for index in range(self._start, self._end):
             record = self._broker.log[index]
             if self._span.until is not None and record.stored > self._span.until:

@@ -18,17 +18,18 @@ trigger's own retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sensorium.buses.base import Bus, ReplayedDelivery, ReplayRange
+from sensorium.buses.base import Bus, ReplayedDelivery, ReplayRange, ReplayReader
 from sensorium.engine.assemble import Checked, CompiledSensor, assemble
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_delivery
 from sensorium.engine.core.errors import ConfigError, TriggerError
@@ -155,23 +156,9 @@ class SensorReplay:
     async def run(self, span: ReplayRange, stop: asyncio.Event) -> ReplayReport:
         reader = await self.bus.replay_reader(self.compiled.keys, span, self.name)
         progress = self._progress = self.progress_for(reader.total)
-        counts = self.report.counts
-        started = time.monotonic()
         try:
-            async for delivery in reader:
-                if stop.is_set():
-                    break
-                if self.rate:  # event n starts n / rate seconds after the first
-                    wait = started + counts.read / self.rate - time.monotonic()
-                    if wait > 0 and await _stopped(stop, wait):
-                        break
-                counts.read += 1
-                await self._one(delivery, stop)
-                self.report.resume = reader.resume()
-                if progress is not None:
-                    progress.update(counts.read, counts.note())
-                if stop.is_set():
-                    break
+            async with contextlib.aclosing(reader.__aiter__()) as deliveries:
+                await self._loop(deliveries, reader, stop)
         finally:
             self.report.interrupted = stop.is_set()
             if progress is not None:
@@ -179,6 +166,25 @@ class SensorReplay:
             await reader.close()
             await self._flush()
         return self.report
+
+    async def _loop(self, deliveries: AsyncIterator[ReplayedDelivery], reader: ReplayReader,
+                    stop: asyncio.Event) -> None:
+        counts, progress = self.report.counts, self._progress
+        started = time.monotonic()
+        async for delivery in deliveries:
+            if stop.is_set():
+                break
+            if self.rate:  # event n starts n / rate seconds after the first
+                wait = started + counts.read / self.rate - time.monotonic()
+                if wait > 0 and await _stopped(stop, wait):
+                    break
+            counts.read += 1
+            if await self._one(delivery, stop):
+                self.report.resume = reader.resume()  # after this event; not after one whose firings were cut
+            if progress is not None:
+                progress.update(counts.read, counts.note())
+            if stop.is_set():
+                break
 
     async def _flush(self) -> None:
         if self.tracer.enabled:
@@ -192,7 +198,8 @@ class SensorReplay:
             verdicts = self.compiled.stage.evaluate(event)
         return self.compiled.stage.decide(event, verdicts, datetime.now(UTC))
 
-    async def _one(self, delivery: ReplayedDelivery, stop: asyncio.Event) -> None:
+    async def _one(self, delivery: ReplayedDelivery, stop: asyncio.Event) -> bool:
+        """Run one stored message; False when Ctrl-C cut its firings short (a continuation starts at it)."""
         counts, tracing = self.report.counts, self.tracer.enabled
         try:
             event = mark(decode_delivery(delivery.body, delivery.headers), self.report.replay_id)
@@ -203,25 +210,25 @@ class SensorReplay:
             if tracing:
                 self.tracer.defer(received_rows, self.name, now(), self.bus.url, delivery.position, None, None,
                                   len(delivery.body), str(exc), delivery.body)
-            return
+            return True
         try:
             result = await asyncio.to_thread(self._evaluate, event)
         except Exception as exc:
             counts.skipped += 1
             log.warning("replay %s: event %s at %s skipped: the sensor stage failed: %s", self.report.replay_id,
                         event.id, delivery.position, exc)
-            return
+            return True
         if tracing:
             self.tracer.defer(event_rows, self.name, now(), self.bus.url, delivery.position, None, result)
         if any(d.passed for d in result.dependencies):
             counts.matched += 1
         if not result.firings:
-            return
+            return True
         counts.firings += len(result.firings)
         if self.dry_run:
             for firing in result.firings:
                 self._would_fire(firing.trigger, dict(firing.events), event.id, delivery.position)
-            return
+            return True
         fires = asyncio.ensure_future(asyncio.gather(*(self._fire(f.trigger, f.events, event.id)
                                                        for f in result.firings)))
         if await _stopped(stop, None, fires):  # Ctrl-C while they run: a grace, then cancel
@@ -231,11 +238,12 @@ class SensorReplay:
                 await asyncio.gather(fires, return_exceptions=True)
                 log.warning("replay %s: firings for event %s cancelled by the interrupt", self.report.replay_id,
                             event.id)
-                return
+                return False
         for firing, outcome in zip(result.firings, fires.result(), strict=True):
             if not outcome.success:
                 counts.failed += 1
                 firing_failed(log, self.name, firing.trigger, event.id, outcome)
+        return True
 
     async def _fire(self, trigger: str, events: Mapping[str, CloudEvent], event_id: str) -> FiringOutcome:
         executor = self.executors[trigger]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 
 from nats.errors import Error as NatsError
@@ -103,7 +103,7 @@ class JetStreamReplay(ReplayReader):
             raise BusError(f"NATS at {self._connection.url}: cannot open a replay consumer: "
                            f"{self._connection.redact(describe(exc))}") from exc
 
-    async def __aiter__(self) -> AsyncIterator[ReplayedDelivery]:
+    async def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]:
         if self._psub is None or self.total == 0:
             return
         until = self._span.until

@@ -5,7 +5,7 @@ position moves. It reads up to the end offsets of when it was opened; records of
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,7 +93,7 @@ class KafkaReplay(ReplayReader):
         found = (await consumer.offsets_for_times({tp: int(span.since * 1000)})).get(tp)
         return found.offset if found is not None else end
 
-    async def __aiter__(self) -> AsyncIterator[ReplayedDelivery]:
+    async def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]:
         consumer = self._consumer
         if consumer is None:
             return
