@@ -143,6 +143,12 @@ async def test_replay_refires_exactly_what_matched_and_live_keeps_position(bus_u
         assert [r.json()["n"] for r in replayed if r.path == "/orders"] == [0, 2, 3]  # in stored order
         assert {r.header("X-Sensorium-Replay") for r in replayed} == {replay_id}
         assert f"replayed {replay_id} to sensor {name}: 5 event(s) read, 3 matched, 6 firing(s) fired" in out
+        code, out, err = await sensorium("trace", "--bus", bus_url, "--sensor", name, "--format", "json")
+        assert code == 0, err
+        received = [r for r in map(json.loads, out.splitlines()) if r["step"] == "received"]
+        assert [r["event"] for r in received] == [e.id for e in events]  # the replay's records, on the bus
+        assert {(r["attributes"]["sensoriumreplay"], r["attributes"]["sensoriumreplayid"]) for r in received} == {
+            ("true", replay_id)}
         after = await live_position(bus_url, f"sensorium-{name}")
         assert after == before  # the same position, no replay consumer left, no consumer group made
         if bus_url.startswith("nats://"):
