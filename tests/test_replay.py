@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import re
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -300,3 +302,53 @@ spec:
     assert code == 0, err
     assert "2 event(s) read, 2 matched, 4 firing(s) fired" in out
     assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [3, 4]
+
+
+async def test_replay_until_ends_the_range(bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    await publish(bus_url, *[event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode()) for i in range(2)])
+    await asyncio.sleep(0.2)
+    cut = datetime.now(UTC)
+    await asyncio.sleep(0.2)
+    await publish(bus_url, event(source, "orders", b'{"n":2,"kind":"paid"}'))
+    code, out, err = await sensorium("replay", str(config), "--bus", bus_url, "--sensor", name,
+                                     "--from-time", start.isoformat(), "--until", cut.isoformat())
+    assert code == 0, err
+    assert "2 event(s) read, 2 matched, 4 firing(s) fired" in out
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [0, 1]
+
+
+async def test_replay_draws_a_progress_bar_on_a_terminal(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    source, name = unique("shop"), unique("orders")
+    config = write_config(tmp_path / "config", sensor_yaml(name, source, http_sink.url))
+    await publish(nats_url, *[event(source, "orders", json.dumps({"n": i, "kind": "paid"}).encode())
+                              for i in range(6)])
+    leader, follower = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sensorium", "replay", str(config), "--bus", nats_url, "--sensor", name,
+            "--since", "1h", "--rate", "10", stdout=asyncio.subprocess.PIPE, stderr=follower)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        os.close(follower)
+        follower = -1
+        screen = b""
+        while chunk := await asyncio.to_thread(_read_pty, leader):
+            screen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    assert proc.returncode == 0
+    text = screen.decode()
+    assert re.search(rf"\r\x1b\[2Kreplay {name} \[#+-*\] [1-5]/6 read, [1-5] matched, \d+ fired", text), text
+    assert text.endswith("\r\x1b[2K")  # cleared before the summary (on standard output)
+    assert "6 event(s) read, 6 matched, 12 firing(s) fired" in out.decode()
+
+
+def _read_pty(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the other side is closed and everything was read
+        return b""
