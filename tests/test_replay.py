@@ -352,3 +352,51 @@ def _read_pty(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: the other side is closed and everything was read
         return b""
+
+
+async def test_replay_condition_state_is_its_own(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    """The live sensor holds `a` of `a && b` (on the bus); a replay neither uses nor consumes that."""
+    source, name = unique("pair"), unique("pair")
+    sensor = f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {name}}}
+spec:
+  dependencies:
+    - {{name: a, eventSourceName: {source}, eventName: a}}
+    - {{name: b, eventSourceName: {source}, eventName: b}}
+  triggers:
+    - template:
+        name: both
+        conditions: "a && b"
+        http:
+          url: {http_sink.url}/both
+          method: POST
+          payload:
+            - {{src: {{dependencyName: a, dataKey: n, useRawData: true}}, dest: a}}
+            - {{src: {{dependencyName: b, dataKey: n, useRawData: true}}, dest: b}}
+"""
+    config = write_config(tmp_path / "config", sensor)
+    first, second = event(source, "a", b'{"n":1}'), event(source, "b", b'{"n":2}')
+    trace = TraceLog()
+    async with Engine(config, nats_url, tracer=trace):
+        await publish(nats_url, first)
+        await trace.acked(first)  # the live sensor now holds `a`
+    between = datetime.now(UTC)
+    await asyncio.sleep(0.1)
+    await publish(nats_url, second)  # stored; the live sensor is stopped
+
+    code, out, err = await sensorium("replay", str(config), "--bus", nats_url, "--sensor", name,
+                                     "--from-time", between.isoformat())
+    assert code == 0, err
+    assert "1 event(s) read, 1 matched, 0 firing(s) fired" in out  # `b` alone: the replay holds no `a`
+    code, out, err = await sensorium("replay", str(config), "--bus", nats_url, "--sensor", name, "--since", "1h")
+    assert code == 0, err
+    assert "2 event(s) read, 2 matched, 1 firing(s) fired" in out
+    assert [(r.json(), r.header("X-Sensorium-Replay") is not None) for r in http_sink.requests] == [
+        ({"a": 1, "b": 2}, True)]
+
+    async with Engine(config, nats_url, tracer=trace):  # the live sensor still holds `a`: `b` completes it
+        await trace.acked(second)
+    assert [(r.json(), r.header("X-Sensorium-Replay") is not None) for r in http_sink.requests] == [
+        ({"a": 1, "b": 2}, True), ({"a": 1, "b": 2}, False)]
