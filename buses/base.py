@@ -197,9 +197,11 @@ class ReplayReader(abc.ABC):
     Kafka); `close()` removes whatever it created on the bus (a JetStream ephemeral consumer) and must be called.
     `total` is how many messages the range holds as far as the bus could tell when the reader was opened (an
     upper bound: JetStream counts the keys' messages up to the stream's end, Kafka every record of the
-    partitions read); `resume()` the start flag that continues after the last message handed out."""
+    partitions read); `scanned` how many of those it has gone through so far (Kafka: records of other keys
+    included), for progress; `resume()` the start flag that continues after the last message handed out."""
 
     total: int = 0
+    scanned: int = 0
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]: ...

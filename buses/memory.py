@@ -180,6 +180,7 @@ class MemoryReplayReader(ReplayReader):
                 continue
             subject = f"default.{record.key.dotted()}"
             self._last = index + 1
+            self.scanned += 1
             yield ReplayedDelivery(record.body, {"Nats-Msg-Id": record.event_id}, f"{subject} seq {index + 1}",
                                    {"subject": subject, "stream": "default", "sequence": str(index + 1)},
                                    record.stored)

@@ -108,7 +108,8 @@ class ReplayCounts:
     skipped: int = 0
 
     def note(self) -> str:
-        return f"read, {self.matched} matched, {self.firings} fired"
+        """What a progress line says after the bar's count (messages gone through of the range's size)."""
+        return f"· {self.read} event(s), {self.matched} matched, {self.firings} fired"
 
 
 @dataclass
@@ -182,7 +183,7 @@ class SensorReplay:
             if await self._one(delivery, stop):
                 self.report.resume = reader.resume()  # after this event; not after one whose firings were cut
             if progress is not None:
-                progress.update(counts.read, counts.note())
+                progress.update(reader.scanned, counts.note())
             if stop.is_set():
                 break
 

@@ -342,7 +342,7 @@ async def test_replay_draws_a_progress_bar_on_a_terminal(nats_url: str, http_sin
             os.close(follower)
     assert proc.returncode == 0
     text = screen.decode()
-    assert re.search(rf"\r\x1b\[2Kreplay {name} \[#+-*\] [1-5]/6 read, [1-5] matched, \d+ fired", text), text
+    assert re.search(rf"\r\x1b\[2Kreplay {name} \[#+-*\] ([1-5])/6 · \1 event\(s\), \1 matched, \d+ fired", text), text
     assert text.endswith("\r\x1b[2K")  # cleared before the summary (on standard output)
     assert "6 event(s) read, 6 matched, 12 firing(s) fired" in out.decode()
 

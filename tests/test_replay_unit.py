@@ -207,3 +207,20 @@ async def test_memory_replay_refuses_kafka_offsets(tmp_path: Path) -> None:
     await bus.start()
     with pytest.raises(ConfigError, match="--from-offset is for a Kafka bus"):
         await bus.replay_reader([EventKey("shop", "orders")], ReplayRange(offsets={0: 1}))
+
+
+async def test_memory_replay_skips_a_message_that_is_not_a_cloudevent(tmp_path: Path, http_sink: HttpSink,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    config = write_config(tmp_path / "c", sensor_yaml("orders", "shop", http_sink.url))
+    bus = MemoryBus(MemoryBroker())
+    await bus.start()
+    await bus.publish(EventKey("shop", "orders"), "junk-1", b"\xff not json")
+    await _stored(bus, ["paid"])
+    tracer = RecordingTracer()
+    replay, _ = await _replay(config, bus, ReplayRange(sequence=1), tracer=tracer)
+    assert replay.report.summary() == ("replayed r-0000test to sensor orders: 2 event(s) read, 1 matched, "
+                                       "2 firing(s) fired, 1 skipped (not a CloudEvent, or the stage failed)")
+    assert [r.json()["n"] for r in http_sink.requests if r.path == "/orders"] == [0]
+    assert "message at default.shop.orders seq 1 skipped: not a CloudEvent: not UTF-8" in caplog.text
+    errors = [r.error for r in tracer.records if isinstance(r, Received)]
+    assert errors[0] is not None and errors[0].startswith("not UTF-8") and errors[1] is None

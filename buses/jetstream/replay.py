@@ -122,6 +122,7 @@ class JetStreamReplay(ReplayReader):
                 if seq > self._end or (until is not None and stored > until):
                     return
                 self._last = seq
+                self.scanned += 1
                 yield ReplayedDelivery(msg.data, dict(msg.headers or {}), f"{msg.subject} seq {seq}",
                                        {"subject": msg.subject, "stream": STREAM, "sequence": str(seq)}, stored)
                 if seq >= self._end or meta.num_pending == 0:

@@ -112,6 +112,7 @@ class KafkaReplay(ReplayReader):
                         del open_parts[tp]
                         break
                     self._next[tp.partition] = record.offset + 1
+                    self.scanned += 1
                     headers = record_headers(record)
                     if record.offset + 1 >= open_parts[tp]:
                         del open_parts[tp]
