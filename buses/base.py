@@ -8,7 +8,7 @@ delivery after every firing it caused has finished.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -158,6 +158,62 @@ class TraceChannel(abc.ABC):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class ReplayRange:
+    """Which stored events a replay reads (`Bus.replay_reader`). The start is exactly one of `since` (Unix
+    seconds: the first event stored at or after it), `sequence` (a JetStream stream sequence) or `offsets`
+    (Kafka: partition -> first offset; the key `ALL_PARTITIONS` gives every partition the same offset); none of
+    them starts at the oldest retained event. `until` (Unix seconds) ends it: no event stored after it is read.
+    Events stored after the reader was opened are never read, so a replay ends."""
+
+    since: float | None = None
+    sequence: int | None = None
+    offsets: Mapping[int, int] | None = None
+    until: float | None = None
+
+
+ALL_PARTITIONS = -1
+
+
+class ReplayedDelivery(Delivery):
+    """A stored message read again by a replay. Nothing is acknowledged: settling it does nothing, and no live
+    consumer's position moves. `stored_at` is when the bus stored it (Unix seconds)."""
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], position: str, origin: Mapping[str, str],
+                 stored_at: float) -> None:
+        super().__init__(body, headers, position, origin)
+        self.stored_at = stored_at
+
+    async def _ack(self) -> None:
+        return None
+
+    async def _nak(self, delay: float) -> None:
+        return None
+
+
+class ReplayReader(abc.ABC):
+    """A temporary reader of one range of stored events, apart from every consumer group: nothing it does is
+    committed or acknowledged. Iterate it for the messages of the reader's keys, oldest first (per partition on
+    Kafka); `close()` removes whatever it created on the bus (a JetStream ephemeral consumer) and must be called.
+    `total` is how many messages the range holds as far as the bus could tell when the reader was opened (an
+    upper bound: JetStream counts the keys' messages up to the stream's end, Kafka every record of the
+    partitions read); `scanned` how many of those it has gone through so far (Kafka: records of other keys
+    included), for progress; `resume()` the start flag that continues after the last message handed out."""
+
+    total: int = 0
+    scanned: int = 0
+
+    @abc.abstractmethod
+    def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]: ...
+
+    @abc.abstractmethod
+    def resume(self) -> str | None:
+        """e.g. `--from-sequence 43` or `--from-offset 0:12,2:7`; None before the first message."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
 class Bus(abc.ABC):
     """A connected event bus. `url` is printable (no credentials)."""
 
@@ -198,6 +254,13 @@ class Bus(abc.ABC):
     async def state_store(self, sensor: str) -> StateStore:
         """The durable condition-state store of `sensor` (created on the bus if missing: a JetStream KV bucket,
         a compacted Kafka topic). Raises BusError naming the bus and the cause."""
+
+    async def replay_reader(self, keys: Sequence[EventKey], span: ReplayRange, label: str = "") -> ReplayReader:
+        """A `ReplayReader` of the stored events of `keys` in `span` (`label`, e.g. the sensor's name, names what
+        the reader creates on the bus, for operators). Raises ConfigError (one plain sentence) for a
+        start this bus does not have (`sequence` on Kafka, `offsets` on JetStream) or one past retention (naming
+        the oldest event retained), BusError if the bus cannot answer."""
+        raise BusError(f"bus {self.url} cannot replay stored events")
 
     def trace_channel(self) -> TraceChannel | None:
         """The channel trace records are published on; None for a bus without one (the memory bus)."""

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sensorium.buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey, Health, StateStore
+from sensorium.buses.base import (
+    DEAD_LETTERS,
+    Bus,
+    Consumer,
+    ConsumerSpec,
+    Delivery,
+    EventKey,
+    Health,
+    ReplayedDelivery,
+    ReplayRange,
+    ReplayReader,
+    StateStore,
+)
 from sensorium.buses.state import DEFAULT_MAX_SNAPSHOT, SerialStateStore
-from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.errors import BusError, ConfigError
 
 
 @dataclass
@@ -31,6 +43,7 @@ class _Record:
     key: EventKey
     event_id: str
     body: bytes
+    stored: float = field(default_factory=time.time)  # Unix seconds, what a replay's `since`/`until` compare
 
 
 class MemoryBroker:
@@ -144,6 +157,41 @@ class MemoryConsumer(Consumer):
         self._closed = True
 
 
+class MemoryReplayReader(ReplayReader):
+    """The log's records of `keys` in `span`, as the JetStream reader reads a stream (sequence = index + 1);
+    the log keeps everything, so no range is past retention."""
+
+    def __init__(self, broker: MemoryBroker, keys: Sequence[EventKey], span: ReplayRange) -> None:
+        if span.offsets is not None:
+            raise ConfigError("--from-offset is for a Kafka bus; the memory bus counts stream sequences "
+                              "(--from-sequence)")
+        self._broker, self._keys, self._span = broker, set(keys), span
+        self._end = len(broker.log)  # records stored later are not read
+        self._start = max(0, (span.sequence or 1) - 1)
+        self._last: int | None = None
+        self.total = sum(1 for r in broker.log[self._start:self._end] if r.key in self._keys)
+
+    async def __aiter__(self) -> AsyncGenerator[ReplayedDelivery, None]:
+        for index in range(self._start, self._end):
+            record = self._broker.log[index]
+            if self._span.until is not None and record.stored > self._span.until:
+                return
+            if record.key not in self._keys or (self._span.since is not None and record.stored < self._span.since):
+                continue
+            subject = f"default.{record.key.dotted()}"
+            self._last = index + 1
+            self.scanned += 1
+            yield ReplayedDelivery(record.body, {"Nats-Msg-Id": record.event_id}, f"{subject} seq {index + 1}",
+                                   {"subject": subject, "stream": "default", "sequence": str(index + 1)},
+                                   record.stored)
+
+    def resume(self) -> str | None:
+        return None if self._last is None else f"--from-sequence {self._last + 1}"
+
+    async def close(self) -> None:
+        return None
+
+
 class MemoryStateStore(SerialStateStore):
     def __init__(self, bus: MemoryBus, sensor: str) -> None:
         super().__init__(sensor, bus.broker.max_snapshot, f"{bus.url} state of {sensor!r}")
@@ -205,6 +253,10 @@ class MemoryBus(Bus):
         """A store in the broker's `states`: shared by every client of the broker (a "restart" keeps it)."""
         self._check()
         return MemoryStateStore(self, sensor)
+
+    async def replay_reader(self, keys: Sequence[EventKey], span: ReplayRange, label: str = "") -> ReplayReader:
+        self._check()
+        return MemoryReplayReader(self.broker, keys, span)
 
     async def close(self) -> None:
         self.health = Health.CLOSED

@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                        {0: "the documents were printed", 2: "a file is invalid (FILE:LINE: field: message)"}))
     convert.add_argument("paths", nargs="+", metavar="PATH")
     _log_options(convert, "WARNING")
+    from sensorium.engine.replaycmd import add_replay_parser
+
+    add_replay_parser(sub, _epilog, _log_options)
     return parser
 
 
@@ -517,8 +520,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from sensorium.engine.replaycmd import replay_command
+
+    return replay_command(args)
+
+
 COMMANDS = {"run": cmd_run, "publish": cmd_publish, "trace": cmd_trace, "test": cmd_test,
             "validate": cmd_validate, "schema": cmd_schema,
+            "replay": cmd_replay,
             "convert": cmd_convert}
 
 

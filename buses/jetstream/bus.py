@@ -22,12 +22,15 @@ from sensorium.buses.base import (
     Consumer,
     ConsumerSpec,
     EventKey,
+    ReplayRange,
+    ReplayReader,
     StateStore,
     TraceChannel,
     fit_dead_letter,
 )
 from sensorium.buses.jetstream.connection import JetStreamConnection, describe
 from sensorium.buses.jetstream.consumer import JetStreamConsumer
+from sensorium.buses.jetstream.replay import JetStreamReplay
 from sensorium.buses.jetstream.state import open_state_store
 from sensorium.buses.jetstream.stream import STREAM, dead_letter_subject, ensure_dead_letter_stream, subject_for
 from sensorium.buses.jetstream.trace import JetStreamTraceChannel, read_trace
@@ -121,6 +124,14 @@ class JetStreamBus(JetStreamConnection, Bus):
         """Key `sensor` (sanitized) of the KV bucket `sensorium-state`, created if missing
         (buses/jetstream/state.py)."""
         return await open_state_store(self, sensor)
+
+    async def replay_reader(self, keys: Sequence[EventKey], span: ReplayRange, label: str = "") -> ReplayReader:
+        """An ephemeral consumer of its own, deleted on close (buses/jetstream/replay.py)."""
+        if self.closed:
+            raise BusError(f"bus {self.url} is closed")
+        reader = JetStreamReplay(self, keys, span, label)
+        await reader.open()
+        return reader
 
     def trace_channel(self) -> TraceChannel:
         """Subject `sensorium.trace.<sensor>` in the stream `sensorium-trace` (buses/jetstream/trace.py)."""

@@ -31,6 +31,8 @@ from sensorium.buses.base import (
     ConsumerSpec,
     EventKey,
     Health,
+    ReplayRange,
+    ReplayReader,
     StateStore,
     TraceChannel,
     fit_dead_letter,
@@ -44,6 +46,7 @@ from sensorium.buses.kafka.connection import (
     security_from_spec,
 )
 from sensorium.buses.kafka.consumer import KafkaGroupConsumer, quietly
+from sensorium.buses.kafka.replay import KafkaReplay
 from sensorium.buses.kafka.state import KafkaStateTopic
 from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
@@ -338,6 +341,21 @@ class KafkaBus(Bus):
             raise BusError(f"kafka {self.where}: bus not started")
         self._state = self._state or KafkaStateTopic(self._kwargs(), self.where, request_timeout=self.request_timeout)
         return await self._state.store(sensor)
+
+    async def replay_reader(self, keys: Sequence[EventKey], span: ReplayRange, label: str = "") -> ReplayReader:
+        """A consumer without a group on the bus topic, committing nothing (buses/kafka/replay.py)."""
+        if self._admin is None:
+            raise BusError(f"kafka {self.where}: bus not started")
+        try:
+            (meta,) = await self._admin.describe_topics([self.topic])
+        except (KafkaError, OSError) as exc:
+            raise BusError(f"kafka {self.where}: cannot describe topic '{self.topic}': {describe(exc)}") from None
+        partitions = [p["partition"] for p in meta.get("partitions", [])] if meta["error_code"] == 0 else []
+        if not partitions:
+            raise BusError(f"kafka {self.where}: topic '{self.topic}' has no partitions to replay")
+        reader = KafkaReplay(self._kwargs(), self.where, self.topic, partitions, keys, span)
+        await reader.open()
+        return reader
 
     def trace_channel(self) -> TraceChannel:
         """Topic `sensorium-trace`, on a producer of its own (buses/kafka/trace.py)."""
