@@ -11,6 +11,10 @@ A format whose documents refer to one another (a Weik.io EventSubscription names
 another file) keeps what it needs in `state` (one dict per format per load) and builds those documents in
 `finish(state)`, called once after every file was read.
 
+`finish(state)` also finds, under `state[LOADED_SOURCES]`, every EventSource loaded so far as (document,
+origin) pairs: Argo's own and those other formats' `translate` produced (a Kyma Subscription adds the `kyma`
+publisher only when none is loaded; a Weik.io EventSubscription checks that its source exists).
+
 Adding a format: a module in this package with `claims(data) -> bool` and `translate(data, origin, state)`
 (and `finish(state)` if it needs one), then one `Format(...)` line in `FORMATS` below.
 """
@@ -24,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sensorium.engine.core.errors import ConfigError
     from sensorium.engine.located import Origin
+
+LOADED_SOURCES = "sensorium.loaded_sources"
+"""The key of `state` under which `finish(state)` finds the loaded EventSources (see above)."""
 
 Translated = list[tuple[Any, "Origin"]]
 """Argo documents (models) and the origin each one's problems point at (usually the foreign document's)."""
@@ -42,7 +49,10 @@ class Format:
 def _formats() -> tuple[Format, ...]:
     """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
     only never imports a format module)."""
-    return ()
+    from sensorium.engine.formats import kyma
+    return (
+        Format("kyma", kyma.claims, kyma.translate, kyma.finish),
+    )
 
 
 _LOADED: tuple[Format, ...] | None = None

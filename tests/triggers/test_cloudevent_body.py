@@ -98,7 +98,13 @@ def test_load_time_mistakes(deps: list[str], http: dict[str, Any], message: str)
     assert not isinstance(caught.value, ConfigErrors)
 
 
-def test_one_dependency_needs_no_name() -> None:
+def test_one_dependency_or_or_conditions_need_no_name() -> None:
     sensor = Sensor.model_validate(_sensor(["a"], {"cloudEvent": "binary"}))
     http = sensor.spec.triggers[0].template.http
     assert http is not None and http.cloud_event is not None and http.cloud_event.mode == "binary"
+    either = _sensor(["a", "b"], {"cloudEvent": "binary"})
+    either["spec"]["triggers"][0]["template"]["conditions"] = "a || b"
+    Sensor.model_validate(either)
+    either["spec"]["triggers"][0]["template"]["conditions"] = "a && b"
+    with pytest.raises(Exception, match="dependencyName is required"):
+        Sensor.model_validate(either)
