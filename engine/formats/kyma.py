@@ -9,8 +9,8 @@ A Subscription becomes a Sensor of the same name with:
   exact context filter on `type` (v1alpha2 `typeMatching: exact` with a `source` filters `source` too); several
   types are `||`;
 - one http trigger `sink` POSTing the event to `spec.sink` as a binary-mode CloudEvent (`cloudEvent: binary`:
-  every attribute and extension as `ce-*` headers, the data as the body), 2xx being success, retried on
-  RETRY (8 attempts, 1 s doubling: about 2 minutes), then logged and counted as failed.
+  every attribute and extension as `ce-*` headers, the data as the body), 2xx being success, retried as
+  engine.formats.delivery says (8 attempts, 1 s doubling: about 2 minutes), then logged and counted as failed.
 
 v1alpha2 `typeMatching: standard` (the default) applies Kyma's event-type rules (engine.core.kymatypes: the
 `sap.kyma.custom` prefix, the source as application name, segments beyond two joined, non-alphanumerics removed,
@@ -36,6 +36,7 @@ from sensorium.engine.core.kymatypes import KymaTypeError, standard_type
 from sensorium.engine.core.specbase import Loc, check_url, raise_located
 from sensorium.engine.documents import EventSource, Sensor
 from sensorium.engine.formats import LOADED_SOURCES, Translated
+from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
 from sensorium.engine.located import Origin, validate_model
 
 GROUP = "eventing.kyma-project.io"
@@ -44,7 +45,6 @@ SOURCE, EVENT = "kyma", "publisher"  # the convention: Kyma events enter through
 PORT_VARIABLE, DEFAULT_PORT, ENDPOINT = "KYMA_PUBLISHER_PORT", "8080", "/publish"
 DEFAULT_MAX_IN_FLIGHT = 10
 MAX_IN_FLIGHT = 100_000
-RETRY = {"steps": 8, "duration": "1s", "factor": 2.0, "jitter": 0.1}
 TRIGGER = "sink"
 
 
@@ -223,17 +223,14 @@ def sensor_document(name: str, sink: str, types: Sequence[str], source: str | No
         context = {"type": type_, **({"source": source} if source else {})}
         dependencies.append({"name": dep, "eventSourceName": SOURCE, "eventName": EVENT,
                              "filters": {"context": context}})
-    template: dict[str, Any] = {"name": TRIGGER, "http": {"url": sink, "method": "POST", "cloudEvent": "binary"}}
-    if len(deps) > 1:
-        template["conditions"] = " || ".join(deps)
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
-        "metadata": {"name": name, "annotations": {"sensorium.io/translated-from": f"{api} Subscription"}},
+        "metadata": {"name": name, "annotations": {TRANSLATED_FROM: f"{api} Subscription"}},
         "spec": {
             "consumer": {"name": f"kyma-{name}", "maxInFlight": max_in_flight},
             "dependencies": dependencies,
-            "triggers": [{"template": template, "retryStrategy": dict(RETRY),
-                          "policy": {"status": {"allow": ["200-299"]}}}],
+            "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", "binary",
+                                            " || ".join(deps) if len(deps) > 1 else None)],
         },
     }
 
@@ -241,7 +238,7 @@ def sensor_document(name: str, sink: str, types: Sequence[str], source: str | No
 def publisher_document(port: str) -> dict[str, Any]:
     """The EventSource `kyma` with the `cloudevents` entry `publisher` that Subscriptions depend on."""
     return {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource",
-            "metadata": {"name": SOURCE, "annotations": {"sensorium.io/translated-from": "Kyma Subscriptions"}},
+            "metadata": {"name": SOURCE, "annotations": {TRANSLATED_FROM: "Kyma Subscriptions"}},
             "spec": {"cloudevents": {EVENT: {"port": port, "endpoint": ENDPOINT}}}}
 
 
