@@ -200,7 +200,6 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
         line, path = origin.locate(["apiVersion"])
         raise ConfigError(f"unknown Kyma Subscription version {api!r} (want {V1ALPHA1} or {V1ALPHA2})",
                           origin.file, line, path)
-    state.setdefault("origins", []).append(origin)
     if api == V1ALPHA1:
         v1: SubscriptionV1 = validate_model(SubscriptionV1, data, origin)
         types = list(dict.fromkeys(f.event_type.value for f in v1.spec.filter.filters))
@@ -211,6 +210,7 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
         source = v2.spec.source if v2.spec.type_matching == "exact" and v2.spec.source else None
         sensor = sensor_document(v2.metadata.name, v2.spec.sink, list(dict.fromkeys(v2.spec.event_types())),
                                  source, v2.spec.max_in_flight(), api)
+    state.setdefault("origins", []).append(origin)  # a valid Subscription: the publisher is needed
     return [(validate_model(Sensor, sensor, origin), origin)]
 
 
