@@ -9,6 +9,7 @@ import pytest
 from sensorium.engine.cli import main
 from sensorium.engine.config import ConfigErrors, load
 from sensorium.engine.convert import render
+from sensorium.engine.core.errors import ConfigError
 
 V1 = """\
 apiVersion: eventing.kyma-project.io/v1alpha1
@@ -194,3 +195,12 @@ def _write(tmp_path: Path, *docs: str) -> Path:
     path = tmp_path / "subs.yaml"
     path.write_text("---\n".join(docs))
     return path
+
+
+def test_sensorium_test_reads_a_subscription_file_like_a_sensor_file() -> None:
+    from sensorium.engine.dryrun import load_sensor
+
+    sensor = load_sensor("examples/kyma/subscriptions.yaml", "accounts")
+    assert sensor.spec.consumer is not None and sensor.spec.consumer.max_in_flight == 5
+    with pytest.raises(ConfigError, match="2 Sensor documents"):
+        load_sensor("examples/kyma/subscriptions.yaml")

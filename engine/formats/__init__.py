@@ -11,7 +11,8 @@ A format whose documents refer to one another (a Weik.io EventSubscription names
 another file) keeps what it needs in `state` (one dict per format per load) and builds those documents in
 `finish(state)`, called once after every file was read.
 
-`finish(state)` also finds, under `state[LOADED_SOURCES]`, every EventSource loaded so far as (document,
+`finish(state)` also finds, under `state[LOADED_SOURCES]` (engine.formats.shared, which format modules import
+instead of this package), every EventSource loaded so far as (document,
 origin) pairs: Argo's own and those other formats' `translate` produced (a Kyma Subscription adds the `kyma`
 publisher only when none is loaded; a Weik.io EventSubscription checks that its source exists).
 
@@ -25,15 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
+
 if TYPE_CHECKING:
     from sensorium.engine.core.errors import ConfigError
     from sensorium.engine.located import Origin
 
-LOADED_SOURCES = "sensorium.loaded_sources"
-"""The key of `state` under which `finish(state)` finds the loaded EventSources (see above)."""
-
-Translated = list[tuple[Any, "Origin"]]
-"""Argo documents (models) and the origin each one's problems point at (usually the foreign document's)."""
+__all__ = ["LOADED_SOURCES", "Format", "Translated", "claiming", "formats"]
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import check_url
 from sensorium.engine.crosscheck import event_names
 from sensorium.engine.documents import Sensor
-from sensorium.engine.formats import LOADED_SOURCES, Translated
 from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
+from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import ConfigErrors, Origin, validate_model, validation_problems
 from sensorium.engine.suggest import closest
 

@@ -35,8 +35,8 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.kymatypes import KymaTypeError, standard_type
 from sensorium.engine.core.specbase import Loc, check_url, raise_located
 from sensorium.engine.documents import EventSource, Sensor
-from sensorium.engine.formats import LOADED_SOURCES, Translated
 from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
+from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import Origin, validate_model
 
 GROUP = "eventing.kyma-project.io"
