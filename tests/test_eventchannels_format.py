@@ -38,7 +38,7 @@ kind: EventChannel
 metadata: {name: audit}
 spec:
   type: http
-  parameters: {url: "http://audit.internal/in", method: PUT, cloudEventMode: binary}
+  parameters: {url: "http://audit.internal/in", method: put, cloudEventMode: binary}
 """
 SUBSCRIPTIONS = """\
 apiVersion: weik.io/v1alpha1

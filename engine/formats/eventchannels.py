@@ -67,6 +67,11 @@ class HttpChannel(_Weik):
         check_url(value, ("http", "https"))
         return value
 
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
 
 class ChannelSpec(_Weik):
     type: str = Field(description="Channel type; Sensorium implements `http`.")
