@@ -53,13 +53,22 @@ async def test_subscriptions_of_both_versions_get_their_types_as_binary_cloudeve
     order = event("kyma", "publisher", b'{"orderId":"A-1"}', type="sap.kyma.custom.commerce.order.created.v1",
                   tenant="acme")
     account = event("kyma", "publisher", b'{"account":7}', type="sap.kyma.custom.commerce.AccountRoot.Created.v2")
+    # as the publisher stores a workload's CloudEvent: routed as kyma/publisher, the producer's source kept
+    published = event("kyma", "publisher", b'{"orderId":"A-2"}', type="order.created.v1",
+                      originsource="commerce", originsubject="orders")
+    elsewhere = event("kyma", "publisher", b"{}", type="order.created.v1", originsource="billing")
     other = event("kyma", "publisher", b"{}", type="sap.kyma.custom.commerce.order.deleted.v1")
     trace = TraceLog()
     async with Engine(config, bus_url, tracer=trace):
-        await publish(bus_url, order, account, other)
-        await trace.settled(6, timeout=30)  # two sensors, three events each
+        await publish(bus_url, order, account, published, elsewhere, other)
+        await trace.settled(10, timeout=30)  # two sensors, five events each
     got = sorted((r.path, r.body) for r in http_sink.requests)
-    assert got == [("/v1", b'{"orderId":"A-1"}'), ("/v2", b'{"account":7}'), ("/v2", b'{"orderId":"A-1"}')]
+    assert got == [("/v1", b'{"orderId":"A-1"}'), ("/v2", b'{"account":7}'), ("/v2", b'{"orderId":"A-1"}'),
+                   ("/v2", b'{"orderId":"A-2"}')]
+    workload = next(r for r in http_sink.requests if r.body == b'{"orderId":"A-2"}')
+    assert ce_headers(workload) == [("ce-specversion", "1.0"), ("ce-id", published.id), ("ce-source", "commerce"),
+                                    ("ce-type", "order.created.v1"), ("ce-subject", "orders"),
+                                    ("ce-time", published.time)]
     v1 = next(r for r in http_sink.requests if r.path == "/v1")
     assert (v1.method, v1.header("Content-Type")) == ("POST", "application/json")
     assert ce_headers(v1) == [("ce-specversion", "1.0"), ("ce-id", order.id), ("ce-source", "kyma"),

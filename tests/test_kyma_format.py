@@ -76,17 +76,25 @@ def test_v1alpha2_standard_applies_kymas_type_rules_and_max_in_flight(tmp_path: 
     (sensor, _), = config.sensors
     spec = sensor.spec
     assert spec.consumer is not None and (spec.consumer.name, spec.consumer.max_in_flight) == ("kyma-accounts", 3)
-    assert [(d.name, d.filters.context.type, d.filters.context.source) for d in spec.dependencies
+    assert [(d.name, d.filters.context.type, d.filters.context.extensions) for d in spec.dependencies
             if d.filters and d.filters.context] == [
-        ("type0", "sap.kyma.custom.myapp.AccountRoot.Created.v1", ""),
-        ("type1", "sap.kyma.custom.myapp.order.created.v1", "")]  # duplicates dropped
-    assert spec.triggers[0].template.conditions == "type0 || type1"
+        ("type0", "sap.kyma.custom.myapp.AccountRoot.Created.v1", {}),  # legacy events, prefixed CloudEvents
+        ("type1", "Account.Root.Created.v1", {"originsource": "my-app"}),  # as the workload publishes it
+        ("type2", "sap.kyma.custom.myapp.order.created.v1", {}),
+        ("type3", "order.created.v1", {"originsource": "my-app"})]  # duplicates dropped
+    assert spec.triggers[0].template.conditions == "type0 || type1 || type2 || type3"
 
 
-def test_v1alpha2_exact_uses_types_as_written_and_filters_the_source(tmp_path: Path) -> None:
+def test_v1alpha2_exact_uses_types_as_written_and_filters_the_producers_source(tmp_path: Path) -> None:
     (sensor, _), = load([_write(tmp_path, V2_EXACT)], environ={}).sensors
-    context = sensor.spec.dependencies[0].filters.context  # type: ignore[union-attr]
-    assert context is not None and (context.type, context.source) == ("com.example.invoice.paid", "billing")
+    (dep,) = sensor.spec.dependencies
+    context = dep.filters.context if dep.filters else None
+    assert context is not None
+    assert (context.type, context.extensions) == ("com.example.invoice.paid", {"originsource": "billing"})
+    prefixed = V2.replace("types: [Account.Root.Created.v1, order.created.v1, order.created.v1]",
+                          "types: [sap.kyma.custom.myapp.order.created.v1]")
+    (sensor, _), = load([_write(tmp_path, prefixed)], environ={}).sensors
+    assert [d.name for d in sensor.spec.dependencies] == ["type"]  # already in the full form: one filter
 
 
 def test_the_kyma_publisher_is_added_once_unless_one_is_loaded(tmp_path: Path,

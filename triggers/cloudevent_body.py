@@ -9,19 +9,27 @@ The CloudEvents HTTP protocol binding 1.0, either content mode:
 - `structured`: the event as `application/cloudevents+json` (engine.core.cloudevent's codec, the form the bus
   holds: JSON data embedded, other data as `data_base64`).
 
-The event is the firing's event of `dependencyName` (or its only event). The trigger's own headers stay; a header
-of the trigger with the same name as one set here (case-insensitively) is replaced, so the event's attributes win.
+The event is the firing's event of `dependencyName` (or its only event), as its producer declared it: sources
+that route an event under their (eventSourceName, eventName) keep the producer's `source` and `subject` in the
+extension attributes `originsource` and `originsubject` (the CloudEvents publishing endpoint, Weik.io sources);
+those become `source` and `subject` again and are not sent as extensions. The trigger's own headers stay; a
+header of the trigger with the same name as one set here (case-insensitively) is replaced, so the event's
+attributes win.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.errors import TriggerError
 
 STRUCTURED_TYPE = "application/cloudevents+json; charset=UTF-8"
+# the extension attributes routing sources keep the producer's source and subject in (sources/cloudevents.py,
+# sources/eventshape.py use the same names)
+ORIGIN_SOURCE, ORIGIN_SUBJECT = "originsource", "originsubject"
 # CloudEvents attribute names are lowercase letters and digits; Sensorium's codec also keeps `_`-names (Argo's)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _KEEP = frozenset(range(0x21, 0x7F)) - {0x22, 0x25}
@@ -51,6 +59,15 @@ def choose(events: Mapping[str, CloudEvent], dependency: str | None) -> CloudEve
     return event
 
 
+def as_published(event: CloudEvent) -> CloudEvent:
+    """`event` with the producer's `source` and `subject` (module docstring), unchanged when it has none."""
+    if ORIGIN_SOURCE not in event.extensions:
+        return event
+    extensions = {k: v for k, v in event.extensions.items() if k not in (ORIGIN_SOURCE, ORIGIN_SUBJECT)}
+    return replace(event, source=event.extensions[ORIGIN_SOURCE],
+                   subject=event.extensions.get(ORIGIN_SUBJECT, ""), extensions=extensions)
+
+
 def binary_headers(event: CloudEvent) -> list[tuple[str, str]]:
     """The `ce-*` headers and Content-Type of `event` in binary mode. Raises CloudEventBodyError for an
     extension whose name cannot be a header name."""
@@ -78,6 +95,6 @@ def encode(mode: str, event: CloudEvent) -> tuple[list[tuple[str, str]], bytes]:
 
 def apply(mode: str, event: CloudEvent, headers: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], bytes]:
     """The trigger's `headers` with `event`'s CloudEvent headers added (same names replaced), and the body."""
-    own, body = encode(mode, event)
+    own, body = encode(mode, as_published(event))
     names = {name.lower() for name, _ in own}
     return [(k, v) for k, v in headers if k.lower() not in names] + own, body

@@ -6,8 +6,10 @@ A Subscription becomes a Sensor of the same name with:
 - its own durable consumer, `spec.consumer: {name: kyma-<name>, maxInFlight: <maxInFlightMessages, default 10>}`,
   so a slow sink holds up only its own subscription;
 - one dependency per event type, on `eventSourceName: kyma, eventName: publisher` (the publishing endpoint), with an
-  exact context filter on `type` (v1alpha2 `typeMatching: exact` with a `source` filters `source` too); several
-  types are `||`;
+  exact context filter on `type` (several: `||`). The publisher keeps the producer's `source` in the extension
+  `originsource` (it routes every event as `kyma`/`publisher`): v1alpha2 `typeMatching: standard` matches the
+  type in Kyma's full form, or as written with `originsource` equal to `spec.source` (what a workload publishes);
+  `exact` matches the type as written, and `originsource` when `spec.source` is set;
 - one http trigger `sink` POSTing the event to `spec.sink` as a binary-mode CloudEvent (`cloudEvent: binary`:
   every attribute and extension as `ce-*` headers, the data as the body), 2xx being success, retried as
   engine.formats.delivery says (8 attempts, 1 s doubling: about 2 minutes), then logged and counted as failed.
@@ -38,6 +40,7 @@ from sensorium.engine.documents import EventSource, Sensor
 from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import Origin, validate_model
+from sensorium.triggers.cloudevent_body import ORIGIN_SOURCE
 
 GROUP = "eventing.kyma-project.io"
 V1ALPHA1, V1ALPHA2 = f"{GROUP}/v1alpha1", f"{GROUP}/v1alpha2"
@@ -171,10 +174,21 @@ class SpecV2(_Kyma):
     def max_in_flight(self) -> int:
         return int((self.config or {}).get("maxInFlightMessages", DEFAULT_MAX_IN_FLIGHT))
 
-    def event_types(self) -> list[str]:
-        if self.type_matching == "exact":
-            return self.types
-        return [standard_type(self.source, t) for t in self.types]
+    def contexts(self) -> list[dict[str, Any]]:
+        """The context filters an event may pass (any one): `exact`, each type as written (and the producer's
+        source, when given); `standard`, each type in Kyma's full form, or as written by the producer `source`
+        (what a workload publishes as a CloudEvent: `source: commerce`, `type: order.created.v1`)."""
+        by_source = {"extensions": {ORIGIN_SOURCE: self.source}} if self.source else {}
+        contexts: list[dict[str, Any]] = []
+        for type_ in self.types:
+            if self.type_matching == "exact":
+                contexts.append({"type": type_, **by_source})
+                continue
+            full = standard_type(self.source, type_)
+            contexts.append({"type": full})
+            if full != type_:
+                contexts.append({"type": type_, **by_source})
+        return contexts
 
 
 class SubscriptionV1(_Kyma):
@@ -202,27 +216,23 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
                           origin.file, line, path)
     if api == V1ALPHA1:
         v1: SubscriptionV1 = validate_model(SubscriptionV1, data, origin)
-        types = list(dict.fromkeys(f.event_type.value for f in v1.spec.filter.filters))
+        contexts = [{"type": f.event_type.value} for f in v1.spec.filter.filters]
         in_flight = v1.spec.config.max_in_flight_messages if v1.spec.config else DEFAULT_MAX_IN_FLIGHT
-        sensor = sensor_document(v1.metadata.name, v1.spec.sink, types, None, in_flight, api)
+        sensor = sensor_document(v1.metadata.name, v1.spec.sink, contexts, in_flight, api)
     else:
         v2: SubscriptionV2 = validate_model(SubscriptionV2, data, origin)
-        source = v2.spec.source if v2.spec.type_matching == "exact" and v2.spec.source else None
-        sensor = sensor_document(v2.metadata.name, v2.spec.sink, list(dict.fromkeys(v2.spec.event_types())),
-                                 source, v2.spec.max_in_flight(), api)
+        sensor = sensor_document(v2.metadata.name, v2.spec.sink, v2.spec.contexts(), v2.spec.max_in_flight(), api)
     state.setdefault("origins", []).append(origin)  # a valid Subscription: the publisher is needed
     return [(validate_model(Sensor, sensor, origin), origin)]
 
 
-def sensor_document(name: str, sink: str, types: Sequence[str], source: str | None, max_in_flight: int,
+def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], max_in_flight: int,
                     api: str) -> dict[str, Any]:
-    """The Argo Sensor (as YAML data) a Subscription means."""
-    deps = ["type"] if len(types) == 1 else [f"type{i}" for i in range(len(types))]
-    dependencies = []
-    for dep, type_ in zip(deps, types, strict=True):
-        context = {"type": type_, **({"source": source} if source else {})}
-        dependencies.append({"name": dep, "eventSourceName": SOURCE, "eventName": EVENT,
-                             "filters": {"context": context}})
+    """The Argo Sensor (as YAML data) a Subscription means: one dependency per distinct context filter."""
+    unique = list({repr(sorted(c.items())): c for c in contexts}.values())
+    deps = ["type"] if len(unique) == 1 else [f"type{i}" for i in range(len(unique))]
+    dependencies = [{"name": dep, "eventSourceName": SOURCE, "eventName": EVENT, "filters": {"context": context}}
+                    for dep, context in zip(deps, unique, strict=True)]
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
         "metadata": {"name": name, "annotations": {TRANSLATED_FROM: f"{api} Subscription"}},

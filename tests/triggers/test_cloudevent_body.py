@@ -108,3 +108,14 @@ def test_one_dependency_or_or_conditions_need_no_name() -> None:
     either["spec"]["triggers"][0]["template"]["conditions"] = "a && b"
     with pytest.raises(Exception, match="dependencyName is required"):
         Sensor.model_validate(either)
+
+
+def test_a_routed_event_is_sent_with_its_producers_source_and_subject() -> None:
+    routed = event(b'{"o":1}', id="r-1", source="kyma", subject="publisher", type="order.created.v1",
+                   extensions={"originsource": "commerce", "originsubject": "orders/7", "tenant": "acme"})
+    r = build({"cloudEvent": "binary"}, {"d": routed})
+    assert [h for h in r.headers if h[0] in ("ce-source", "ce-subject", "ce-tenant", "ce-originsource")] == [
+        ("ce-source", "commerce"), ("ce-subject", "orders/7"), ("ce-tenant", "acme")]
+    without_subject = event(extensions={"originsource": "commerce"})
+    body = json.loads(build({"cloudEvent": "structured"}, {"d": without_subject}).body)
+    assert body["source"] == "commerce" and "subject" not in body and "originsource" not in body
