@@ -71,6 +71,17 @@ def test_v1alpha1_becomes_a_sensor_with_its_own_consumer_and_a_binary_cloudevent
     assert sensor.metadata.name == "order-created"
 
 
+def test_v1alpha1_content_mode_structured_is_honoured_and_other_settings_ignored(tmp_path: Path) -> None:
+    text = V1.replace("protocolsettings: {}", "protocolsettings: {contentMode: STRUCTURED, exemptHandshake: true, "
+                                              "qos: AT_LEAST_ONCE, webhookAuth: {type: oauth2}}")
+    (sensor, _), = load([_write(tmp_path, text)], environ={}).sensors
+    http = sensor.spec.triggers[0].template.http
+    assert http is not None and http.cloud_event is not None and http.cloud_event.mode == "structured"
+    with pytest.raises(ConfigErrors, match=r"protocolsettings\.contentMode: input should be 'BINARY' or"):
+        load([_write(tmp_path, V1.replace("protocolsettings: {}", "protocolsettings: {contentMode: RAW}"))],
+             environ={})
+
+
 def test_v1alpha2_standard_applies_kymas_type_rules_and_max_in_flight(tmp_path: Path) -> None:
     config = load([_write(tmp_path, V2)], environ={})
     (sensor, _), = config.sensors

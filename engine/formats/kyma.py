@@ -11,7 +11,8 @@ A Subscription becomes a Sensor of the same name with:
   type in Kyma's full form, or as written with `originsource` equal to `spec.source` (what a workload publishes);
   `exact` matches the type as written, and `originsource` when `spec.source` is set;
 - one http trigger `sink` POSTing the event to `spec.sink` as a binary-mode CloudEvent (`cloudEvent: binary`:
-  every attribute and extension as `ce-*` headers, the data as the body), 2xx being success, retried as
+  every attribute and extension as `ce-*` headers, the data as the body; v1alpha1 `protocolsettings.contentMode:
+  STRUCTURED` sends `application/cloudevents+json`), 2xx being success, retried as
   engine.formats.delivery says (8 attempts, 1 s doubling: about 2 minutes), then logged and counted as failed.
 
 v1alpha2 `typeMatching: standard` (the default) applies Kyma's event-type rules (engine.core.kymatypes: the
@@ -120,10 +121,19 @@ class ConfigV1(_Kyma):
                                         alias="maxInFlightMessages", description="Deliveries in flight at once.")
 
 
+class ProtocolSettings(_Kyma):
+    content_mode: Literal["BINARY", "STRUCTURED"] | None = Field(
+        default=None, alias="contentMode", description="How the sink receives events; default BINARY.")
+    exempt_handshake: bool | None = Field(default=None, alias="exemptHandshake", description="Ignored (NATS).")
+    qos: str | None = Field(default=None, description="Ignored (NATS).")
+    webhook_auth: dict[str, Any] | None = Field(default=None, alias="webhookAuth",
+                                                description="Ignored (EventMesh only).")
+
+
 class SpecV1(_Kyma):
     id: str | None = Field(default=None, description="Accepted and ignored.")
     protocol: str | None = Field(default=None, description="Accepted and ignored (NATS).")
-    protocolsettings: dict[str, Any] | None = Field(default=None, description="Accepted and ignored (NATS).")
+    protocolsettings: ProtocolSettings | None = Field(default=None, description="`contentMode` is honoured.")
     sink: str = Field(description="http(s) URL the events are delivered to.")
     filter: Filters = Field(description="`filters`: the event types delivered.")
     config: ConfigV1 | None = Field(default=None, description="`maxInFlightMessages`.")
@@ -218,7 +228,9 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
         v1: SubscriptionV1 = validate_model(SubscriptionV1, data, origin)
         contexts = [{"type": f.event_type.value} for f in v1.spec.filter.filters]
         in_flight = v1.spec.config.max_in_flight_messages if v1.spec.config else DEFAULT_MAX_IN_FLIGHT
-        sensor = sensor_document(v1.metadata.name, v1.spec.sink, contexts, in_flight, api)
+        settings = v1.spec.protocolsettings
+        mode = "structured" if settings is not None and settings.content_mode == "STRUCTURED" else "binary"
+        sensor = sensor_document(v1.metadata.name, v1.spec.sink, contexts, in_flight, api, mode)
     else:
         v2: SubscriptionV2 = validate_model(SubscriptionV2, data, origin)
         sensor = sensor_document(v2.metadata.name, v2.spec.sink, v2.spec.contexts(), v2.spec.max_in_flight(), api)
@@ -227,7 +239,7 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
 
 
 def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], max_in_flight: int,
-                    api: str) -> dict[str, Any]:
+                    api: str, mode: str = "binary") -> dict[str, Any]:
     """The Argo Sensor (as YAML data) a Subscription means: one dependency per distinct context filter."""
     unique = list({repr(sorted(c.items())): c for c in contexts}.values())
     deps = ["type"] if len(unique) == 1 else [f"type{i}" for i in range(len(unique))]
@@ -239,7 +251,7 @@ def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], ma
         "spec": {
             "consumer": {"name": f"kyma-{name}", "maxInFlight": max_in_flight},
             "dependencies": dependencies,
-            "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", "binary",
+            "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", mode,
                                             " || ".join(deps) if len(deps) > 1 else None)],
         },
     }
