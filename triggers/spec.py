@@ -157,7 +157,13 @@ class CloudEventDelivery(ArgoModel):
         description="binary: attributes and extensions as ce-* headers, the data as the body with its content "
                     "type; structured: the whole event as application/cloudevents+json.")
     dependency_name: str | None = Field(
-        default=None, description="Dependency whose event is sent; required when the sensor has several.")
+        default=None, description="Dependency whose event is sent; required when a firing can hold several "
+                                  "events (several dependencies and conditions with &&, the default).")
+
+
+def _mode_shorthand(schema: dict[str, Any]) -> None:
+    """The JSON schema of `cloudEvent` also accepts the shorthand `binary` / `structured`."""
+    schema["anyOf"] = [{"type": "string", "enum": ["binary", "structured"]}, *schema.get("anyOf", [])]
 
 
 class HTTPTrigger(ArgoModel):
@@ -180,7 +186,7 @@ class HTTPTrigger(ArgoModel):
     cloud_event: CloudEventDelivery | None = Field(
         default=None, description="Sensorium extension: deliver the event as a CloudEvent, `binary` or "
                                   "`structured` (or {mode, dependencyName}); the body is then the event, so "
-                                  "`payload` must not be set.")
+                                  "`payload` must not be set.", json_schema_extra=_mode_shorthand)
 
     @field_validator("cloud_event", mode="before")
     @classmethod

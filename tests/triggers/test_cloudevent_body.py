@@ -119,3 +119,15 @@ def test_a_routed_event_is_sent_with_its_producers_source_and_subject() -> None:
     without_subject = event(extensions={"originsource": "commerce"})
     body = json.loads(build({"cloudEvent": "structured"}, {"d": without_subject}).body)
     assert body["source"] == "commerce" and "subject" not in body and "originsource" not in body
+
+
+def test_the_schema_accepts_the_shorthand_and_the_object() -> None:
+    import jsonschema
+
+    from sensorium.engine.schema import document_schema
+
+    validator = jsonschema.Draft202012Validator(document_schema())
+    for option in ("binary", {"mode": "structured", "dependencyName": "a"}):
+        assert list(validator.iter_errors(_sensor(["a"], {"cloudEvent": option}))) == []
+    for bad in ("binry", {"mode": "binary", "extra": 1}):
+        assert list(validator.iter_errors(_sensor(["a"], {"cloudEvent": bad})))
