@@ -44,7 +44,7 @@ def claims(data: Mapping[str, Any]) -> bool:
 
 
 class _Weik(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Metadata(BaseModel):

@@ -61,7 +61,7 @@ def claims(data: Mapping[str, Any]) -> bool:
 class _Kyma(BaseModel):
     """Kyma's own field names, unknown fields refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Metadata(BaseModel):
