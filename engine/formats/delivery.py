@@ -16,6 +16,11 @@ SUCCESS = {"status": {"allow": ["200-299"]}}
 TRANSLATED_FROM = "sensorium.io/translated-from"  # the annotation naming what a document was translated from
 
 
+def consumer(name: str, max_in_flight: int | None = None) -> dict[str, Any]:
+    """A translated subscription's own durable consumer (`spec.consumer`): a slow target holds up only it."""
+    return {"name": name, **({"maxInFlight": max_in_flight} if max_in_flight is not None else {})}
+
+
 def cloudevent_trigger(name: str, url: str, method: str, mode: str, conditions: str | None = None) -> dict[str, Any]:
     """An Argo `triggers[]` item (YAML data) delivering the firing's event as a `mode` CloudEvent to `url`."""
     template: dict[str, Any] = {"name": name, "http": {"url": url, "method": method, "cloudEvent": mode}}

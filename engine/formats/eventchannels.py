@@ -26,7 +26,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import check_url
 from sensorium.engine.crosscheck import event_names
 from sensorium.engine.documents import Sensor
-from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
+from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger, consumer
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import ConfigErrors, Origin, validate_model, validation_problems
 from sensorium.engine.suggest import closest
@@ -181,7 +181,7 @@ def sensor_document(name: str, source: str, event: str, channel_name: str, chann
         "metadata": {"name": name, "annotations": {
             TRANSLATED_FROM: f"weik.io EventSubscription (channel {channel_name})"}},
         "spec": {
-            "consumer": {"name": f"weikio-{name}"},
+            "consumer": consumer(f"weikio-{name}"),
             "dependencies": [{"name": "event", "eventSourceName": source, "eventName": event}],
             "triggers": [cloudevent_trigger(TRIGGER, channel.url, channel.method, channel.cloud_event_mode)],
         },

@@ -38,7 +38,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.kymatypes import KymaTypeError, standard_type
 from sensorium.engine.core.specbase import Loc, check_url, raise_located
 from sensorium.engine.documents import EventSource, Sensor
-from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger
+from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger, consumer
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import Origin, validate_model
 from sensorium.triggers.cloudevent_body import ORIGIN_SOURCE
@@ -249,7 +249,7 @@ def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], ma
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
         "metadata": {"name": name, "annotations": {TRANSLATED_FROM: f"{api} Subscription"}},
         "spec": {
-            "consumer": {"name": f"kyma-{name}", "maxInFlight": max_in_flight},
+            "consumer": consumer(f"kyma-{name}", max_in_flight),
             "dependencies": dependencies,
             "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", mode,
                                             " || ".join(deps) if len(deps) > 1 else None)],
