@@ -1,5 +1,6 @@
-"""Weik.io channels end to end on a real nats-server: a webhook source's events reach each subscription's http
-channel as CloudEvents, and a slow target does not hold up another subscription of the same source."""
+"""Weik.io channels end to end on a real bus (JetStream and Kafka): a webhook source's events reach each
+subscription's http channel as CloudEvents, and a slow target does not hold up another subscription of the same
+source."""
 
 from __future__ import annotations
 
@@ -7,14 +8,10 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.engine_harness import Engine, free_port, unique, write_config
 from tests.fixtures_http import HttpSink, Reply
 from tests.test_e2e import post
 from tests.trace_log import TraceLog
-
-pytestmark = pytest.mark.nats
 
 
 def documents(source: str, port: int, fast: str, slow: str) -> list[str]:
@@ -49,7 +46,7 @@ spec: {{source: {source}, channel: slow-hook}}
 
 
 async def test_each_subscription_delivers_and_a_slow_target_holds_up_only_its_own(
-        nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+        bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
     slow = HttpSink()
     await slow.start()
     slow.default = Reply(status=200, delay=3.0)
@@ -57,7 +54,7 @@ async def test_each_subscription_delivers_and_a_slow_target_holds_up_only_its_ow
     config = write_config(tmp_path / "config", *documents(source, port, http_sink.url, slow.url))
     trace = TraceLog()
     try:
-        async with Engine(config, nats_url, tracer=trace):
+        async with Engine(config, bus_url, tracer=trace):
             start = time.monotonic()
             for n in range(5):
                 status, _ = await post(f"http://127.0.0.1:{port}/orders", json.dumps({"n": n}).encode(),
