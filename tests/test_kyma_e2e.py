@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from tests.engine_harness import Engine, event, free_port, publish, unique, write_config
-from tests.fixtures_http import HttpSink
+from tests.fixtures_http import HttpSink, RecordedRequest
 from tests.trace_log import TraceLog
 
 
@@ -43,8 +43,8 @@ spec:
 """]
 
 
-def ce_headers(request: object) -> list[tuple[str, str]]:
-    return [(k.lower(), v) for k, v in request.headers if k.lower().startswith("ce-")]  # type: ignore[attr-defined]
+def ce_headers(request: RecordedRequest) -> list[tuple[str, str]]:
+    return [(k.lower(), v) for k, v in request.headers if k.lower().startswith("ce-")]
 
 
 async def test_subscriptions_of_both_versions_get_their_types_as_binary_cloudevents(
