@@ -30,6 +30,9 @@ STRUCTURED_TYPE = "application/cloudevents+json; charset=UTF-8"
 # the extension attributes routing sources keep the producer's source and subject in (sources/cloudevents.py,
 # sources/eventshape.py use the same names)
 ORIGIN_SOURCE, ORIGIN_SUBJECT = "originsource", "originsubject"
+MAX_HEADER_BYTES = 64 * 1024
+"""Most bytes of `ce-*` headers one binary-mode request carries (servers refuse far less: 8-16 KiB is common); an
+event whose attributes need more fails its firing without retries (structured mode has no such limit)."""
 # CloudEvents attribute names are lowercase letters and digits; Sensorium's codec also keeps `_`-names (Argo's)
 _HEADER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 _KEEP = frozenset(range(0x21, 0x7F)) - {0x22, 0x25}
@@ -81,6 +84,10 @@ def binary_headers(event: CloudEvent) -> list[tuple[str, str]]:
                                       "ce- header (want letters, digits, '_', '.', '-')")
         attrs.append((name, value))
     headers = [("ce-" + name, percent_encode(value)) for name, value in attrs]
+    size = sum(len(k) + len(v) + 4 for k, v in headers)
+    if size > MAX_HEADER_BYTES:
+        raise CloudEventBodyError(f"cloudEvent binary: the event's {len(headers)} attributes need {size} bytes of "
+                                  f"ce- headers, over {MAX_HEADER_BYTES}; use structured mode")
     if event.datacontenttype:
         headers.append(("Content-Type", percent_encode(event.datacontenttype)))
     return headers

@@ -131,3 +131,10 @@ def test_the_schema_accepts_the_shorthand_and_the_object() -> None:
         assert list(validator.iter_errors(_sensor(["a"], {"cloudEvent": option}))) == []
     for bad in ("binry", {"mode": "binary", "extra": 1}):
         assert list(validator.iter_errors(_sensor(["a"], {"cloudEvent": bad})))
+
+
+def test_binary_headers_are_bounded() -> None:
+    many = {f"x{i}": "v" * 100 for i in range(700)}  # about 75 KiB of headers
+    with pytest.raises(CloudEventBodyError, match="bytes of ce- headers, over 65536; use structured mode"):
+        build({"cloudEvent": "binary"}, {"d": event(extensions=many)})
+    assert len(build({"cloudEvent": "structured"}, {"d": event(extensions=many)}).body) > 70_000
