@@ -159,3 +159,12 @@ def test_a_source_with_several_events_is_refused(tmp_path: Path) -> None:
         load([write(tmp_path, "x.yaml", TWO_EVENTS, CHANNELS, sub)], environ={})
     assert [e.render().split(": ", 1)[1] for e in caught.value.errors] == [
         "spec.source: EventSource 'shop' has 2 events (a, b); a subscription needs a source with exactly one"]
+
+
+def test_a_second_channel_of_one_name_is_refused_at_its_name(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", CHANNELS)
+    second = write(tmp_path, "b.yaml", CHANNELS.split("---\n")[0])
+    with pytest.raises(ConfigErrors) as caught:
+        load([first, second, write(tmp_path, "c.yaml", SOURCE)], environ={})
+    assert [e.render() for e in caught.value.errors] == [
+        f"{second}:3: metadata.name: duplicate EventChannel name 'ops-hook' (first at {first}:1)"]
