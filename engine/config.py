@@ -148,6 +148,7 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
     for fmt in formats.formats():
         if fmt.finish is not None and fmt.name in states:
             finish, state = fmt.finish, states[fmt.name]
+            state[formats.LOADED_SOURCES] = tuple(config.sources)
             finished, problems = _guarded(partial(finish, state), None)
             translated, more = finished if finished is not None else ([], [])
             errors.extend([*problems, *more])

@@ -32,7 +32,7 @@ Sources = Sequence[tuple[EventSource, Origin]]
 Sensors = Sequence[tuple[Sensor, Origin]]
 
 
-def _events(doc: EventSource) -> list[str]:
+def event_names(doc: EventSource) -> list[str]:
     """The event names an EventSource emits: the entry names under every source kind of its spec."""
     names = list(doc.spec.webhook or {})
     for entries in (doc.spec.model_extra or {}).values():
@@ -53,7 +53,7 @@ def dependency_problems(loaded: Sources, sensors: Sensors) -> list[ConfigError]:
     """Every dependency whose (eventSourceName, eventName) no loaded EventSource emits."""
     if not loaded:
         return []
-    sources = {doc.metadata.name: _events(doc) for doc, _ in loaded}
+    sources = {doc.metadata.name: event_names(doc) for doc, _ in loaded}
     problems: list[ConfigError] = []
     for sensor, origin in sensors:
         for index, dep in enumerate(sensor.spec.dependencies):

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sensorium.engine import formats
 from sensorium.engine.assemble import check_document
-from sensorium.engine.config import ConfigErrors, Origin, load_document, load_documents
+from sensorium.engine.config import ConfigErrors, Origin, load, load_document, load_documents
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
 from sensorium.engine.core.errors import ConfigError, TriggerError
 from sensorium.engine.core.preview import preview as data_preview
@@ -72,6 +73,15 @@ class DryRun:
 
 # ---- loading ------------------------------------------------------------------------------------------------
 
+def translated_sensors(file: Path) -> list[tuple[Sensor, Origin]]:
+    """The Sensors of a file holding another system's documents (engine.formats: Kyma, Weik.io, ...), loaded with
+    the other YAML files of its folder, as `sensorium run FOLDER` would see them (a subscription's channel or
+    source may be there); only the file's own Sensors are kept. Raises ConfigErrors."""
+    config = load([file.parent], checks=[lambda doc, origin: check_document(doc, origin)
+                                         if isinstance(doc, Sensor) else []])
+    return [(doc, origin) for doc, origin in config.sensors if Path(origin.file).resolve() == file.resolve()]
+
+
 def load_sensor(path: str, name: str | None = None) -> Sensor:
     """The one Sensor in `path` (or the one named `name`); other kinds are ignored. Raises ConfigError(s)."""
     file = Path(path)
@@ -81,7 +91,11 @@ def load_sensor(path: str, name: str | None = None) -> Sensor:
         raise ConfigError("no such file", path, 0)
     errors: list[ConfigError] = []
     sensors: list[tuple[Sensor, Origin]] = []
-    for data, origin in load_documents(file):
+    documents = load_documents(file)
+    if any(formats.claiming(data) is not None for data, _ in documents):
+        sensors = translated_sensors(file)
+        documents = []
+    for data, origin in documents:
         if isinstance(data, dict) and data.get("kind") != "Sensor":
             continue  # other kinds are ignored; a document that is not a mapping is an error
         doc, problems = load_document(data, origin, [check_document])

@@ -20,7 +20,7 @@ from sensorium.engine.goport.duration import parse_duration
 from sensorium.engine.goport.gjson import go_parse_bool, go_parse_float
 from sensorium.engine.goport.re2 import compile_re2
 from sensorium.sensors.conditions import compile_condition
-from sensorium.triggers.spec import Trigger, TriggerParameter
+from sensorium.triggers.spec import CloudEventDelivery, Trigger, TriggerParameter
 
 LogicalOperator = Literal["and", "or", ""]
 Comparator = Literal[">=", ">", "=", "!=", "<", "<=", ""]
@@ -301,12 +301,36 @@ def _unknown_dependencies(triggers: list[tuple[int, Trigger]], names: set[str]) 
             for key, params in (("parameters", http.parameters), ("payload", http.payload),
                                 ("dynamicHeaders", http.dynamic_headers)):
                 check(params, (*loc, "template", "http", key))
+            problems.extend(_cloud_event_dependency(http.cloud_event, trigger.template.conditions, names,
+                                                    (*loc, "template", "http")))
         if trigger.dlq_trigger is not None:
             walk(trigger.dlq_trigger, (*loc, "dlqTrigger"))
 
     for t, trigger in triggers:
         walk(trigger, ("triggers", t))
     return problems
+
+
+def _cloud_event_dependency(option: CloudEventDelivery | None, conditions: str | None, names: set[str],
+                            loc: Loc) -> list[tuple[Loc, str]]:
+    """An http trigger's `cloudEvent` must name which dependency's event it sends when a firing can hold several
+    events (more than one dependency, and conditions with `&&`, the default); with `||` only, a firing holds
+    the one event that fired."""
+    if option is None:
+        return []
+    if option.dependency_name is None:
+        try:
+            several = len(names) > 1 and compile_condition(conditions, sorted(names)).has_and()
+        except ValueError:
+            return []  # reported by the conditions check
+        if several:
+            return [((*loc, "cloudEvent"), "cloudEvent.dependencyName is required: a firing of this trigger holds "
+                                           f"several dependencies' events ({', '.join(sorted(names))})")]
+        return []
+    if option.dependency_name not in names:
+        return [((*loc, "cloudEvent", "dependencyName"), f"unknown dependency '{option.dependency_name}' "
+                                                         f"(the sensor's dependencies: {', '.join(sorted(names))})")]
+    return []
 
 
 class ObjectMeta(ArgoModel):

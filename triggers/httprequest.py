@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError, TriggerError
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
+from sensorium.triggers import cloudevent_body
 from sensorium.triggers.outcome import RequestSummary
 from sensorium.triggers.params import (
     ParamError,
@@ -216,6 +217,9 @@ def build_request(template: TriggerTemplate, trigger_params: Sequence[TriggerPar
         _put(headers, "Authorization", "Basic " + token)
         names.add("Authorization")
         values.extend((token, password))
+    if http.cloud_event is not None:  # Sensorium extension: the event as a CloudEvent (triggers.cloudevent_body)
+        event = cloudevent_body.choose(events, http.cloud_event.dependency_name)
+        headers, body = cloudevent_body.apply(http.cloud_event.mode, event, headers)
     if http.host:
         headers = [(k, v) for k, v in headers if k.lower() != "host"]
         headers.append(("Host", http.host))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validator, model_validator
 
@@ -149,6 +149,23 @@ class BasicAuth(ArgoModel):
     password: KeySelector | None = Field(default=None, description="Secret holding the password.")
 
 
+class CloudEventDelivery(ArgoModel):
+    """Sensorium extension: send the event itself as a CloudEvent (triggers.cloudevent_body). `cloudEvent: binary`
+    is short for `cloudEvent: {mode: binary}`."""
+
+    mode: Literal["binary", "structured"] = Field(
+        description="binary: attributes and extensions as ce-* headers, the data as the body with its content "
+                    "type; structured: the whole event as application/cloudevents+json.")
+    dependency_name: str | None = Field(
+        default=None, description="Dependency whose event is sent; required when a firing can hold several "
+                                  "events (several dependencies and conditions with &&, the default).")
+
+
+def _mode_shorthand(schema: dict[str, Any]) -> None:
+    """The JSON schema of `cloudEvent` also accepts the shorthand `binary` / `structured`."""
+    schema["anyOf"] = [{"type": "string", "enum": ["binary", "structured"]}, *schema.get("anyOf", [])]
+
+
 class HTTPTrigger(ArgoModel):
     url: str = Field(description="Request URL (required): http:// or https://, with a host.")
     method: str = Field(default="POST", description="GET, DELETE, PATCH, POST or PUT; default POST.")
@@ -166,6 +183,15 @@ class HTTPTrigger(ArgoModel):
     basic_auth: BasicAuth | None = Field(default=None, description="Basic auth credentials from secrets.")
     tls: TLSConfig | None = Field(default=None, description="TLS client settings (key `tls`, as in Argo).")
     host: str | None = Field(default=None, description="Overrides the Host header (no CR, LF or NUL).")
+    cloud_event: CloudEventDelivery | None = Field(
+        default=None, description="Sensorium extension: deliver the event as a CloudEvent, `binary` or "
+                                  "`structured` (or {mode, dependencyName}); the body is then the event, so "
+                                  "`payload` must not be set.", json_schema_extra=_mode_shorthand)
+
+    @field_validator("cloud_event", mode="before")
+    @classmethod
+    def _cloud_event_mode(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
     @field_validator("method")
     @classmethod
@@ -215,6 +241,9 @@ class HTTPTrigger(ArgoModel):
         _require_dest(self.dynamic_headers, info, "dynamicHeaders")
         if not _runtime(info):
             problems: list[tuple[Loc, str]] = []
+            if self.cloud_event is not None and self.payload is not None:
+                problems.append((("payload",), "payload and cloudEvent exclude each other: with cloudEvent the "
+                                               "body is the event's data (binary) or the event (structured)"))
             for i, param in enumerate(self.dynamic_headers or ()):
                 try:
                     check_header_name(param.dest)

@@ -11,6 +11,11 @@ A format whose documents refer to one another (a Weik.io EventSubscription names
 another file) keeps what it needs in `state` (one dict per format per load) and builds those documents in
 `finish(state)`, called once after every file was read.
 
+`finish(state)` also finds, under `state[LOADED_SOURCES]` (engine.formats.shared, which format modules import
+instead of this package), every EventSource loaded so far as (document,
+origin) pairs: Argo's own and those other formats' `translate` produced (a Kyma Subscription adds the `kyma`
+publisher only when none is loaded; a Weik.io EventSubscription checks that its source exists).
+
 Adding a format: a module in this package with `claims(data) -> bool` and `translate(data, origin, state)`
 (and `finish(state)` if it needs one), then one `Format(...)` line in `FORMATS` below.
 """
@@ -21,12 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
+
 if TYPE_CHECKING:
     from sensorium.engine.core.errors import ConfigError
     from sensorium.engine.located import Origin
 
-Translated = list[tuple[Any, "Origin"]]
-"""Argo documents (models) and the origin each one's problems point at (usually the foreign document's)."""
+__all__ = ["LOADED_SOURCES", "Format", "Translated", "claiming", "formats"]
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,11 @@ class Format:
 def _formats() -> tuple[Format, ...]:
     """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
     only never imports a format module)."""
-    return ()
+    from sensorium.engine.formats import eventchannels, kyma
+    return (
+        Format("kyma", kyma.claims, kyma.translate, kyma.finish),
+        Format("weikio-channels", eventchannels.claims, eventchannels.translate, eventchannels.finish),
+    )
 
 
 _LOADED: tuple[Format, ...] | None = None

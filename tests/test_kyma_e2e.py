@@ -1,0 +1,91 @@
+"""Kyma Subscriptions end to end: events of the `kyma` publisher on a real bus reach each subscription's sink as
+binary-mode CloudEvents (exact `ce-*` headers and body), retried on failure."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tests.engine_harness import Engine, event, free_port, publish, unique, write_config
+from tests.fixtures_http import HttpSink, RecordedRequest
+from tests.trace_log import TraceLog
+
+
+def subscriptions(sink: str, port: int) -> list[str]:
+    v1, v2 = unique("v1"), unique("v2")
+    return [f"""
+apiVersion: eventing.kyma-project.io/v1alpha1
+kind: Subscription
+metadata: {{name: {v1}, namespace: shop}}
+spec:
+  filter:
+    filters:
+      - eventSource: {{property: source, type: exact, value: ""}}
+        eventType: {{property: type, type: exact, value: sap.kyma.custom.commerce.order.created.v1}}
+  sink: {sink}/v1
+""", f"""
+apiVersion: eventing.kyma-project.io/v1alpha2
+kind: Subscription
+metadata: {{name: {v2}}}
+spec:
+  sink: {sink}/v2
+  source: commerce
+  types: [order.created.v1, Account.Root.Created.v2]
+  config: {{maxInFlightMessages: "4"}}
+""", f"""
+# the publisher: the engine's own `kyma` EventSource (a placeholder entry here; published events go on the bus)
+apiVersion: argoproj.io/v1alpha1
+kind: EventSource
+metadata: {{name: kyma}}
+spec:
+  webhook:
+    publisher: {{port: "{port}", endpoint: /publish}}
+"""]
+
+
+def ce_headers(request: RecordedRequest) -> list[tuple[str, str]]:
+    return [(k.lower(), v) for k, v in request.headers if k.lower().startswith("ce-")]
+
+
+async def test_subscriptions_of_both_versions_get_their_types_as_binary_cloudevents(
+        bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", *subscriptions(http_sink.url, free_port()))
+    order = event("kyma", "publisher", b'{"orderId":"A-1"}', type="sap.kyma.custom.commerce.order.created.v1",
+                  tenant="acme")
+    account = event("kyma", "publisher", b'{"account":7}', type="sap.kyma.custom.commerce.AccountRoot.Created.v2")
+    # as the publisher stores a workload's CloudEvent: routed as kyma/publisher, the producer's source kept
+    published = event("kyma", "publisher", b'{"orderId":"A-2"}', type="order.created.v1",
+                      originsource="commerce", originsubject="orders")
+    elsewhere = event("kyma", "publisher", b"{}", type="order.created.v1", originsource="billing")
+    other = event("kyma", "publisher", b"{}", type="sap.kyma.custom.commerce.order.deleted.v1")
+    trace = TraceLog()
+    async with Engine(config, bus_url, tracer=trace):
+        await publish(bus_url, order, account, published, elsewhere, other)
+        await trace.settled(10, timeout=30)  # two sensors, five events each
+    got = sorted((r.path, r.body) for r in http_sink.requests)
+    assert got == [("/v1", b'{"orderId":"A-1"}'), ("/v2", b'{"account":7}'), ("/v2", b'{"orderId":"A-1"}'),
+                   ("/v2", b'{"orderId":"A-2"}')]
+    workload = next(r for r in http_sink.requests if r.body == b'{"orderId":"A-2"}')
+    assert ce_headers(workload) == [("ce-specversion", "1.0"), ("ce-id", published.id), ("ce-source", "commerce"),
+                                    ("ce-type", "order.created.v1"), ("ce-subject", "orders"),
+                                    ("ce-time", published.time)]
+    v1 = next(r for r in http_sink.requests if r.path == "/v1")
+    assert (v1.method, v1.header("Content-Type")) == ("POST", "application/json")
+    assert ce_headers(v1) == [("ce-specversion", "1.0"), ("ce-id", order.id), ("ce-source", "kyma"),
+                              ("ce-type", "sap.kyma.custom.commerce.order.created.v1"),
+                              ("ce-subject", "publisher"), ("ce-time", order.time), ("ce-tenant", "acme")]
+
+
+async def test_a_failing_sink_is_retried_after_a_second(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config", *subscriptions(http_sink.url, free_port())[:1],
+                          subscriptions(http_sink.url, free_port())[2])
+    http_sink.program(503, 500)
+    order = event("kyma", "publisher", b'{"n":1}', type="sap.kyma.custom.commerce.order.created.v1")
+    trace = TraceLog()
+    async with Engine(config, nats_url, tracer=trace):
+        start = time.monotonic()
+        await publish(nats_url, order)
+        await trace.acked(order, timeout=30)
+    took = time.monotonic() - start
+    assert [r.header("ce-id") for r in http_sink.requests] == [order.id] * 3  # 503, 500, then 200
+    assert 3.0 <= took < 10.0, took  # waits of 1 s and 2 s (+10% jitter at most)
