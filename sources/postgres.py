@@ -70,6 +70,7 @@ MAX_BACKOFF = 300.0  # seconds: the longest wait between reconnections (unless p
 DEFAULT_MAX_EVENT = 512 * 1024  # bytes of event data: under NATS's default 1 MiB message limit with the envelope
 START_WAIT = 15.0  # seconds start() waits for the entries' slots (then they go on connecting in the background)
 _SLOT = re.compile(r"[a-z0-9_]{1,63}")
+_IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "i": "USING INDEX", "f": "FULL"}
 _FETCH = 200  # peeked rows fetched from the server at a time (client memory stays bounded)
 
 
@@ -204,6 +205,7 @@ class PostgresSource:
         self.publish, self.secrets = publish, secrets
         self._running: EntryTasks[_NoStore] = EntryTasks()
         self.errors: dict[str, str] = {}  # entry key -> the last failure's reason, until a poll succeeds
+        self._hinted: set[str] = set()  # entries whose replica identity hint was logged (once per run)
 
     async def start(self) -> None:
         """Start every entry's task, then wait (at most START_WAIT seconds) until each has its slot or failed once:
@@ -249,9 +251,10 @@ class PostgresSource:
             params["password"] = password
         return await psycopg.AsyncConnection.connect(autocommit=True, **params)
 
-    async def _prepare(self, conn: psycopg.AsyncConnection[Any], entry: _Entry) -> None:
-        """Take the slot's advisory lock (waiting while another engine holds it), then make sure the slot exists
-        for wal2json in this database (created when missing). PostgresError when it is another's."""
+    async def _prepare(self, conn: psycopg.AsyncConnection[Any], entry: _Entry, ready: asyncio.Event) -> None:
+        """Take the slot's advisory lock (waiting while another engine holds it: `ready` is set then, that engine
+        has the slot), then check the table and make sure the slot exists for wal2json in this database (created
+        when missing). PostgresError when the table is missing or the slot is another's."""
         lock = f"sensorium.postgres.slot.{entry.slot}"
         waiting = False
         while True:
@@ -260,9 +263,22 @@ class PostgresSource:
             if row is not None and row[0]:
                 break
             if not waiting:
+                ready.set()
                 log.info("postgres %s: slot %s is read by another engine; waiting for it", entry.key, entry.slot)
                 waiting = True
             await asyncio.sleep(min(entry.spec.interval(), 5.0))
+        table = await (await conn.execute(
+            "SELECT c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
+            (entry.spec.schema_name, entry.spec.table))).fetchone()
+        if table is None:
+            raise PostgresError(f"table {entry.spec.schema_name}.{entry.spec.table} not found (or not visible to "
+                                f"{entry.spec.username})")
+        if table[0] != "f" and (entry.spec.track_updates or entry.spec.track_deletes) and entry.key not in self._hinted:
+            self._hinted.add(entry.key)
+            log.info("postgres %s: %s.%s has REPLICA IDENTITY %s: oldRow holds %s; ALTER TABLE ... REPLICA IDENTITY "
+                     "FULL for every column's old value", entry.key, entry.spec.schema_name, entry.spec.table,
+                     _IDENTITY.get(table[0], table[0]), "no values" if table[0] == "n" else "the key columns only")
         row = await (await conn.execute(
             "SELECT plugin, database, slot_type FROM pg_replication_slots WHERE slot_name = %s", (entry.slot,)
         )).fetchone()
@@ -289,7 +305,7 @@ class PostgresSource:
             try:
                 password = self._password(entry)
                 async with await self._connect(entry, password) as conn:
-                    await self._prepare(conn, entry)
+                    await self._prepare(conn, entry, ready)
                     ready.set()
                     log.info("postgres %s: reading slot %s on %s", entry.key, entry.slot, entry.where)
                     while True:
