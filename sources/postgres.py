@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import psycopg
-from pydantic import Discriminator, Field, Tag, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
@@ -141,6 +141,12 @@ class PostgresContext(ArgoModel):
         if "\x00" in v or len(v) > 255:
             raise ValueError("must be at most 255 characters without NUL")
         return v
+
+    @model_validator(mode="after")
+    def _tracks_something(self) -> PostgresContext:
+        if not self.actions():
+            raise ValueError("trackInserts, trackUpdates and trackDeletes are all false: nothing to publish")
+        return self
 
     def interval(self) -> float:
         """`pollingInterval` in seconds."""
@@ -328,16 +334,13 @@ class PostgresSource:
         """Publish the changes waiting in the slot, then advance it past the last transaction whose events are
         all stored. True when the batch was full (more may be waiting)."""
         spec = entry.spec
-        actions = spec.actions()
-        if not actions:
-            return False
         variables = [(v.source_column, v.target_variable) for v in spec.variables or ()]
         peeked = 0
         advance_to: str | None = None
         published = 0
         async with conn.transaction(), conn.cursor(name=f"peek_{entry.slot}") as cur:
             await cur.execute(_PEEK, (entry.slot, spec.batch_size, _wal2json_table(spec.schema_name, spec.table),
-                                      actions))
+                                      spec.actions()))
             while rows := await cur.fetchmany(_FETCH):
                 peeked += len(rows)
                 try:

@@ -68,7 +68,8 @@ def test_defaults_and_the_tracked_actions() -> None:
                                                                                         5.0, None)
     assert spec.actions() == "insert,update,delete"
     assert entry(trackInserts=False, trackDeletes=False).actions() == "update"
-    assert entry(trackInserts=False, trackUpdates=False, trackDeletes=False).actions() == ""
+    with pytest.raises(ValueError, match="all false: nothing to publish"):
+        entry(trackInserts=False, trackUpdates=False, trackDeletes=False)
     assert entry(password="literal").password == "literal"
     assert entry(password={"name": "db", "key": "pw"}).password.key == "pw"  # type: ignore[union-attr]
 
