@@ -320,7 +320,7 @@ class PostgresSource:
                         self.errors.pop(entry.key, None)
                         delay = interval
                         await asyncio.sleep(interval)
-            except (psycopg.Error, OSError, PostgresError) as exc:
+            except Exception as exc:  # psycopg.Error, OSError, PostgresError; anything else must not end the entry
                 reason = self._reason(exc, password)
                 self.errors[entry.key] = reason
                 ready.set()

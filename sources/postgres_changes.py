@@ -16,8 +16,9 @@ The event data of one change (JSON), documented in the README ("PostgreSQL chang
      "commitTime": "2026-12-06T14:21:05.645791Z", "lsn": "0/1928120", "xid": 729}
 
 Column values are wal2json's: numbers stay exact (a `numeric` keeps its digits), booleans and NULL are JSON's,
-`json`/`jsonb` columns are parsed into JSON values, everything else is PostgreSQL's text form (timestamps,
-`bytea` as hex, arrays as `{1,2}`).
+`json`/`jsonb` columns are parsed into JSON values (kept as their text when not JSON or nested so deep that the
+data would be deeper than the webhook's MAX_JSON_DEPTH, which the sensors can read), everything else is
+PostgreSQL's text form (timestamps, `bytea` as hex, arrays as `{1,2}`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from typing import Any
 
 import msgspec
 
+from sensorium.sources.webhook import MAX_JSON_DEPTH, json_depth_exceeds
+
 __all__ = ["OPERATIONS", "Change", "Commit", "event_data", "event_id", "read_messages", "rfc3339"]
 
 OPERATIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
@@ -39,6 +42,7 @@ _NAMESPACE = uuid.UUID("5d0c2a4e-3f6b-4c8e-9b1a-7e2f4d6c8a10")  # event ids: uui
 TRUNCATED_VALUE = 1024
 """When a change's data is over the size limit, values whose JSON is longer than this many bytes become null."""
 
+_JSON_COLUMN_DEPTH = MAX_JSON_DEPTH - 2  # a column's value sits two levels down in the data (`row.<column>`)
 _decoder = msgspec.json.Decoder(float_hook=Decimal)  # exact numerics: 12.50 stays 12.50
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -90,7 +94,8 @@ def _columns(items: Any) -> dict[str, Any]:
         if not isinstance(column, dict) or not isinstance(column.get("name"), str):
             continue
         value = column.get("value")
-        if isinstance(value, str) and column.get("type") in _JSON_TYPES:
+        if (isinstance(value, str) and column.get("type") in _JSON_TYPES
+                and not json_depth_exceeds(value.encode(), _JSON_COLUMN_DEPTH)):
             try:
                 value = _decoder.decode(value)
             except (msgspec.DecodeError, RecursionError):

@@ -158,6 +158,14 @@ def test_messages_become_changes_and_commits() -> None:
     assert commit == Commit("0/19281F0", 729)
 
 
+def test_a_json_column_nested_too_deep_for_the_sensors_stays_text() -> None:
+    deep, shallow = "[" * 300 + "]" * 300, "[" * 250 + "]" * 250
+    message = {"action": "I", "schema": "s", "table": "t",
+               "columns": [col("deep", "jsonb", deep), col("shallow", "json", shallow)]}
+    (got,) = list(read_messages(rows(message)))
+    assert isinstance(got, Change) and got.row["deep"] == deep and isinstance(got.row["shallow"], list)
+
+
 def test_a_message_that_is_not_wal2json_is_an_error_without_its_content() -> None:
     with pytest.raises(MessageError, match=r"^the message at 0/1 is not JSON$"):
         list(read_messages([("0/1", "1", "secret-row-value {")]))
