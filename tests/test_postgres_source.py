@@ -17,7 +17,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.sources.postgres import PostgresContext, PostgresSource
-from tests.fixtures_postgres import Database
+from tests.fixtures_postgres import Database, PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -118,5 +118,27 @@ async def test_a_table_created_later_is_waited_for_and_the_identity_hint(postgre
         postgres_db.execute("INSERT INTO orders VALUES (3, 'z')")
         await until(lambda: published.ids() == [3])
         assert source.errors == {}
+    finally:
+        await source.stop()
+
+
+async def test_a_slot_of_another_plugin_and_a_role_without_replication_are_clear_errors(
+        postgres_db: Database, postgres_server: PostgresServer) -> None:
+    postgres_db.execute(TABLE, "SELECT pg_create_logical_replication_slot('taken', 'test_decoding')")
+    postgres_server.admin(f"CREATE ROLE {postgres_db.name}_ro LOGIN PASSWORD 'ro-pass'",
+                          f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {postgres_db.name}_ro",
+                          dbname=postgres_db.name)
+    taken = spec(postgres_db, slotName="taken")
+    no_replication = spec(postgres_db, username=f"{postgres_db.name}_ro", password="ro-pass", slotName="ro_slot")
+    source = PostgresSource([("shop", "taken", taken), ("shop", "readonly", no_replication)], Published(),
+                            Secrets())
+    await source.start()
+    try:
+        await until(lambda: len(source.errors) == 2)
+        assert source.errors["postgres.shop.taken"] == (
+            f"replication slot taken exists but is a logical slot of plugin test_decoding on database "
+            f"{postgres_db.name}; set another slotName")
+        assert "must be superuser or replication role" in source.errors["postgres.shop.readonly"]
+        assert "ro-pass" not in source.errors["postgres.shop.readonly"]
     finally:
         await source.stop()
