@@ -252,7 +252,11 @@ class PostgresSource:
         params: dict[str, Any] = {"host": spec.host, "port": spec.port, "dbname": spec.database,
                                   "user": spec.username, "sslmode": spec.ssl_mode,
                                   "connect_timeout": spec.connect_timeout,
-                                  "application_name": f"sensorium {entry.slot}"[:63]}
+                                  "application_name": f"sensorium {entry.slot}"[:63],
+                                  # a server that vanished without closing the connection is noticed within a
+                                  # minute (TCP keepalives, unacknowledged data), not at the kernel's default
+                                  "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                                  "keepalives_count": 3, "tcp_user_timeout": 60_000}
         if password is not None:
             params["password"] = password
         return await psycopg.AsyncConnection.connect(autocommit=True, **params)
