@@ -57,7 +57,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks
-from sensorium.sources.postgres_changes import Change, Commit, event_data, event_id, read_messages
+from sensorium.sources.postgres_changes import Change, Commit, MessageReader, event_data, event_id
 from sensorium.sources.postgres_weik import WeikParameterError, from_weik
 
 __all__ = ["MAX_BACKOFF", "PLUGIN", "PostgresContext", "PostgresError", "PostgresSource", "PostgresVariable",
@@ -342,13 +342,14 @@ class PostgresSource:
         peeked = 0
         advance_to: str | None = None
         published = 0
+        reader = MessageReader()
         async with conn.transaction(), conn.cursor(name=f"peek_{entry.slot}") as cur:
             await cur.execute(_PEEK, (entry.slot, spec.batch_size, _wal2json_table(spec.schema_name, spec.table),
                                       spec.actions()))
             while rows := await cur.fetchmany(_FETCH):
                 peeked += len(rows)
                 try:
-                    for message in read_messages(rows):
+                    for message in reader.read(rows):
                         if isinstance(message, Commit):
                             advance_to = message.lsn
                         elif isinstance(message, Change):

@@ -34,7 +34,8 @@ import msgspec
 
 from sensorium.sources.webhook import MAX_JSON_DEPTH, json_depth_exceeds
 
-__all__ = ["OPERATIONS", "Change", "Commit", "event_data", "event_id", "read_messages", "rfc3339"]
+__all__ = ["OPERATIONS", "Change", "Commit", "MessageReader", "event_data", "event_id", "read_messages",
+           "rfc3339"]
 
 OPERATIONS = {"I": "INSERT", "U": "UPDATE", "D": "DELETE"}
 _JSON_TYPES = ("json", "jsonb")
@@ -104,34 +105,46 @@ def _columns(items: Any) -> dict[str, Any]:
     return row
 
 
+class MessageReader:
+    """Reads peeked `(lsn, xid, data)` rows into changes and commits, in order, across any number of `read`
+    calls (the rows of one query come in chunks; a transaction may span two): a change's index counts from its
+    transaction's begin message, whatever the chunking, so a change read again has the same event id."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.commit_time = ""
+
+    def read(self, rows: Iterable[tuple[str, str | int, str]]) -> Iterator[Change | Commit]:
+        """MessageError on a row that is not a wal2json format-version 2 object."""
+        for lsn, xid_text, data in rows:
+            try:
+                message = _decoder.decode(data)
+            except msgspec.DecodeError:
+                raise MessageError(f"the message at {lsn} is not JSON") from None
+            if not isinstance(message, dict):
+                raise MessageError(f"the message at {lsn} is not an object")
+            action = message.get("action")
+            xid = int(xid_text)
+            if isinstance(message.get("timestamp"), str):
+                self.commit_time = rfc3339(message["timestamp"])
+            if action == "B":
+                self.index = 0
+            elif action == "C":
+                yield Commit(lsn, xid)
+            elif action in OPERATIONS:
+                operation = OPERATIONS[action]
+                new = _columns(message.get("columns"))
+                old = _columns(message.get("identity")) if action != "I" else None
+                yield Change(operation, str(message.get("schema", "")), str(message.get("table", "")),
+                             old if operation == "DELETE" and old is not None else new, old, lsn, xid, self.index,
+                             self.commit_time)
+                self.index += 1
+            # other actions (M: logical messages, T: truncate) are not row changes
+
+
 def read_messages(rows: Iterable[tuple[str, str | int, str]]) -> Iterator[Change | Commit]:
-    """The changes and commits of peeked `(lsn, xid, data)` rows, in order. Begin messages reset the index.
-    MessageError on a row that is not a wal2json format-version 2 object."""
-    index = 0
-    commit_time = ""
-    for lsn, xid_text, data in rows:
-        try:
-            message = _decoder.decode(data)
-        except msgspec.DecodeError:
-            raise MessageError(f"the message at {lsn} is not JSON") from None
-        if not isinstance(message, dict):
-            raise MessageError(f"the message at {lsn} is not an object")
-        action = message.get("action")
-        xid = int(xid_text)
-        commit_time = rfc3339(message["timestamp"]) if isinstance(message.get("timestamp"), str) else commit_time
-        if action == "B":
-            index = 0
-        elif action == "C":
-            yield Commit(lsn, xid)
-        elif action in OPERATIONS:
-            operation = OPERATIONS[action]
-            new = _columns(message.get("columns"))
-            old = _columns(message.get("identity")) if action != "I" else None
-            yield Change(operation, str(message.get("schema", "")), str(message.get("table", "")),
-                         old if operation == "DELETE" and old is not None else new, old, lsn, xid, index,
-                         commit_time)
-            index += 1
-        # other actions (M: logical messages, T: truncate) are not row changes
+    """The changes and commits of one query's rows read at once (MessageReader)."""
+    return MessageReader().read(rows)
 
 
 def event_data(change: Change, variables: Sequence[tuple[str, str]], max_size: int) -> tuple[bytes, list[str]]:

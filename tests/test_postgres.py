@@ -19,6 +19,7 @@ from sensorium.sources.postgres_changes import (
     Change,
     Commit,
     MessageError,
+    MessageReader,
     event_data,
     event_id,
     read_messages,
@@ -156,6 +157,15 @@ def test_messages_become_changes_and_commits() -> None:
     assert update.old_row == {"id": 1} and update.commit_time == "2026-12-06T14:21:05.653701Z"
     assert (delete.operation, delete.index, dict(delete.row), delete.old_row) == ("DELETE", 1, {"id": 2}, {"id": 2})
     assert commit == Commit("0/19281F0", 729)
+
+
+def test_a_transaction_split_across_chunks_keeps_its_indexes() -> None:
+    messages = rows({"action": "B"}, *({"action": "I", "schema": "s", "table": "t", "columns": [col("id", "int", n)]}
+                                       for n in range(5)), {"action": "C"})
+    whole = list(read_messages(messages))
+    reader = MessageReader()
+    chunked = [m for start in range(0, len(messages), 2) for m in reader.read(messages[start:start + 2])]
+    assert chunked == whole and [m.index for m in whole if isinstance(m, Change)] == [0, 1, 2, 3, 4]
 
 
 def test_a_json_column_nested_too_deep_for_the_sensors_stays_text() -> None:
