@@ -46,9 +46,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import psycopg
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
@@ -59,6 +58,9 @@ from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks
 from sensorium.sources.postgres_changes import Change, Commit, MessageReader, event_data, event_id
 from sensorium.sources.postgres_weik import WeikParameterError, from_weik
+
+if TYPE_CHECKING:
+    import psycopg  # imported when a source connects: it costs every CLI command 0.1-0.2 s otherwise
 
 __all__ = ["MAX_BACKOFF", "PLUGIN", "PostgresContext", "PostgresError", "PostgresSource", "PostgresVariable",
            "WeikParameterError", "default_slot_name", "from_weik"]
@@ -259,6 +261,8 @@ class PostgresSource:
                                   "keepalives_count": 3, "tcp_user_timeout": 60_000}
         if password is not None:
             params["password"] = password
+        import psycopg
+
         return await psycopg.AsyncConnection.connect(autocommit=True, **params)
 
     async def _prepare(self, conn: psycopg.AsyncConnection[Any], entry: _Entry, ready: asyncio.Event) -> None:
@@ -293,11 +297,13 @@ class PostgresSource:
             "SELECT plugin, database, slot_type FROM pg_replication_slots WHERE slot_name = %s", (entry.slot,)
         )).fetchone()
         if row is None:
+            from psycopg.errors import DuplicateObject
+
             try:
                 await conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)", (entry.slot, PLUGIN))
                 log.info("postgres %s: created replication slot %s (%s) on %s", entry.key, entry.slot, PLUGIN,
                          entry.where)
-            except psycopg.errors.DuplicateObject:
+            except DuplicateObject:
                 pass  # created meanwhile by another engine: checked below at the next connection
             return
         plugin, database, slot_type = row
