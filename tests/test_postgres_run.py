@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,30 @@ async def test_an_unreachable_server_or_a_wrong_password_does_not_stop_the_other
     assert any(f"{source}-refused" in line and "password authentication failed" in line for line in lines)
     assert "wr0ng-Passw0rd" not in caplog.text and postgres_db.password not in caplog.text
     assert [b["orderId"] for b in bodies(http_sink)] == ["1"]
+
+
+async def test_the_example_as_the_readme_runs_it(nats_url: str, tmp_path: Path, http_sink: HttpSink,
+                                                 postgres_server: PostgresServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/postgres: schema.sql through psql, the folder run as written (its secrets directory), an order
+    inserted, paid and deleted: the two requests the README shows."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "postgres"
+    done = subprocess.run([str(postgres_server.bin / "psql"), "-v", "ON_ERROR_STOP=1", "-q", "-f",
+                           str(example / "schema.sql"), postgres_server.admin_dsn()], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    shop = Database("127.0.0.1", postgres_server.port, "shop", "shop", "s3cret-shop")
+    monkeypatch.setenv("SHOP_DB_PORT", str(postgres_server.port))
+    monkeypatch.setenv("SINK_PORT", str(http_sink.port))
+    try:
+        async with Engine(example, nats_url, secrets_dir=example / "secrets", data_dir=tmp_path):
+            shop.execute("INSERT INTO orders VALUES (1041, 'ada', 'new', 250.50)",
+                         "UPDATE orders SET status = 'paid' WHERE order_id = 1041", "DELETE FROM orders")
+            got = await http_sink.wait_for(2, timeout=30)
+    finally:
+        with psycopg.connect(postgres_server.admin_dsn(), autocommit=True) as admin:
+            admin.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                          "WHERE database = 'shop'")
+            admin.execute("DROP DATABASE shop")
+            admin.execute("DROP ROLE shop")
+    assert [(r.path, r.json()) for r in got] == [("/fulfil", {"orderId": "1041", "amount": "250.5"}),
+                                                 ("/audit", {"orderId": "1041", "what": "DELETE"})]
