@@ -13,7 +13,7 @@ it at that line.
 | `Password` | `password` (a literal; a whole `${NAME}` placeholder: the secret reference below) |
 | `Schema`, `Table` | `schema`, `table` |
 | `TrackInserts`, `TrackUpdates`, `TrackDeletes` | `trackInserts`, ... (`true`/`false`, any case) |
-| `PollingInterval` | `pollingInterval` (seconds: `"5"` -> `5s`, `"0.5"` -> `0.5s`) |
+| `PollingInterval` | `pollingInterval` (seconds: `"5"` -> `5s`, `"0.5"` -> `500ms`) |
 | `Variables[].SourceColumn` / `TargetVariable` | `variables[].sourceColumn` / `targetVariable` |
 
 A Password that is exactly one `${NAME}` placeholder becomes the secret reference `secret_ref(NAME)` (by default
@@ -35,6 +35,7 @@ _REQUIRED = ("DatabaseType", "Database", "Username", "Table")
 _FIELDS = {"Host": "host", "Database": "database", "Username": "username", "Schema": "schema", "Table": "table"}
 _TRACK = {"TrackInserts": "trackInserts", "TrackUpdates": "trackUpdates", "TrackDeletes": "trackDeletes"}
 _PLACEHOLDER = re.compile(r"\$\{([^{}]+)\}")
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,3})?")
 
 
 class WeikParameterError(ValueError):
@@ -90,13 +91,11 @@ def from_weik(parameters: Mapping[str, str], variables: Sequence[Mapping[str, An
             spec[field] = _bool(key, parameters[key])
     if "PollingInterval" in parameters:
         seconds = parameters["PollingInterval"].strip()
-        try:
-            number = float(seconds)
-        except ValueError:
-            number = -1.0
-        if not number >= 0.1 or number > 86_400 * 365:
-            raise WeikParameterError("PollingInterval", f"want seconds (at least 0.1), got {seconds[:20]!r}")
-        spec["pollingInterval"] = f"{seconds}s"
+        if not _SECONDS.fullmatch(seconds) or not 0.1 <= float(seconds) <= 86_400 * 365:
+            raise WeikParameterError("PollingInterval", f"want seconds (at least 0.1, e.g. \"5\" or \"0.5\"), got "
+                                     f"{seconds[:20]!r}")
+        millis = round(float(seconds) * 1000)
+        spec["pollingInterval"] = f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
     lifted: list[dict[str, str]] = []
     for index, variable in enumerate(variables or ()):
         pair: dict[str, str] = {}

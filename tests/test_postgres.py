@@ -247,7 +247,9 @@ def test_from_weik_takes_a_literal_password_and_a_secret_reference_of_the_caller
     assert from_weik({**params, "Password": "pl@in"})["password"] == "pl@in"
     spec = from_weik({**params, "Password": "${db-pw}"}, None, secret_ref=lambda n: {"name": "weik", "key": n})
     assert spec["password"] == {"name": "weik", "key": "db-pw"}
-    assert PostgresContext.model_validate(spec).interval() == 0.5
+    assert spec["pollingInterval"] == "500ms" and PostgresContext.model_validate(spec).interval() == 0.5
+    assert from_weik({**params, "PollingInterval": "2.25"})["pollingInterval"] == "2250ms"
+    assert from_weik({**params, "PollingInterval": "60"})["pollingInterval"] == "60s"
 
 
 @pytest.mark.parametrize(("parameters", "variables", "where", "message"), [
@@ -259,6 +261,8 @@ def test_from_weik_takes_a_literal_password_and_a_secret_reference_of_the_caller
     ({"TrackDeletes": "yes"}, None, "TrackDeletes", "want \"true\" or \"false\""),
     ({"PollingInterval": "5s"}, None, "PollingInterval", "want seconds"),
     ({"PollingInterval": "0"}, None, "PollingInterval", "want seconds"),
+    ({"PollingInterval": "1e3"}, None, "PollingInterval", "want seconds"),
+    ({"PollingInterval": "nan"}, None, "PollingInterval", "want seconds"),
     ({"Tabel": "orders"}, None, "Tabel", "unknown parameter"),
     ({}, [{"SourceColumn": "a"}], "Variables[0].TargetVariable", "required"),
     ({}, [{"SourceColumn": "a", "TargetVariable": "A", "Type": "int"}], "Variables[0].Type", "unknown field"),
