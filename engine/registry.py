@@ -48,6 +48,7 @@ from sensorium.sources.file import FileContext, FileSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
+from sensorium.sources.postgres import PostgresContext, PostgresSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
@@ -295,6 +296,11 @@ def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSourc
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
 
 
+def _postgres(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return PostgresSource([(e.event_source, e.event_name, e.spec) for e in entries
+                           if isinstance(e.spec, PostgresContext)], deps.publish, deps.secrets)
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -367,6 +373,8 @@ REGISTRY = Registry.of(
                    "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
         SourceKind("httpPoll", HttpPollContext, _http_poll,
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
+        SourceKind("postgres", PostgresContext, _postgres,
+                   "Sensorium extension: one event per row change of a PostgreSQL table (wal2json replication slot)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -32,6 +32,7 @@ _slow_unit_tests: list[tuple[float, str]] = []
 
 pytest_plugins = [
     "pytester", "tests.fixtures_nats", "tests.fixtures_kafka", "tests.fixtures_bus", "tests.fixtures_http",
+    "tests.fixtures_postgres",
 ]
 
 
