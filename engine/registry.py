@@ -44,6 +44,7 @@ from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
 from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
+from sensorium.sources.cloudevents import CloudEventsContext, CloudEventsServer, cloudevents_endpoints
 from sensorium.sources.file import FileContext, FileSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
@@ -290,6 +291,13 @@ def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint])
     return build
 
 
+def _cloudevents(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    endpoints = [endpoint for e in entries if isinstance(e.spec, CloudEventsContext)
+                 for endpoint in cloudevents_endpoints(e.event_source, e.event_name, e.spec)]
+    return CloudEventsServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
+                             reuse_port=deps.reuse_port)
+
+
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
@@ -367,6 +375,8 @@ REGISTRY = Registry.of(
                    "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
         SourceKind("httpPoll", HttpPollContext, _http_poll,
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
+        SourceKind("cloudevents", CloudEventsContext, _cloudevents,
+                   "Sensorium extension: CloudEvents publishing endpoint (structured, binary, batch; Kyma legacy)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,
