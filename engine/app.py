@@ -239,7 +239,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     observe = (metrics.webhooks(lambda s, e: (s, e) in watch.keys).observe if metrics is not None
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
-                      reuse_port=options.reuse_port, state=bus.state_store)
+                      reuse_port=options.reuse_port, state=bus.state_store, bus_url=bus.url)
     await fleet.start(config)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)

@@ -49,6 +49,7 @@ from sensorium.sources.file import FileContext, FileSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
+from sensorium.sources.natsstream import NatsStreamContext, NatsStreamSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
@@ -117,6 +118,7 @@ class SourceDeps:
     observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
     reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
     state: Callable[[str], Awaitable[StateStore]] | None = None  # the bus's state store of a name (Bus.state_store)
+    bus_url: str | None = None  # the bus's URL without credentials (`natsStream` reads a stream there by default)
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,11 @@ def _cloudevents(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSou
                              reuse_port=deps.reuse_port)
 
 
+def _nats_stream(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return NatsStreamSource([(e.event_source, e.event_name, e.spec) for e in entries
+                             if isinstance(e.spec, NatsStreamContext)], deps.publish, deps.bus_url)
+
+
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
@@ -375,6 +382,9 @@ REGISTRY = Registry.of(
                    "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
         SourceKind("httpPoll", HttpPollContext, _http_poll,
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
+        SourceKind("natsStream", NatsStreamContext, _nats_stream,
+                   "Sensorium extension: an existing JetStream stream's messages (any payload) through a durable "
+                   "consumer"),
         SourceKind("cloudevents", CloudEventsContext, _cloudevents,
                    "Sensorium extension: CloudEvents publishing endpoint (structured, binary, batch; Kyma legacy)"),
     ],

@@ -42,7 +42,11 @@ class Format:
 def _formats() -> tuple[Format, ...]:
     """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
     only never imports a format module)."""
-    return ()
+    from sensorium.engine.formats import hns
+
+    return (
+        Format("hns", hns.claims, hns.translate),
+    )
 
 
 _LOADED: tuple[Format, ...] | None = None

@@ -1,0 +1,218 @@
+"""HNS-style `config.d` subscriptions end to end on a real nats-server: producers publish plain JSON on an existing
+JetStream stream, the engine POSTs each message as the envelope `{"subject", "data", "timestamp", "message_id"}` to
+a real HTTP sink with the subscription's headers, retries on the backoff schedule, gives up after `retries`, and
+loses nothing when it is killed with -9 between storing an event and delivering it."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+
+from sensorium.engine.config import ConfigErrors, load
+from sensorium.engine.formats.hns import claims
+from tests.engine_harness import Engine, EngineProcess, unique
+from tests.fixtures_http import HttpSink, Reply
+
+SUBSCRIPTIONS = """\
+nats: {stream: %(stream)s}
+subscriptions:
+  - name: %(prefix)s-all
+    subject: ">"
+    consumer: %(prefix)s-all-consumer
+    webhook:
+      url: "%(sink)s/all"
+      headers: {X-API-Key: "${HNS_TEST_KEY}"}
+      timeout: "5s"
+    retries: %(retries)d
+    backoff: "%(backoff)s"
+    max_concurrency: 4
+    ack_wait: "%(ack_wait)s"
+"""
+
+MAIL = """\
+nats: {stream: %(stream)s}
+subscriptions:
+  - name: %(prefix)s-mail
+    subject: "%(prefix)s.mail.>"
+    consumer: %(prefix)s-mail-consumer
+    webhook:
+      url: "%(sink)s/mail"
+      headers: {Authorization: "Bearer s3cret"}
+"""
+
+
+class Stream:
+    """An existing JetStream stream capturing `<prefix>.>`, as HNS producers have it."""
+
+    def __init__(self, js: JetStreamContext, name: str, prefix: str) -> None:
+        self.js, self.name, self.prefix = js, name, prefix
+
+    async def publish(self, subject: str, payload: bytes, msg_id: str | None = None) -> int:
+        ack = await self.js.publish(f"{self.prefix}.{subject}", payload,
+                                    headers={"Nats-Msg-Id": msg_id} if msg_id else None)
+        return int(ack.seq)
+
+
+@pytest.fixture
+async def stream(nats_url: str) -> AsyncIterator[Stream]:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    prefix = unique("hns").replace("-", "")
+    await js.add_stream(name=f"{prefix}_events", subjects=[f"{prefix}.>"])
+    try:
+        yield Stream(js, f"{prefix}_events", prefix)
+    finally:
+        await js.delete_stream(f"{prefix}_events")
+        await nc.close()
+
+
+def write(folder: Path, stream: Stream, sink: HttpSink, *, retries: int = 2, backoff: str = "300ms",
+          ack_wait: str = "120s", mail: bool = True) -> Path:
+    values = {"stream": stream.name, "prefix": stream.prefix, "sink": sink.url, "retries": retries,
+              "backoff": backoff, "ack_wait": ack_wait}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "10-all.yml").write_text(SUBSCRIPTIONS % values)
+    if mail:
+        (folder / "20-mail.yml").write_text(MAIL % values)
+    return folder
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+@pytest.mark.integration
+async def test_envelopes_headers_and_subjects(stream: Stream, tmp_path: Path, http_sink: HttpSink,
+                                              monkeypatch: pytest.MonkeyPatch, nats_url: str) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k-123")
+    folder = write(tmp_path / "config.d", stream, http_sink)
+    async with Engine(folder, nats_url):
+        await stream.publish("order.completed", b'{"order": 7, "total": 1.50}', msg_id="order-7")
+        seq = await stream.publish("mail.welcome", b'{"to":"a@example.com"}')
+        await stream.publish("ticket.raw", b"not json")
+        got = await http_sink.wait_for(4, timeout=15)
+        await asyncio.sleep(0.3)  # nothing more comes
+    assert len(http_sink.requests) == 4
+    by_path: dict[str, list[bytes]] = {}
+    for request in got:
+        assert request.method == "POST" and request.header("Content-Type") == "application/json"
+        by_path.setdefault(request.path, []).append(request.body)
+        if request.path == "/all":
+            assert request.header("X-API-Key") == "k-123" and request.header("Authorization") is None
+        else:
+            assert request.header("Authorization") == "Bearer s3cret" and request.header("X-API-Key") is None
+    p = stream.prefix
+    all_bodies = sorted(by_path["/all"], key=lambda b: json.loads(b)["subject"])
+    for body in [*all_bodies, *by_path["/mail"]]:
+        assert list(json.loads(body)) == ["subject", "data", "timestamp", "message_id"]  # key order
+        assert _TIMESTAMP.fullmatch(json.loads(body)["timestamp"])
+    envelopes = [json.loads(b) for b in all_bodies]
+    assert [(e["subject"], e["data"], e["message_id"]) for e in envelopes] == [
+        (f"{p}.mail.welcome", {"to": "a@example.com"}, f"{stream.name}-{seq}"),
+        (f"{p}.order.completed", {"order": 7, "total": 1.50}, "order-7"),
+        (f"{p}.ticket.raw", "not json", f"{stream.name}-{seq + 1}"),
+    ]
+    assert b'"data":{"order": 7, "total": 1.50},' in all_bodies[1]  # the payload byte for byte
+    assert [json.loads(b)["message_id"] for b in by_path["/mail"]] == [f"{stream.name}-{seq}"]
+
+
+@pytest.mark.integration
+async def test_retry_schedule_then_given_up_and_the_next_message_flows(
+        stream: Stream, tmp_path: Path, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch, nats_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k")
+    folder = write(tmp_path / "config.d", stream, http_sink, retries=2, backoff="400ms", mail=False)
+    http_sink.program(500, 404, 503)  # three failed attempts: the first and two retries
+    with caplog.at_level(logging.ERROR, "sensorium.engine"):
+        async with Engine(folder, nats_url):
+            await stream.publish("order.failed", b'{"n": 1}', msg_id="fail-1")
+            await http_sink.wait_for(3, timeout=15)
+            await stream.publish("order.ok", b'{"n": 2}', msg_id="ok-2")
+            got = await http_sink.wait_for(4, timeout=15)
+            await asyncio.sleep(1.0)  # no further attempt of the first message
+    assert len(http_sink.requests) == 4
+    assert [json.loads(r.body)["message_id"] for r in got] == ["fail-1", "fail-1", "fail-1", "ok-2"]
+    # the schedule: backoff, then 2*backoff (measured at the sink, which records arrival times through order)
+    assert "fail-1" in caplog.text and "failed after retries" in caplog.text
+
+
+@pytest.mark.integration
+async def test_retry_delays_follow_backoff_doubling(stream: Stream, tmp_path: Path, http_sink: HttpSink,
+                                                    monkeypatch: pytest.MonkeyPatch, nats_url: str) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k")
+    folder = write(tmp_path / "config.d", stream, http_sink, retries=3, backoff="300ms", mail=False)
+    http_sink.program(500, 500, 500, 200)
+    arrivals: list[float] = []
+    loop = asyncio.get_running_loop()
+    async with Engine(folder, nats_url):
+        await stream.publish("order.flaky", b'{"n": 1}', msg_id="flaky-1")
+        for count in range(1, 5):
+            await http_sink.wait_for(count, timeout=15)
+            arrivals.append(loop.time())
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    for gap, want in zip(gaps, (0.3, 0.6, 1.2), strict=True):
+        assert want - 0.05 <= gap <= want + 0.35, (gaps, want)
+
+
+@pytest.mark.integration
+async def test_kill_9_between_stored_and_delivered_loses_nothing(stream: Stream, tmp_path: Path,
+                                                                 http_sink: HttpSink, nats_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k")
+    folder = write(tmp_path / "config.d", stream, http_sink, ack_wait="2s", mail=False)
+    http_sink.default = Reply(status=200, delay=30.0)  # the first engine's delivery never completes
+    engine = EngineProcess(folder, nats_url, "--data-dir", str(tmp_path / "data"))
+    await engine.start()
+    try:
+        for n in range(3):
+            await stream.publish(f"order.n{n}", json.dumps({"n": n}).encode(), msg_id=f"kill-{n}")
+        await http_sink.wait_for(3, timeout=15)  # stored on the bus, the deliveries in flight
+    finally:
+        await engine.kill()
+    http_sink.default = Reply(status=200)
+    again = EngineProcess(folder, nats_url, "--data-dir", str(tmp_path / "data"))
+    await again.start()
+    try:
+        got = await http_sink.wait_for(6, timeout=20)
+    finally:
+        await again.terminate()
+    delivered = [json.loads(r.body)["message_id"] for r in got[3:]]
+    assert sorted(delivered) == ["kill-0", "kill-1", "kill-2"]
+
+
+def test_validation_speaks_the_files_own_names(tmp_path: Path) -> None:
+    (tmp_path / "a.yml").write_text(
+        "subscriptions:\n"
+        "  - name: x\n"
+        "    subject: 'order..x'\n"
+        "    consumer: c1\n"
+        "    webhook: {url: 'ftp://x', timeout: 15 seconds}\n"
+        "    backoff: 0s\n"
+        "    max_concurency: 3\n")
+    (tmp_path / "b.yml").write_text(
+        "subscriptions:\n"
+        "  - {name: y, subject: 'a.*', consumer: c1, webhook: {url: 'http://h/p'}}\n")
+    (tmp_path / "c.yml").write_text(
+        "subscriptions:\n"
+        "  - {name: z, subject: 'a.*', consumer: c1, webhook: {url: 'http://h/p'}}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load([tmp_path])
+    rendered = caught.value.render().replace(str(tmp_path) + "/", "")
+    assert rendered.splitlines() == [
+        "a.yml:3: subscriptions[0].subject: subject 'order..x' has an empty token (two dots, or a dot at an end)",
+        "a.yml:5: subscriptions[0].webhook.url: URL scheme 'ftp' is not supported (want http:// or https://)",
+        "a.yml:5: subscriptions[0].webhook.timeout: timeout '15 seconds' is not a duration (e.g. 2s, 500ms, 1m30s): "
+        "time: unknown unit \" seconds\" in duration \"15 seconds\"",
+        "a.yml:6: subscriptions[0].backoff: backoff must be positive, got '0s'",
+        "a.yml:7: subscriptions[0].max_concurency: unknown field; did you mean max_concurrency?",
+        "c.yml:2: subscriptions[0].consumer: consumer 'c1' is already used by the subscription at b.yml:2",
+    ]
+    assert claims({"subscriptions": []}) and not claims({"kind": "Sensor", "subscriptions": []})
