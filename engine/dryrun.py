@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sensorium.engine import formats
 from sensorium.engine.assemble import check_document
 from sensorium.engine.config import ConfigErrors, Origin, load_document, load_documents
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, from_mapping
@@ -82,6 +83,9 @@ def load_sensor(path: str, name: str | None = None) -> Sensor:
     errors: list[ConfigError] = []
     sensors: list[tuple[Sensor, Origin]] = []
     for data, origin in load_documents(file):
+        if formats.claiming(data) is not None:  # another system's format: the Sensors it translates into
+            errors.extend(_translated_sensors(data, origin, sensors))
+            continue
         if isinstance(data, dict) and data.get("kind") != "Sensor":
             continue  # other kinds are ignored; a document that is not a mapping is an error
         doc, problems = load_document(data, origin, [check_document])
@@ -101,6 +105,24 @@ def load_sensor(path: str, name: str | None = None) -> Sensor:
         raise ConfigError(f"{len(sensors)} Sensor documents ({names}): choose one with --sensor NAME",
                           path, sensors[1][1].line)
     return sensors[0][0]
+
+
+def _translated_sensors(data: Any, origin: Origin, sensors: list[tuple[Sensor, Origin]]) -> list[ConfigError]:
+    """Append the Sensors a foreign format's document (engine.formats) translates into; returns its problems.
+    Formats that resolve references across files (`finish`) are not read here: give `sensorium test` the Argo
+    documents `sensorium convert` prints."""
+    fmt = formats.claiming(data)
+    if fmt is None or fmt.finish is not None:
+        return [ConfigError(f"{fmt.name if fmt else 'this'} documents refer to other files: test the output of "
+                            "`sensorium convert` instead", origin.file, origin.line)]
+    try:
+        translated = fmt.translate(data, origin, {})
+    except ConfigErrors as exc:
+        return list(exc.errors)
+    except ConfigError as exc:
+        return [exc]
+    sensors.extend((doc, at) for doc, at in translated if isinstance(doc, Sensor))
+    return []
 
 
 def _first_line(text: str) -> int:
