@@ -38,7 +38,7 @@ from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
 from sensorium.sensors.spec import SensorConsumer
 from sensorium.sensors.transform import close_worker as close_jq_worker
-from sensorium.sources.base import RunningSource
+from sensorium.sources.base import Reporting, RunningSource
 from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
@@ -247,6 +247,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
         ready.set()
     if health is not None:
         health.watch_loops(fleet.runners)
+        health.watch_sources(lambda: [problem for unit in fleet.sources.values()
+                                      if isinstance(unit.source, Reporting) for problem in unit.source.problems()])
         if metrics is not None:
             metrics.watch(_EngineGauges(fleet.runners, bus, options.tracer))
     fleet.launch()

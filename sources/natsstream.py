@@ -181,6 +181,11 @@ class NatsStreamSource:
         self._delay = retry or (lambda failures: min(5.0, 0.1 * 2 ** failures))
         self._clients: dict[str, Client] = {}
         self._tasks: EntryTasks[Any] = EntryTasks()
+        self._problems: dict[str, str] = {}  # entry ("source/name") -> why it does not consume right now
+
+    def problems(self) -> list[str]:
+        """Why entries do not consume right now (sources.base.Reporting: the engine's /readyz lists them)."""
+        return [f"natsStream {entry}: {problem}" for entry, problem in sorted(self._problems.items())]
 
     def _url(self, entry: _Entry) -> str:
         url = entry.spec.url or self.bus_url
@@ -252,20 +257,37 @@ class NatsStreamSource:
             [Any], Coroutine[Any, Any, None]]:
         return lambda _store: self._run(entry, psub)
 
+    def _failing(self, entry: _Entry, problem: str | None) -> None:
+        """Record (None: clear) why `entry` does not consume; each change is one log line."""
+        key = f"{entry.source}/{entry.name}"
+        if problem == self._problems.get(key):
+            return
+        if problem is None:
+            del self._problems[key]
+            log.info("natsStream %s: consuming again", key)
+        else:
+            self._problems[key] = problem
+            log.warning("natsStream %s: %s; retrying", key, problem)
+
     async def _run(self, entry: _Entry, psub: JetStreamContext.PullSubscription) -> None:
-        problem: str | None = None
+        client = self._clients[self._url(entry)]
+        url = printable_url(self._url(entry))
         while True:
+            if not client.is_connected:
+                self._failing(entry, f"disconnected from {url}")
+                await asyncio.sleep(0.5)
+                continue
             try:
                 msgs = await psub.fetch(BATCH, timeout=1.0)
             except TimeoutError:
+                if client.is_connected:
+                    self._failing(entry, None)
                 continue
             except (NatsError, OSError) as exc:
-                if str(exc) != problem:
-                    log.warning("natsStream %s/%s: cannot fetch, retrying: %s", entry.source, entry.name, exc)
-                problem = str(exc)
+                self._failing(entry, f"cannot fetch from {url}: {type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1.0)
                 continue
-            problem = None
+            self._failing(entry, None)
             events = [event_of(m, entry.source, entry.name) for m in msgs]
             results = await asyncio.gather(*(self.publish(e) for e in events), return_exceptions=True)
             for msg, event, result in zip(msgs, events, results, strict=True):

@@ -13,13 +13,15 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import nats
 import pytest
 from nats.js import JetStreamContext
 
+from sensorium.buses.embedded import EmbeddedNats
 from sensorium.engine.config import ConfigErrors, load
 from sensorium.engine.formats.hns import claims
-from tests.engine_harness import Engine, EngineProcess, unique
+from tests.engine_harness import Engine, EngineProcess, free_port, unique
 from tests.fixtures_http import HttpSink, Reply
 
 SUBSCRIPTIONS = """\
@@ -216,3 +218,47 @@ def test_validation_speaks_the_files_own_names(tmp_path: Path) -> None:
         "c.yml:2: subscriptions[0].consumer: consumer 'c1' is already used by the subscription at b.yml:2",
     ]
     assert claims({"subscriptions": []}) and not claims({"kind": "Sensor", "subscriptions": []})
+
+
+async def _ready(client: aiohttp.ClientSession, url: str) -> tuple[int, dict[str, object]]:
+    async with client.get(url) as response:
+        return response.status, await response.json()
+
+
+@pytest.mark.integration
+async def test_readiness_names_a_subscription_whose_stream_server_is_down(
+        fresh_nats: EmbeddedNats, nats_url: str, tmp_path: Path, http_sink: HttpSink) -> None:
+    """The external stream on a server of its own (`nats.url`): while it is down, /readyz is 503 naming the
+    subscription; when it is back, ready again and the messages flow."""
+    nc = await nats.connect(fresh_nats.url)
+    await nc.jetstream().add_stream(name="ext", subjects=["order.>"])
+    await nc.close()
+    folder = tmp_path / "config.d"
+    folder.mkdir()
+    (folder / "a.yml").write_text(
+        f"nats: {{url: {fresh_nats.url}}}\n"  # no stream: the one capturing order.> is found
+        "subscriptions:\n"
+        f"  - {{name: ext-orders, subject: 'order.>', consumer: ext-orders, webhook: {{url: '{http_sink.url}/o'}}}}\n")
+    ops = free_port()
+    engine = Engine(folder, nats_url)
+    engine.options.ops_port = ops
+    ready = f"http://127.0.0.1:{ops}/readyz"
+    async with engine, aiohttp.ClientSession() as client:
+        assert (await _ready(client, ready))[0] == 200
+        down = asyncio.create_task(fresh_nats.restart(down_for=4.0))
+        async with asyncio.timeout(10):
+            while True:
+                status, body = await _ready(client, ready)
+                if status == 503:
+                    break
+                await asyncio.sleep(0.1)
+        assert body["causes"] == [f"natsStream ext-orders/ext-orders: disconnected from {fresh_nats.url}"]
+        await down
+        async with asyncio.timeout(20):
+            while (await _ready(client, ready))[0] != 200:
+                await asyncio.sleep(0.2)
+        nc = await nats.connect(fresh_nats.url)
+        await nc.jetstream().publish("order.back", b'{"back": true}', headers={"Nats-Msg-Id": "back-1"})
+        await nc.close()
+        got = await http_sink.wait_for(1, timeout=15)
+    assert [(r.json()["subject"], r.json()["message_id"]) for r in got] == [("order.back", "back-1")]
