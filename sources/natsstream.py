@@ -50,7 +50,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 from pydantic import Field, field_validator
 
-from sensorium.engine.core.cloudevent import CloudEvent, is_json
+from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, is_json
 from sensorium.engine.core.errors import BusError, SensoriumError
 from sensorium.engine.core.specbase import ArgoModel, check_url
 from sensorium.engine.goport.duration import parse_duration
@@ -288,15 +288,41 @@ class NatsStreamSource:
                 await asyncio.sleep(1.0)
                 continue
             self._failing(entry, None)
-            events = [event_of(m, entry.source, entry.name) for m in msgs]
-            results = await asyncio.gather(*(self.publish(e) for e in events), return_exceptions=True)
-            for msg, event, result in zip(msgs, events, results, strict=True):
-                if isinstance(result, BaseException):
-                    if not isinstance(result, (BusError, OSError, TimeoutError)):
-                        raise result
-                    await self._publish_until_stored(entry, event, result)
-                with contextlib.suppress(NatsError, OSError):  # unacked: redelivered, then deduplicated
-                    await msg.ack()
+            try:
+                await self._forward(entry, msgs, client.max_payload)
+            except Exception as exc:  # a bug must not end the entry silently: unacked messages come back
+                log.exception("natsStream %s/%s: forwarding failed; fetching again in 1s", entry.source, entry.name)
+                self._failing(entry, f"forwarding failed: {type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1.0)
+
+    async def _forward(self, entry: _Entry, msgs: Sequence[Msg], limit: int) -> None:
+        """Publish the messages' events together, then acknowledge each once its event is stored. A message whose
+        event is larger than `limit` (the stream server's max_payload, which the bus is assumed to share) can never
+        be stored: it is logged and terminated on its stream (never redelivered) instead of blocking the entry."""
+        events: list[CloudEvent | None] = []
+        for msg in msgs:
+            event = event_of(msg, entry.source, entry.name)
+            if len(encode_structured(event)) > limit:
+                log.error("natsStream %s/%s: message %s (subject %s, %d bytes) is too large for the bus once "
+                          "wrapped (over %d bytes); terminated on its stream, not delivered", entry.source,
+                          entry.name, event.extensions["natsmsgid"], msg.subject, len(msg.data), limit)
+                with contextlib.suppress(NatsError, OSError):
+                    await msg.term()
+                events.append(None)
+                continue
+            events.append(event)
+        results = await asyncio.gather(*(self.publish(e) for e in events if e is not None), return_exceptions=True)
+        outcomes = iter(results)
+        for msg, maybe in zip(msgs, events, strict=True):
+            if maybe is None:
+                continue
+            result = next(outcomes)
+            if isinstance(result, BaseException):
+                if not isinstance(result, (BusError, OSError, TimeoutError)):
+                    raise result
+                await self._publish_until_stored(entry, maybe, result)
+            with contextlib.suppress(NatsError, OSError):  # unacked: redelivered, then deduplicated
+                await msg.ack()
 
     async def _publish_until_stored(self, entry: _Entry, event: CloudEvent, first: BaseException) -> None:
         failures, error = 0, first

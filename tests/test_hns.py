@@ -262,3 +262,21 @@ async def test_readiness_names_a_subscription_whose_stream_server_is_down(
         await nc.close()
         got = await http_sink.wait_for(1, timeout=15)
     assert [(r.json()["subject"], r.json()["message_id"]) for r in got] == [("order.back", "back-1")]
+
+
+@pytest.mark.integration
+async def test_a_message_too_large_for_the_bus_is_terminated_and_the_next_flows(
+        stream: Stream, tmp_path: Path, http_sink: HttpSink, monkeypatch: pytest.MonkeyPatch, nats_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k")
+    folder = write(tmp_path / "config.d", stream, http_sink, mail=False)
+    with caplog.at_level(logging.ERROR, "sensorium.sources.natsstream"):
+        async with Engine(folder, nats_url):
+            await stream.publish("order.huge", b"x" * (1024 * 1024 - 300), msg_id="huge-1")
+            await stream.publish("order.small", b'{"n": 1}', msg_id="small-2")
+            got = await http_sink.wait_for(1, timeout=15)
+            await asyncio.sleep(0.5)
+    assert [json.loads(r.body)["message_id"] for r in got] == ["small-2"]
+    assert "message huge-1 (subject" in caplog.text and "terminated on its stream" in caplog.text
+    info = await stream.js.consumer_info(stream.name, f"{stream.prefix}-all-consumer")
+    assert info.num_ack_pending == 0 and info.num_pending == 0  # nothing left to redeliver
