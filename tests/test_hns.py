@@ -16,13 +16,17 @@ from pathlib import Path
 import aiohttp
 import nats
 import pytest
+import yaml
 from nats.js import JetStreamContext
 
 from sensorium.buses.embedded import EmbeddedNats
 from sensorium.engine.config import ConfigErrors, load
+from sensorium.engine.convert import convert
 from sensorium.engine.formats.hns import claims
 from tests.engine_harness import Engine, EngineProcess, free_port, unique
 from tests.fixtures_http import HttpSink, Reply
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SUBSCRIPTIONS = """\
 nats: {stream: %(stream)s}
@@ -280,3 +284,24 @@ async def test_a_message_too_large_for_the_bus_is_terminated_and_the_next_flows(
     assert "message huge-1 (subject" in caplog.text and "terminated on its stream" in caplog.text
     info = await stream.js.consumer_info(stream.name, f"{stream.prefix}-all-consumer")
     assert info.num_ack_pending == 0 and info.num_pending == 0  # nothing left to redeliver
+
+
+def test_convert_prints_what_a_subscription_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAIL_WEBHOOK_URL", "https://mail.example/hook")
+    monkeypatch.setenv("MAIL_WEBHOOK_SECRET", "s")
+    monkeypatch.delenv("NATS_URL", raising=False)
+    docs = list(yaml.safe_load_all(convert([ROOT / "examples/hns/config.d/20-mail.yml"])))
+    assert docs[0] == {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource", "metadata": {"name": "mail"},
+                       "spec": {"natsStream": {"mail": {"subject": "mail.>", "consumer": "mail-consumer",
+                                                        "url": "nats://127.0.0.1:4222",
+                                                        "stream": "hns_ticketing_events"}}}}
+    sensor = docs[1]["spec"]
+    assert sensor["consumer"] == {"name": "mail-consumer", "maxInFlight": 5, "ackWait": "60s"}
+    assert sensor["dependencies"] == [{"name": "message", "eventSourceName": "mail", "eventName": "mail"}]
+    trigger = sensor["triggers"][0]
+    assert trigger["retryStrategy"] == {"steps": 6, "duration": "1s", "factor": 2.0, "jitter": 0.0}
+    assert trigger["policy"] == {"status": {"allow": ["200-299"], "retry": ["100-599"]}}
+    http = trigger["template"]["http"]
+    assert (http["url"], http["method"], http["timeout"]) == ("https://mail.example/hook", "POST", 15)
+    assert http["headers"] == {"Content-Type": "application/json", "Authorization": "Bearer s"}
+    assert [p["dest"] for p in http["payload"]] == ["subject", "data", "timestamp", "message_id"]
