@@ -1,7 +1,7 @@
 """The `cloudevents` source (a CloudEvents publishing endpoint) in a running engine on a real nats-server, with a
 real HTTP sink as the trigger's target: binary, structured, batch and Kyma legacy requests reach a sensor that
 filters on an extension attribute, and the trigger's request shows the attributes kept; invalid requests are
-answered 400 naming the attribute and publish nothing."""
+answered 400 naming the attribute and publish nothing. The modes run on JetStream and on Kafka."""
 
 from __future__ import annotations
 
@@ -65,12 +65,12 @@ def structured(event_id: str, tenant: str = "acme", **more: object) -> dict[str,
 
 
 @pytest.mark.integration
-async def test_every_mode_reaches_a_sensor_filtering_on_an_extension(nats_url: str, tmp_path: Path,
+async def test_every_mode_reaches_a_sensor_filtering_on_an_extension(bus_url: str, tmp_path: Path,
                                                                      http_sink: HttpSink) -> None:
     values = {"source": unique("ce"), "port": free_port(), "sink": http_sink.url}
     folder = write_config(tmp_path / "cfg", SOURCE % values, SENSOR % values)
     url = f"http://127.0.0.1:{values['port']}"
-    async with Engine(folder, nats_url), aiohttp.ClientSession() as client:
+    async with Engine(folder, bus_url), aiohttp.ClientSession() as client:
         binary = {"ce-specversion": "1.0", "ce-id": "b-1", "ce-source": "shop", "ce-type": "order.created",
                   "ce-time": "2026-12-06T10:00:00Z", "ce-tenant": "acme", "Content-Type": "application/json"}
         async with client.post(url + "/publish", data=b'{"n": 1,  "x":[1.50]}', headers=binary) as r:

@@ -106,6 +106,10 @@ async def test_envelopes_headers_and_subjects(stream: Stream, tmp_path: Path, ht
         await stream.publish("ticket.raw", b"not json")
         got = await http_sink.wait_for(4, timeout=15)
         await asyncio.sleep(0.3)  # nothing more comes
+        for stream_name, consumer in ((stream.name, f"{stream.prefix}-all-consumer"),  # the external stream
+                                      ("default", f"{stream.prefix}-all-consumer")):  # the Sensorium bus
+            info = await stream.js.consumer_info(stream_name, consumer)
+            assert (info.num_ack_pending, info.num_pending) == (0, 0), stream_name  # 2xx: acknowledged
     assert len(http_sink.requests) == 4
     by_path: dict[str, list[bytes]] = {}
     for request in got:
