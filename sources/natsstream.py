@@ -23,7 +23,9 @@ read `mail.welcome`, and both must deliver it.
 A message is acknowledged on its stream only after the Sensorium bus stored its event, so nothing is lost when the
 engine is killed in between: the stream redelivers it after the consumer's ack wait, and the event, published again
 with the same id, is dropped by the bus's duplicate window (JetStream, 2 minutes by default) instead of firing
-twice. A publish the bus refuses is retried (0.1 s doubling to 5 s, one log line per failure).
+twice. A publish the bus refuses is retried (0.1 s doubling to 5 s, one log line per failure). Stopping (a reload
+that changes an entry, the engine's end) naks the messages whose events are not stored yet, so the stream
+redelivers them at once rather than after the ack wait.
 
 Where the stream is: `url` (a `nats://` URL; default the engine's bus, when it is JetStream) and `stream` (default:
 the one stream whose subjects capture `subject`; none or several is an error at start naming them).
@@ -288,14 +290,21 @@ class NatsStreamSource:
                 await asyncio.sleep(1.0)
                 continue
             self._failing(entry, None)
+            settled: set[int] = set()  # ids of the messages acknowledged or terminated
             try:
-                await self._forward(entry, msgs, client.max_payload)
+                await self._forward(entry, msgs, client.max_payload, settled)
+            except asyncio.CancelledError:  # stopping (a reload, the engine's end): the stream redelivers at once
+                for msg in msgs:
+                    if id(msg) not in settled:
+                        with contextlib.suppress(NatsError, OSError, TimeoutError):
+                            await msg.nak()
+                raise
             except Exception as exc:  # a bug must not end the entry silently: unacked messages come back
                 log.exception("natsStream %s/%s: forwarding failed; fetching again in 1s", entry.source, entry.name)
                 self._failing(entry, f"forwarding failed: {type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1.0)
 
-    async def _forward(self, entry: _Entry, msgs: Sequence[Msg], limit: int) -> None:
+    async def _forward(self, entry: _Entry, msgs: Sequence[Msg], limit: int, settled: set[int]) -> None:
         """Publish the messages' events together, then acknowledge each once its event is stored. A message whose
         event is larger than `limit` (the stream server's max_payload, which the bus is assumed to share) can never
         be stored: it is logged and terminated on its stream (never redelivered) instead of blocking the entry."""
@@ -308,6 +317,7 @@ class NatsStreamSource:
                           entry.name, event.extensions["natsmsgid"], msg.subject, len(msg.data), limit)
                 with contextlib.suppress(NatsError, OSError):
                     await msg.term()
+                settled.add(id(msg))
                 events.append(None)
                 continue
             events.append(event)
@@ -323,6 +333,7 @@ class NatsStreamSource:
                 await self._publish_until_stored(entry, maybe, result)
             with contextlib.suppress(NatsError, OSError):  # unacked: redelivered, then deduplicated
                 await msg.ack()
+            settled.add(id(msg))
 
     async def _publish_until_stored(self, entry: _Entry, event: CloudEvent, first: BaseException) -> None:
         failures, error = 0, first
