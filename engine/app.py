@@ -231,7 +231,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                             options.tracer, persistence=await _persistence(a, bus),
                             metrics=_sensor_metrics(metrics, a),
                             spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared,
-                            consumer=own.name if own is not None else None)
+                            consumer=own.name if own is not None else None,
+                            dead_letter_failures=own is not None and own.dead_letter)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,

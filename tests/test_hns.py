@@ -19,7 +19,9 @@ import pytest
 import yaml
 from nats.js import JetStreamContext
 
+from sensorium.buses.base import DEAD_LETTERS
 from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.jetstream.stream import dead_letter_subject
 from sensorium.engine.config import ConfigErrors, load
 from sensorium.engine.convert import convert
 from sensorium.engine.formats.hns import claims
@@ -150,8 +152,16 @@ async def test_retry_schedule_then_given_up_and_the_next_message_flows(
             await asyncio.sleep(1.0)  # no further attempt of the first message
     assert len(http_sink.requests) == 4
     assert [json.loads(r.body)["message_id"] for r in got] == ["fail-1", "fail-1", "fail-1", "ok-2"]
-    # the schedule: backoff, then 2*backoff (measured at the sink, which records arrival times through order)
     assert "fail-1" in caplog.text and "failed after retries" in caplog.text
+    # dead-lettered: the event is stored on sensorium-dlq (where the original drops it), then acknowledged
+    letter = await stream.js.get_last_msg(DEAD_LETTERS, dead_letter_subject(f"{stream.prefix}-all"))
+    headers = letter.headers or {}
+    assert (headers["ce-dlqreason"], headers["ce-dlqevent"]) == ("undeliverable", f"fail-1@{stream.prefix}-all."
+                                                                                  f"{stream.prefix}-all")
+    assert "webhook: failed after retries" in headers["ce-dlqerror"]
+    assert json.loads(letter.data or b"")["data"] == {"n": 1}  # the event as the bus held it
+    info = await stream.js.consumer_info("default", f"{stream.prefix}-all-consumer")
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
 
 
 @pytest.mark.integration
@@ -300,7 +310,7 @@ def test_convert_prints_what_a_subscription_means(monkeypatch: pytest.MonkeyPatc
                                                         "url": "nats://127.0.0.1:4222",
                                                         "stream": "hns_ticketing_events"}}}}
     sensor = docs[1]["spec"]
-    assert sensor["consumer"] == {"name": "mail-consumer", "maxInFlight": 5, "ackWait": "60s"}
+    assert sensor["consumer"] == {"name": "mail-consumer", "maxInFlight": 5, "ackWait": "60s", "deadLetter": True}
     assert sensor["dependencies"] == [{"name": "message", "eventSourceName": "mail", "eventName": "mail"}]
     trigger = sensor["triggers"][0]
     assert trigger["retryStrategy"] == {"steps": 6, "duration": "1s", "factor": 2.0, "jitter": 0.0}

@@ -213,7 +213,8 @@ def _sensor(sub: HnsSubscription) -> dict[str, Any]:
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor", "metadata": {"name": sub.name},
         "spec": {
-            "consumer": {"name": sub.consumer, "maxInFlight": sub.max_concurrency, "ackWait": sub.ack_wait},
+            "consumer": {"name": sub.consumer, "maxInFlight": sub.max_concurrency, "ackWait": sub.ack_wait,
+                         "deadLetter": True},
             "dependencies": [{"name": DEPENDENCY, "eventSourceName": sub.name, "eventName": sub.name}],
             "triggers": [{
                 "template": {"name": TRIGGER, "http": http},
