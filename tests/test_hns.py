@@ -319,3 +319,28 @@ def test_convert_prints_what_a_subscription_means(monkeypatch: pytest.MonkeyPatc
     assert (http["url"], http["method"], http["timeout"]) == ("https://mail.example/hook", "POST", 15)
     assert http["headers"] == {"Content-Type": "application/json", "Authorization": "Bearer s"}
     assert [p["dest"] for p in http["payload"]] == ["subject", "data", "timestamp", "message_id"]
+
+
+@pytest.mark.integration
+async def test_on_a_kafka_bus_the_stream_is_named_by_url(stream: Stream, nats_url: str, kafka_broker: str,
+                                                        tmp_path: Path, http_sink: HttpSink) -> None:
+    """With Kafka as the engine's bus, `nats.url` says where the stream is; the envelopes are the same."""
+    folder = tmp_path / "config.d"
+    folder.mkdir()
+    (folder / "a.yml").write_text(
+        f"nats: {{url: {nats_url}, stream: {stream.name}}}\n"
+        "subscriptions:\n"
+        f"  - {{name: {stream.prefix}-k, subject: '{stream.prefix}.order.*', consumer: {stream.prefix}-k,\n"
+        f"     webhook: {{url: '{http_sink.url}/k', headers: {{X-Token: t}}}}}}\n")
+    async with Engine(folder, "kafka://" + kafka_broker):
+        await stream.publish("order.one", b'{"n":1}', msg_id="k-1")
+        await stream.publish("mail.skip", b'{"n":2}', msg_id="k-2")  # not order.*
+        await stream.publish("order.two", b"[2]", msg_id="k-3")
+        got = await http_sink.wait_for(2, timeout=30)
+        await asyncio.sleep(0.3)
+    assert len(http_sink.requests) == 2
+    assert [(r.path, r.header("X-Token")) for r in got] == [("/k", "t"), ("/k", "t")]
+    bodies = sorted(json.loads(r.body)["message_id"] + " " + r.body.decode() for r in got)
+    p = stream.prefix
+    assert [b.split(" ", 1)[1].split(',"timestamp"')[0] for b in bodies] == [
+        f'{{"subject":"{p}.order.one","data":{{"n":1}}', f'{{"subject":"{p}.order.two","data":[2]']
