@@ -303,11 +303,9 @@ async def test_a_message_too_large_for_the_bus_is_terminated_and_the_next_flows(
 def test_convert_prints_what_a_subscription_means(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAIL_WEBHOOK_URL", "https://mail.example/hook")
     monkeypatch.setenv("MAIL_WEBHOOK_SECRET", "s")
-    monkeypatch.delenv("NATS_URL", raising=False)
     docs = list(yaml.safe_load_all(convert([ROOT / "examples/hns/config.d/20-mail.yml"])))
     assert docs[0] == {"apiVersion": "argoproj.io/v1alpha1", "kind": "EventSource", "metadata": {"name": "mail"},
                        "spec": {"natsStream": {"mail": {"subject": "mail.>", "consumer": "mail-consumer",
-                                                        "url": "nats://127.0.0.1:4222",
                                                         "stream": "hns_ticketing_events"}}}}
     sensor = docs[1]["spec"]
     assert sensor["consumer"] == {"name": "mail-consumer", "maxInFlight": 5, "ackWait": "60s", "deadLetter": True}
