@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sensorium.engine.config import ConfigErrors, load
 from sensorium.sources.cloudevents import PublishError, binary_event, legacy_event, rfc3339, structured_events
 from tests.engine_harness import Engine, free_port, unique, write_config
 from tests.fixtures_http import HttpSink
@@ -152,3 +153,24 @@ def test_decoding_rules() -> None:
                                                          b'{"a": 1}')
     with pytest.raises(PublishError, match="missing required field 'event-type-version'"):
         legacy_event("app", b'{"event-type":"a.b","event-time":"2026-01-02T03:04:05Z"}')
+
+
+def test_a_port_serves_one_kind_and_a_path_one_entry(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata: {name: kyma}\nspec:\n"
+        "  cloudevents:\n"
+        "    publisher: {port: 12977}\n"
+        "    other: {port: 12977, endpoint: /other, legacy: false}\n"   # another path on the same port: fine
+        "    third: {port: 12977, endpoint: /other, legacy: false}\n"
+        "---\n"
+        "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nmetadata: {name: hook}\nspec:\n"
+        "  webhook:\n"
+        "    x: {port: '12977', endpoint: /x}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load([tmp_path])
+    assert caught.value.render().replace(str(tmp_path) + "/", "").splitlines() == [
+        "a.yaml:8: spec.cloudevents.third: port 12977 path /other is already served by the cloudevents entry "
+        "'kyma/other'",
+        "a.yaml:15: spec.webhook.x: port 12977 is already served by the cloudevents entry 'kyma/publisher' "
+        "(a.yaml:6); each source kind needs ports of its own",
+    ]
