@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,6 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -171,10 +171,30 @@ class _Entry:
     spec: NatsStreamContext
 
 
+async def _quiet(exc: Exception) -> None:
+    """nats-py's error callback: its default logs a traceback per failed (re)connect attempt; the entries report
+    what matters (`problems()`, one WARNING per new cause)."""
+    log.debug("natsStream connection: %s", _describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _NotServing(Exception):
+    """Why an entry cannot consume yet (the server, the stream or the consumer); retried with backoff."""
+
+
 class NatsStreamSource:
     """Every `natsStream` entry: one NATS connection per server URL, one durable pull consumer and task per entry.
-    `start()` returns once every entry's consumer exists and is subscribed (so the engine reports ready only
-    then); a stream that cannot be found or a server that cannot be reached is a SensoriumError."""
+
+    `start()` makes one attempt per entry to connect, find the stream and create or bind the consumer, then
+    returns; an entry that could not (the server is unreachable, the stream does not exist yet, several streams
+    capture its subject) keeps trying in the background (0.5 s doubling to 30 s, one WARNING per new cause) and
+    is named by `problems()` until it consumes, so the engine's /readyz is 503 until every entry consumes. Only
+    an entry with no server to read from (no `url`, and the bus is not JetStream) is a SensoriumError."""
 
     def __init__(self, entries: Sequence[tuple[str, str, NatsStreamContext]], publish: Publish,
                  bus_url: str | None, retry: Callable[[int], float] | None = None) -> None:
@@ -182,6 +202,7 @@ class NatsStreamSource:
         self.publish, self.bus_url = publish, bus_url
         self._delay = retry or (lambda failures: min(5.0, 0.1 * 2 ** failures))
         self._clients: dict[str, Client] = {}
+        self._connecting = asyncio.Lock()  # one client per URL, however many entries connect at once
         self._tasks: EntryTasks[Any] = EntryTasks()
         self._problems: dict[str, str] = {}  # entry ("source/name") -> why it does not consume right now
 
@@ -197,43 +218,68 @@ class NatsStreamSource:
         return url
 
     async def _client(self, url: str) -> Client:
-        if url not in self._clients:
-            try:
-                self._clients[url] = await nats.connect(url, name="sensorium-natsstream", max_reconnect_attempts=-1,
-                                                        connect_timeout=5, allow_reconnect=True)
-            except (NatsError, OSError, TimeoutError) as exc:
-                raise SensoriumError(f"natsStream: cannot connect to {printable_url(url)}: {exc}") from None
-        return self._clients[url]
+        async with self._connecting:
+            if url not in self._clients:
+                client = Client()
+                try:  # one bounded attempt (nats-py would retry the first connect forever), then reconnect forever
+                    await client.connect(url, name="sensorium-natsstream", allow_reconnect=False,
+                                         max_reconnect_attempts=1, reconnect_time_wait=0, connect_timeout=2,
+                                         error_cb=_quiet)
+                except (NatsError, OSError, TimeoutError) as exc:
+                    raise _NotServing(f"cannot connect to {printable_url(url)}: {_describe(exc)}") from None
+                client.options["allow_reconnect"] = True
+                client.options["max_reconnect_attempts"] = -1
+                self._clients[url] = client
+            return self._clients[url]
 
     async def start(self) -> None:
-        try:
-            for entry in self.entries:
-                js = (await self._client(self._url(entry))).jetstream()
-                psub = await self._subscribe(js, entry)
-                await self._tasks.spawn(f"natsStream.{entry.source}.{entry.name}", None, self._runner(entry, psub))
-        except BaseException:
-            await self.stop()
-            raise
+        urls = [self._url(entry) for entry in self.entries]  # the only error that stops the engine
+        attempts: list[asyncio.Event] = []
+        for entry, url in zip(self.entries, urls, strict=True):
+            attempted = asyncio.Event()
+            attempts.append(attempted)
+            await self._tasks.spawn(f"natsStream.{entry.source}.{entry.name}", None,
+                                    self._runner(entry, url, attempted))
+        await asyncio.gather(*(attempted.wait() for attempted in attempts))
+
+    def _runner(self, entry: _Entry, url: str, attempted: asyncio.Event) -> Callable[
+            [Any], Coroutine[Any, Any, None]]:
+        return lambda _store: self._serve(entry, url, attempted)
+
+    async def _serve(self, entry: _Entry, url: str, attempted: asyncio.Event) -> None:
+        """Subscribe (retrying with backoff until it works), then consume until cancelled."""
+        delay = 0.5
+        while True:
+            try:
+                client = await self._client(url)
+                psub = await self._subscribe(client.jetstream(), entry)
+                break
+            except _NotServing as exc:
+                self._failing(entry, str(exc))
+            finally:
+                attempted.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        self._failing(entry, None)
+        await self._run(entry, psub, client, printable_url(url))
 
     async def _stream(self, js: JetStreamContext, entry: _Entry) -> str:
         if entry.spec.stream is not None:
             return entry.spec.stream
-        where = f"natsStream {entry.source}/{entry.name}"
-        try:
+        try:  # the server's stream-by-subject lookup; nats-py's find_stream_name_by_subject keeps only the first
             reply = await js._api_request("$JS.API.STREAM.NAMES",
-                                               json.dumps({"subject": entry.spec.subject}).encode(), timeout=5)
+                                          json.dumps({"subject": entry.spec.subject}).encode(), timeout=5)
         except (NatsError, TimeoutError) as exc:
-            raise SensoriumError(f"{where}: cannot list the streams: {exc}") from None
+            raise _NotServing(f"cannot list the streams: {type(exc).__name__}: {exc}") from None
         names = [str(n) for n in reply.get("streams") or [] if not _sensoriums(str(n))]
         if len(names) != 1:
             found = ", ".join(names) if names else "none"
-            raise SensoriumError(f"{where}: want exactly one stream capturing subject {entry.spec.subject!r} "
-                                 f"(found: {found}); set `stream`")
+            raise _NotServing(f"want exactly one stream capturing subject {entry.spec.subject!r} (found: {found}); "
+                              "set `stream`")
         return names[0]
 
     async def _subscribe(self, js: JetStreamContext, entry: _Entry) -> JetStreamContext.PullSubscription:
         stream = await self._stream(js, entry)
-        where = f"natsStream {entry.source}/{entry.name}"
         config = api.ConsumerConfig(
             durable_name=entry.spec.consumer, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=parse_duration(entry.spec.ack_wait) / 1e9, filter_subject=entry.spec.subject,
@@ -247,17 +293,13 @@ class NatsStreamSource:
             await js.add_consumer(stream, config)  # create, or update an existing one's filter and ack wait
             psub = await js.pull_subscribe_bind(durable=entry.spec.consumer, stream=stream)
         except NotFoundError:
-            raise SensoriumError(f"{where}: stream {stream!r} not found") from None
+            raise _NotServing(f"stream {stream!r} not found") from None
         except (NatsError, TimeoutError) as exc:
-            raise SensoriumError(f"{where}: cannot create consumer {entry.spec.consumer!r} on stream "
-                                 f"{stream!r}: {exc}") from None
+            raise _NotServing(f"cannot create consumer {entry.spec.consumer!r} on stream {stream!r}: "
+                              f"{type(exc).__name__}: {exc}") from None
         log.info("natsStream %s/%s: %s consumer %s on stream %s, subject %s", entry.source, entry.name,
                  "resumed" if exists else "created", entry.spec.consumer, stream, entry.spec.subject)
         return psub
-
-    def _runner(self, entry: _Entry, psub: JetStreamContext.PullSubscription) -> Callable[
-            [Any], Coroutine[Any, Any, None]]:
-        return lambda _store: self._run(entry, psub)
 
     def _failing(self, entry: _Entry, problem: str | None) -> None:
         """Record (None: clear) why `entry` does not consume; each change is one log line."""
@@ -271,9 +313,7 @@ class NatsStreamSource:
             self._problems[key] = problem
             log.warning("natsStream %s: %s; retrying", key, problem)
 
-    async def _run(self, entry: _Entry, psub: JetStreamContext.PullSubscription) -> None:
-        client = self._clients[self._url(entry)]
-        url = printable_url(self._url(entry))
+    async def _run(self, entry: _Entry, psub: JetStreamContext.PullSubscription, client: Client, url: str) -> None:
         while True:
             if not client.is_connected:
                 self._failing(entry, f"disconnected from {url}")

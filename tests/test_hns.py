@@ -342,3 +342,33 @@ async def test_on_a_kafka_bus_the_stream_is_named_by_url(stream: Stream, nats_ur
     p = stream.prefix
     assert [b.split(" ", 1)[1].split(',"timestamp"')[0] for b in bodies] == [
         f'{{"subject":"{p}.order.one","data":{{"n":1}}', f'{{"subject":"{p}.order.two","data":[2]']
+
+
+@pytest.mark.integration
+async def test_the_engine_starts_before_the_stream_exists_and_is_ready_once_it_does(
+        fresh_nats: EmbeddedNats, nats_url: str, tmp_path: Path, http_sink: HttpSink) -> None:
+    folder = tmp_path / "config.d"
+    folder.mkdir()
+    (folder / "a.yml").write_text(
+        f"nats: {{url: {fresh_nats.url}}}\n"
+        "subscriptions:\n"
+        f"  - {{name: later, subject: 'later.>', consumer: later, webhook: {{url: '{http_sink.url}/l'}}}}\n")
+    ops = free_port()
+    engine = Engine(folder, nats_url)
+    engine.options.ops_port = ops
+    ready = f"http://127.0.0.1:{ops}/readyz"
+    async with engine, aiohttp.ClientSession() as client:
+        status, body = await _ready(client, ready)
+        assert status == 503
+        assert body["causes"] == ["natsStream later/later: want exactly one stream capturing subject 'later.>' "
+                                  "(found: none); set `stream`"]
+        nc = await nats.connect(fresh_nats.url)
+        js = nc.jetstream()
+        await js.add_stream(name="later", subjects=["later.>"])
+        await js.publish("later.x", b'{"x": 1}', headers={"Nats-Msg-Id": "l-1"})
+        async with asyncio.timeout(20):
+            while (await _ready(client, ready))[0] != 200:
+                await asyncio.sleep(0.2)
+        got = await http_sink.wait_for(1, timeout=15)
+        await nc.close()
+    assert [(r.json()["subject"], r.json()["message_id"]) for r in got] == [("later.x", "l-1")]
