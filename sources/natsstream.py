@@ -28,7 +28,7 @@ that changes an entry, the engine's end) naks the messages whose events are not 
 redelivers them at once rather than after the ack wait.
 
 Where the stream is: `url` (a `nats://` URL; default the engine's bus, when it is JetStream) and `stream` (default:
-the one stream whose subjects capture `subject`; none or several is an error at start naming them).
+the one stream whose subjects capture `subject`; none or several: the entry waits, retried and named by `problems()`).
 """
 
 from __future__ import annotations
