@@ -22,10 +22,10 @@ read `mail.welcome`, and both must deliver it.
 
 A message is acknowledged on its stream only after the Sensorium bus stored its event, so nothing is lost when the
 engine is killed in between: the stream redelivers it after the consumer's ack wait, and the event, published again
-with the same id, is dropped by the bus's duplicate window (JetStream, 2 minutes by default) instead of firing
-twice. A publish the bus refuses is retried (0.1 s doubling to 5 s, one log line per failure). Stopping (a reload
-that changes an entry, the engine's end) naks the messages whose events are not stored yet, so the stream
-redelivers them at once rather than after the ack wait.
+with the same id, is dropped by the bus's duplicate window (JetStream, 300 s by default; on Kafka it is
+delivered twice: at least once). A publish the bus refuses is retried (0.1 s doubling to 5 s, one log line per
+failure). Stopping (a reload that changes an entry, the engine's end) naks the messages whose events are not
+stored yet, so the stream redelivers them at once rather than after the ack wait.
 
 Where the stream is: `url` (a `nats://` URL; default the engine's bus, when it is JetStream) and `stream` (default:
 the one stream whose subjects capture `subject`; none or several: the entry waits, retried and named by `problems()`).
