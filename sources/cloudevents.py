@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from urllib.parse import unquote
@@ -38,12 +38,10 @@ from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_binary, decode_structured, new_id
 from sensorium.engine.core.kymatypes import KymaTypeError, legacy_type
-from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, check_port
-from sensorium.sources.base import Publish
 from sensorium.sources.signature import Check
 from sensorium.sources.spec import DEFAULT_MAX_PAYLOAD, WebhookContext
-from sensorium.sources.webhook import MAX_JSON_DEPTH, Endpoint, Observe, WebhookServer, json_depth_exceeds
+from sensorium.sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookServer, json_depth_exceeds
 
 __all__ = ["BATCH", "MAX_BATCH", "STRUCTURED", "CloudEventsContext", "CloudEventsServer", "PublishError",
            "binary_event", "cloudevents_endpoints", "legacy_event", "routed", "structured_events"]
@@ -219,11 +217,8 @@ def cloudevents_endpoints(source: str, event: str, spec: CloudEventsContext) -> 
 
 
 class CloudEventsServer(WebhookServer):
-    """The webhook server (ports, TLS-free serving, limits, connection guard) with the CloudEvents handlers."""
-
-    def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets, host: str = "0.0.0.0",
-                 observe: Observe | None = None, reuse_port: bool = False) -> None:
-        super().__init__(endpoints, publish, secrets, host, observe=observe, reuse_port=reuse_port)
+    """The webhook server (ports, limits, connection guard, bus confirmation) with the CloudEvents handlers: its
+    `_handler` hook is replaced, its body reading and storing (`_read_body`, `_store`) are reused."""
 
     def _handler(self, endpoint: Endpoint, token: str | None,
                  check: Check | None) -> Callable[[web.Request], Awaitable[web.Response]]:

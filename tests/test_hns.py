@@ -25,6 +25,7 @@ from sensorium.buses.jetstream.stream import dead_letter_subject
 from sensorium.engine.config import ConfigErrors, load
 from sensorium.engine.convert import convert
 from sensorium.engine.formats.hns import claims
+from sensorium.sources.natsstream import check_subject
 from tests.engine_harness import Engine, EngineProcess, free_port, unique
 from tests.fixtures_http import HttpSink, Reply
 
@@ -372,3 +373,18 @@ async def test_the_engine_starts_before_the_stream_exists_and_is_ready_once_it_d
         got = await http_sink.wait_for(1, timeout=15)
         await nc.close()
     assert [(r.json()["subject"], r.json()["message_id"]) for r in got] == [("later.x", "l-1")]
+
+
+@pytest.mark.parametrize("subject", ["order.completed", ">", "mail.>", "order.*", "*.created", "a.*.c.>"])
+def test_valid_nats_subjects(subject: str) -> None:
+    assert check_subject(subject) == subject
+
+
+@pytest.mark.parametrize("subject,why", [
+    ("", "must not be empty"), ("order..x", "empty token"), (".order", "empty token"), ("order.", "empty token"),
+    ("a.>.b", "'>' must be the last token"), ("mail*", "whole tokens"), ("a.b>", "whole tokens"),
+    ("a b", "whitespace"), ("a.\tb", "whitespace"),
+])
+def test_invalid_nats_subjects(subject: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        check_subject(subject)
