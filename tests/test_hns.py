@@ -388,3 +388,26 @@ def test_valid_nats_subjects(subject: str) -> None:
 def test_invalid_nats_subjects(subject: str, why: str) -> None:
     with pytest.raises(ValueError, match=re.escape(why)):
         check_subject(subject)
+
+
+@pytest.mark.integration
+async def test_max_concurrency_bounds_the_deliveries_in_flight(stream: Stream, tmp_path: Path, http_sink: HttpSink,
+                                                              nats_url: str) -> None:
+    folder = tmp_path / "config.d"
+    folder.mkdir()
+    (folder / "a.yml").write_text(
+        f"nats: {{stream: {stream.name}}}\n"
+        "subscriptions:\n"
+        f"  - {{name: {stream.prefix}-c, subject: '>', consumer: {stream.prefix}-c, max_concurrency: 2,\n"
+        f"     webhook: {{url: '{http_sink.url}/c'}}}}\n")
+    http_sink.default = Reply(status=200, delay=0.5)
+    arrivals: list[float] = []
+    loop = asyncio.get_running_loop()
+    async with Engine(folder, nats_url):
+        for n in range(6):
+            await stream.publish(f"order.c{n}", b"{}", msg_id=f"c-{n}")
+        for count in range(1, 7):
+            await http_sink.wait_for(count, timeout=15)
+            arrivals.append(loop.time())
+    assert arrivals[1] - arrivals[0] < 0.3  # two at once
+    assert all(later - earlier >= 0.4 for earlier, later in zip(arrivals, arrivals[2:], strict=False))  # never three
