@@ -170,6 +170,10 @@ class _Entry:
     name: str
     spec: NatsStreamContext
 
+    @property
+    def key(self) -> str:
+        return f"{self.source}/{self.name}"
+
 
 async def _quiet(exc: Exception) -> None:
     """nats-py's error callback: its default logs a traceback per failed (re)connect attempt; the entries report
@@ -205,6 +209,7 @@ class NatsStreamSource:
         self._connecting = asyncio.Lock()  # one client per URL, however many entries connect at once
         self._tasks: EntryTasks[Any] = EntryTasks()
         self._problems: dict[str, str] = {}  # entry ("source/name") -> why it does not consume right now
+        self._streams: dict[str, str] = {}  # entry ("source/name") -> the stream its consumer reads
 
     def problems(self) -> list[str]:
         """Why entries do not consume right now (sources.base.Reporting: the engine's /readyz lists them)."""
@@ -279,7 +284,7 @@ class NatsStreamSource:
         return names[0]
 
     async def _subscribe(self, js: JetStreamContext, entry: _Entry) -> JetStreamContext.PullSubscription:
-        stream = await self._stream(js, entry)
+        stream = self._streams[entry.key] = await self._stream(js, entry)
         config = api.ConsumerConfig(
             durable_name=entry.spec.consumer, ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=parse_duration(entry.spec.ack_wait) / 1e9, filter_subject=entry.spec.subject,
@@ -301,9 +306,29 @@ class NatsStreamSource:
                  "resumed" if exists else "created", entry.spec.consumer, stream, entry.spec.subject)
         return psub
 
+    async def _resubscribed(self, js: JetStreamContext, entry: _Entry,
+                            psub: JetStreamContext.PullSubscription) -> JetStreamContext.PullSubscription:
+        """`psub`, or a new subscription when its consumer is gone (deleted, or a server that came back without it:
+        the new consumer starts again at the stream's first message; the bus drops the repeats it still knows)."""
+        try:
+            await js.consumer_info(self._streams[entry.key], entry.spec.consumer)
+            return psub
+        except NotFoundError:
+            pass
+        except (NatsError, OSError, TimeoutError, KeyError):
+            return psub
+        try:
+            fresh = await self._subscribe(js, entry)
+        except _NotServing as exc:
+            self._failing(entry, str(exc))
+            return psub
+        with contextlib.suppress(NatsError, OSError, TimeoutError):
+            await psub.unsubscribe()
+        return fresh
+
     def _failing(self, entry: _Entry, problem: str | None) -> None:
         """Record (None: clear) why `entry` does not consume; each change is one log line."""
-        key = f"{entry.source}/{entry.name}"
+        key = entry.key
         if problem == self._problems.get(key):
             return
         if problem is None:
@@ -326,8 +351,9 @@ class NatsStreamSource:
                     self._failing(entry, None)
                 continue
             except (NatsError, OSError) as exc:
-                self._failing(entry, f"cannot fetch from {url}: {type(exc).__name__}: {exc}"[:300])
+                self._failing(entry, f"cannot fetch from {url}: {_describe(exc)}"[:300])
                 await asyncio.sleep(1.0)
+                psub = await self._resubscribed(client.jetstream(), entry, psub)
                 continue
             self._failing(entry, None)
             settled: set[int] = set()  # ids of the messages acknowledged or terminated

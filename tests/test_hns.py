@@ -411,3 +411,20 @@ async def test_max_concurrency_bounds_the_deliveries_in_flight(stream: Stream, t
             arrivals.append(loop.time())
     assert arrivals[1] - arrivals[0] < 0.3  # two at once
     assert all(later - earlier >= 0.4 for earlier, later in zip(arrivals, arrivals[2:], strict=False))  # never three
+
+
+@pytest.mark.integration
+async def test_a_deleted_consumer_is_created_again_and_repeats_are_dropped_by_the_bus(
+        stream: Stream, tmp_path: Path, http_sink: HttpSink, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HNS_TEST_KEY", "k")
+    folder = write(tmp_path / "config.d", stream, http_sink, mail=False)
+    async with Engine(folder, nats_url):
+        await stream.publish("order.first", b"{}", msg_id="first")
+        await http_sink.wait_for(1, timeout=15)
+        await stream.js.delete_consumer(stream.name, f"{stream.prefix}-all-consumer")
+        await stream.publish("order.second", b"{}", msg_id="second")
+        got = await http_sink.wait_for(2, timeout=20)
+        await asyncio.sleep(0.5)
+    # the new consumer read "first" again from the stream's start; the bus dropped the repeated event id
+    assert [json.loads(r.body)["message_id"] for r in got] == ["first", "second"]
+    assert len(http_sink.requests) == 2
