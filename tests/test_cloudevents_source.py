@@ -132,6 +132,10 @@ async def test_invalid_requests_get_400_naming_the_attribute_and_publish_nothing
             async with client.post(url + path, data=body, headers=headers) as r:
                 assert r.status == 400, (path, message)
                 assert message in await r.text()
+        async with client.get(url + "/publish") as r:
+            assert r.status == 405
+        async with client.post(url + "/publish", data=b"x" * (1024 * 1024 + 1), headers=structured_type) as r:
+            assert r.status == 413
         async with client.post(url + "/publish", data=json.dumps(structured("after")), headers=structured_type) as r:
             assert r.status == 204
         got = await http_sink.wait_for(1, timeout=15)
