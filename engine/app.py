@@ -38,7 +38,7 @@ from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
 from sensorium.sensors.spec import SensorConsumer
 from sensorium.sensors.transform import close_worker as close_jq_worker
-from sensorium.sources.base import RunningSource
+from sensorium.sources.base import Reporting, RunningSource
 from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
@@ -231,7 +231,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                             options.tracer, persistence=await _persistence(a, bus),
                             metrics=_sensor_metrics(metrics, a),
                             spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared,
-                            consumer=own.name if own is not None else None)
+                            consumer=own.name if own is not None else None,
+                            dead_letter_failures=own is not None and own.dead_letter)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,
@@ -239,7 +240,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     observe = (metrics.webhooks(lambda s, e: (s, e) in watch.keys).observe if metrics is not None
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
-                      reuse_port=options.reuse_port, state=bus.state_store)
+                      reuse_port=options.reuse_port, state=bus.state_store, bus_url=bus.url)
     await fleet.start(config)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)
@@ -247,6 +248,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
         ready.set()
     if health is not None:
         health.watch_loops(fleet.runners)
+        health.watch_sources(lambda: [problem for unit in fleet.sources.values()
+                                      if isinstance(unit.source, Reporting) for problem in unit.source.problems()])
         if metrics is not None:
             metrics.watch(_EngineGauges(fleet.runners, bus, options.tracer))
     fleet.launch()

@@ -7,6 +7,8 @@
   elsewhere and publish to the same bus), with a suggestion when a loaded one has a close name. With no
   EventSource loaded at all, dependencies are not compared (a sensor checked on its own).
 - Two webhook entries on one port and endpoint: an error (only one of them could receive the requests).
+- One port written under two source kinds (a `webhook` and a `cloudevents` entry, say), or two `cloudevents`
+  entries serving the same path on one port: an error (each kind runs its own server on its ports).
 """
 
 from __future__ import annotations
@@ -91,6 +93,57 @@ def endpoint_problems(loaded: Sources) -> list[ConfigError]:
     return problems
 
 
+def _port(entry: object) -> int | None:
+    """The port an entry (as written) listens on: its `port`, or its `webhook.port` (the git providers' kinds)."""
+    if not isinstance(entry, dict):
+        return None
+    written = entry.get("port", (entry.get("webhook") or {}).get("port") if isinstance(entry.get("webhook"), dict)
+                        else None)
+    try:
+        return int(written) if isinstance(written, (int, str)) and not isinstance(written, bool) else None
+    except ValueError:
+        return None
+
+
+def _cloudevents_paths(entry: dict[str, object]) -> set[str]:
+    paths = {str(entry.get("endpoint", "/publish"))}
+    if entry.get("legacy", True) is not False:
+        paths.add("/{application}/v1/events")
+    return paths
+
+
+def port_problems(loaded: Sources) -> list[ConfigError]:
+    """Every entry on a port another kind's entry listens on, and every `cloudevents` entry serving a path an
+    earlier one serves on the same port."""
+    kinds: dict[int, tuple[str, str, str, Origin]] = {}  # port -> (kind, source, name, origin) of its first entry
+    paths: dict[tuple[int, str], str] = {}  # (port, path) -> "source/name" of the cloudevents entry serving it
+    problems: list[ConfigError] = []
+    for doc, origin in loaded:
+        written = {"webhook": {n: {"port": c.port} for n, c in (doc.spec.webhook or {}).items()},
+                   **(doc.spec.model_extra or {})}
+        for kind, entries in written.items():
+            for name, entry in (entries.items() if isinstance(entries, dict) else ()):
+                port = _port(entry)
+                if port is None:
+                    continue
+                first = kinds.setdefault(port, (kind, doc.metadata.name, str(name), origin))
+                line, path = origin.locate(["spec", kind, name])
+                if first[0] != kind:
+                    other, _ = first[3].locate(["spec", first[0], first[2]])
+                    problems.append(ConfigError(
+                        f"port {port} is already served by the {first[0]} entry '{first[1]}/{first[2]}' "
+                        f"({first[3].file}:{other}); each source kind needs ports of its own", origin.file, line,
+                        path))
+                    continue
+                if kind == "cloudevents" and isinstance(entry, dict):
+                    for served in sorted(_cloudevents_paths(entry)):
+                        owner = paths.setdefault((port, served), f"{doc.metadata.name}/{name}")
+                        if owner != f"{doc.metadata.name}/{name}":
+                            problems.append(ConfigError(f"port {port} path {served} is already served by the "
+                                                        f"cloudevents entry '{owner}'", origin.file, line, path))
+    return problems
+
+
 def cross_document_problems(sources: Sources, sensors: Sensors) -> list[ConfigError]:
     """Errors and warnings (`ConfigWarning`) across the loaded documents."""
-    return [*dependency_problems(sources, sensors), *endpoint_problems(sources)]
+    return [*dependency_problems(sources, sensors), *endpoint_problems(sources), *port_problems(sources)]

@@ -1,4 +1,5 @@
-"""Dead letters of the bus: what a sensor does with a message it cannot decode or process (issue 11).
+"""Dead letters of the bus: what a sensor does with a message it cannot decode or process (issue 11), or, when its
+`spec.consumer.deadLetter` is true, one whose firing failed after the last retry (reason `undeliverable`).
 
 Not the trigger DLQ (`dlqTrigger`, triggers/deadletter.py), which fires another trigger after a trigger failed.
 A poison message is stored on the bus's dead-letter subject/topic `sensorium-dlq` (`Bus.publish_dead_letter`)
@@ -14,7 +15,7 @@ Knative's `knativeerrorcode` / `knativeerrordata`):
 | `subject` | the original subject (JetStream) or record key (Kafka) |
 | `datacontenttype` | `application/octet-stream` (the original bytes, whatever they are) |
 | `dlqsensor` | the sensor that gave up on the message |
-| `dlqreason` | `undecodable` (not a CloudEvent) or `unprocessable` (decoded, but handling it raised) |
+| `dlqreason` | `undecodable` (not a CloudEvent), `unprocessable` (handling it raised), `undeliverable` (below) |
 | `dlqerror` | the one-line error |
 | `dlqposition` | the bus position as logs and traces print it: `<subject> seq <n>` / `<topic>[<partition>]@<offset>` |
 | `dlqsubject`, `dlqstream`, `dlqsequence` | JetStream: where the message was |
@@ -34,6 +35,7 @@ from sensorium.engine.core.cloudevent import now_rfc3339
 
 UNDECODABLE = "undecodable"
 UNPROCESSABLE = "unprocessable"
+UNDELIVERABLE = "undeliverable"  # a sensor with `spec.consumer.deadLetter`: its firings failed after the last retry
 DEAD_LETTER_TYPE = "io.sensorium.deadletter"
 MAX_VALUE = 1024  # characters of one attribute value
 _NAMESPACE = uuid.UUID("5e7b0f7c-3c1e-4d59-9c0e-6c2f1d6c0a11")

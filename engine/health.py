@@ -13,7 +13,7 @@ error, or an error that restarted the loop) and has not fetched again since, wit
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from aiohttp import web
@@ -38,10 +38,15 @@ class HealthServer:
         self.bus: Bus | None = None
         self.sensors: list[str] = []
         self.loops: Sequence[Loop] = ()
+        self.source_problems: Callable[[], list[str]] = list
         self._runner: web.AppRunner | None = None
 
     def watch(self, bus: Bus) -> None:
         self.bus = bus
+
+    def watch_sources(self, problems: Callable[[], list[str]]) -> None:
+        """`problems()` names the event sources not serving (sources.base.Reporting); each is a readiness cause."""
+        self.source_problems = problems
 
     def watch_loops(self, loops: Sequence[Loop]) -> None:
         self.loops = loops
@@ -61,6 +66,7 @@ class HealthServer:
         if not self.started:
             causes.append("starting: sensors' consumers and webhooks are not in place yet")
         causes += [f"sensor {f['sensor']}: {f['error']}" for f in failing]
+        causes += self.source_problems()
         ok = not causes
         body: dict[str, object] = {"status": "ok" if ok else "unavailable", "causes": causes, "bus": bus,
                                    "sensors": self.sensors}

@@ -25,7 +25,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE
+from sensorium.engine.dlq import UNDECODABLE, UNDELIVERABLE, UNPROCESSABLE
 from sensorium.sensors.stage import DependencyVerdict, StageResult
 from sensorium.sources.webhook import Endpoint
 from sensorium.triggers.outcome import FiringOutcome
@@ -34,7 +34,7 @@ FILTER_KINDS = ("exprs", "data", "context", "time", "script", "transform", "time
 """Values of the `filter` label: the filter kind that rejected the event, `transform` when the dependency's
 transform dropped it, `timeout` when it ran out of its time limit, `error` when no single kind is to blame."""
 OUTCOMES = ("success", "failed")
-DEAD_LETTER_REASONS = (UNDECODABLE, UNPROCESSABLE)
+DEAD_LETTER_REASONS = (UNDECODABLE, UNPROCESSABLE, UNDELIVERABLE)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """What /metrics answers: the classic text format, read by every Prometheus version (all names here are plain
 ASCII, so prometheus_client's output is the same in its 0.0.4 and 1.0.0 text formats)."""

@@ -44,10 +44,12 @@ from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
 from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
+from sensorium.sources.cloudevents import CloudEventsContext, CloudEventsServer, cloudevents_endpoints
 from sensorium.sources.file import FileContext, FileSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
+from sensorium.sources.natsstream import NatsStreamContext, NatsStreamSource
 from sensorium.sources.postgres import PostgresContext, PostgresSource
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
@@ -117,6 +119,7 @@ class SourceDeps:
     observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
     reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
     state: Callable[[str], Awaitable[StateStore]] | None = None  # the bus's state store of a name (Bus.state_store)
+    bus_url: str | None = None  # the bus's URL without credentials (`natsStream` reads a stream there by default)
 
 
 @dataclass(frozen=True)
@@ -291,6 +294,18 @@ def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint])
     return build
 
 
+def _cloudevents(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    endpoints = [endpoint for e in entries if isinstance(e.spec, CloudEventsContext)
+                 for endpoint in cloudevents_endpoints(e.event_source, e.event_name, e.spec)]
+    return CloudEventsServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
+                             reuse_port=deps.reuse_port)
+
+
+def _nats_stream(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return NatsStreamSource([(e.event_source, e.event_name, e.spec) for e in entries
+                             if isinstance(e.spec, NatsStreamContext)], deps.publish, deps.bus_url)
+
+
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
@@ -375,6 +390,11 @@ REGISTRY = Registry.of(
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
         SourceKind("postgres", PostgresContext, _postgres,
                    "Sensorium extension: one event per row change of a PostgreSQL table (wal2json replication slot)"),
+        SourceKind("natsStream", NatsStreamContext, _nats_stream,
+                   "Sensorium extension: an existing JetStream stream's messages (any payload) through a durable "
+                   "consumer"),
+        SourceKind("cloudevents", CloudEventsContext, _cloudevents,
+                   "Sensorium extension: CloudEvents publishing endpoint (structured, binary, batch; Kyma legacy)"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -27,7 +27,7 @@ from typing import Protocol
 from sensorium.buses.base import DEAD_LETTERS, Bus, Consumer, ConsumerSpec, Delivery, EventKey
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_delivery
 from sensorium.engine.core.errors import BusError
-from sensorium.engine.dlq import UNDECODABLE, UNPROCESSABLE, dead_letter_attributes, one_line
+from sensorium.engine.dlq import UNDECODABLE, UNDELIVERABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
 from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
@@ -123,9 +123,11 @@ class SensorRunner:
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  persistence: ConditionPersistence | None = None,
                  metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None,
-                 shared_slots: asyncio.Semaphore | None = None, consumer: str | None = None) -> None:
+                 shared_slots: asyncio.Semaphore | None = None, consumer: str | None = None,
+                 dead_letter_failures: bool = False) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
         self.consumer = consumer or consumer_name(sensor)  # the durable consumer's name on the bus
+        self.dead_letter_failures = dead_letter_failures  # failed firings: the message goes to sensorium-dlq
         self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
@@ -356,6 +358,11 @@ class SensorRunner:
                     await delivery.nak(1.0)
                     self._trace_ack(event.id, delivery, "nak", "condition state could not be stored")
                     return
+            if failed and self.dead_letter_failures:  # stored on sensorium-dlq, then acked (spec.consumer)
+                errors = "; ".join(f"{f.trigger}: {o.error}" for f, o in zip(firings, outcomes, strict=True)
+                                   if not o.success)
+                await self._settle_dead_letter(delivery, event.id, UNDELIVERABLE, f"firing failed: {errors}")
+                return
             await delivery.ack()
             if self._tracing:
                 done = (f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")

@@ -226,6 +226,9 @@ class SensorConsumer(ArgoModel):
                                       description="Firings of this sensor in flight at once (default: the engine's).")
     ack_wait: str | None = Field(default=None, description="Go duration the bus waits for an acknowledgement "
                                                             "before redelivering (default 30s).")
+    dead_letter: bool = Field(default=False, description="Store a message whose firing failed after its last retry "
+                              "on the bus's dead-letter subject/topic `sensorium-dlq` (reason `undeliverable`) "
+                              "instead of only logging it (HNS-style subscriptions set it).")
 
     @field_validator("ack_wait")
     @classmethod

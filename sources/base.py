@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["EntryTasks", "Publish", "RunningSource"]
+__all__ = ["EntryTasks", "Publish", "Reporting", "RunningSource"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
@@ -25,6 +25,14 @@ class RunningSource(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A running source that can say why it is not serving right now (the engine's readiness lists it): one
+    sentence per entry that is not (e.g. `natsStream hns/mail: disconnected from nats://host:4222`)."""
+
+    def problems(self) -> list[str]: ...
 
 
 class _Closable(Protocol):

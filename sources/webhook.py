@@ -184,7 +184,9 @@ class WebhookLimits:
 
 
 class WebhookServer:
-    """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes."""
+    """All webhook endpoints, one aiohttp server per port. `start()` binds; `stop()` closes. A kind with its own
+    request handling (sources.cloudevents) subclasses it and gives its own `_handler`, reusing `_read_body` and
+    `_store`, so its ports get the same limits."""
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
                  host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None,

@@ -198,7 +198,8 @@ class HttpTrigger:
         self.trigger, self.client, self.secrets = trigger, client, secrets
         self.name = trigger.name
         status = trigger.policy.status if trigger.policy is not None else None
-        self.policy = StatusPolicy.from_allow(status.allow if status is not None else None)
+        self.policy = (StatusPolicy.from_allow(status.allow, status.retry) if status is not None
+                       else StatusPolicy())
         self.backoff: Backoff = trigger.backoff()
         self.rng: RandomSource = rng if rng is not None else random.Random()
         self._sleep, self._clock = sleep, clock

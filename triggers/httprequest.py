@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError, TriggerError
+from sensorium.engine.core.preview import is_credential_name
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
 from sensorium.triggers import cloudevent_body
 from sensorium.triggers.outcome import RequestSummary
@@ -73,8 +74,11 @@ class HttpRequest:
     secret_values: tuple[str, ...] = field(default=(), compare=False)
 
     def redacted_headers(self) -> list[tuple[str, str]]:
-        """Headers with secure-header and basic-auth values replaced by "***"."""
-        return [(k, REDACTED if k in self.secret_header_names else v) for k, v in self.headers]
+        """Headers with secure-header and basic-auth values replaced by "***", and so the value of any header whose
+        name says credential (`Authorization`, `X-API-Key`, ...: engine.core.preview's words), even when written in
+        plain `headers` (an HNS subscription's `Bearer ${SECRET}`)."""
+        return [(k, REDACTED if k in self.secret_header_names or is_credential_name(k) else v)
+                for k, v in self.headers]
 
     def scrub(self, text: str) -> str:
         """`text` with every secret value replaced by "***" (for error texts from lower layers)."""

@@ -84,11 +84,17 @@ def _go_time(text: str) -> str:
 
 def context_json(event: CloudEvent) -> str:
     """`json.Marshal(event.Context)`: id, source, specversion, type, datacontenttype, subject, time (RFC3339
-    UTC     seconds, null when unset). Extensions are not part of Argo's event context."""
+    UTC     seconds, null when unset). Extensions are not part of Argo's event context; Sensorium adds them as
+    `extensions` (an object, after `time`) when the event has any, so `contextKey: extensions.<name>` reads one as
+    a context filter's `extensions` does (events of Argo's own sources have none)."""
     fields = (("id", event.id), ("source", event.source), ("specversion", event.specversion),
               ("type", event.type), ("datacontenttype", event.datacontenttype), ("subject", event.subject))
     body = ",".join(f'"{k}":{marshal_string(v)}' for k, v in fields)
-    return "{" + body + ',"time":' + _go_time(event.time) + "}"
+    extensions = ""
+    if event.extensions:
+        extensions = ',"extensions":{' + ",".join(f"{marshal_string(k)}:{marshal_string(v)}"
+                                                  for k, v in event.extensions.items()) + "}"
+    return "{" + body + ',"time":' + _go_time(event.time) + extensions + "}"
 
 
 def event_json(event: CloudEvent) -> str:

@@ -52,21 +52,18 @@ class StatusPolicy:
 
     allow: frozenset[int] | None = None
     ranges: tuple[tuple[int, int], ...] = ()
+    retry: tuple[tuple[int, int], ...] = ()  # `policy.status.retry`: also retryable when not allowed (inclusive)
 
     @classmethod
-    def from_allow(cls, allow: Sequence[int | str] | None) -> StatusPolicy:
-        """From `policy.status.allow` entries: ints and "NNN-NNN" strings (validated by the spec)."""
+    def from_allow(cls, allow: Sequence[int | str] | None,
+                   retry: Sequence[int | str] | None = None) -> StatusPolicy:
+        """From `policy.status.allow` (and `retry`) entries: ints and "NNN-NNN" strings (validated by the spec)."""
+        retried = tuple(_span(entry) for entry in retry or ())
         if allow is None:
-            return cls()
-        codes: set[int] = set()
-        ranges: list[tuple[int, int]] = []
-        for entry in allow:
-            if isinstance(entry, int):
-                codes.add(entry)
-            else:
-                low, _, high = entry.partition("-")
-                ranges.append((int(low), int(high)))
-        return cls(frozenset(codes), tuple(ranges))
+            return cls(retry=retried)
+        codes = frozenset(entry for entry in allow if isinstance(entry, int))
+        ranges = tuple(_span(entry) for entry in allow if not isinstance(entry, int))
+        return cls(codes, ranges, retried)
 
     def allows(self, status: int) -> bool:
         if self.allow is None:
@@ -80,8 +77,21 @@ class StatusPolicy:
             if is_retryable_status(status):
                 return Verdict(VerdictKind.RETRYABLE,
                                f"http response status {status} is retryable (no policy: 408, 429, 5xx)")
+            if self._retried(status):
+                return Verdict(VerdictKind.RETRYABLE, f"http response status {status} is not 2xx (retried)")
             return Verdict(VerdictKind.TERMINAL, f"http response status {status} is not 2xx (no policy)")
         if self.allows(status):
             return Verdict(VerdictKind.SUCCESS, f"http response status {status} is allowed")
-        kind = VerdictKind.RETRYABLE if is_retryable_status(status) else VerdictKind.TERMINAL
-        return Verdict(kind, not_allowed(status))
+        retryable = is_retryable_status(status) or self._retried(status)
+        return Verdict(VerdictKind.RETRYABLE if retryable else VerdictKind.TERMINAL, not_allowed(status))
+
+    def _retried(self, status: int) -> bool:
+        return any(low <= status <= high for low, high in self.retry)
+
+
+def _span(entry: int | str) -> tuple[int, int]:
+    """A status code or "NNN-NNN" range as an inclusive (low, high)."""
+    if isinstance(entry, int):
+        return entry, entry
+    low, _, high = entry.partition("-")
+    return int(low), int(high)

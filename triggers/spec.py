@@ -318,11 +318,14 @@ class TriggerTemplate(ArgoModel):
 class StatusPolicySpec(ArgoModel):
     allow: list[StrictInt | StrictStr] = Field(
         description='Statuses that count as success: codes, or ranges like "200-299" (Sensorium extension).')
+    retry: list[StrictInt | StrictStr] | None = Field(
+        default=None, description='Sensorium extension: statuses that are not allowed and retried (codes or ranges) '
+        'besides 408, 429 and 5xx; any other status that is not allowed fails the firing at once.')
 
-    @field_validator("allow")
+    @field_validator("allow", "retry")
     @classmethod
-    def _codes_or_ranges(cls, value: list[int | str]) -> list[int | str]:
-        for entry in value:
+    def _codes_or_ranges(cls, value: list[int | str] | None) -> list[int | str] | None:
+        for entry in value or ():
             if isinstance(entry, int):
                 if not 100 <= entry <= 999:
                     raise ValueError(f"status {entry} is not an HTTP status code")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MASK", "PREVIEW_BYTES", "mask_credentials", "preview"]
+__all__ = ["MASK", "PREVIEW_BYTES", "is_credential_name", "mask_credentials", "preview"]
 
 PREVIEW_BYTES = 512
 MASK = "***"
@@ -24,11 +24,12 @@ _NAMES = ("auth", "token", "secret", "passw", "cookie", "apikey", "api-key", "ap
           "session")
 
 
-def _credential(name: str) -> bool:
+def is_credential_name(name: str) -> bool:
     """Whether `name` (or any part of a text) holds one of the credential words (a lower-cased substring test:
     ten times cheaper than a case-insensitive regex alternation)."""
     low = name.lower()
     return any(word in low for word in _NAMES)
+
 
 
 _STRING = r'"(?:[^"\\]|\\.)*(?:"|\\?$)'  # a JSON string, or its start when the preview cut it
@@ -39,18 +40,18 @@ _FORM_PAIR = re.compile(r"(?<![\w.\-])([\w.\-]{1,100}=)([^&\s\"]*)")
 
 
 def _masked_member(match: re.Match[str]) -> str:
-    if not _credential(match.group(2)):
+    if not is_credential_name(match.group(2)):
         return match.group(0)
     return match.group(1) + (f'["{MASK}"]' if match.group(3).startswith("[") else f'"{MASK}"')
 
 
 def _masked_pair(match: re.Match[str]) -> str:
-    return match.group(0) if not _credential(match.group(1)) else match.group(1) + MASK
+    return match.group(0) if not is_credential_name(match.group(1)) else match.group(1) + MASK
 
 
 def mask_credentials(text: str) -> str:
     """`text` with credential-looking JSON members and form pairs masked (see the module's rule)."""
-    if not _credential(text):  # the common case: nothing to mask
+    if not is_credential_name(text):  # the common case: nothing to mask
         return text
     text = _JSON_MEMBER.sub(_masked_member, text)
     return _FORM_PAIR.sub(_masked_pair, text) if "=" in text else text

@@ -48,10 +48,11 @@ class Format:
 def _formats() -> tuple[Format, ...]:
     """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
     only never imports a format module)."""
-    from sensorium.engine.formats import eventchannels, kyma
+    from sensorium.engine.formats import eventchannels, hns, kyma
     return (
         Format("kyma", kyma.claims, kyma.translate, kyma.finish),
         Format("weikio-channels", eventchannels.claims, eventchannels.translate, eventchannels.finish),
+        Format("hns", hns.claims, hns.translate),
     )
 
 

@@ -35,3 +35,15 @@ def test_allow_list(allow: list[int | str], status: int, kind: VerdictKind) -> N
 
 def test_no_policy_allows_200() -> None:
     assert StatusPolicy.from_allow(None).judge(200).ok
+
+
+@pytest.mark.parametrize("allow,retry,status,kind", [
+    (["200-299"], ["100-599"], 404, R), (["200-299"], ["100-599"], 204, S), (["200-299"], ["100-599"], 302, R),
+    (["200-299"], [400], 400, R), (["200-299"], [400], 401, T), (["200-299"], [400], 503, R),
+    (None, ["400-499"], 404, R), (None, ["400-499"], 301, T), (None, ["400-499"], 200, S),
+])
+def test_retry_list_makes_statuses_retryable(allow: list[int | str] | None, retry: list[int | str], status: int,
+                                            kind: VerdictKind) -> None:
+    """`policy.status.retry` (Sensorium extension; HNS subscriptions retry every non-2xx): the listed statuses
+    are retried when not allowed, besides 408, 429 and 5xx."""
+    assert StatusPolicy.from_allow(allow, retry).judge(status).kind is kind
