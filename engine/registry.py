@@ -44,10 +44,13 @@ from sensorium.sources.base import Publish, RunningSource
 from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
 from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
+from sensorium.sources.custom import CustomSource, PythonSourceContext
 from sensorium.sources.file import FileContext, FileSource
+from sensorium.sources.filewatch import FileWatchContext, FileWatchSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
+from sensorium.sources.slack import SlackEventSource, slack_endpoint
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
@@ -295,6 +298,16 @@ def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSourc
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
 
 
+def _python(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return CustomSource([(e.event_source, e.event_name, e.spec) for e in entries
+                         if isinstance(e.spec, PythonSourceContext)], deps.publish, deps.secrets)
+
+
+def _file_watch(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return FileWatchSource([(e.event_source, e.event_name, e.spec) for e in entries
+                            if isinstance(e.spec, FileWatchContext)], deps.publish)
+
+
 def _jetstream_url(url: str) -> Bus:
     from sensorium.buses.jetstream.bus import JetStreamBus
 
@@ -367,6 +380,13 @@ REGISTRY = Registry.of(
                    "Stripe events (`webhook.signature` checks Stripe-Signature; the endpoint is configured at Stripe)"),
         SourceKind("httpPoll", HttpPollContext, _http_poll,
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
+        SourceKind("slack", SlackEventSource, _hooks(SlackEventSource, slack_endpoint),
+                   "Slack Events API, interactions, slash commands (X-Slack-Signature checked; the app is configured "
+                   "at Slack)"),
+        SourceKind("python", PythonSourceContext, _python,
+                   "Sensorium extension (Weik.io `custom`): an async generator in a Python file of yours"),
+        SourceKind("fileWatch", FileWatchContext, _file_watch,
+                   "Sensorium extension (Weik.io `file-watch`): files matching a glob, Created/Modified/Deleted"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -48,6 +48,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_url
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks
+from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 
 __all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_SEEN_KEYS", "MAX_BACKOFF", "HttpPollContext", "HttpPollSource",
            "PollError", "SeenKeys", "select_items"]
@@ -99,6 +100,10 @@ class HttpPollContext(ArgoModel):
     max_response_size: int = Field(default=DEFAULT_MAX_RESPONSE, ge=1,
                                    description="Largest response body in bytes (default 10 MiB); larger fails.")
     timeout: float = Field(default=30.0, gt=0, le=3600, description="Seconds allowed per request.")
+    cloud_event: CloudEventAttributes | None = Field(default=None, description="The CloudEvent type (and "
+                                                     "declared source, subject) of its events.")
+    variables: list[Variable] | None = Field(default=None, max_length=100, description="Values of an item "
+                                             "copied to top-level keys of the event data.")
 
     @field_validator("url")
     @classmethod
@@ -368,6 +373,7 @@ class HttpPollSource:
                            type="httpPoll", subject=entry.event_name, datacontenttype="application/json",
                            time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
                            data=json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+        event = dress(event, entry.spec.cloud_event, entry.spec.variables or ())
         delay = 0.1
         while True:
             try:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from urllib.parse import parse_qs
 
@@ -27,6 +28,7 @@ from sensorium.engine.core.tls import server_context
 from sensorium.engine.core.tracecontext import from_headers
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
 from sensorium.sources.base import Publish
+from sensorium.sources.eventshape import Transform, TransformError, dress
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sensorium.sources.signature import Check, verifier
 from sensorium.sources.spec import WebhookContext
@@ -90,6 +92,14 @@ body readable by the sensors with room for their stack. Real webhook payloads ne
 
 class BodyError(ValueError):
     """The request body cannot become event data (answered 400 with this message)."""
+
+
+class Answer(Exception):
+    """Raised by a shape that answers the request itself and publishes nothing (Slack's url_verification)."""
+
+    def __init__(self, text: str, content_type: str = "text/plain", status: int = 200) -> None:
+        super().__init__(text)
+        self.text, self.content_type, self.status = text, content_type, status
 
 
 _STEP = [0] * 256
@@ -167,6 +177,22 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     )
 
 
+async def reshape(endpoint: Endpoint, event: CloudEvent, transform: Transform | None) -> CloudEvent:
+    """The event as the entry's Sensorium extensions want it (`WebhookContext.reshapes`): the body transformed,
+    made the data (`bodyAsData`), variables lifted from the body, the declared CloudEvent attributes.
+    TransformError when the transform fails."""
+    context = endpoint.context
+    data = json.loads(event.data) if event.data is not None else None
+    if isinstance(data, dict) and "body" in data and (transform is not None or context.body_as_data):
+        body = data["body"]
+        if transform is not None:
+            body = json.loads(await transform(body))
+        data = body if context.body_as_data else {**data, "body": body}
+    if data is not None:
+        event = replace(event, data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    return dress(event, context.cloud_event, context.variables or ())
+
+
 Observe = Callable[[Endpoint, int, float], None]
 """Told of every answer an endpoint gives: (endpoint, HTTP status, seconds spent); must not raise (metrics)."""
 
@@ -195,6 +221,7 @@ class WebhookServer:
         self.limits = limits or WebhookLimits()
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
+        self._transforms: list[Transform] = []
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes | web.Response:
         """The body, or the answer when it is too large, too slow or never finished (the client went away)."""
@@ -231,6 +258,11 @@ class WebhookServer:
 
     def _handler(self, endpoint: Endpoint, token: str | None,
                  check: Check | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+        reshapes = endpoint.context.reshapes()
+        transform = None
+        if endpoint.context.transform_payload is not None:
+            transform = Transform(endpoint.context.transform_payload)
+            self._transforms.append(transform)
         limit = endpoint.context.max_payload_size
         networks = endpoint.context.allowed_networks
         shape = endpoint.shape or event_from_request
@@ -259,8 +291,17 @@ class WebhookServer:
                 event = shape(endpoint, request.method, list(request.headers.items()), raw, request.query_string)
             except BodyError as exc:
                 return web.Response(status=400, text=f"{exc}\n")
+            except Answer as answer:
+                return web.Response(status=answer.status, text=answer.text, content_type=answer.content_type)
             if event is None:
                 return web.Response(status=200, text="success")
+            if reshapes:
+                try:
+                    event = await reshape(endpoint, event, transform)
+                except TransformError as exc:
+                    log.error("webhook %s: request from %s refused: transformPayload failed: %s", where,
+                              request.remote, exc)
+                    return web.Response(status=500, text="transformPayload failed\n")
             refused = await self._store(endpoint, event)
             if refused is not None:
                 return refused
@@ -329,3 +370,6 @@ class WebhookServer:
             await server.wait_closed()
         self._servers.clear()
         self._runners.clear()
+        for transform in self._transforms:
+            transform.close()
+        self._transforms.clear()
