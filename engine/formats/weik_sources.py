@@ -136,7 +136,9 @@ class _Doc:
             self.error(["spec", "Parameters", name], "a ${name} secret placeholder can only be the whole value of "
                        "Secret, Password, a Headers value or a custom parameter")
             return default
-        return self.sys(name, value)
+        before = len(self.errors)
+        resolved = self.sys(name, value)
+        return default if len(self.errors) > before else resolved
 
     def sys(self, name: str, value: str) -> str:
         def repl(match: re.Match[str]) -> str:
@@ -241,11 +243,11 @@ def _kind_has(kind: str, field: str) -> bool:
 def _webhook(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {"endpoint": doc.param("Path"), "port": doc.param("Port", str(DEFAULT_WEBHOOK_PORT)),
                             "method": doc.param("Method", "POST"), "bodyAsData": True}
-    path = body["endpoint"] or ""
-    if not path.startswith("/"):
+    path = body["endpoint"]
+    if path is not None and not path.startswith("/"):
         doc.error(["spec", "Parameters", "Path"], f"Path must start with '/', got {path[:60]!r}")
-    port = body["port"] or ""
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    port = body["port"]
+    if port is not None and (not port.isdigit() or not 1 <= int(port) <= 65535):
         doc.error(["spec", "Parameters", "Port"], f"Port must be a TCP port 1-65535, got {port[:20]!r}")
     if doc.flag("ValidateSignature"):
         if "Secret" not in doc.params:
