@@ -40,7 +40,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
-from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.base import Publish, Report, RunningSource, no_report
 from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
 from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
@@ -119,6 +119,7 @@ class SourceDeps:
     observe: Observe | None = None  # the webhook's per-response callback (metrics), when metrics are on
     reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
     state: Callable[[str], Awaitable[StateStore]] | None = None  # the bus's state store of a name (Bus.state_store)
+    report: Report = no_report  # a source's problems, as trace records (engine.sourceproblems)
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
     return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
-                         reuse_port=deps.reuse_port)
+                         reuse_port=deps.reuse_port, report=deps.report)
 
 
 def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
@@ -289,18 +290,20 @@ def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint])
     def build(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
         endpoints = [endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, spec)]
         return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
-                             reuse_port=deps.reuse_port)
+                             reuse_port=deps.reuse_port, report=deps.report)
     return build
 
 
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
-                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
+                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state,
+                          report=deps.report)
 
 
 def _python(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return CustomSource([(e.event_source, e.event_name, e.spec) for e in entries
-                         if isinstance(e.spec, PythonSourceContext)], deps.publish, deps.secrets)
+                         if isinstance(e.spec, PythonSourceContext)], deps.publish, deps.secrets,
+                        report=deps.report)
 
 
 def _file_watch(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:

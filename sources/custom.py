@@ -46,7 +46,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 
 __all__ = [
@@ -169,9 +169,10 @@ class CustomSource:
     """Every `python` entry, one supervised task each."""
 
     def __init__(self, entries: Sequence[tuple[str, str, PythonSourceContext]], publish: Publish,
-                 secrets: Secrets, restart_min: float = RESTART_MIN, restart_max: float = RESTART_MAX) -> None:
+                 secrets: Secrets, restart_min: float = RESTART_MIN, restart_max: float = RESTART_MAX,
+                 report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
-        self.publish, self.secrets = publish, secrets
+        self.publish, self.secrets, self.report = publish, secrets, report
         self.restart_min, self.restart_max = restart_min, restart_max
         self._tasks: list[asyncio.Task[None]] = []
         self.restarts: dict[str, int] = {}
@@ -204,6 +205,7 @@ class CustomSource:
             self.restarts[entry.key] = self.restarts.get(entry.key, 0) + 1
             log.error("python source %s/%s: %s; restarting in %gs", entry.event_source, entry.event_name, problem,
                       delay, extra={"event_source": entry.event_source, "event_name": entry.event_name})
+            self.report("python", entry.event_source, entry.event_name, problem, None)
             await asyncio.sleep(delay)
             delay = min(self.restart_max, delay * 2)
 

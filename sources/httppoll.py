@@ -47,7 +47,7 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_url
 from sensorium.engine.goport.duration import parse_duration
-from sensorium.sources.base import EntryTasks
+from sensorium.sources.base import EntryTasks, Report, no_report
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 
 __all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_SEEN_KEYS", "MAX_BACKOFF", "HttpPollContext", "HttpPollSource",
@@ -242,9 +242,9 @@ class HttpPollSource:
 
     def __init__(self, entries: Sequence[tuple[str, str, HttpPollContext]],
                  publish: Callable[[CloudEvent], Awaitable[None]], secrets: Secrets,
-                 state: StateOpener | None) -> None:
+                 state: StateOpener | None, report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
-        self.publish, self.secrets, self.state = publish, secrets, state
+        self.publish, self.secrets, self.state, self.report = publish, secrets, state, report
         self._running: EntryTasks[KeyStore] = EntryTasks()
         self._session: aiohttp.ClientSession | None = None
 
@@ -291,6 +291,7 @@ class HttpPollSource:
                 delay = min(delay * 2, max(MAX_BACKOFF, interval))
                 log.error("httpPoll %s: poll of %s failed: %s; next poll in %gs", entry.key, entry.shown_url, exc,
                           delay)
+                self.report("httpPoll", entry.event_source, entry.event_name, f"poll failed: {exc}", None)
             await asyncio.sleep(delay)
 
     def _headers(self, entry: _Entry, seen: SeenKeys) -> dict[str, str]:

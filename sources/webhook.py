@@ -27,7 +27,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.tls import server_context
 from sensorium.engine.core.tracecontext import from_headers
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
 from sensorium.sources.eventshape import Transform, TransformError, dress
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sensorium.sources.signature import Check, verifier
@@ -214,7 +214,8 @@ class WebhookServer:
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
                  host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, report: Report = no_report) -> None:
+        self.report = report  # refusals (401, 403, 500, 503) as the engine's trace records
         self.reuse_port = reuse_port  # SO_REUSEPORT: several processes bind the port, the kernel spreads connections
         self.endpoints, self.publish, self.secrets, self.host = endpoints, publish, secrets, host
         self.observe = observe
@@ -267,17 +268,21 @@ class WebhookServer:
         networks = endpoint.context.allowed_networks
         shape = endpoint.shape or event_from_request
         where = f"{endpoint.source}/{endpoint.event}"
+        kind = "webhook"  # the provider kinds (github, slack, ...) are served as webhooks too
 
         async def handle(request: web.Request) -> web.Response:
             if request.method != endpoint.context.method:
                 return web.Response(status=405, text=f"method {request.method} not allowed\n")
             if networks is not None and not client_allowed(request.remote, networks):
                 log.warning("webhook %s: client %s is outside the allowed networks", where, request.remote)
+                self.report(kind, endpoint.source, endpoint.event, f"client {request.remote} is outside the allowed "
+                            "networks", 403)
                 return web.Response(status=403, text="forbidden\n")
             if token is not None:
                 given = request.headers.get("Authorization", "")
                 # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare the bytes as sent
                 if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
+                    self.report(kind, endpoint.source, endpoint.event, "no valid bearer token", 401)
                     return web.Response(status=401, text="unauthorized\n")
             raw = await self._read_body(request, limit)
             if isinstance(raw, web.Response):
@@ -286,6 +291,7 @@ class WebhookServer:
                 refusal = check(request.headers, raw, time.time())
                 if refusal is not None:
                     log.warning("webhook %s: request from %s refused: %s", where, request.remote, refusal)
+                    self.report(kind, endpoint.source, endpoint.event, refusal, 401)
                     return web.Response(status=401, text="unauthorized\n")
             try:
                 event = shape(endpoint, request.method, list(request.headers.items()), raw, request.query_string)
@@ -301,9 +307,11 @@ class WebhookServer:
                 except TransformError as exc:
                     log.error("webhook %s: request from %s refused: transformPayload failed: %s", where,
                               request.remote, exc)
+                    self.report(kind, endpoint.source, endpoint.event, f"transformPayload failed: {exc}", 500)
                     return web.Response(status=500, text="transformPayload failed\n")
             refused = await self._store(endpoint, event)
             if refused is not None:
+                self.report(kind, endpoint.source, endpoint.event, "the bus did not store the event", 503)
                 return refused
             # Argo answers `success` with no newline
             return web.Response(status=200, text="success", headers={"X-Sensorium-Event-Id": event.id})

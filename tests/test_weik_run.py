@@ -14,8 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from sensorium.engine.trace.records import SourceProblem
 from tests.engine_harness import Engine, free_port, write_config
 from tests.fixtures_http import HttpSink
+from tests.trace_log import TraceLog
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIKIO = ROOT / "examples" / "weikio"
@@ -39,7 +41,9 @@ async def test_the_weik_webhook_checks_its_signature_and_transforms_the_payload(
     sensor = (WEIKIO / "sensor.yaml").read_text().replace("http://127.0.0.1:9000", http_sink.url)
     folder = write_config(tmp_path / "config", sources, sensor)
     url = f"http://127.0.0.1:{port}/orders"
-    async with Engine(folder, nats_url, secrets_dir=WEIKIO / "secrets"), aiohttp.ClientSession() as session:
+    trace = TraceLog()
+    async with Engine(folder, nats_url, secrets_dir=WEIKIO / "secrets", tracer=trace), \
+            aiohttp.ClientSession() as session:
         async def send(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
             async with session.post(url, data=body, headers=headers) as response:
                 return response.status, await response.text()
@@ -51,6 +55,18 @@ async def test_the_weik_webhook_checks_its_signature_and_transforms_the_payload(
         assert await send(no_order, signed(no_order)) == (500, "transformPayload failed\n")
         assert await send(order(41, 250), signed(order(41, 250))) == (200, "success")
         [request] = await http_sink.wait_for(1, timeout=20)
+        # the prices poll (nothing listens on its port) failed: a record for the sensor that waits for prices
+        [poll] = await trace.wait(lambda r: r.step == "source" and getattr(r, "kind", "") == "httpPoll")
+    refusals = [(r.sensor, r.source, r.subject, r.problem, r.status) for r in trace.records
+                if isinstance(r, SourceProblem) and r.kind == "webhook"]
+    assert refusals == [
+        ("weikio-orders", "orders-hook", "orders-hook", "X-Signature does not match", 401),
+        ("weikio-orders", "orders-hook", "orders-hook", "no X-Signature header", 401),
+        ("weikio-orders", "orders-hook", "orders-hook", "X-Signature does not match", 401),
+        ("weikio-orders", "orders-hook", "orders-hook", "transformPayload failed: transform raised KeyError: 'order'",
+         500)]
+    assert isinstance(poll, SourceProblem) and (poll.sensor, poll.source) == ("weikio-orders", "prices")
+    assert poll.problem.startswith("poll failed: ") and "Bearer" not in poll.problem
     # the refused ones were never published: the first request the sink got is the good one's
     assert (request.path, request.json()) == ("/fulfil", {"orderId": "41", "customer": "ada@example.com"})
     assert "X-Signature does not match" in caplog.text and "no X-Signature header" in caplog.text
@@ -126,8 +142,12 @@ async def test_a_custom_source_that_raises_is_restarted_and_its_events_fire(
     secrets = tmp_path / "secrets"
     (secrets / "device-token").mkdir(parents=True)
     (secrets / "device-token" / "value").write_text("tok-123\n")
-    async with Engine(folder, nats_url, secrets_dir=secrets):
+    trace = TraceLog()
+    async with Engine(folder, nats_url, secrets_dir=secrets, tracer=trace):
         requests = await http_sink.wait_for(2, timeout=30)
+    [raised] = [r for r in trace.records if isinstance(r, SourceProblem)]
+    assert (raised.sensor, raised.kind, raised.source, raised.problem) == (
+        "readings", "python", "device", "events() raised RuntimeError: device unplugged")
     assert [r.json() for r in requests] == [{"run": "1", "device": "d-7"}, {"run": "2", "device": "d-7"}]
     assert ("python source device/device: events() raised RuntimeError: device unplugged; restarting in 1s"
             in caplog.text)

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.documents import EventSource
@@ -88,7 +88,15 @@ class WeikSpec(_WeikModel):
 
 class WeikMetadata(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,253}", v):
+            raise ValueError(f"metadata.name {v[:60]!r}: letters, digits, '-' and '_' only (it names the "
+                             "Argo EventSource and its event; no placeholders)")
+        return v
 
 
 class WeikEventSource(BaseModel):

@@ -100,6 +100,11 @@ class HumanFormat:
         return (f"no dependency listens to eventSourceName {_q(r['source'])} and eventName {_q(r['subject'])} "
                 f"(the event's source and subject); dependencies listen to {', '.join(r['listening'])}")
 
+    def _source(self, r: Mapping[str, Any]) -> str:
+        answered = f" (answered {r['status']})" if r.get("status") else ""
+        return (f"{r['kind']} source {_q(r['source'])}/{_q(r['subject'])} stored no event: "
+                f"{self._c(_RED, str(r['problem']))}{answered}")
+
     def _dependency(self, r: Mapping[str, Any]) -> str:
         text = f"{r['dependency']} matched the event: filters {self._verdict(r['passed'], r.get('error'))}"
         if r.get("error"):
