@@ -23,6 +23,7 @@ it returns (Python cannot stop a thread), and the calls behind it time out meanw
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
@@ -38,7 +39,7 @@ from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport import gjson
 
 __all__ = ["TRANSFORM_TIMEOUT", "CloudEventAttributes", "Transform", "TransformError", "Variable",
-           "compile_transform", "dress", "lift_variables"]
+           "check_transform", "compile_transform", "dress", "lift_variables"]
 
 TRANSFORM_TIMEOUT = 2.0
 """Seconds a `transform(payload)` may take for one event."""
@@ -123,15 +124,24 @@ class TransformError(Exception):
     """A transform failed for one event (the message says how; it holds no payload)."""
 
 
-def compile_transform(source: str, where: str = "transformPayload") -> Callable[[Any], Any]:
-    """The `transform` function defined by Python `source`; ValueError for code that does not compile or does
-    not define `transform(payload)`. Runs the module's top level once (trusted code)."""
+def check_transform(source: str, where: str = "transformPayload") -> None:
+    """ValueError unless Python `source` compiles and defines `transform` at its top level; runs nothing (load
+    and `sensorium validate` execute no user code)."""
     if len(source) > MAX_TRANSFORM_SOURCE:
         raise ValueError(f"{where}: longer than {MAX_TRANSFORM_SOURCE} characters")
     try:
-        code = compile(source, f"<{where}>", "exec")
+        tree = ast.parse(source, f"<{where}>")
     except SyntaxError as exc:
         raise ValueError(f"{where}: line {exc.lineno}: {exc.msg}") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "transform" for node in tree.body):
+        raise ValueError(f"{where}: defines no function transform(payload)")
+
+
+def compile_transform(source: str, where: str = "transformPayload") -> Callable[[Any], Any]:
+    """The `transform` function defined by Python `source` (checked as `check_transform` does); runs the
+    module's top level once (trusted code). ValueError when that raises."""
+    check_transform(source, where)
+    code = compile(source, f"<{where}>", "exec")
     namespace: dict[str, Any] = {"__name__": f"sensorium_{where}"}
     try:
         exec(code, namespace)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_port
-from sensorium.sources.eventshape import CloudEventAttributes, Variable, compile_transform
+from sensorium.sources.eventshape import CloudEventAttributes, Variable, check_transform
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
 
@@ -62,7 +62,7 @@ class WebhookContext(ArgoModel):
     @classmethod
     def _transform(cls, v: str | None) -> str | None:
         if v is not None:
-            compile_transform(v)
+            check_transform(v)
         return v
 
     def reshapes(self) -> bool:

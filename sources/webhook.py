@@ -262,7 +262,10 @@ class WebhookServer:
         reshapes = endpoint.context.reshapes()
         transform = None
         if endpoint.context.transform_payload is not None:
-            transform = Transform(endpoint.context.transform_payload)
+            try:
+                transform = Transform(endpoint.context.transform_payload)
+            except ValueError as exc:
+                raise SensoriumError(f"webhook {endpoint.source}/{endpoint.event}: {exc}") from None
             self._transforms.append(transform)
         limit = endpoint.context.max_payload_size
         networks = endpoint.context.allowed_networks

@@ -185,6 +185,10 @@ def test_problems_are_said_in_weiks_field_names_at_their_line(tmp_path: Path) ->
      "F:11: spec.Parameters.TransformPayload: TransformPayload: line 1: expected ':'"),
     ("    Path: /x\n    TransformPayload: \"def other(p): return 1\"\n",
      "F:11: spec.Parameters.TransformPayload: TransformPayload: defines no function transform(payload)"),
+    ("    Path: /x\n    Method: TRACE\n",
+     "F:11: spec.Parameters.Method: Method must be one of GET, POST, PUT, PATCH, DELETE, got 'TRACE'"),
+    ("    Path: /x\n    Port: \"70000\"\n",
+     "F:11: spec.Parameters.Port: Port must be a TCP port 1-65535, got '70000'"),
     ("    Path: \"{{sys:WEIK_TEST_UNSET}}\"\n",
      "F:10: spec.Parameters.Path: environment variable WEIK_TEST_UNSET of {{sys:WEIK_TEST_UNSET}} is not set"),
 ])
@@ -192,6 +196,39 @@ def test_invalid_parameters_are_refused_at_their_line(tmp_path: Path, parameters
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEIK_TEST_UNSET", raising=False)
     assert problems(tmp_path, webhook(parameters)) == [expected]
+
+
+def poll(parameters: str) -> str:
+    return ("apiVersion: weik.io/v1\nkind: EventSource\nmetadata:\n  name: poll\nspec:\n  Type: http-poll\n"
+            "  EventType: t\n  EventSource: s\n  Parameters:\n" + parameters)
+
+
+@pytest.mark.parametrize("parameters,expected", [
+    ("    Url: ftp://x/y\n", "F:10: spec.Parameters.Url: Url must be an http:// or https:// URL with a host, got "
+     "'ftp://x/y'"),
+    ("    Url: http://x/y\n    PollingInterval: \"0.01\"\n",
+     "F:11: spec.Parameters.PollingInterval: PollingInterval must be at least 0.1 seconds, got 0.01"),
+    ("    Url: http://x/y\n    PollingInterval: soon\n",
+     "F:11: spec.Parameters.PollingInterval: PollingInterval must be a positive number of seconds, got 'soon'"),
+    ("    Url: http://x/y\n    Headers: '{\"Authorization\": \"Bearer ${token}\"}'\n",
+     "F:11: spec.Parameters.Headers: Headers.Authorization: a ${name} secret must be the whole header value (put "
+     "'Bearer ...' in the secret)"),
+    ("    Url: http://x/y\n    Headers: '[1]'\n",
+     "F:11: spec.Parameters.Headers: Headers must be a JSON object of strings, e.g. '{\"Accept\": "
+     "\"application/json\"}'"),
+])
+def test_invalid_poll_parameters_are_refused_at_their_line(tmp_path: Path, parameters: str, expected: str) -> None:
+    assert problems(tmp_path, poll(parameters)) == [expected]
+
+
+def test_validate_runs_no_transform_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()\ndef transform(p):\n    return p\n"
+    path = tmp_path / "weik.yaml"
+    path.write_text(webhook("    Path: /x\n    TransformPayload: " + json.dumps(code) + "\n"))
+    [entry] = load_checked([path], environ={}).entries
+    assert entry.spec.transform_payload == code  # type: ignore[attr-defined]
+    assert not marker.exists()
 
 
 def test_sys_placeholders_read_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

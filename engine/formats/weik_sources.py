@@ -250,7 +250,8 @@ def _kind_has(kind: str, field: str) -> bool:
 
 def _webhook(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str, Any]]:
     body: dict[str, Any] = {"endpoint": doc.param("Path"), "port": doc.param("Port", str(DEFAULT_WEBHOOK_PORT)),
-                            "method": doc.param("Method", "POST"), "bodyAsData": True}
+                            "method": _method(doc, ("GET", "POST", "PUT", "PATCH", "DELETE"), "POST"),
+                            "bodyAsData": True}
     path = body["endpoint"]
     if path is not None and not path.startswith("/"):
         doc.error(["spec", "Parameters", "Path"], f"Path must start with '/', got {path[:60]!r}")
@@ -272,14 +273,22 @@ def _webhook(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str, 
         _check_networks(doc, body["allowedNetworks"])
     transform = doc.params.get("TransformPayload")
     if transform is not None:
-        from sensorium.sources.eventshape import compile_transform
+        from sensorium.sources.eventshape import check_transform
 
         try:
-            compile_transform(transform, "TransformPayload")
+            check_transform(transform, "TransformPayload")
         except ValueError as exc:
             doc.error(["spec", "Parameters", "TransformPayload"], str(exc))
         body["transformPayload"] = transform
     return "webhook", body
+
+
+def _method(doc: _Doc, allowed: tuple[str, ...], default: str) -> str:
+    method = (doc.param("Method") or default).upper()
+    if method not in allowed:
+        doc.error(["spec", "Parameters", "Method"], f"Method must be one of {', '.join(allowed)}, got {method[:20]!r}")
+        return default
+    return method
 
 
 def _check_networks(doc: _Doc, networks: list[str]) -> None:
@@ -294,9 +303,16 @@ def _check_networks(doc: _Doc, networks: list[str]) -> None:
 
 
 def _http_poll(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str, Any]]:
-    body: dict[str, Any] = {"url": doc.param("Url"), "method": doc.param("Method", "GET")}
+    body: dict[str, Any] = {"url": doc.param("Url"), "method": _method(doc, ("GET", "POST"), "GET")}
+    url = body["url"]
+    if url is not None and not re.match(r"^https?://[^/?#\s]+", url):
+        doc.error(["spec", "Parameters", "Url"], f"Url must be an http:// or https:// URL with a host, got "
+                  f"{url.split('?')[0][:80]!r}")
     interval = doc.number("PollingInterval")
-    if interval is not None:
+    if interval is not None and interval < 0.1:
+        doc.error(["spec", "Parameters", "PollingInterval"], f"PollingInterval must be at least 0.1 seconds, got "
+                  f"{interval:g}")
+    elif interval is not None:
         body["pollingInterval"] = f"{interval:g}s"
     for weik_name, argo_name in (("ResponsePath", "responsePath"), ("KeyPath", "keyPath")):
         value = doc.param(weik_name)
