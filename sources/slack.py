@@ -6,9 +6,14 @@ With `signingSecret` set, every request must carry Slack's `X-Slack-Signature` (
 nothing published. What is published, as Argo's slack source does:
 
 - an Events API `url_verification` request is answered with its `challenge` (text/plain) and not published;
-- an Events API `event_callback`: the data is its inner `event` object as Slack sent it (compacted);
-- an interactive component (form field `payload`): the data is that JSON payload;
-- a slash command (form fields `command`, `text`, ...): the data is the form's fields as a JSON object of strings.
+- an Events API `event_callback`: the data is Argo's `{"type": <the inner event's type>, "Data": <the inner
+  event>}` (slack-go's `EventsAPIInnerEvent`; Argo re-encodes the inner event through slack-go's struct of its
+  type, which drops fields the struct lacks: Sensorium keeps it as Slack sent it, compacted);
+- another Events API request type (`app_rate_limited`, ...): answered 200, nothing published (as Argo);
+- an interactive component (form field `payload`): the data is that JSON payload as sent (Argo re-encodes it
+  through slack-go's `InteractionCallback`);
+- a slash command (form fields `command`, `text`, ...): the data is the form's fields as a JSON object of strings
+  (Argo marshals slack-go's `SlashCommand`, whose JSON names are the form's).
 
 `token` (Slack's deprecated verification token) is accepted and ignored: the signing secret is the check. Setting
 up the app at Slack is out of reach here: configure its Request URL to this endpoint (logged once at start).
@@ -82,8 +87,8 @@ def _shape() -> Shape:
             inner = outer.get("event")
             if not isinstance(inner, dict):
                 raise BodyError("event_callback without an event object")
-            return _event(endpoint, marshal(inner))
-        raise BodyError(f"unknown slack request type {str(outer.get('type'))[:60]!r}")
+            return _event(endpoint, marshal({"type": inner.get("type", ""), "Data": inner}))
+        return None
     return shape
 
 

@@ -392,12 +392,14 @@ async def test_slack_answers_the_challenge_and_publishes_the_inner_event() -> No
         assert await post(url, callback.replace(b"deploy", b"delete"), slack_signed(callback)) == (
             401, "unauthorized\n")
         assert (await post(url, callback, {"Content-Type": "application/json"}))[0] == 401
+        limited = b'{"type":"app_rate_limited","minute_rate_limited":1518467820}'
+        assert await post(url, limited, slack_signed(limited)) == (200, "success")  # not published, as Argo
         command = b"command=%2Fdeploy&text=api+v2&user_id=U0ADA"
         assert await post(url, command, slack_signed(command, "application/x-www-form-urlencoded")) == (
             200, "success")
     assert [(e.type, e.subject, json.loads(e.data or b"")) for e in published] == [
-        ("slack", "chat", {"type": "message", "channel": "C0OPS", "user": "U0ADA", "text": "deploy api",
-                           "ts": "1.2"}),
+        ("slack", "chat", {"type": "message", "Data": {"type": "message", "channel": "C0OPS", "user": "U0ADA",
+                                                        "text": "deploy api", "ts": "1.2"}}),
         ("slack", "chat", {"command": "/deploy", "text": "api v2", "user_id": "U0ADA"})]
 
 
