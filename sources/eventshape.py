@@ -10,9 +10,10 @@ Routing stays Argo's: a sensor selects events by the CloudEvent `source` (eventS
 declared `source` and `subject` travel as the CloudEvent extension attributes `originsource` and
 `originsubject` (filter them with `filters.context.extensions`).
 
-Variables: each `{sourceColumn, targetVariable}` copies the payload's value at `sourceColumn` (a gjson path; a
-plain name is a top-level key) into the event data's top-level key `targetVariable` (the data must be a JSON
-object; a missing value leaves the key out). A sensor filters on it (`filters.data: [{path: OrderId, ...}]`) and
+Variables: each `{sourceColumn, targetVariable}` copies the event data's value at `sourceColumn` (a gjson path; a
+plain name is a top-level key; a webhook's data without `bodyAsData` is Argo's `{header, body}`, so `body.id`)
+into the data's top-level key `targetVariable` (the data must be a JSON object; a missing value leaves the key
+out). A sensor filters on it (`filters.data: [{path: OrderId, ...}]`) and
 a trigger parameter reads it (`dataKey: OrderId`).
 
 A transform is trusted code, like the configuration itself. It runs in a thread of its own per entry, within
@@ -121,7 +122,13 @@ def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequ
 
 
 class TransformError(Exception):
-    """A transform failed for one event (the message says how; it holds no payload)."""
+    """A transform failed for one event (the message says how, cut to `MAX_REASON` characters)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split())[:MAX_REASON])
+
+
+MAX_REASON = 300
 
 
 def check_transform(source: str, where: str = "transformPayload") -> None:

@@ -87,7 +87,10 @@ async def events(params):
     yield {"run": runs + 1, "device": params["DeviceId"], "token": params["Token"]}
     if runs == 0:
         raise RuntimeError("device unplugged")
-    await asyncio.Event().wait()  # the second run keeps running until the engine stops it
+    try:
+        await asyncio.Event().wait()  # the second run keeps running until the engine stops it
+    finally:
+        Path(__file__).with_name("stopped.txt").write_text("cleaned up")
 """
 
 CUSTOM_SOURCE = """\
@@ -145,6 +148,7 @@ async def test_a_custom_source_that_raises_is_restarted_and_its_events_fire(
     trace = TraceLog()
     async with Engine(folder, nats_url, secrets_dir=secrets, tracer=trace):
         requests = await http_sink.wait_for(2, timeout=30)
+    assert (folder / "stopped.txt").read_text() == "cleaned up"  # the engine's stop ran the generator's finally
     [raised] = [r for r in trace.records if isinstance(r, SourceProblem)]
     assert (raised.sensor, raised.kind, raised.source, raised.problem) == (
         "readings", "python", "device", "events() raised RuntimeError: device unplugged")
