@@ -33,11 +33,19 @@ import watchfiles
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.sources.base import Publish
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
-from sensorium.sources.file import _CHECK_MS, DEBOUNCE_MS, RETRY_MAX, STEP_MS, Op, _file_metadata, file_changes
+from sensorium.sources.file import (
+    CHECK_MS,
+    DEBOUNCE_MS,
+    STEP_MS,
+    Op,
+    file_changes,
+    file_metadata,
+    publish_retrying,
+    supervise_directory,
+)
 
 __all__ = ["FileWatchContext", "FileWatchSource"]
 
@@ -121,27 +129,8 @@ class FileWatchSource:
         self._tasks, self._ready = [], []
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
-        directory = entry.spec.path
-        delay, missing = 0.1, False
-        while not self._stop.is_set():
-            if not os.path.isdir(directory):
-                if not missing:
-                    log.warning("fileWatch %s: watched directory %s does not exist; watching it again once it does",
-                                entry.key, directory)
-                    missing = True
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
-                continue
-            if missing:
-                log.info("fileWatch %s: directory %s is back; watching it", entry.key, directory)
-                missing, delay = False, 0.1
-            try:
-                await self._watch(entry, ready)
-            except (OSError, RuntimeError) as exc:
-                log.warning("fileWatch %s: watching %s failed (%s); trying again in %gs", entry.key, directory,
-                            exc.__class__.__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
+        await supervise_directory(f"fileWatch {entry.key}", entry.spec.path, self._stop,
+                                  lambda: self._watch(entry, ready), log)
 
     async def _watch(self, entry: _Entry, ready: asyncio.Event) -> None:
         directory = entry.spec.path
@@ -154,7 +143,7 @@ class FileWatchSource:
             if not entry.spec.include_subdirectories:
                 break
         watcher = watchfiles.awatch(directory, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
-                                    stop_event=self._stop, rust_timeout=_CHECK_MS, yield_on_timeout=True,
+                                    stop_event=self._stop, rust_timeout=CHECK_MS, yield_on_timeout=True,
                                     recursive=entry.spec.include_subdirectories,
                                     force_polling=entry.spec.polling or None, poll_delay_ms=100)
         ready.set()
@@ -169,7 +158,7 @@ class FileWatchSource:
 
     async def _publish(self, entry: _Entry, change: Change, path: str) -> None:
         data: dict[str, object] = {"path": path, "name": os.path.relpath(path, entry.spec.path), "change": change}
-        meta = _file_metadata(path) if change != "Deleted" else None
+        meta = file_metadata(path) if change != "Deleted" else None
         if meta is not None:
             data["file"] = meta
         now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -178,12 +167,4 @@ class FileWatchSource:
                            data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
         event = dress(event, entry.spec.cloud_event, entry.spec.variables or ())
         log.info("fileWatch %s: %s %s", entry.key, change, path)
-        delay = 0.1
-        while True:
-            try:
-                await self.publish(event)
-                return
-            except SensoriumError as exc:
-                log.error("fileWatch %s: %s %s not stored, retrying in %gs: %s", entry.key, change, path, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
+        await publish_retrying(self.publish, event, f"fileWatch {entry.key}: {change} {path}", log)
