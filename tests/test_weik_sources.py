@@ -185,6 +185,9 @@ def test_problems_are_said_in_weiks_field_names_at_their_line(tmp_path: Path) ->
      "F:11: spec.Parameters.TransformPayload: TransformPayload: line 1: expected ':'"),
     ("    Path: /x\n    TransformPayload: \"def other(p): return 1\"\n",
      "F:11: spec.Parameters.TransformPayload: TransformPayload: defines no function transform(payload)"),
+    ("    Path: /x\n    AllowedIPs: \" , \"\n",
+     "F:11: spec.Parameters.AllowedIPs: AllowedIPs is empty (it would refuse every client): list CIDR networks, or "
+     "leave it out to allow any"),
     ("    Path: /x\n    Method: TRACE\n",
      "F:11: spec.Parameters.Method: Method must be one of GET, POST, PUT, PATCH, DELETE, got 'TRACE'"),
     ("    Path: /x\n    Port: \"70000\"\n",
@@ -409,3 +412,14 @@ def test_the_slack_example_loads_with_its_hook_warning(monkeypatch: pytest.Monke
     assert [(e.kind, e.event_source, e.event_name) for e in config.entries] == [("slack", "slack", "chat")]
 
 
+
+
+def test_only_weik_eventsource_documents_keep_their_placeholders() -> None:
+    from sensorium.engine import formats
+    from sensorium.engine.config import substitute_env
+
+    text = ("apiVersion: weik.io/v1\nkind: EventSource\nspec: {Parameters: {Secret: ${hook-secret}}}\n---\n"
+            "kind: EventSubscription\napiVersion: weik.io/v1alpha1\nspec: {url: ${TARGET_URL}}\n---\n"
+            "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nspec: {url: ${TARGET_URL}}\n")
+    out = substitute_env(text, "f.yaml", {"TARGET_URL": "http://t"}, formats.raw_spans(text))
+    assert out.count("${hook-secret}") == 1 and out.count("url: http://t") == 2 and "${TARGET_URL}" not in out

@@ -80,9 +80,9 @@ _DOCUMENT_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
 
 def raw_spans(text: str) -> list[tuple[int, int]]:
     """The (start, end) offsets of the YAML documents of `text` whose format resolves its own placeholders
-    (`Format.raw_placeholders`); a cheap text scan, made before parsing."""
+    (`Format.raw_placeholders`, searched in each document's text alone); a text scan, made before parsing."""
     patterns = [fmt.raw_placeholders for fmt in formats() if fmt.raw_placeholders is not None]
     if not patterns:
         return []
     starts = [0, *(m.start() for m in _DOCUMENT_START.finditer(text)), len(text)]
-    return [(a, b) for a, b in itertools.pairwise(starts) if any(p.search(text, a, b) for p in patterns)]
+    return [(a, b) for a, b in itertools.pairwise(starts) if any(p.search(text[a:b]) for p in patterns)]

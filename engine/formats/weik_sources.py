@@ -46,8 +46,10 @@ from sensorium.engine.suggest import closest
 __all__ = ["DEFAULT_WEBHOOK_PORT", "DOCUMENT_TEXT", "SECRET_KEY", "claims", "translate"]
 
 API_VERSIONS = ("weik.io/v1", "weik.io/v1alpha1")
-DOCUMENT_TEXT = re.compile(r"^apiVersion:[ \t]*[\"']?weik\.io/", re.MULTILINE)
-"""A document's text that is a Weik.io one (its `${name}` are secrets, not environment variables)."""
+DOCUMENT_TEXT = re.compile(r"\A(?=.*?^apiVersion:[ \t]*[\"']?weik\.io/)(?=.*?^kind:[ \t]*[\"']?EventSource\b)",
+                           re.MULTILINE | re.DOTALL)
+"""A document's text that is a Weik.io EventSource (its `${name}` are secrets, not environment variables; Weik.io's
+other kinds keep the environment substitution)."""
 DEFAULT_WEBHOOK_PORT = 12000
 """The port of a Weik.io webhook without a `Port` parameter (Weik.io serves every webhook on its one host port)."""
 SECRET_KEY = "value"
@@ -270,6 +272,9 @@ def _webhook(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str, 
     networks = doc.param("AllowedIPs")
     if networks is not None:
         body["allowedNetworks"] = [n.strip() for n in networks.split(",") if n.strip()]
+        if not body["allowedNetworks"]:
+            doc.error(["spec", "Parameters", "AllowedIPs"], "AllowedIPs is empty (it would refuse every client): "
+                      "list CIDR networks, or leave it out to allow any")
         _check_networks(doc, body["allowedNetworks"])
     transform = doc.params.get("TransformPayload")
     if transform is not None:
