@@ -56,7 +56,7 @@ class WebhookContext(ArgoModel):
     cloud_event: CloudEventAttributes | None = Field(default=None, description="Sensorium extension: the "
                                                      "CloudEvent type (and declared source, subject) of its events.")
     variables: list[Variable] | None = Field(default=None, max_length=100, description="Sensorium extension: "
-                                             "values of the body copied to top-level keys of the event data.")
+                                             "values of the event data (gjson paths) copied to its top-level keys.")
 
     @field_validator("transform_payload")
     @classmethod

@@ -179,8 +179,8 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
 
 async def reshape(endpoint: Endpoint, event: CloudEvent, transform: Transform | None) -> CloudEvent:
     """The event as the entry's Sensorium extensions want it (`WebhookContext.reshapes`): the body transformed,
-    made the data (`bodyAsData`), variables lifted from the body, the declared CloudEvent attributes.
-    TransformError when the transform fails."""
+    made the data (`bodyAsData`), variables lifted from the resulting data, the declared CloudEvent attributes
+    (`sources.eventshape.dress`). TransformError when the transform fails."""
     context = endpoint.context
     data = json.loads(event.data) if event.data is not None else None
     if isinstance(data, dict) and "body" in data and (transform is not None or context.body_as_data):
