@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -397,12 +398,17 @@ async def test_slack_answers_the_challenge_and_publishes_the_inner_event() -> No
         assert (await post(url, callback, {"Content-Type": "application/json"}))[0] == 401
         limited = b'{"type":"app_rate_limited","minute_rate_limited":1518467820}'
         assert await post(url, limited, slack_signed(limited)) == (200, "success")  # not published, as Argo
+        interaction = b"payload=" + quote(json.dumps({"type": "block_actions", "user": {"id": "U0ADA"},
+                                                      "actions": [{"action_id": "approve"}]})).encode()
+        assert await post(url, interaction, slack_signed(interaction, "application/x-www-form-urlencoded")) == (
+            200, "success")
         command = b"command=%2Fdeploy&text=api+v2&user_id=U0ADA"
         assert await post(url, command, slack_signed(command, "application/x-www-form-urlencoded")) == (
             200, "success")
     assert [(e.type, e.subject, json.loads(e.data or b"")) for e in published] == [
         ("slack", "chat", {"type": "message", "Data": {"type": "message", "channel": "C0OPS", "user": "U0ADA",
                                                         "text": "deploy api", "ts": "1.2"}}),
+        ("slack", "chat", {"type": "block_actions", "user": {"id": "U0ADA"}, "actions": [{"action_id": "approve"}]}),
         ("slack", "chat", {"command": "/deploy", "text": "api v2", "user_id": "U0ADA"})]
 
 
