@@ -148,6 +148,34 @@ def test_the_seed_database_example_loads_or_says_the_kind_is_missing(tmp_path: P
     assert (entry.kind, entry.event_source, entry.event_name) == ("postgres", "orders-db", "orders-db")
 
 
+def test_the_database_mapping_calls_from_weik_and_keeps_the_password_a_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract with the PostgreSQL kind's `from_weik(parameters, variables) -> dict` (its own branch): the
+    Weik.io parameters as strings (`{{sys:...}}` resolved, `${...}` as written), the variables as
+    `{sourceColumn, targetVariable}`; a `${name}` it passes through becomes a secret reference."""
+    import sys
+    import types
+
+    calls: list[tuple[dict[str, str], list[dict[str, str]]]] = []
+
+    def from_weik(parameters: dict[str, str], variables: list[dict[str, str]]) -> dict[str, Any]:
+        calls.append((dict(parameters), variables))
+        return {"host": parameters["Host"], "password": parameters["Password"], "table": parameters["Table"]}
+
+    fake = types.ModuleType("sensorium.sources.postgres")
+    fake.from_weik = from_weik  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sensorium.sources.postgres", fake)
+    path = tmp_path / "orders-db.yaml"
+    path.write_text(SEED_ORDERS_DB)
+    config = load([path], environ={})
+    [(source, _)] = config.sources
+    assert source.spec.model_extra == {"postgres": {"orders-db": {
+        "host": "127.0.0.1", "password": {"name": "orders-db-password", "key": "value"}, "table": "orders"}}}
+    [(parameters, variables)] = calls
+    assert parameters["Password"] == "${orders-db-password}" and parameters["TrackDeletes"] == "false"
+    assert variables == [{"sourceColumn": "order_id", "targetVariable": "OrderId"}]
+
+
 def problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
     path = tmp_path / "weik.yaml"
     path.write_text(text)

@@ -425,6 +425,9 @@ def _database(doc: _Doc, spec: WeikSpec, origin: Origin) -> tuple[str, dict[str,
     variables = [{"sourceColumn": v.source_column, "targetVariable": v.target_variable} for v in spec.variables]
     try:
         body = dict(from_weik(parameters, variables))
+    except ConfigError as exc:
+        doc.error(["spec", "Parameters"], exc.message)
+        return "postgres", {}
     except ValueError as exc:
         doc.error(["spec", "Parameters"], str(exc))
         return "postgres", {}
