@@ -15,10 +15,13 @@ calls belong in `asyncio.to_thread`). At load the file must exist, compile and d
 `requirements` entry (`{package: version specifier}`) must be installed in a matching version; otherwise the
 load fails naming the package and the `pip install` command. The file is imported when the source starts.
 
-Stopping the engine cancels the generator (its `finally:` blocks run). An exception raised by it (or a payload
-that is not JSON) is one ERROR line naming the entry and the exception, and the generator is started again after
-a pause doubling from `RESTART_MIN` to `RESTART_MAX` (reset once a run lasted `RESTART_MAX`); a generator that
-ends by itself is restarted the same way. The engine and the other sources keep running.
+Stopping the engine cancels the generator (its `finally:` blocks run); one still running `STOP_TIMEOUT` seconds
+later is abandoned with a warning, so the rest of the engine stops in order (a generator that never honours its
+cancellation still keeps the process from exiting: it must let `CancelledError` through). An exception raised
+by it (or a payload that is not JSON) is one ERROR line naming the entry and the exception, and the generator is
+started again after a pause doubling from `RESTART_MIN` to `RESTART_MAX` (reset once a run lasted
+`RESTART_MAX`); a generator that ends by itself is restarted the same way. The engine and the other sources
+keep running.
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ RESTART_MIN = 1.0
 """Seconds before the first restart of a generator that raised or ended."""
 RESTART_MAX = 60.0
 """The longest pause between restarts; a run at least this long resets the pause."""
+STOP_TIMEOUT = 5.0
+"""Seconds the engine's stop waits for a cancelled generator to finish (its `finally:` blocks)."""
 MAX_SOURCE_BYTES = 1_048_576
 
 
@@ -170,8 +175,9 @@ class CustomSource:
 
     def __init__(self, entries: Sequence[tuple[str, str, PythonSourceContext]], publish: Publish,
                  secrets: Secrets, restart_min: float = RESTART_MIN, restart_max: float = RESTART_MAX,
-                 report: Report = no_report) -> None:
+                 report: Report = no_report, stop_timeout: float = STOP_TIMEOUT) -> None:
         self.entries = [_Entry(*e) for e in entries]
+        self.stop_timeout = stop_timeout
         self.publish, self.secrets, self.report = publish, secrets, report
         self.restart_min, self.restart_max = restart_min, restart_max
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,11 +188,15 @@ class CustomSource:
             self._tasks.append(asyncio.create_task(self._supervised(entry), name=entry.key))
 
     async def stop(self) -> None:
+        """Cancel every generator and wait up to `stop_timeout` seconds for them to finish; one that ignores the
+        cancellation is abandoned with one WARNING line (the engine's stop is not held up by it)."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=self.stop_timeout)
+            for task in pending:
+                log.warning("python source %s: events() did not stop within %gs of its cancellation; abandoned",
+                            task.get_name(), self.stop_timeout)
         self._tasks = []
 
     async def _supervised(self, entry: _Entry) -> None:
