@@ -46,10 +46,10 @@ from sensorium.engine.suggest import closest
 __all__ = ["DEFAULT_WEBHOOK_PORT", "DOCUMENT_TEXT", "SECRET_KEY", "claims", "translate"]
 
 API_VERSIONS = ("weik.io/v1", "weik.io/v1alpha1")
-DOCUMENT_TEXT = re.compile(r"\A(?=.*?^apiVersion:[ \t]*[\"']?weik\.io/)(?=.*?^kind:[ \t]*[\"']?EventSource\b)",
-                           re.MULTILINE | re.DOTALL)
-"""A document's text that is a Weik.io EventSource (its `${name}` are secrets, not environment variables; Weik.io's
-other kinds keep the environment substitution)."""
+DOCUMENT_TEXT = re.compile(r"\A(?=.*?^apiVersion:[ \t]*[\"']?weik\.io/)"
+                           r"(?!.*?^kind:[ \t]*[\"']?Event(?:Channel|Subscription)\b)", re.MULTILINE | re.DOTALL)
+"""A document's text that is a Weik.io one other than an EventChannel or EventSubscription (its `${name}` are
+secrets, not environment variables; Weik.io's channels and subscriptions keep the environment substitution)."""
 DEFAULT_WEBHOOK_PORT = 12000
 """The port of a Weik.io webhook without a `Port` parameter (Weik.io serves every webhook on its one host port)."""
 SECRET_KEY = "value"
