@@ -280,7 +280,7 @@ def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource
 
 def _file(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return FileSource([(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, FileContext)],
-                      deps.publish)
+                      deps.publish, report=deps.report)
 
 
 def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint]) -> Callable[
@@ -308,7 +308,7 @@ def _python(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
 
 def _file_watch(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return FileWatchSource([(e.event_source, e.event_name, e.spec) for e in entries
-                            if isinstance(e.spec, FileWatchContext)], deps.publish)
+                            if isinstance(e.spec, FileWatchContext)], deps.publish, report=deps.report)
 
 
 def _jetstream_url(url: str) -> Bus:

@@ -44,7 +44,7 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport.jsonenc import marshal
 from sensorium.engine.goport.re2 import RegexError, compile_re2
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
 
 __all__ = ["CHECK_MS", "DEBOUNCE_MS", "RETRY_MAX", "STEP_MS", "FileContext", "FileSource", "WatchPathConfig",
            "file_changes", "file_metadata", "publish_retrying", "supervise_directory"]
@@ -182,8 +182,9 @@ class FileSource:
     """Every file entry, one watcher task each."""
 
     def __init__(self, entries: Sequence[tuple[str, str, FileContext]], publish: Publish,
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS) -> None:
+                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
+        self.report = report
         self.publish, self.debounce_ms, self.step_ms = publish, debounce_ms, step_ms
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -213,7 +214,9 @@ class FileSource:
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
         await supervise_directory(f"file {entry.key}", entry.spec.watch_path_config.directory, self._stop,
-                                  lambda: self._watch(entry, ready))
+                                  lambda: self._watch(entry, ready), log,
+                                  lambda problem: self.report("file", entry.event_source, entry.event_name, problem,
+                                                              None))
 
     async def _watch(self, entry: _Entry, ready: asyncio.Event) -> None:
         """Publish the entry's changes until the directory is gone (returns) or the source stops."""
@@ -253,17 +256,20 @@ class FileSource:
 
 
 async def supervise_directory(label: str, directory: str, stop: asyncio.Event, watch: Callable[[], Awaitable[None]],
-                              logger: logging.Logger = log) -> None:
+                              logger: logging.Logger = log, missing_report: Callable[[str], None] | None = None
+                              ) -> None:
     """Run `watch()` (which returns once the directory is gone) while `directory` exists, until `stop` is set.
-    While it is missing: one WARNING line, then a look again after a pause doubling from 0.1 s to RETRY_MAX; one
-    INFO line when it is back. A watcher that fails (watchfiles' errors) is started again the same way. `label`
-    starts each line (`file file.<source>.<event>`)."""
+    While it is missing: one WARNING line (and `missing_report(problem)`), then a look again after a pause
+    doubling from 0.1 s to RETRY_MAX; one INFO line when it is back. A watcher that fails (watchfiles' errors) is
+    started again the same way. `label` starts each line (`file file.<source>.<event>`)."""
     delay, missing = 0.1, False
     while not stop.is_set():
         if not os.path.isdir(directory):
             if not missing:
                 logger.warning("%s: watched directory %s does not exist; watching it again once it does", label,
                                directory)
+                if missing_report is not None:
+                    missing_report(f"watched directory {directory} does not exist")
                 missing = True
             await asyncio.sleep(delay)
             delay = min(RETRY_MAX, delay * 2)

@@ -34,7 +34,7 @@ from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.specbase import ArgoModel
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 from sensorium.sources.file import (
     CHECK_MS,
@@ -99,8 +99,9 @@ class FileWatchSource:
     """Every fileWatch entry, one watcher task each."""
 
     def __init__(self, entries: Sequence[tuple[str, str, FileWatchContext]], publish: Publish,
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS) -> None:
+                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
+        self.report = report
         self.publish, self.debounce_ms, self.step_ms = publish, debounce_ms, step_ms
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -130,7 +131,9 @@ class FileWatchSource:
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
         await supervise_directory(f"fileWatch {entry.key}", entry.spec.path, self._stop,
-                                  lambda: self._watch(entry, ready), log)
+                                  lambda: self._watch(entry, ready), log,
+                                  lambda problem: self.report("fileWatch", entry.event_source, entry.event_name,
+                                                              problem, None))
 
     async def _watch(self, entry: _Entry, ready: asyncio.Event) -> None:
         directory = entry.spec.path

@@ -95,3 +95,26 @@ async def test_notify_filters_and_top_level_only(tmp_path: Path) -> None:
 def test_a_bad_entry_is_refused(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         FileWatchContext.model_validate(spec)
+
+
+async def test_a_missing_directory_is_reported_once(tmp_path: Path) -> None:
+    reported: list[tuple[str, str, str, str, int | None]] = []
+
+    def report(kind: str, source: str, event: str, problem: str, status: int | None) -> None:
+        reported.append((kind, source, event, problem, status))
+
+    async def publish(event: CloudEvent) -> None:
+        return None
+
+    missing = tmp_path / "not-yet"
+    context = FileWatchContext.model_validate({"path": str(missing)})
+    source = FileWatchSource([("inbox", "files", context)], publish, report=report)
+    await source.start()
+    try:
+        async with asyncio.timeout(5):
+            while not reported:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # looked again a few times meanwhile
+    finally:
+        await source.stop()
+    assert reported == [("fileWatch", "inbox", "files", f"watched directory {missing} does not exist", None)]
