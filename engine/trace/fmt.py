@@ -62,7 +62,9 @@ class HumanFormat:
             group = (r.get("sensor"), r.get("event") or r.get("position"))
             if group != self._group:
                 self._group = group
-                what = f"event {r['event']}" if r.get("event") else f"message at {r.get('position', '?')}"
+                what = (f"event {r['event']}" if r.get("event")
+                        else f"source {r.get('source')}/{r.get('subject')}" if r.get("step") == "source"
+                        else f"message at {r.get('position', '?')}")
                 out.append(self._c(_BOLD, f"{what} · sensor {r.get('sensor')}"))
             out.append(self.line(r))
         return "".join(line + "\n" for line in out)
