@@ -241,7 +241,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
                       reuse_port=options.reuse_port, state=bus.state_store,
-                      report=SourceProblems(watch, options.tracer).report)
+                      report=SourceProblems(watch, options.tracer, metrics).report)
     await fleet.start(config)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)

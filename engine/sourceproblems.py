@@ -1,14 +1,16 @@
-"""A source's problems as trace records (composition root): a refused webhook request, a failed poll, a custom
-source that raised. Sources report them through `SourceDeps.report` (`sources.base.Report`); each becomes one
-`source` record for every running sensor that listens to the entry's (eventSourceName, eventName), so
-`sensorium trace --sensor NAME` shows why an event that sensor waits for never came. The log line is the
-source's own; this adds nothing to the log. Never raises.
+"""A source's problems as trace records and a metric (composition root): a refused webhook request, a failed
+poll, a custom source that raised, a missing watched directory. Sources report them through `SourceDeps.report`
+(`sources.base.Report`); each becomes one `source` record for every running sensor that listens to the entry's
+(eventSourceName, eventName), so `sensorium trace --sensor NAME` shows why an event that sensor waits for never
+came, and one count of `sensorium_source_problems_total` (with `--ops-port`). The log line is the source's own;
+this adds nothing to the log. Never raises.
 """
 
 from __future__ import annotations
 
 import logging
 
+from sensorium.engine.metrics import EngineMetrics
 from sensorium.engine.trace.records import SourceProblem, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
 
@@ -23,12 +25,17 @@ MAX_PROBLEM = 500
 class SourceProblems:
     """`report(kind, source, event, problem, status)`: records for the sensors `watch` knows to listen there."""
 
-    def __init__(self, watch: UnmatchedWatch, tracer: Tracer) -> None:
-        self.watch, self.tracer = watch, tracer
+    def __init__(self, watch: UnmatchedWatch, tracer: Tracer, metrics: EngineMetrics | None = None) -> None:
+        self.watch, self.tracer, self.metrics = watch, tracer, metrics
         self.reported = 0
 
     def report(self, kind: str, source: str, event: str, problem: str, status: int | None) -> None:
         self.reported += 1
+        if self.metrics is not None:
+            try:
+                self.metrics.source_problems.labels(source, event, kind).inc()
+            except Exception as exc:  # metrics never fail a source
+                log.debug("source problem not counted: %r", exc)
         if not self.tracer.enabled:
             return
         dotted = f"{source}.{event}"
