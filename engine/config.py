@@ -6,6 +6,7 @@ Every problem is a ConfigError carrying `FILE:LINE` and the field path in Argo's
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,10 +57,13 @@ class Config:
 def substitute_env(text: str, file: str, environ: Mapping[str, str],
                    keep: Sequence[tuple[int, int]] = ()) -> str:
     """Replace `${NAME}` and `${NAME:-default}` from `environ`; an unset NAME without a default, and any other
-    `${` (unclosed, empty, not a name), is a ConfigError at its line. Text inside the `keep` spans (documents of
-    a format that resolves its own placeholders, `formats.raw_spans`) is left as it is."""
+    `${` (unclosed, empty, not a name), is a ConfigError at its line. Text inside the `keep` spans (sorted,
+    disjoint: documents of a format that resolves its own placeholders, `formats.raw_spans`) is left as it is."""
+    starts = [a for a, _ in keep]
+
     def repl(match: re.Match[str]) -> str:
-        if any(a <= match.start() < b for a, b in keep):
+        at = bisect.bisect_right(starts, match.start()) - 1
+        if at >= 0 and match.start() < keep[at][1]:
             return match.group(0)
         line = text.count("\n", 0, match.start()) + 1
         if match.group("bad") is not None:

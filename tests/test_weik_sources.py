@@ -457,3 +457,15 @@ def test_only_weik_eventsource_documents_keep_their_placeholders() -> None:
             "apiVersion: argoproj.io/v1alpha1\nkind: EventSource\nspec: {url: ${TARGET_URL}}\n")
     out = substitute_env(text, "f.yaml", {"TARGET_URL": "http://t"}, formats.raw_spans(text))
     assert out.count("${hook-secret}") == 1 and out.count("url: http://t") == 2 and "${TARGET_URL}" not in out
+
+
+def test_placeholders_of_many_documents_are_kept_in_linear_time() -> None:
+    """A hostile file of tens of thousands of tiny Weik.io documents (refused later by the document limit) costs
+    a linear scan before parsing, not documents x placeholders."""
+    from sensorium.engine import formats
+    from sensorium.engine.config import substitute_env
+
+    text = "---\napiVersion: weik.io/v1\nkind: EventSource\na: ${x-y}\n" * 60000
+    started = time.process_time()
+    assert substitute_env(text, "f.yaml", {}, formats.raw_spans(text)) == text
+    assert time.process_time() - started < 3  # measured 0.2 s; quadratic would be minutes
