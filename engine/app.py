@@ -34,6 +34,7 @@ from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.registry import SourceDeps, SourceEntry
 from sensorium.engine.runner import RunnerSettings, SensorRunner
 from sensorium.engine.sink import PrintingSink
+from sensorium.engine.sourceproblems import SourceProblems
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
 from sensorium.sensors.spec import SensorConsumer
@@ -240,7 +241,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     observe = (metrics.webhooks(lambda s, e: (s, e) in watch.keys).observe if metrics is not None
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
-                      reuse_port=options.reuse_port, state=bus.state_store, bus_url=bus.url)
+                      reuse_port=options.reuse_port, state=bus.state_store, bus_url=bus.url,
+                      report=SourceProblems(watch, options.tracer, metrics).report)
     await fleet.start(config)
     log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
              "y" if len(config.entries) == 1 else "ies", bus.url)

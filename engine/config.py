@@ -6,6 +6,7 @@ Every problem is a ConfigError carrying `FILE:LINE` and the field path in Argo's
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -53,10 +54,17 @@ class Config:
         return self.buses[0][0] if self.buses else None
 
 
-def substitute_env(text: str, file: str, environ: Mapping[str, str]) -> str:
+def substitute_env(text: str, file: str, environ: Mapping[str, str],
+                   keep: Sequence[tuple[int, int]] = ()) -> str:
     """Replace `${NAME}` and `${NAME:-default}` from `environ`; an unset NAME without a default, and any other
-    `${` (unclosed, empty, not a name), is a ConfigError at its line."""
+    `${` (unclosed, empty, not a name), is a ConfigError at its line. Text inside the `keep` spans (sorted,
+    disjoint: documents of a format that resolves its own placeholders, `formats.raw_spans`) is left as it is."""
+    starts = [a for a, _ in keep]
+
     def repl(match: re.Match[str]) -> str:
+        at = bisect.bisect_right(starts, match.start()) - 1
+        if at >= 0 and match.start() < keep[at][1]:
+            return match.group(0)
         line = text.count("\n", 0, match.start()) + 1
         if match.group("bad") is not None:
             shown = text[match.start():match.start() + 24].split("\n", 1)[0]
@@ -110,7 +118,7 @@ def parse_documents(text: str, file: str) -> list[tuple[Any, Origin]]:
 def load_documents(file: Path, environ: Mapping[str, str] | None = None) -> list[tuple[Any, Origin]]:
     name = str(file)
     text = yamlread.read_file(str(file), name)
-    text = substitute_env(text, name, os.environ if environ is None else environ)
+    text = substitute_env(text, name, os.environ if environ is None else environ, formats.raw_spans(text))
     yamlread.check_text(text, name)  # what the environment brought in
     return parse_documents(text, name)
 

@@ -295,6 +295,10 @@ class EngineMetrics:
                                     ["sensor", "reason"], registry=r)
         self.webhook_requests = Counter("sensorium_webhook_requests", "Webhook requests by answered status",
                                         ["event_source", "event_name", "code"], registry=r)
+        self.source_problems = Counter(
+            "sensorium_source_problems", "Times a source stored no event: a refused webhook request, a failed poll, "
+            "a custom source that raised, a missing watched directory", ["event_source", "event_name", "kind"],
+            registry=r)
         # Argo Events' names, labels and units (pkg/metrics/metrics.go); namespace from the Sensor's metadata.
         self.argo_action_triggered = Counter(
             "argo_events_action_triggered", "How many actions have been triggered successfully",

@@ -40,17 +40,20 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import check_url
-from sensorium.sources.base import Publish, RunningSource
+from sensorium.sources.base import Publish, Report, RunningSource, no_report
 from sensorium.sources.bitbucket import BitbucketEventSource, bitbucket_endpoint
 from sensorium.sources.bitbucketserver import BitbucketServerEventSource, bitbucketserver_endpoint
 from sensorium.sources.calendar import CalendarContext, CalendarSource
 from sensorium.sources.cloudevents import CloudEventsContext, CloudEventsServer, cloudevents_endpoints
+from sensorium.sources.custom import CustomSource, PythonSourceContext
 from sensorium.sources.file import FileContext, FileSource
+from sensorium.sources.filewatch import FileWatchContext, FileWatchSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
 from sensorium.sources.natsstream import NatsStreamContext, NatsStreamSource
 from sensorium.sources.postgres import PostgresContext, PostgresSource
+from sensorium.sources.slack import SlackEventSource, slack_endpoint
 from sensorium.sources.spec import WebhookContext
 from sensorium.sources.stripe import StripeEventSource, stripe_endpoint
 from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
@@ -120,6 +123,7 @@ class SourceDeps:
     reuse_port: bool = False  # bind with SO_REUSEPORT: worker processes share a port (`run --workers`)
     state: Callable[[str], Awaitable[StateStore]] | None = None  # the bus's state store of a name (Bus.state_store)
     bus_url: str | None = None  # the bus's URL without credentials (`natsStream` reads a stream there by default)
+    report: Report = no_report  # a source's problems, as trace records (engine.sourceproblems)
 
 
 @dataclass(frozen=True)
@@ -270,7 +274,7 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
     return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
-                         reuse_port=deps.reuse_port)
+                         reuse_port=deps.reuse_port, report=deps.report)
 
 
 def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
@@ -280,7 +284,7 @@ def _calendar(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource
 
 def _file(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return FileSource([(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, FileContext)],
-                      deps.publish)
+                      deps.publish, report=deps.report)
 
 
 def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint]) -> Callable[
@@ -290,7 +294,7 @@ def _hooks(spec: type[BaseModel], endpoint: Callable[[str, str, Any], Endpoint])
     def build(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
         endpoints = [endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, spec)]
         return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
-                             reuse_port=deps.reuse_port)
+                             reuse_port=deps.reuse_port, report=deps.report)
     return build
 
 
@@ -308,7 +312,19 @@ def _nats_stream(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSou
 
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
-                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state)
+                           if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state,
+                          report=deps.report)
+
+
+def _python(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return CustomSource([(e.event_source, e.event_name, e.spec) for e in entries
+                         if isinstance(e.spec, PythonSourceContext)], deps.publish, deps.secrets,
+                        report=deps.report)
+
+
+def _file_watch(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return FileWatchSource([(e.event_source, e.event_name, e.spec) for e in entries
+                            if isinstance(e.spec, FileWatchContext)], deps.publish, report=deps.report)
 
 
 def _postgres(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
@@ -395,6 +411,13 @@ REGISTRY = Registry.of(
                    "consumer"),
         SourceKind("cloudevents", CloudEventsContext, _cloudevents,
                    "Sensorium extension: CloudEvents publishing endpoint (structured, binary, batch; Kyma legacy)"),
+        SourceKind("slack", SlackEventSource, _hooks(SlackEventSource, slack_endpoint),
+                   "Slack Events API, interactions, slash commands (X-Slack-Signature checked; the app is configured "
+                   "at Slack)"),
+        SourceKind("python", PythonSourceContext, _python,
+                   "Sensorium extension (Weik.io `custom`): an async generator in a Python file of yours"),
+        SourceKind("fileWatch", FileWatchContext, _file_watch,
+                   "Sensorium extension (Weik.io `file-watch`): files matching a glob, Created/Modified/Deleted"),
     ],
     buses=[
         BusKind("jetstream", JetStreamSpec, JETSTREAM_SCHEMES, _jetstream_url,

@@ -12,10 +12,18 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["EntryTasks", "Publish", "Reporting", "RunningSource"]
+__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "no_report"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
+
+Report = Callable[[str, str, str, str, "int | None"], None]
+"""Told of a source's problem: (kind, eventSource, eventName, what went wrong, HTTP status or None). The engine
+records it as a trace record for the sensors listening to that entry. Must not raise; names no secret."""
+
+
+def no_report(kind: str, source: str, event: str, problem: str, status: int | None) -> None:
+    """The Report of a source run without an engine (tests): nothing."""
 
 
 class RunningSource(Protocol):

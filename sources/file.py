@@ -30,7 +30,7 @@ import logging
 import os
 import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,9 +44,10 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport.jsonenc import marshal
 from sensorium.engine.goport.re2 import RegexError, compile_re2
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
 
-__all__ = ["DEBOUNCE_MS", "RETRY_MAX", "STEP_MS", "FileContext", "FileSource", "WatchPathConfig", "file_changes"]
+__all__ = ["CHECK_MS", "DEBOUNCE_MS", "RETRY_MAX", "STEP_MS", "FileContext", "FileSource", "WatchPathConfig",
+           "file_changes", "file_metadata", "publish_retrying", "supervise_directory"]
 
 log = logging.getLogger("sensorium.sources.file")
 
@@ -55,7 +56,7 @@ DEBOUNCE_MS = 1600
 STEP_MS = 300
 """A group of changes closes after this long without a new change (watchfiles' `step`)."""
 RETRY_MAX = 30.0  # seconds: the longest pause between looks for a missing directory, or publish attempts
-_CHECK_MS = 1000  # how often the watcher wakes without changes, to notice a deleted directory
+CHECK_MS = 1000  # how often the watcher wakes without changes, to notice a deleted directory
 
 
 class Op(StrEnum):
@@ -156,7 +157,7 @@ def file_changes(changes: set[tuple[watchfiles.Change, str]], inodes: dict[str, 
     return out
 
 
-def _file_metadata(path: str) -> dict[str, object] | None:
+def file_metadata(path: str) -> dict[str, object] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -181,8 +182,9 @@ class FileSource:
     """Every file entry, one watcher task each."""
 
     def __init__(self, entries: Sequence[tuple[str, str, FileContext]], publish: Publish,
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS) -> None:
+                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
+        self.report = report
         self.publish, self.debounce_ms, self.step_ms = publish, debounce_ms, step_ms
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -211,28 +213,10 @@ class FileSource:
         self._tasks, self._ready = [], []
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
-        """Watch the directory; while it is missing, look again after a pause doubling to RETRY_MAX."""
-        directory = entry.spec.watch_path_config.directory
-        delay, missing = 0.1, False
-        while not self._stop.is_set():
-            if not os.path.isdir(directory):
-                if not missing:
-                    log.warning("file %s: watched directory %s does not exist; watching it again once it does",
-                                entry.key, directory)
-                    missing = True
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
-                continue
-            if missing:
-                log.info("file %s: directory %s is back; watching it", entry.key, directory)
-                missing, delay = False, 0.1
-            try:
-                await self._watch(entry, ready)
-            except (OSError, RuntimeError) as exc:  # watchfiles' errors (a directory gone while starting)
-                log.warning("file %s: watching %s failed (%s); trying again in %gs", entry.key, directory,
-                            exc.__class__.__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
+        await supervise_directory(f"file {entry.key}", entry.spec.watch_path_config.directory, self._stop,
+                                  lambda: self._watch(entry, ready), log,
+                                  lambda problem: self.report("file", entry.event_source, entry.event_name, problem,
+                                                              None))
 
     async def _watch(self, entry: _Entry, ready: asyncio.Event) -> None:
         """Publish the entry's changes until the directory is gone (returns) or the source stops."""
@@ -245,7 +229,7 @@ class FileSource:
                     st = item.stat()
                     inodes[item.path] = (st.st_dev, st.st_ino)
         watcher = watchfiles.awatch(directory, watch_filter=None, debounce=self.debounce_ms, step=self.step_ms,
-                                    stop_event=self._stop, rust_timeout=_CHECK_MS, yield_on_timeout=True,
+                                    stop_event=self._stop, rust_timeout=CHECK_MS, yield_on_timeout=True,
                                     recursive=False, force_polling=entry.spec.polling or None,
                                     poll_delay_ms=100)
         ready.set()
@@ -260,7 +244,7 @@ class FileSource:
         data: dict[str, object] = {"name": path, "op": op.value}
         if entry.spec.metadata:  # Go's `json:"metadata,omitempty"`
             data["metadata"] = entry.spec.metadata
-        meta = _file_metadata(path) if op in (Op.CREATE, Op.WRITE) else None
+        meta = file_metadata(path) if op in (Op.CREATE, Op.WRITE) else None
         if meta is not None:
             data["file"] = meta
         now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -268,12 +252,49 @@ class FileSource:
                            datacontenttype="application/json", time=now,
                            data=marshal(data, sort_keys=False).encode())
         log.info("file %s: %s %s", entry.key, op.value, path)
-        delay = 0.1
-        while True:
-            try:
-                await self.publish(event)
-                return
-            except SensoriumError as exc:
-                log.error("file %s: %s %s not stored, retrying in %gs: %s", entry.key, op.value, path, delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(RETRY_MAX, delay * 2)
+        await publish_retrying(self.publish, event, f"file {entry.key}: {op.value} {path}")
+
+
+async def supervise_directory(label: str, directory: str, stop: asyncio.Event, watch: Callable[[], Awaitable[None]],
+                              logger: logging.Logger = log, missing_report: Callable[[str], None] | None = None
+                              ) -> None:
+    """Run `watch()` (which returns once the directory is gone) while `directory` exists, until `stop` is set.
+    While it is missing: one WARNING line (and `missing_report(problem)`), then a look again after a pause
+    doubling from 0.1 s to RETRY_MAX; one INFO line when it is back. A watcher that fails (watchfiles' errors) is
+    started again the same way. `label` starts each line (`file file.<source>.<event>`)."""
+    delay, missing = 0.1, False
+    while not stop.is_set():
+        if not os.path.isdir(directory):
+            if not missing:
+                logger.warning("%s: watched directory %s does not exist; watching it again once it does", label,
+                               directory)
+                if missing_report is not None:
+                    missing_report(f"watched directory {directory} does not exist")
+                missing = True
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)
+            continue
+        if missing:
+            logger.info("%s: directory %s is back; watching it", label, directory)
+            missing, delay = False, 0.1
+        try:
+            await watch()
+        except (OSError, RuntimeError) as exc:  # watchfiles' errors (a directory gone while starting)
+            logger.warning("%s: watching %s failed (%s); trying again in %gs", label, directory,
+                           exc.__class__.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)
+
+
+async def publish_retrying(publish: Publish, event: CloudEvent, what: str, logger: logging.Logger = log) -> None:
+    """Store `event`, retrying while the bus refuses it (a pause doubling from 0.1 s to RETRY_MAX, one ERROR line
+    per failure naming `what`): a change is never dropped."""
+    delay = 0.1
+    while True:
+        try:
+            await publish(event)
+            return
+        except SensoriumError as exc:
+            logger.error("%s not stored, retrying in %gs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX, delay * 2)

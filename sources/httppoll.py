@@ -47,7 +47,8 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_url
 from sensorium.engine.goport.duration import parse_duration
-from sensorium.sources.base import EntryTasks
+from sensorium.sources.base import EntryTasks, Report, no_report
+from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 
 __all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_SEEN_KEYS", "MAX_BACKOFF", "HttpPollContext", "HttpPollSource",
            "PollError", "SeenKeys", "select_items"]
@@ -99,6 +100,10 @@ class HttpPollContext(ArgoModel):
     max_response_size: int = Field(default=DEFAULT_MAX_RESPONSE, ge=1,
                                    description="Largest response body in bytes (default 10 MiB); larger fails.")
     timeout: float = Field(default=30.0, gt=0, le=3600, description="Seconds allowed per request.")
+    cloud_event: CloudEventAttributes | None = Field(default=None, description="The CloudEvent type (and "
+                                                     "declared source, subject) of its events.")
+    variables: list[Variable] | None = Field(default=None, max_length=100, description="Values of an item "
+                                             "copied to top-level keys of the event data.")
 
     @field_validator("url")
     @classmethod
@@ -237,9 +242,9 @@ class HttpPollSource:
 
     def __init__(self, entries: Sequence[tuple[str, str, HttpPollContext]],
                  publish: Callable[[CloudEvent], Awaitable[None]], secrets: Secrets,
-                 state: StateOpener | None) -> None:
+                 state: StateOpener | None, report: Report = no_report) -> None:
         self.entries = [_Entry(*e) for e in entries]
-        self.publish, self.secrets, self.state = publish, secrets, state
+        self.publish, self.secrets, self.state, self.report = publish, secrets, state, report
         self._running: EntryTasks[KeyStore] = EntryTasks()
         self._session: aiohttp.ClientSession | None = None
 
@@ -286,6 +291,7 @@ class HttpPollSource:
                 delay = min(delay * 2, max(MAX_BACKOFF, interval))
                 log.error("httpPoll %s: poll of %s failed: %s; next poll in %gs", entry.key, entry.shown_url, exc,
                           delay)
+                self.report("httpPoll", entry.event_source, entry.event_name, f"poll failed: {exc}", None)
             await asyncio.sleep(delay)
 
     def _headers(self, entry: _Entry, seen: SeenKeys) -> dict[str, str]:
@@ -368,6 +374,7 @@ class HttpPollSource:
                            type="httpPoll", subject=entry.event_name, datacontenttype="application/json",
                            time=datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
                            data=json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+        event = dress(event, entry.spec.cloud_event, entry.spec.variables or ())
         delay = 0.1
         while True:
             try:

@@ -56,6 +56,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks
+from sensorium.sources.eventshape import CloudEventAttributes, dress
 from sensorium.sources.postgres_changes import Change, Commit, MessageReader, event_data, event_id
 from sensorium.sources.postgres_weik import WeikParameterError, from_weik
 
@@ -114,6 +115,9 @@ class PostgresContext(ArgoModel):
     polling_interval: str = Field(default="5s", description="Go duration between polls of the slot (>= 100ms).")
     variables: list[PostgresVariable] | None = Field(
         default=None, max_length=100, description="Columns copied into data.variables under new names.")
+    cloud_event: CloudEventAttributes | None = Field(
+        default=None, description="Sensorium extension: the CloudEvent type (and origin source/subject) of these "
+                                  "events (a Weik.io database EventSource's EventType, EventSource, Subject).")
     slot_name: str | None = Field(
         default=None, description="Replication slot (a-z, 0-9, _; at most 63); default derived from the "
         "EventSource and event names. Created when missing.")
@@ -379,6 +383,8 @@ class PostgresSource:
         event = CloudEvent(id=event_id(entry.key, entry.slot, change), source=entry.event_source, type="postgres",
                            subject=entry.event_name, datacontenttype="application/json", time=change.commit_time,
                            data=data)
+        if entry.spec.cloud_event is not None:
+            event = dress(event, entry.spec.cloud_event)
         delay = 0.1
         while True:
             try:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_port
+from sensorium.sources.eventshape import CloudEventAttributes, Variable, check_transform
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
 
@@ -47,6 +48,26 @@ class WebhookContext(ArgoModel):
     allowed_networks: list[str] | None = Field(
         default=None, max_length=1000, description="Sensorium extension: client networks (CIDR, IPv4 or IPv6) "
         "allowed to call; others get 403. Unset: any client.")
+    body_as_data: bool = Field(default=False, description="Sensorium extension: the event data is the request "
+                               "body itself (JSON), not Argo's `{header, body}` (Weik.io's webhook event).")
+    transform_payload: str | None = Field(
+        default=None, description="Sensorium extension: Python code defining `transform(payload)`, which reshapes "
+        "the JSON body before it becomes the event's (trusted code; 2 s per request; a failure answers 500).")
+    cloud_event: CloudEventAttributes | None = Field(default=None, description="Sensorium extension: the "
+                                                     "CloudEvent type (and declared source, subject) of its events.")
+    variables: list[Variable] | None = Field(default=None, max_length=100, description="Sensorium extension: "
+                                             "values of the event data (gjson paths) copied to its top-level keys.")
+
+    @field_validator("transform_payload")
+    @classmethod
+    def _transform(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_transform(v)
+        return v
+
+    def reshapes(self) -> bool:
+        """Whether the Sensorium extensions change the event the request makes (`sources.eventshape`)."""
+        return bool(self.body_as_data or self.transform_payload or self.cloud_event or self.variables)
 
     @field_validator("allowed_networks")
     @classmethod

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import hmac
 import ipaddress
+import json
 import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from urllib.parse import parse_qs
 
@@ -26,7 +27,8 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.tls import server_context
 from sensorium.engine.core.tracecontext import from_headers
 from sensorium.engine.goport.jsonenc import compact, is_valid_json, marshal, marshal_string
-from sensorium.sources.base import Publish
+from sensorium.sources.base import Publish, Report, no_report
+from sensorium.sources.eventshape import Transform, TransformError, dress
 from sensorium.sources.httpguard import CLIENT_FAULTS, ConnectionGuard
 from sensorium.sources.signature import Check, verifier
 from sensorium.sources.spec import WebhookContext
@@ -90,6 +92,14 @@ body readable by the sensors with room for their stack. Real webhook payloads ne
 
 class BodyError(ValueError):
     """The request body cannot become event data (answered 400 with this message)."""
+
+
+class Answer(Exception):
+    """Raised by a shape that answers the request itself and publishes nothing (Slack's url_verification)."""
+
+    def __init__(self, text: str, content_type: str = "text/plain", status: int = 200) -> None:
+        super().__init__(text)
+        self.text, self.content_type, self.status = text, content_type, status
 
 
 _STEP = [0] * 256
@@ -167,6 +177,22 @@ def event_from_request(endpoint: Endpoint, method: str, headers: Sequence[tuple[
     )
 
 
+async def reshape(endpoint: Endpoint, event: CloudEvent, transform: Transform | None) -> CloudEvent:
+    """The event as the entry's Sensorium extensions want it (`WebhookContext.reshapes`): the body transformed,
+    made the data (`bodyAsData`), variables lifted from the resulting data, the declared CloudEvent attributes
+    (`sources.eventshape.dress`). TransformError when the transform fails."""
+    context = endpoint.context
+    data = json.loads(event.data) if event.data is not None else None
+    if isinstance(data, dict) and "body" in data and (transform is not None or context.body_as_data):
+        body = data["body"]
+        if transform is not None:
+            body = json.loads(await transform(body))
+        data = body if context.body_as_data else {**data, "body": body}
+    if data is not None:
+        event = replace(event, data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    return dress(event, context.cloud_event, context.variables or ())
+
+
 Observe = Callable[[Endpoint, int, float], None]
 """Told of every answer an endpoint gives: (endpoint, HTTP status, seconds spent); must not raise (metrics)."""
 
@@ -190,13 +216,15 @@ class WebhookServer:
 
     def __init__(self, endpoints: Sequence[Endpoint], publish: Publish, secrets: Secrets,
                  host: str = "0.0.0.0", limits: WebhookLimits | None = None, observe: Observe | None = None,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, report: Report = no_report) -> None:
+        self.report = report  # refusals (401, 403, 500, 503) as the engine's trace records
         self.reuse_port = reuse_port  # SO_REUSEPORT: several processes bind the port, the kernel spreads connections
         self.endpoints, self.publish, self.secrets, self.host = endpoints, publish, secrets, host
         self.observe = observe
         self.limits = limits or WebhookLimits()
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
+        self._transforms: list[Transform] = []
 
     async def _read_body(self, request: web.Request, limit: int) -> bytes | web.Response:
         """The body, or the answer when it is too large, too slow or never finished (the client went away)."""
@@ -233,21 +261,33 @@ class WebhookServer:
 
     def _handler(self, endpoint: Endpoint, token: str | None,
                  check: Check | None) -> Callable[[web.Request], Awaitable[web.Response]]:
+        reshapes = endpoint.context.reshapes()
+        transform = None
+        if endpoint.context.transform_payload is not None:
+            try:
+                transform = Transform(endpoint.context.transform_payload)
+            except ValueError as exc:
+                raise SensoriumError(f"webhook {endpoint.source}/{endpoint.event}: {exc}") from None
+            self._transforms.append(transform)
         limit = endpoint.context.max_payload_size
         networks = endpoint.context.allowed_networks
         shape = endpoint.shape or event_from_request
         where = f"{endpoint.source}/{endpoint.event}"
+        kind = "webhook"  # the provider kinds (github, slack, ...) are served as webhooks too
 
         async def handle(request: web.Request) -> web.Response:
             if request.method != endpoint.context.method:
                 return web.Response(status=405, text=f"method {request.method} not allowed\n")
             if networks is not None and not client_allowed(request.remote, networks):
                 log.warning("webhook %s: client %s is outside the allowed networks", where, request.remote)
+                self.report(kind, endpoint.source, endpoint.event, f"client {request.remote} is outside the allowed "
+                            "networks", 403)
                 return web.Response(status=403, text="forbidden\n")
             if token is not None:
                 given = request.headers.get("Authorization", "")
                 # aiohttp decodes header bytes that are not UTF-8 as surrogates: compare the bytes as sent
                 if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
+                    self.report(kind, endpoint.source, endpoint.event, "no valid bearer token", 401)
                     return web.Response(status=401, text="unauthorized\n")
             raw = await self._read_body(request, limit)
             if isinstance(raw, web.Response):
@@ -256,15 +296,27 @@ class WebhookServer:
                 refusal = check(request.headers, raw, time.time())
                 if refusal is not None:
                     log.warning("webhook %s: request from %s refused: %s", where, request.remote, refusal)
+                    self.report(kind, endpoint.source, endpoint.event, refusal, 401)
                     return web.Response(status=401, text="unauthorized\n")
             try:
                 event = shape(endpoint, request.method, list(request.headers.items()), raw, request.query_string)
             except BodyError as exc:
                 return web.Response(status=400, text=f"{exc}\n")
+            except Answer as answer:
+                return web.Response(status=answer.status, text=answer.text, content_type=answer.content_type)
             if event is None:
                 return web.Response(status=200, text="success")
+            if reshapes:
+                try:
+                    event = await reshape(endpoint, event, transform)
+                except TransformError as exc:
+                    log.error("webhook %s: request from %s refused: transformPayload failed: %s", where,
+                              request.remote, exc)
+                    self.report(kind, endpoint.source, endpoint.event, f"transformPayload failed: {exc}", 500)
+                    return web.Response(status=500, text="transformPayload failed\n")
             refused = await self._store(endpoint, event)
             if refused is not None:
+                self.report(kind, endpoint.source, endpoint.event, "the bus did not store the event", 503)
                 return refused
             # Argo answers `success` with no newline
             return web.Response(status=200, text="success", headers={"X-Sensorium-Event-Id": event.id})
@@ -331,3 +383,6 @@ class WebhookServer:
             await server.wait_closed()
         self._servers.clear()
         self._runners.clear()
+        for transform in self._transforms:
+            transform.close()
+        self._transforms.clear()

@@ -22,6 +22,8 @@ Adding a format: a module in this package with `claims(data) -> bool` and `trans
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,16 +45,22 @@ class Format:
     claims: Callable[[Mapping[str, Any]], bool]
     translate: Callable[[Mapping[str, Any], Origin, dict[str, Any]], Translated]
     finish: Callable[[dict[str, Any]], tuple[Translated, Sequence[ConfigError]]] | None = None
+    raw_placeholders: re.Pattern[str] | None = None
+    """Documents whose text this matches keep their `${...}` through engine.config's environment substitution:
+    the format resolves its own placeholders (Weik.io's `${secret-name}`)."""
 
 
 def _formats() -> tuple[Format, ...]:
     """The formats Sensorium reads besides Argo's own documents (imported on first use: a load of Argo documents
     only never imports a format module)."""
-    from sensorium.engine.formats import eventchannels, hns, kyma
+    from sensorium.engine.formats import eventchannels, hns, kyma, weik_sources
+
     return (
         Format("kyma", kyma.claims, kyma.translate, kyma.finish),
         Format("weikio-channels", eventchannels.claims, eventchannels.translate, eventchannels.finish),
         Format("hns", hns.claims, hns.translate),
+        Format("weik-sources", weik_sources.claims, weik_sources.translate,
+               raw_placeholders=weik_sources.DOCUMENT_TEXT),
     )
 
 
@@ -74,3 +82,16 @@ def claiming(data: Any) -> Format | None:
         if fmt.claims(data):
             return fmt
     return None
+
+
+_DOCUMENT_START = re.compile(r"^---(?=[ \t]|$)", re.MULTILINE)
+
+
+def raw_spans(text: str) -> list[tuple[int, int]]:
+    """The (start, end) offsets of the YAML documents of `text` whose format resolves its own placeholders
+    (`Format.raw_placeholders`, searched in each document's text alone); a text scan, made before parsing."""
+    patterns = [fmt.raw_placeholders for fmt in formats() if fmt.raw_placeholders is not None]
+    if not patterns:
+        return []
+    starts = [0, *(m.start() for m in _DOCUMENT_START.finditer(text)), len(text)]
+    return [(a, b) for a, b in itertools.pairwise(starts) if any(p.search(text[a:b]) for p in patterns)]

@@ -62,7 +62,9 @@ class HumanFormat:
             group = (r.get("sensor"), r.get("event") or r.get("position"))
             if group != self._group:
                 self._group = group
-                what = f"event {r['event']}" if r.get("event") else f"message at {r.get('position', '?')}"
+                what = (f"event {r['event']}" if r.get("event")
+                        else f"source {r.get('source')}/{r.get('subject')}" if r.get("step") == "source"
+                        else f"message at {r.get('position', '?')}")
                 out.append(self._c(_BOLD, f"{what} · sensor {r.get('sensor')}"))
             out.append(self.line(r))
         return "".join(line + "\n" for line in out)
@@ -99,6 +101,11 @@ class HumanFormat:
     def _unmatched(self, r: Mapping[str, Any]) -> str:
         return (f"no dependency listens to eventSourceName {_q(r['source'])} and eventName {_q(r['subject'])} "
                 f"(the event's source and subject); dependencies listen to {', '.join(r['listening'])}")
+
+    def _source(self, r: Mapping[str, Any]) -> str:
+        answered = f" (answered {r['status']})" if r.get("status") else ""
+        return (f"{r['kind']} source {_q(r['source'])}/{_q(r['subject'])} stored no event: "
+                f"{self._c(_RED, str(r['problem']))}{answered}")
 
     def _dependency(self, r: Mapping[str, Any]) -> str:
         text = f"{r['dependency']} matched the event: filters {self._verdict(r['passed'], r.get('error'))}"

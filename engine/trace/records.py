@@ -29,7 +29,7 @@ from sensorium.buses.base import Bus
 __all__ = [
     "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "EmittingTracer",
     "FilterChecked", "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
-    "ResponseReceived", "RetryScheduled", "TraceRecord", "Tracer", "Transformed", "Unmatched",
+    "ResponseReceived", "RetryScheduled", "SourceProblem", "TraceRecord", "Tracer", "Transformed", "Unmatched",
     "encode_chunks", "encode_lines", "now", "stamp",
 ]
 
@@ -155,6 +155,19 @@ class Unmatched(TraceRecord, kw_only=True, frozen=True, tag="unmatched"):
     source: str
     subject: str
     listening: tuple[str, ...]  # "<eventSourceName>.<eventName>" of the sensor's dependencies
+
+
+class SourceProblem(TraceRecord, kw_only=True, frozen=True, tag="source"):
+    """A source could not turn what came in into a stored event: a webhook request refused (`status` 401
+    signature, 403 network, 500 transform, 503 bus), a poll that failed, a custom source that raised. Recorded for
+    every sensor listening to the entry's (source, subject), so `sensorium trace --sensor NAME` shows why an
+    expected event never came (`engine.sourceproblems`). `problem` names no secret and no body."""
+
+    source: str
+    subject: str
+    kind: str
+    problem: str
+    status: int | None = None
 
 
 class DependencyMatched(TraceRecord, kw_only=True, frozen=True, tag="dependency"):
