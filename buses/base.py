@@ -58,6 +58,9 @@ class Delivery(abc.ABC):
     headers: Mapping[str, str]
     position: str
     origin: Mapping[str, str]
+    # Grows with the time of publication, comparable with `Consumer.head()`: the JetStream stream sequence, the
+    # Kafka record timestamp (ms), the memory log index. 0 when the bus does not say.
+    order: int = 0
 
     def __init__(self, body: bytes, headers: Mapping[str, str], position: str,
                  origin: Mapping[str, str] | None = None) -> None:
@@ -114,6 +117,16 @@ class Consumer(abc.ABC):
     async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
         """Up to `max_messages` deliveries, waiting at most `timeout` seconds for the first; [] on timeout.
         Raises BusError only for unrecoverable problems; transient disconnects are retried inside."""
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        """Deliver the events of `keys` from now on, keeping the durable position (a reload added or removed
+        sensors). Raises BusError."""
+        raise BusError(f"{type(self).__name__} cannot change its event keys")
+
+    async def head(self) -> int:
+        """Where the bus is now: every message published after this call has a `Delivery.order` above it.
+        Raises BusError."""
+        raise BusError(f"{type(self).__name__} cannot say where the bus is")
 
     @abc.abstractmethod
     async def close(self) -> None: ...

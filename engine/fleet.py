@@ -21,6 +21,7 @@ from pathlib import Path
 from sensorium.buses.base import EventKey
 from sensorium.engine.assemble import Checked, CompiledSensor
 from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.intake import Intake
 from sensorium.engine.registry import SourceEntry
 from sensorium.engine.runner import SensorRunner
 from sensorium.sources.base import RunningSource
@@ -81,6 +82,7 @@ class Fleet:
     runners: list[SensorRunner] = field(default_factory=list)
     listened: set[EventKey] = field(default_factory=set)
     on_change: Callable[[Sequence[SensorRunner]], None] | None = None  # told the running sensors after each change
+    intake: Intake | None = None  # the shared intake feeding the sensors without a consumer of their own
 
     async def start(self, config: Checked) -> None:
         """Consumers first (an event a webhook accepts must already have a consumer waiting), then sources."""
@@ -89,6 +91,8 @@ class Fleet:
         for name, (fingerprint, runner) in fresh.items():
             self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
         self._refresh()
+        if self.intake is not None:
+            await self.intake.sync(self.runners)
         units = source_units(config.entries)
         built = {unit: _Source(unit_fingerprint(entries), self.source_for(config, entries))
                  for unit, entries in units.items()}
@@ -106,7 +110,9 @@ class Fleet:
             raise
 
     def launch(self) -> None:
-        """Start the supervised loop of every sensor that has none."""
+        """Start the supervised loop of every sensor that has none (and the intake's fetch loop)."""
+        if self.intake is not None:
+            self.intake.launch()
         for name, sensor in self.sensors.items():
             if sensor.task is None:
                 sensor.task = asyncio.create_task(self.supervise(sensor.runner, sensor.stop), name=f"sensor-{name}")
@@ -133,6 +139,11 @@ class Fleet:
         for name, (fingerprint, runner) in fresh.items():
             self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
         self._refresh()
+        if self.intake is not None:
+            try:
+                await self.intake.sync(self.runners)
+            except Exception as exc:  # the intake keeps its previous keys; the next reload tries again
+                log.error("reload: the intake cannot follow the new sensors yet: %s", exc)
         self.launch()
         for unit in [*gone_units, *new_units]:
             old = self.sources.pop(unit, None)
@@ -151,11 +162,16 @@ class Fleet:
                 f"{len(units) - len(new_units)} unchanged")
 
     async def stop(self) -> None:
-        """Sources first (no new events), then every sensor's loop, which drains."""
+        """Sources first (no new events), the intake's fetching, then every sensor's loop, which drains; what the
+        intake still holds is nak'ed."""
         for source in reversed(list(self.sources.values())):
             await source.source.stop()
         self.sources.clear()
+        if self.intake is not None:
+            await self.intake.halt()
         await asyncio.gather(*(self._stop_sensor(name) for name in list(self.sensors)))
+        if self.intake is not None:
+            await self.intake.close()
 
     async def _stop_sensor(self, name: str) -> None:
         sensor = self.sensors.pop(name)

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from sensorium.buses.base import Consumer, ConsumerSpec, Delivery
+from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from sensorium.engine.core.cloudevent import DecodeError, decode_binary, encode_structured
 
 log = logging.getLogger("buses.kafka.bus")
@@ -72,6 +73,7 @@ class KafkaDelivery(Delivery):
                          {"key": key, "topic": record.topic, "partition": str(record.partition),
                           "offset": str(record.offset)})
         self._owner, self._part, self.record = owner, part, record
+        self.order = int(record.timestamp)
 
     async def _ack(self) -> None:
         self._owner.settled(self._part, self.record.offset)
@@ -182,6 +184,17 @@ class KafkaGroupConsumer(Consumer):
         self.parts.clear()
         self.pending.clear()
         await quietly(self.consumer.stop(), SETTLE_TIMEOUT)
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        """Deliver the records of `keys` from now on (records are filtered here, the group is unchanged)."""
+        self.spec = replace(self.spec, keys=tuple(keys))
+        self.keys = {k.dotted() for k in keys}
+
+    async def head(self) -> int:
+        """Now, in milliseconds since the epoch: records are compared by their timestamp (the producer's
+        CreateTime), so a producer whose clock is behind this process's may see its next records skipped by a
+        sensor that appeared meanwhile (engine.intake)."""
+        return int(time.time() * 1000)
 
     # -- rebalance -------------------------------------------------------------------------------------------
     def assigned(self, tps: set[TopicPartition]) -> None:
