@@ -110,6 +110,9 @@ class ConsumerSpec:
     ack_wait: float = 30.0
     max_in_flight: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
+    # A consumer created by this call starts after this `Delivery.order` instead of at new messages (an existing
+    # one keeps its position). JetStream only; the other buses ignore it.
+    start_after: int | None = None
 
 
 class Consumer(abc.ABC):
@@ -206,6 +209,16 @@ class Bus(abc.ABC):
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
         published afterwards will be delivered to it."""
+
+    async def consumer_positions(self) -> dict[str, int]:
+        """Every durable consumer on the bus's event stream and its acknowledgement floor (the `Delivery.order`
+        up to which it acknowledged everything): what the shared intake adopts from per-sensor consumers of an
+        earlier version. Empty where the bus cannot say (Kafka, memory)."""
+        return {}
+
+    async def delete_consumer(self, name: str) -> None:
+        """Remove the durable consumer `name` (a no-op where there is none, or the bus has no such thing)."""
+        return None
 
     @abc.abstractmethod
     async def state_store(self, sensor: str) -> StateStore:

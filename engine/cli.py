@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-in-flight", type=int, metavar="N",
                      help="bound on firings in flight across every sensor of a process (default: none beyond "
                           "each sensor's own 256)")
+    run.add_argument("--group", default="sensorium-intake", metavar="NAME",  # engine.intake.DEFAULT_GROUP
+                     help="name of the deployment's shared intake: its durable JetStream consumer or Kafka consumer "
+                          "group (default sensorium-intake); give two deployments on one bus different names")
     run.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
@@ -267,7 +270,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             otlp_traces_url=otlp_traces_url(args.otlp_endpoint),
                             reload=lambda: load_checked(args.paths),
                             watch=[Path(p) for p in args.paths] if args.watch else (),
-                            max_in_flight=args.max_in_flight, reuse_port=worker)
+                            max_in_flight=args.max_in_flight, reuse_port=worker, intake_group=args.group)
 
     async def go() -> None:
         try:

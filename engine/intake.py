@@ -32,7 +32,7 @@ from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, dead_letter_attributes, one_line
 from sensorium.engine.intake_index import DispatchIndex
 from sensorium.engine.intake_join import Finished, Inbox, Join, Share
-from sensorium.engine.runner import SensorRunner
+from sensorium.engine.runner import SensorRunner, consumer_name
 
 log = logging.getLogger("sensorium.engine")
 
@@ -93,7 +93,7 @@ class Intake:
         members = {r.sensor: r for r in runners if r.inbox is not None}
         keys = sorted({k for r in members.values() for k in r.keys}, key=EventKey.dotted)
         if keys and self._consumer is None:
-            self._consumer = await self.bus.consumer(self._spec(keys))
+            self._consumer = await self._adopt(keys, list(members))
         elif keys and keys != self._keys and self._consumer is not None:
             await self._consumer.retarget(keys)
         self._keys = keys
@@ -105,12 +105,32 @@ class Intake:
             for share in self.inboxes.pop(name).take_all():
                 await share.ack()
 
-    def _spec(self, keys: Sequence[EventKey]) -> ConsumerSpec:
+    def _spec(self, keys: Sequence[EventKey], start_after: int | None = None) -> ConsumerSpec:
         return ConsumerSpec(name=self.settings.group, keys=keys, ack_wait=self.settings.ack_wait,
-                            max_in_flight=self.settings.window)
+                            max_in_flight=self.settings.window, start_after=start_after)
 
-    async def _mark(self, sensors: Sequence[str], consumer: Consumer) -> None:
-        """Record where the bus is for every sensor not seen before (once, durably)."""
+    async def _adopt(self, keys: Sequence[EventKey], sensors: Sequence[str]) -> Consumer:
+        """The intake's consumer. Upgrading from per-sensor consumers (`sensorium-<sensor>`, JetStream): when
+        the intake's own does not exist yet, it is created at the lowest acknowledgement floor of theirs, each
+        such sensor starts after its own floor (so nothing they held unacknowledged is lost; what they acked
+        out of order above it comes again: at-least-once), and their consumers are deleted."""
+        positions = await self.bus.consumer_positions()
+        legacy = {s: positions[consumer_name(s)] for s in sensors if consumer_name(s) in positions}
+        if self.settings.group in positions or not legacy:
+            return await self.bus.consumer(self._spec(keys))
+        consumer = await self.bus.consumer(self._spec(keys, start_after=min(legacy.values())))
+        await self._load_marks()
+        assert self._marks is not None and self._store is not None
+        marks = {**self._marks, **legacy}
+        await self._store.save(json.dumps({"marks": marks}, separators=(",", ":")).encode())
+        self._marks = marks
+        for sensor in legacy:
+            await self.bus.delete_consumer(consumer_name(sensor))
+        log.info("intake %s: took over from the consumers of %d sensor(s) (%s), starting after bus position %d",
+                 self.settings.group, len(legacy), ", ".join(sorted(legacy))[:300], min(legacy.values()))
+        return consumer
+
+    async def _load_marks(self) -> None:
         if self._marks is None:
             self._store = await self.bus.state_store(f"intake.{self.settings.group}")
             raw = await self._store.load()
@@ -120,6 +140,11 @@ class Intake:
                 log.error("intake %s: stored start positions ignored: %s", self.settings.group, exc)
                 marks = {}
             self._marks = {str(k): int(v) for k, v in marks.items()}
+
+    async def _mark(self, sensors: Sequence[str], consumer: Consumer) -> None:
+        """Record where the bus is for every sensor not seen before (once, durably)."""
+        await self._load_marks()
+        assert self._marks is not None
         new = [s for s in sensors if s not in self._marks]
         if not new:
             return

@@ -114,6 +114,9 @@ class JetStreamConsumer(Consumer):
         except NotFoundError:
             info = None
         if info is None:
+            if self.spec.start_after is not None:
+                want.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+                want.opt_start_seq = self.spec.start_after + 1
             await js.add_consumer(STREAM, want)
             log.info("created durable consumer %s on %s (deliver new) for %s", self.durable, self._bus.url,
                      ", ".join(self.subjects))
