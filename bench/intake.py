@@ -120,10 +120,12 @@ class Child:
         self.proc = await asyncio.create_subprocess_exec(*self.args, stdout=asyncio.subprocess.DEVNULL,
                                                          stderr=asyncio.subprocess.PIPE, env=env)
         assert self.proc.stderr is not None
+        seen: list[bytes] = []
         while True:
             line = await asyncio.wait_for(self.proc.stderr.readline(), 600)
+            seen.append(line)
             if not line:
-                raise RuntimeError("engine exited before it was ready")
+                raise RuntimeError("engine exited before it was ready:\n" + b"".join(seen[-20:]).decode())
             if b"engine running" in line:
                 break
         self.startup = time.monotonic() - started
@@ -168,9 +170,9 @@ async def distinct(n: int, tmp: Path, bus: JetStreamBus, url: str, sink: Sink, i
     folder = tmp / f"distinct-{n}"
     folder.mkdir()
     sink_url = f"http://127.0.0.1:{sink.port}/d"
-    for chunk in range(0, n, 1000):
+    for chunk in range(0, n, 200):  # at most 200 documents per file
         (folder / f"s{chunk}.yaml").write_text("".join(
-            sensor(f"{source}-{i}", source, f"e{i}", sink_url) for i in range(chunk, min(n, chunk + 1000))))
+            sensor(f"{source}-{i}", source, f"e{i}", sink_url) for i in range(chunk, min(n, chunk + 200))))
     child = Child(folder, url, f"bench-{source}")
     await child.start()
     try:
@@ -196,8 +198,9 @@ async def shared(sensors: int, events: int, tmp: Path, bus: JetStreamBus, url: s
     folder = tmp / f"shared-{source}"
     folder.mkdir()
     sink_url = f"http://127.0.0.1:{sink.port}/s"
-    (folder / "sensors.yaml").write_text("".join(
-        sensor(f"{source}-{i}", source, "e", sink_url, f"c-{i}") for i in range(sensors)))
+    for chunk in range(0, sensors, 200):
+        (folder / f"s{chunk}.yaml").write_text("".join(
+            sensor(f"{source}-{i}", source, "e", sink_url, f"c-{i}") for i in range(chunk, min(sensors, chunk + 200))))
     child = Child(folder, url, f"bench-{source}")
     await child.start()
     try:
@@ -257,8 +260,10 @@ async def main(args: argparse.Namespace) -> None:
     base = sizes[0] if sizes else None
     for n in sizes[1:]:
         assert base is not None
+        idle_base = rows[base]["idle_core_pct"]
+        idle_ratio = f"{rows[n]['idle_core_pct'] / idle_base:.2f}x" if idle_base > 0 else "n/a (0 at the base)"
         print(f"ratio {n}/{base}: start-up {rows[n]['startup_s'] / rows[base]['startup_s']:.2f}x, "
-              f"idle CPU {rows[n]['idle_core_pct'] / max(rows[base]['idle_core_pct'], 1e-9):.2f}x")
+              f"idle CPU {idle_ratio}")
     print("\none event, sensors differing by an exact data-filter value (CPU per event, each round):")
     print(f"     1 sensor : {', '.join(f'{1e6 * v:.0f} us' for v in one)}")
     print(f"  1000 sensors: {', '.join(f'{1e6 * v:.0f} us' for v in many)}")

@@ -229,3 +229,28 @@ async def test_an_upgrade_takes_over_what_per_sensor_consumers_held(nats_url: st
     finally:
         await nc.close()
     assert sorted(int(r.json()["n"]) for r in http_sink.requests) == list(range(6))
+
+
+@pytest.mark.integration
+async def test_a_sensor_with_its_own_consumer_keeps_it_beside_the_intake(nats_url: str, http_sink: HttpSink,
+                                                                         tmp_path: Path) -> None:
+    import nats
+
+    source, own = unique("own"), unique("subscription")
+    mine = sensor_yaml(unique("mine"), source, f"{http_sink.url}/own").replace(
+        "spec:\n", f"spec:\n  consumer: {{name: {own}, maxInFlight: 8}}\n", 1)
+    folder = write_config(tmp_path / "config", mine, sensor_yaml(unique("shared"), source, f"{http_sink.url}/in"))
+    trace = TraceLog()
+    events = [event(source, "e", json.dumps({"n": n}).encode()) for n in range(20)]
+    async with Engine(folder, nats_url, tracer=trace):
+        await publish(nats_url, *events)
+        await trace.wait(lambda r: isinstance(r, Acknowledged), 2 * len(events))
+        nc = await nats.connect(nats_url)
+        try:
+            info = await nc.jetstream().consumer_info("default", own)
+        finally:
+            await nc.close()
+    assert info.config.max_ack_pending == 1000 and info.config.filter_subjects == [f"default.{source}.e"]
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+    for path in ("/own", "/in"):
+        assert sorted(int(r.json()["n"]) for r in http_sink.requests if r.path == path) == list(range(20))
