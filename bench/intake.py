@@ -8,7 +8,8 @@ in a child process, a fresh intake name (`--group`) each time:
 
 1. **Distinct events**, N sensors (each `--sizes` value), sensor i on its own event `e<i>` with one HTTP trigger:
    start-up time (spawn to the log line `engine running`), RSS after start-up, idle CPU (the child's user+system
-   time from /proc over `--idle` seconds, as a share of one core), then 20 events on 20 sensors, each fired
+   time from /proc over `--idle` seconds, as a share of one core, from 10 s after that line: launching every
+   sensor's task and the first collections of a large heap come after it), then 20 events on 20 sensors, each fired
    exactly once (counted at the sink).
 2. **One shared event**, 1,000 sensors on the same event differing by an exact data-filter value
    (`customer: ^c-<i>$`), against 1 sensor (`^c-0$`), rounds alternating: `--events` events, each for one
@@ -176,7 +177,7 @@ async def distinct(n: int, tmp: Path, bus: JetStreamBus, url: str, sink: Sink, i
     child = Child(folder, url, f"bench-{source}")
     await child.start()
     try:
-        await asyncio.sleep(2.0)  # let start-up work settle
+        await asyncio.sleep(10.0)  # let start-up work settle (launching every sensor's task, the first collections)
         rss = rss_mib(child.pid)
         before = cpu_seconds(child.pid)
         await asyncio.sleep(idle)
