@@ -44,6 +44,10 @@ from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
 
+PROCESS_IN_FLIGHT = 4096
+"""Firings in flight across every sensor of a process when `--max-in-flight` is not given: with the shared intake's
+window (engine.intake) it bounds what a process holds however many sensors one event reaches."""
+
 
 @dataclass
 class EngineOptions:
@@ -62,7 +66,7 @@ class EngineOptions:
     otlp_traces_url: str | None = None  # OpenTelemetry spans go here over OTLP/HTTP (engine.otel); None: off
     reload: Callable[[], Checked] | None = None  # loads and checks the configuration again: SIGHUP reloads
     watch: Sequence[Path] = ()  # with `reload`: also reload when a file under these paths changes
-    max_in_flight: int | None = None  # firings in flight across every sensor of the process; None: per sensor only
+    max_in_flight: int | None = None  # firings in flight across every sensor of the process; None: PROCESS_IN_FLIGHT
     reuse_port: bool = False  # webhooks bind with SO_REUSEPORT, so several worker processes share each port
     intake_group: str = DEFAULT_GROUP  # the shared intake's durable consumer / consumer group (--group)
 
@@ -231,7 +235,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
                  otel: Otel | None = None) -> None:
     metrics = health.metrics if health is not None else None
-    shared = asyncio.Semaphore(options.max_in_flight) if options.max_in_flight else None
+    shared = asyncio.Semaphore(options.max_in_flight or PROCESS_IN_FLIGHT)
 
     intake = Intake(bus, intake_settings(options))
 

@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run N engine processes sharing the work through the bus (JetStream durable consumers, "
                           "Kafka consumer group); a parent restarts a crashed one and stops them all on SIGTERM")
     run.add_argument("--max-in-flight", type=int, metavar="N",
-                     help="bound on firings in flight across every sensor of a process (default: none beyond "
-                          "each sensor's own 256)")
+                     help="bound on firings in flight across every sensor of a process (default 4096; each sensor "
+                          "also has its own 256)")
     run.add_argument("--group", default="sensorium-intake", metavar="NAME",  # engine.intake.DEFAULT_GROUP
                      help="name of the deployment's shared intake: its durable JetStream consumer or Kafka consumer "
                           "group (default sensorium-intake); give two deployments on one bus different names")
