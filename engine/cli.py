@@ -256,6 +256,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     if args.workers < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
         raise ConfigError("--workers and --max-in-flight must be at least 1", field="--workers")
+    if not args.group.strip() or len(args.group) > 200:
+        raise ConfigError("--group must be a name of 1 to 200 characters", field="--group")
     if args.workers > 1:
         return _run_parent(args, config)
     worker = args.worker_id is not None
