@@ -210,10 +210,11 @@ class Bus(abc.ABC):
         """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
         published afterwards will be delivered to it."""
 
-    async def consumer_positions(self) -> dict[str, int]:
-        """Every durable consumer on the bus's event stream and its acknowledgement floor (the `Delivery.order`
-        up to which it acknowledged everything): what the shared intake adopts from per-sensor consumers of an
-        earlier version. Empty where the bus cannot say (Kafka, memory)."""
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+        """Those of the durable consumers (JetStream) or consumer groups (Kafka) `names` that exist, each with
+        its acknowledgement floor: a `Delivery.order` up to which it acknowledged everything (Kafka: just below
+        the timestamp of its oldest uncommitted record). What the shared intake adopts from the per-sensor
+        consumers of an earlier version. Empty where the bus cannot say (memory)."""
         return {}
 
     async def delete_consumer(self, name: str) -> None:

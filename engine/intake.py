@@ -110,11 +110,12 @@ class Intake:
                             max_in_flight=self.settings.window, start_after=start_after)
 
     async def _adopt(self, keys: Sequence[EventKey], sensors: Sequence[str]) -> Consumer:
-        """The intake's consumer. Upgrading from per-sensor consumers (`sensorium-<sensor>`, JetStream): when
-        the intake's own does not exist yet, it is created at the lowest acknowledgement floor of theirs, each
-        such sensor starts after its own floor (so nothing they held unacknowledged is lost; what they acked
-        out of order above it comes again: at-least-once), and their consumers are deleted."""
-        positions = await self.bus.consumer_positions()
+        """The intake's consumer. Upgrading from per-sensor consumers (`sensorium-<sensor>`): when the intake's
+        own does not exist yet, it is created at the lowest acknowledgement floor of theirs (`Bus.
+        consumer_positions`), each such sensor starts after its own floor (so nothing they held unacknowledged
+        is lost; what they acked out of order above it comes again: at-least-once), and their consumers are
+        deleted where the bus can (JetStream)."""
+        positions = await self.bus.consumer_positions([self.settings.group, *(consumer_name(s) for s in sensors)])
         legacy = {s: positions[consumer_name(s)] for s in sensors if consumer_name(s) in positions}
         if self.settings.group in positions or not legacy:
             return await self.bus.consumer(self._spec(keys))

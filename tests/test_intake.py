@@ -194,41 +194,71 @@ async def test_a_restart_resumes_with_nothing_lost(bus: str, request: pytest.Fix
         await engine.terminate()
 
 
-@pytest.mark.integration
-async def test_an_upgrade_takes_over_what_per_sensor_consumers_held(nats_url: str, http_sink: HttpSink,
-                                                                    tmp_path: Path) -> None:
-    """An engine of an earlier version left `sensorium-<sensor>` with unacknowledged messages: the intake
-    delivers them (and nothing older), then deletes that consumer."""
+async def legacy_consumer(bus_url: str, sensor: str, source: str) -> None:
+    """What an engine of an earlier version left: the sensor's own durable consumer / consumer group, at the end
+    of the bus now."""
+    if bus_url.startswith("kafka://"):
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bus_url.removeprefix("kafka://"),
+                                    group_id=f"sensorium-{sensor}", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition("argo-events", p) for p in range(3)]  # the topic as the bus creates it
+            consumer.assign(parts)
+            await consumer.commit(await consumer.end_offsets(parts))
+        finally:
+            await consumer.stop()
+        return
     import nats
     from nats.js import api
-    from nats.js.errors import NotFoundError
 
+    nc = await nats.connect(bus_url)
+    try:
+        await nc.jetstream().add_consumer("default", api.ConsumerConfig(
+            durable_name=f"sensorium-{sensor}", deliver_policy=api.DeliverPolicy.NEW,
+            ack_policy=api.AckPolicy.EXPLICIT, filter_subjects=[f"default.{source}.e"]))
+    finally:
+        await nc.close()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("bus", BUSES)
+async def test_an_upgrade_takes_over_what_per_sensor_consumers_held(bus: str, request: pytest.FixtureRequest,
+                                                                    http_sink: HttpSink, tmp_path: Path) -> None:
+    """An engine of an earlier version left `sensorium-<sensor>` with messages it had not acknowledged: the
+    intake delivers them (and nothing older); on JetStream it then deletes that consumer."""
+    bus_url = request.getfixturevalue("nats_url") if bus == "jetstream" else (
+        "kafka://" + request.getfixturevalue("kafka_broker"))
     group = unique("upgrade")  # a deployment whose intake does not exist yet
     source, sensor = unique("old"), unique("legacy")
     before = [event(source, "e", json.dumps({"n": -n}).encode()) for n in range(1, 3)]
     held = [event(source, "e", json.dumps({"n": n}).encode()) for n in range(5)]
-    await publish(nats_url, *before)
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        await js.add_consumer("default", api.ConsumerConfig(
-            durable_name=f"sensorium-{sensor}", deliver_policy=api.DeliverPolicy.NEW,
-            ack_policy=api.AckPolicy.EXPLICIT, filter_subjects=[f"default.{source}.e"]))
-        await publish(nats_url, *held)
-        folder = write_config(tmp_path / "config", sensor_yaml(sensor, source, f"{http_sink.url}/s"))
-        trace = TraceLog()
-        engine = Engine(folder, nats_url, tracer=trace)
-        engine.options.intake_group = group
-        async with engine:
-            await trace.acked(*held)
-            after = event(source, "e", b'{"n": 5}')
-            await publish(nats_url, after)
-            await trace.acked(after)
-        with pytest.raises(NotFoundError):
-            await js.consumer_info("default", f"sensorium-{sensor}")
-    finally:
-        await nc.close()
+    await publish(bus_url, *before)
+    await asyncio.sleep(0.1)  # Kafka compares record timestamps (ms)
+    await legacy_consumer(bus_url, sensor, source)
+    await asyncio.sleep(0.1)
+    await publish(bus_url, *held)
+    folder = write_config(tmp_path / "config", sensor_yaml(sensor, source, f"{http_sink.url}/s"))
+    trace = TraceLog()
+    engine = Engine(folder, bus_url, tracer=trace)
+    engine.options.intake_group = group
+    async with engine:
+        await trace.acked(*held, timeout=60)
+        after = event(source, "e", b'{"n": 5}')
+        await publish(bus_url, after)
+        await trace.acked(after, timeout=60)
     assert sorted(int(r.json()["n"]) for r in http_sink.requests) == list(range(6))
+    if bus == "jetstream":
+        import nats
+        from nats.js.errors import NotFoundError
+
+        nc = await nats.connect(bus_url)
+        try:
+            with pytest.raises(NotFoundError):
+                await nc.jetstream().consumer_info("default", f"sensorium-{sensor}")
+        finally:
+            await nc.close()
 
 
 @pytest.mark.integration

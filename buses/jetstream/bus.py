@@ -124,12 +124,16 @@ class JetStreamBus(JetStreamConnection, Bus):
                            f"{self.redact(describe(exc))}") from exc
         return consumer
 
-    async def consumer_positions(self) -> dict[str, int]:
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+        wanted = {durable_name(n): n for n in names}
         out: dict[str, int] = {}
+        seen = 0
         try:
             while True:  # pages of 256
-                infos = await self.js.consumers_info(STREAM, offset=len(out))
-                out.update({i.name: int(i.ack_floor.stream_seq if i.ack_floor else 0) for i in infos if i.name})
+                infos = await self.js.consumers_info(STREAM, offset=seen)
+                seen += len(infos)
+                out.update({wanted[i.name]: int(i.ack_floor.stream_seq if i.ack_floor else 0)
+                            for i in infos if i.name in wanted})
                 if len(infos) < 256:
                     return out
         except (NatsError, OSError, TimeoutError) as exc:

@@ -147,17 +147,24 @@ class KafkaGroupConsumer(Consumer):
         self._last_error = ""
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    async def pin_positions(self, timeout: float) -> None:
+    async def pin_positions(self, timeout: float, start_after: int | None = None) -> None:
         """Fix the position of every assigned partition; a new group stores it at once so that a restart
-        resumes there, never at a later "latest"."""
+        resumes there, never at a later "latest". With `start_after` (a record timestamp, ms) a new group's
+        partitions start at their first record after it."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 fresh: dict[TopicPartition, int] = {}
                 for tp in self.consumer.assignment():
-                    position = await self.consumer.position(tp)
-                    if await self.consumer.committed(tp) is None:
-                        fresh[tp] = position
+                    if await self.consumer.committed(tp) is not None:
+                        continue
+                    if start_after is not None:
+                        found = (await self.consumer.offsets_for_times({tp: start_after + 1})).get(tp)
+                        if found is not None:
+                            self.consumer.seek(tp, found.offset)
+                        else:
+                            await self.consumer.seek_to_end(tp)
+                    fresh[tp] = await self.consumer.position(tp)
                 if fresh:
                     await self.consumer.commit(fresh)
                     for tp, offset in fresh.items():
