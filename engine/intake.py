@@ -143,18 +143,23 @@ class Intake:
             self._marks = {str(k): int(v) for k, v in marks.items()}
 
     async def _mark(self, sensors: Sequence[str], consumer: Consumer) -> None:
-        """Record where the bus is for every sensor not seen before (once, durably)."""
+        """Record where the bus is for every sensor not known (durably); forget the sensors no longer loaded,
+        so one added again later is new again."""
         await self._load_marks()
         assert self._marks is not None
         new = [s for s in sensors if s not in self._marks]
-        if not new:
+        loaded = set(sensors)
+        kept = {s: m for s, m in self._marks.items() if s in loaded}
+        if not new and len(kept) == len(self._marks):
             return
-        head = await consumer.head()
-        marks = {**self._marks, **dict.fromkeys(new, head)}
+        head = await consumer.head() if new else 0
+        marks = {**kept, **dict.fromkeys(new, head)}
         assert self._store is not None
         await self._store.save(json.dumps({"marks": marks}, separators=(",", ":")).encode())
         self._marks = marks
-        log.info("intake %s: %d new sensor(s) start after bus position %d", self.settings.group, len(new), head)
+        if new:
+            log.info("intake %s: %d new sensor(s) start after bus position %d", self.settings.group, len(new),
+                     head)
 
     # -- running -------------------------------------------------------------------------------------------
     def launch(self) -> None:

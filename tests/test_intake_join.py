@@ -6,6 +6,7 @@ added later does not get older messages. Real runners, stages and memory bus."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 
 import pytest
@@ -202,3 +203,22 @@ async def test_a_sensor_that_appears_later_does_not_get_older_messages() -> None
     got = {name: [s.event.id for s in await intake.inboxes[name].fetch(10, 0)
                   if isinstance(s, Share) and s.event is not None] for name in ("first", "late")}
     assert got == {"first": ["old", "new"], "late": ["new"]}
+
+
+async def test_a_sensor_removed_and_added_again_is_new_again() -> None:
+    broker = MemoryBroker()
+    bus, intake = await intake_on(broker)
+    first, _ = runner(intake, bus, "first")
+    gone, _ = runner(intake, bus, "gone")
+    await intake.sync([first, gone])
+    await intake.sync([first])
+    await bus.publish(KEY, "meanwhile", encode_structured(event({}, event_id="meanwhile")))
+    back, _ = runner(intake, bus, "gone")
+    await intake.sync([first, back])
+    await bus.publish(KEY, "after", encode_structured(event({}, event_id="after")))
+    for delivery in await fetch(intake):
+        await intake.dispatch(delivery)
+    got = [s.event.id for s in await intake.inboxes["gone"].fetch(10, 0) if isinstance(s, Share) and s.event]
+    assert got == ["after"]
+    raw = broker.states[f"intake.{DEFAULT_GROUP}"]
+    assert sorted(json.loads(raw)["marks"]) == ["first", "gone"]
