@@ -1,8 +1,9 @@
 """The sensors and event sources a running engine holds, and how a reloaded configuration replaces them.
 
 A reload (`Fleet.apply`) touches only what changed: a Sensor whose document differs (or that is gone) is stopped
-gracefully (its runner drains: in-flight firings finish, unfinished ones are nak'ed and redelivered by the bus to
-the durable consumer), then its new version prepares the same durable consumer and runs; unchanged sensors keep
+gracefully (its runner drains: in-flight firings finish, unfinished ones are nak'ed and redelivered by the bus),
+then its new version takes the same inbox of the shared intake (engine.intake; or, with `spec.consumer`, the same
+durable consumer) and runs; the intake then follows the new set of sensors (`Intake.sync`); unchanged sensors keep
 running untouched. Sources are held per unit `(kind, port)` (webhooks on one port share a server): a unit whose
 entries changed is stopped and its new version started; the others keep serving. Everything new is built before
 anything is stopped, so a configuration that cannot be assembled changes nothing.

@@ -63,6 +63,9 @@ def _key_of(delivery: Delivery) -> str:
 
 
 class Intake:
+    """The shared intake of one engine process on `bus` (see the module): `inbox()` for each sensor it feeds,
+    `sync()` after every change of the sensors, `launch()` to fetch, `halt()` then `close()` to stop."""
+
     def __init__(self, bus: Bus, settings: IntakeSettings = IntakeSettings()) -> None:
         self.bus, self.settings = bus, settings
         self.index = DispatchIndex({})
