@@ -222,3 +222,42 @@ async def test_a_sensor_removed_and_added_again_is_new_again() -> None:
     assert got == ["after"]
     raw = broker.states[f"intake.{DEFAULT_GROUP}"]
     assert sorted(json.loads(raw)["marks"]) == ["first", "gone"]
+
+
+class Buggy:
+    """The real stage, raising on every event (a bug in one sensor's stage)."""
+
+    def __init__(self, stage: SensorStage) -> None:
+        self.stage = stage
+
+    def evaluate(self, ev: CloudEvent) -> object:
+        raise KeyError("a bug in the stage")
+
+    def decide(self, ev: CloudEvent, verdicts: object, now: object) -> object:
+        raise AssertionError("never reached")
+
+
+async def test_a_stage_failure_dead_letters_for_that_sensor_only() -> None:
+    broker = MemoryBroker()
+    bus, intake = await intake_on(broker)
+    good, fired = runner(intake, bus, "good")
+    st = stage("bad")
+    bad = SensorRunner("bad", [KEY], Buggy(st), {"t": Fired()}, bus,  # type: ignore[arg-type]
+                       RunnerSettings(fetch_timeout=0.05), inbox=intake.inbox("bad"),
+                       dependencies=st.sensor.spec.dependencies)
+    await intake.sync([good, bad])
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(r.run(stop)) for r in (good, bad)]
+    intake.launch()
+    try:
+        await bus.publish_many([(KEY, f"e{n}", encode_structured(event({}, event_id=f"e{n}"))) for n in range(3)])
+        async with asyncio.timeout(10):
+            while len(broker.dead_letters) < 3 or broker.groups[DEFAULT_GROUP].pending or len(fired.ids) < 3:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await intake.close()
+    assert fired.ids == ["e0", "e1", "e2"]
+    assert [(s, a["dlqsensor"], a["dlqreason"], a["dlqevent"]) for s, a, _ in broker.dead_letters] == [
+        ("bad", "bad", "unprocessable", f"e{n}") for n in range(3)]
