@@ -237,7 +237,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     metrics = health.metrics if health is not None else None
     shared = asyncio.Semaphore(options.max_in_flight or PROCESS_IN_FLIGHT)
 
-    intake = Intake(bus, intake_settings(options))
+    intake = Intake(bus, intake_settings(options), metrics.intake_counts() if metrics is not None else None)
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
         a = assemble(compiled, secrets, client, config.registry)

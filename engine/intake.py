@@ -32,6 +32,7 @@ from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, dead_letter_attributes, one_line
 from sensorium.engine.intake_index import DispatchIndex
 from sensorium.engine.intake_join import Finished, Inbox, Join, Share
+from sensorium.engine.metrics import IntakeMetrics, NullIntakeMetrics
 from sensorium.engine.runner import SensorRunner, consumer_name
 
 log = logging.getLogger("sensorium.engine")
@@ -66,8 +67,10 @@ class Intake:
     """The shared intake of one engine process on `bus` (see the module): `inbox()` for each sensor it feeds,
     `sync()` after every change of the sensors, `launch()` to fetch, `halt()` then `close()` to stop."""
 
-    def __init__(self, bus: Bus, settings: IntakeSettings = IntakeSettings()) -> None:
+    def __init__(self, bus: Bus, settings: IntakeSettings = IntakeSettings(),
+                 metrics: IntakeMetrics | NullIntakeMetrics | None = None) -> None:
         self.bus, self.settings = bus, settings
+        self.metrics = metrics if metrics is not None else NullIntakeMetrics()
         self.index = DispatchIndex({})
         self.members: dict[str, SensorRunner] = {}
         self.inboxes: dict[str, Inbox] = {}
@@ -228,6 +231,7 @@ class Intake:
         try:
             event = decode_delivery(delivery.body, delivery.headers)
         except DecodeError as exc:
+            self.metrics.count("undecodable")
             await self._undecodable(join, str(exc))
             return
         done = self.finished.done(delivery.position) if len(self.finished) else frozenset()
@@ -239,6 +243,7 @@ class Intake:
             if mark is not None and delivery.order and delivery.order <= mark:
                 continue  # published before the sensor existed
             self._offer(join, sensor, join.share(sensor, event))
+        self.metrics.count("dispatched" if join.waiting or join.retry is not None else "unselected")
         await self._opened(join)
 
     def _offer(self, join: Join, sensor: str, share: Share) -> None:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,13 +46,20 @@ spec:
 """
 
 
-async def ack_pending(nats_url: str) -> tuple[int, int]:
+def engine_with_group(folder: Path, nats_url: str, **options: Any) -> tuple[Engine, str]:
+    """An in-process engine whose intake has a name of its own (no other test's messages reach it)."""
+    engine = Engine(folder, nats_url, **options)
+    engine.options.intake_group = unique("intake")
+    return engine, engine.options.intake_group
+
+
+async def ack_pending(nats_url: str, group: str = DEFAULT_GROUP) -> tuple[int, int]:
     """(num_ack_pending, num_pending) of the intake's durable consumer."""
     import nats
 
     nc = await nats.connect(nats_url)
     try:
-        info = await nc.jetstream().consumer_info("default", DEFAULT_GROUP)
+        info = await nc.jetstream().consumer_info("default", group)
         return info.num_ack_pending, info.num_pending
     finally:
         await nc.close()
@@ -68,15 +76,16 @@ async def test_200_sensors_with_exact_filters_each_see_only_their_events(nats_ur
               for n, i in enumerate(range(600))]
     unwanted = [event(source, "e", json.dumps({"customer": f"cust-{i}x", "n": -1}).encode()) for i in range(50)]
     trace = TraceLog()
-    async with Engine(folder, nats_url, tracer=trace):
+    engine, group = engine_with_group(folder, nats_url, tracer=trace)
+    async with engine:
         await publish(nats_url, *[e for pair in zip(wanted[:50], unwanted, strict=True) for e in pair],
                       *wanted[50:])
         await trace.wait(lambda r: isinstance(r, Acknowledged), len(wanted), timeout=120)
         for _ in range(100):  # the intake acks the unwanted ones itself (no sensor saw them)
-            if await ack_pending(nats_url) == (0, 0):
+            if await ack_pending(nats_url, group) == (0, 0):
                 break
             await asyncio.sleep(0.1)
-        assert await ack_pending(nats_url) == (0, 0)
+        assert await ack_pending(nats_url, group) == (0, 0)
     paths = Counter(r.path for r in http_sink.requests)
     assert paths == Counter({f"/{i}": 3 for i in range(200)})
     for r in http_sink.requests:
@@ -95,14 +104,15 @@ async def test_a_message_is_acked_only_after_every_sensors_firings(nats_url: str
         source = unique("shared")
         folder = write_config(tmp_path / "config", sensor_yaml(unique("slow"), source, f"{slow_sink.url}/slow"),
                               sensor_yaml(unique("fast"), source, f"{http_sink.url}/fast"))
-        async with Engine(folder, nats_url, ack_wait=2.0):
+        engine, group = engine_with_group(folder, nats_url, ack_wait=2.0)
+        async with engine:
             first = event(source, "e", b'{"n": 0}')
             started = time.monotonic()
             await publish(nats_url, first)
             await http_sink.wait_for(1, timeout=10)
             fast_latency = time.monotonic() - started
             await slow_sink.wait_for(1, timeout=10)
-            assert await ack_pending(nats_url) == (1, 0)  # the slow sensor's firing is still running
+            assert await ack_pending(nats_url, group) == (1, 0)  # the slow sensor's firing is still running
             # the other sensor goes on meanwhile: its firings are not held by the slow one
             more = [event(source, "e", json.dumps({"n": n}).encode()) for n in range(1, 11)]
             started = time.monotonic()
@@ -110,14 +120,14 @@ async def test_a_message_is_acked_only_after_every_sensors_firings(nats_url: str
             await http_sink.wait_for(11, timeout=10)
             more_latency = time.monotonic() - started
             await asyncio.sleep(2.5)  # past ack_wait: the heartbeat keeps the held messages from redelivery
-            pending, _ = await ack_pending(nats_url)
+            pending, _ = await ack_pending(nats_url, group)
             assert pending >= 1
             await slow_sink.wait_for(11, timeout=30)
             for _ in range(100):
-                if await ack_pending(nats_url) == (0, 0):
+                if await ack_pending(nats_url, group) == (0, 0):
                     break
                 await asyncio.sleep(0.1)
-            assert await ack_pending(nats_url) == (0, 0)
+            assert await ack_pending(nats_url, group) == (0, 0)
         assert fast_latency < 2.0 and more_latency < 2.0, (fast_latency, more_latency)
         assert sorted(int(r.json()["n"]) for r in http_sink.requests) == list(range(11))  # once each
         assert sorted(int(r.json()["n"]) for r in slow_sink.requests) == list(range(11))
@@ -134,7 +144,7 @@ async def test_a_sensor_added_by_a_reload_does_not_fire_on_older_events(nats_url
     folder = write_config(tmp_path / "config", sensor_yaml(unique("early"), source, f"{http_sink.url}/early",
                                                            event_name="a"))
     trace = TraceLog()
-    engine = Engine(folder, nats_url, tracer=trace)
+    engine, group = engine_with_group(folder, nats_url, tracer=trace)
     engine.options.reload = lambda: load_checked([folder])
     engine.options.watch = [folder]
     async with engine:
@@ -155,7 +165,7 @@ async def test_a_sensor_added_by_a_reload_does_not_fire_on_older_events(nats_url
         await publish(nats_url, *new)
         await trace.acked(*new)
         for _ in range(100):
-            if await ack_pending(nats_url) == (0, 0):
+            if await ack_pending(nats_url, group) == (0, 0):
                 break
             await asyncio.sleep(0.1)
     assert sorted(int(r.json()["n"]) for r in http_sink.requests if r.path == "/added") == [4, 5]
@@ -172,7 +182,8 @@ async def test_a_restart_resumes_with_nothing_lost(bus: str, request: pytest.Fix
     folder = write_config(tmp_path / "config", sensor_yaml(unique("keep"), source, f"{http_sink.url}/keep"),
                           sensor_yaml(unique("also"), source, f"{http_sink.url}/also"))
     http_sink.default = Reply(delay=0.05)
-    engine = EngineProcess(folder, bus_url, "--ack-wait", "3")
+    group = unique("restart")
+    engine = EngineProcess(folder, bus_url, "--ack-wait", "3", "--group", group)
     await engine.start()
     events = [event(source, "e", json.dumps({"n": n}).encode()) for n in range(100)]
     try:
@@ -180,8 +191,9 @@ async def test_a_restart_resumes_with_nothing_lost(bus: str, request: pytest.Fix
         await http_sink.wait_for(20, timeout=30)
         await engine.kill()  # firings in flight, messages unacked
         await publish(bus_url, *events[50:])  # while no engine runs
-        engine = EngineProcess(folder, bus_url, "--ack-wait", "3")
+        engine = EngineProcess(folder, bus_url, "--ack-wait", "3", "--group", group)
         await engine.start()
+
         async def covered() -> None:
             while True:
                 keep = {int(r.json()["n"]) for r in list(http_sink.requests) if r.path == "/keep"}

@@ -100,6 +100,7 @@ async def test_metrics_of_a_scripted_run_are_exact(nats_url: str, http_sink: Htt
     engine = Engine(config(tmp_path / "cfg", sensor, source, hook, http_sink.url), nats_url, secrets_dir=secrets,
                     tracer=trace)
     engine.options.ops_port = ops
+    engine.options.intake_group = unique("metrics")  # its own intake: no other test's messages are counted
     http_sink.program(200, 500, 500, 500)  # event 1 fires at once; event 2 fails all three attempts
     async with engine:
         assert (await asyncio.to_thread(get, ops, "/readyz"))[0] == 200
@@ -121,6 +122,9 @@ async def test_metrics_of_a_scripted_run_are_exact(nats_url: str, http_sink: Htt
     assert len(http_sink.requests) == 4
     s, d, t = {"sensor": sensor}, {"sensor": sensor, "dependency": "d"}, {"sensor": sensor, "trigger": "t"}
     assert value(samples, "sensorium_events_received_total", **s) == 2  # not `stop` (see above)
+    assert value(samples, "sensorium_intake_messages_total", outcome="dispatched") == 2
+    assert value(samples, "sensorium_intake_messages_total", outcome="unselected") == 1
+    assert value(samples, "sensorium_intake_messages_total", outcome="undecodable") == 0
     assert value(samples, "sensorium_sensor_events_unmatched_total", **s) == 0
     assert value(samples, "sensorium_events_matched_total", **d) == 2
     assert value(samples, "sensorium_events_filtered_total", **d, filter="data") == 0
