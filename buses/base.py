@@ -58,6 +58,9 @@ class Delivery(abc.ABC):
     headers: Mapping[str, str]
     position: str
     origin: Mapping[str, str]
+    # Grows with the time of publication, comparable with `Consumer.head()`: the JetStream stream sequence, the
+    # Kafka record timestamp (ms), the memory log index. 0 when the bus does not say.
+    order: int = 0
 
     def __init__(self, body: bytes, headers: Mapping[str, str], position: str,
                  origin: Mapping[str, str] | None = None) -> None:
@@ -107,6 +110,9 @@ class ConsumerSpec:
     ack_wait: float = 30.0
     max_in_flight: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
+    # A consumer created by this call starts after this `Delivery.order` instead of at new messages (an existing
+    # one keeps its position). JetStream only; the other buses ignore it.
+    start_after: int | None = None
 
 
 class Consumer(abc.ABC):
@@ -114,6 +120,16 @@ class Consumer(abc.ABC):
     async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
         """Up to `max_messages` deliveries, waiting at most `timeout` seconds for the first; [] on timeout.
         Raises BusError only for unrecoverable problems; transient disconnects are retried inside."""
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        """Deliver the events of `keys` from now on, keeping the durable position (a reload added or removed
+        sensors). Raises BusError."""
+        raise BusError(f"{type(self).__name__} cannot change its event keys")
+
+    async def head(self) -> int:
+        """Where the bus is now: every message published after this call has a `Delivery.order` above it.
+        Raises BusError."""
+        raise BusError(f"{type(self).__name__} cannot say where the bus is")
 
     @abc.abstractmethod
     async def close(self) -> None: ...
@@ -249,6 +265,17 @@ class Bus(abc.ABC):
     async def consumer(self, spec: ConsumerSpec) -> Consumer:
         """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
         published afterwards will be delivered to it."""
+
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+        """Those of the durable consumers (JetStream) or consumer groups (Kafka) `names` that exist, each with
+        its acknowledgement floor: a `Delivery.order` up to which it acknowledged everything (Kafka: just below
+        the timestamp of its oldest uncommitted record). What the shared intake adopts from the per-sensor
+        consumers of an earlier version. Empty where the bus cannot say (memory)."""
+        return {}
+
+    async def delete_consumer(self, name: str) -> None:
+        """Remove the durable consumer `name` (a no-op where there is none, or the bus has no such thing)."""
+        return None
 
     @abc.abstractmethod
     async def state_store(self, sensor: str) -> StateStore:

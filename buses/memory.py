@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sensorium.buses.base import (
     DEAD_LETTERS,
@@ -114,6 +114,7 @@ class MemoryDelivery(Delivery):
                          {"subject": subject, "stream": "default", "sequence": str(index + 1)})
         self._broker, self._group, self._index = broker, group, index
         self.delivery_count = group.deliveries.get(index, 1)
+        self.order = index + 1
 
     async def _ack(self) -> None:
         self._group.pending.pop(self._index, None)
@@ -152,6 +153,12 @@ class MemoryConsumer(Consumer):
                     await asyncio.wait_for(broker.changed.wait(), max(0.001, wait))
                 except TimeoutError:
                     pass
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        self._group.spec = replace(self._group.spec, keys=tuple(keys))
+
+    async def head(self) -> int:
+        return len(self._bus.broker.log)
 
     async def close(self) -> None:
         self._closed = True

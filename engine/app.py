@@ -28,6 +28,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.fleet import Fleet, reload_once, watch_files
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.engine.health import HealthServer
+from sensorium.engine.intake import DEFAULT_GROUP, Intake, IntakeSettings
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, EngineMetrics, SensorMetricsLike
 from sensorium.engine.otel import Otel
 from sensorium.engine.persistence import ConditionPersistence
@@ -43,6 +44,10 @@ from sensorium.sources.base import Reporting, RunningSource
 from sensorium.triggers.http import HttpClient
 
 log = logging.getLogger("sensorium.engine")
+
+PROCESS_IN_FLIGHT = 4096
+"""Firings in flight across every sensor of a process when `--max-in-flight` is not given: with the shared intake's
+window (engine.intake) it bounds what a process holds however many sensors one event reaches."""
 
 
 @dataclass
@@ -62,8 +67,9 @@ class EngineOptions:
     otlp_traces_url: str | None = None  # OpenTelemetry spans go here over OTLP/HTTP (engine.otel); None: off
     reload: Callable[[], Checked] | None = None  # loads and checks the configuration again: SIGHUP reloads
     watch: Sequence[Path] = ()  # with `reload`: also reload when a file under these paths changes
-    max_in_flight: int | None = None  # firings in flight across every sensor of the process; None: per sensor only
+    max_in_flight: int | None = None  # firings in flight across every sensor of the process; None: PROCESS_IN_FLIGHT
     reuse_port: bool = False  # webhooks bind with SO_REUSEPORT, so several worker processes share each port
+    intake_group: str = DEFAULT_GROUP  # the shared intake's durable consumer / consumer group (--group)
 
 
 async def publish_event(bus: Bus, event: CloudEvent) -> None:
@@ -219,11 +225,20 @@ def runner_settings(settings: RunnerSettings, own: SensorConsumer | None) -> Run
     return settings
 
 
+def intake_settings(options: EngineOptions) -> IntakeSettings:
+    """The shared intake's settings: its name, and the runner settings' batch, timeouts and window."""
+    runner = options.runner
+    return IntakeSettings(group=options.intake_group, batch=runner.batch, fetch_timeout=runner.fetch_timeout,
+                          ack_wait=runner.ack_wait, window=max(runner.max_in_flight * 4, 1024))
+
+
 async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
                  otel: Otel | None = None) -> None:
     metrics = health.metrics if health is not None else None
-    shared = asyncio.Semaphore(options.max_in_flight) if options.max_in_flight else None
+    shared = asyncio.Semaphore(options.max_in_flight or PROCESS_IN_FLIGHT)
+
+    intake = Intake(bus, intake_settings(options), metrics.intake_counts() if metrics is not None else None)
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
         a = assemble(compiled, secrets, client, config.registry)
@@ -233,11 +248,13 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                             metrics=_sensor_metrics(metrics, a),
                             spans=otel.sensor(a.name) if otel is not None else None, shared_slots=shared,
                             consumer=own.name if own is not None else None,
-                            dead_letter_failures=own is not None and own.dead_letter)
+                            dead_letter_failures=own is not None and own.dead_letter,
+                            inbox=intake.inbox(a.name) if own is None else None,
+                            dependencies=compiled.sensor.spec.dependencies)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,
-                  on_change=lambda runners: watch.update([(r.sensor, r.keys) for r in runners]))
+                  on_change=lambda runners: watch.update([(r.sensor, r.keys) for r in runners]), intake=intake)
     observe = (metrics.webhooks(lambda s, e: (s, e) in watch.keys).observe if metrics is not None
                else None)
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,

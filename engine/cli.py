@@ -99,8 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run N engine processes sharing the work through the bus (JetStream durable consumers, "
                           "Kafka consumer group); a parent restarts a crashed one and stops them all on SIGTERM")
     run.add_argument("--max-in-flight", type=int, metavar="N",
-                     help="bound on firings in flight across every sensor of a process (default: none beyond "
-                          "each sensor's own 256)")
+                     help="bound on firings in flight across every sensor of a process (default 4096; each sensor "
+                          "also has its own 256)")
+    run.add_argument("--group", default="sensorium-intake", metavar="NAME",  # engine.intake.DEFAULT_GROUP
+                     help="name of the deployment's shared intake: its durable JetStream consumer or Kafka consumer "
+                          "group (default sensorium-intake); give two deployments on one bus different names")
     run.add_argument("--worker-id", type=int, help=argparse.SUPPRESS)  # set by the --workers parent
     run.add_argument("--ack-wait", type=float, default=30.0, metavar="SECONDS",
                      help="redelivery deadline of an unsettled event; heartbeats extend it while triggers run")
@@ -256,6 +259,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("no Sensor or EventSource documents found", args.paths[0], 0)
     if args.workers < 1 or (args.max_in_flight is not None and args.max_in_flight < 1):
         raise ConfigError("--workers and --max-in-flight must be at least 1", field="--workers")
+    if not args.group.strip() or len(args.group) > 200:
+        raise ConfigError("--group must be a name of 1 to 200 characters", field="--group")
     if args.workers > 1:
         return _run_parent(args, config)
     worker = args.worker_id is not None
@@ -270,7 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                             otlp_traces_url=otlp_traces_url(args.otlp_endpoint),
                             reload=lambda: load_checked(args.paths),
                             watch=[Path(p) for p in args.paths] if args.watch else (),
-                            max_in_flight=args.max_in_flight, reuse_port=worker)
+                            max_in_flight=args.max_in_flight, reuse_port=worker, intake_group=args.group)
 
     async def go() -> None:
         try:

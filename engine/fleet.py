@@ -1,8 +1,9 @@
 """The sensors and event sources a running engine holds, and how a reloaded configuration replaces them.
 
 A reload (`Fleet.apply`) touches only what changed: a Sensor whose document differs (or that is gone) is stopped
-gracefully (its runner drains: in-flight firings finish, unfinished ones are nak'ed and redelivered by the bus to
-the durable consumer), then its new version prepares the same durable consumer and runs; unchanged sensors keep
+gracefully (its runner drains: in-flight firings finish, unfinished ones are nak'ed and redelivered by the bus),
+then its new version takes the same inbox of the shared intake (engine.intake; or, with `spec.consumer`, the same
+durable consumer) and runs; the intake then follows the new set of sensors (`Intake.sync`); unchanged sensors keep
 running untouched. Sources are held per unit `(kind, port)` (webhooks on one port share a server): a unit whose
 entries changed is stopped and its new version started; the others keep serving. Everything new is built before
 anything is stopped, so a configuration that cannot be assembled changes nothing.
@@ -21,6 +22,7 @@ from pathlib import Path
 from sensorium.buses.base import EventKey
 from sensorium.engine.assemble import Checked, CompiledSensor
 from sensorium.engine.core.errors import ConfigError
+from sensorium.engine.intake import Intake
 from sensorium.engine.registry import SourceEntry
 from sensorium.engine.runner import SensorRunner
 from sensorium.sources.base import RunningSource
@@ -81,6 +83,7 @@ class Fleet:
     runners: list[SensorRunner] = field(default_factory=list)
     listened: set[EventKey] = field(default_factory=set)
     on_change: Callable[[Sequence[SensorRunner]], None] | None = None  # told the running sensors after each change
+    intake: Intake | None = None  # the shared intake feeding the sensors without a consumer of their own
 
     async def start(self, config: Checked) -> None:
         """Consumers first (an event a webhook accepts must already have a consumer waiting), then sources."""
@@ -89,6 +92,8 @@ class Fleet:
         for name, (fingerprint, runner) in fresh.items():
             self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
         self._refresh()
+        if self.intake is not None:
+            await self.intake.sync(self.runners)
         units = source_units(config.entries)
         built = {unit: _Source(unit_fingerprint(entries), self.source_for(config, entries))
                  for unit, entries in units.items()}
@@ -106,7 +111,9 @@ class Fleet:
             raise
 
     def launch(self) -> None:
-        """Start the supervised loop of every sensor that has none."""
+        """Start the supervised loop of every sensor that has none (and the intake's fetch loop)."""
+        if self.intake is not None:
+            self.intake.launch()
         for name, sensor in self.sensors.items():
             if sensor.task is None:
                 sensor.task = asyncio.create_task(self.supervise(sensor.runner, sensor.stop), name=f"sensor-{name}")
@@ -133,6 +140,11 @@ class Fleet:
         for name, (fingerprint, runner) in fresh.items():
             self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
         self._refresh()
+        if self.intake is not None:
+            try:
+                await self.intake.sync(self.runners)
+            except Exception as exc:  # the intake keeps its previous keys; the next reload tries again
+                log.error("reload: the intake cannot follow the new sensors yet: %s", exc)
         self.launch()
         for unit in [*gone_units, *new_units]:
             old = self.sources.pop(unit, None)
@@ -151,11 +163,16 @@ class Fleet:
                 f"{len(units) - len(new_units)} unchanged")
 
     async def stop(self) -> None:
-        """Sources first (no new events), then every sensor's loop, which drains."""
+        """Sources first (no new events), the intake's fetching, then every sensor's loop, which drains; what the
+        intake still holds is nak'ed."""
         for source in reversed(list(self.sources.values())):
             await source.source.stop()
         self.sources.clear()
+        if self.intake is not None:
+            await self.intake.halt()
         await asyncio.gather(*(self._stop_sensor(name) for name in list(self.sensors)))
+        if self.intake is not None:
+            await self.intake.close()
 
     async def _stop_sensor(self, name: str) -> None:
         sensor = self.sensors.pop(name)

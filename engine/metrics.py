@@ -192,6 +192,25 @@ class SensorMetrics:
         child.inc()
 
 
+INTAKE_OUTCOMES = ("dispatched", "unselected", "undecodable")
+
+
+class IntakeMetrics:
+    """The shared intake's counts (engine.intake): a message `dispatched` to at least one sensor, `unselected`
+    (no loaded sensor can be affected by it: acked unseen), `undecodable` (not a CloudEvent)."""
+
+    def __init__(self, m: EngineMetrics) -> None:
+        self._children = {o: m.intake.labels(o) for o in INTAKE_OUTCOMES}
+
+    def count(self, outcome: str) -> None:
+        self._children[outcome].inc()
+
+
+class NullIntakeMetrics:
+    def count(self, outcome: str) -> None:
+        return None
+
+
 class _EndpointMetrics:
     def __init__(self, m: EngineMetrics, endpoint: Endpoint, routed: bool) -> None:
         source, event = label(endpoint.source), label(endpoint.event)
@@ -316,12 +335,17 @@ class EngineMetrics:
         self.argo_event_processing = Summary(
             "argo_events_event_processing_duration_milliseconds", "Summary of durations of event processing",
             ["namespace", "eventsource_name", "event_name"], registry=r)
+        self.intake = Counter("sensorium_intake_messages", "Bus messages the shared intake fetched, by what became "
+                              "of them", ["outcome"], registry=r)
         self._state = _StateCollector()
         r.register(self._state)
 
     def sensor(self, name: str, dependencies: Iterable[str], triggers: Iterable[str],
                namespace: str = "") -> SensorMetrics:
         return SensorMetrics(self, name, dependencies, triggers, namespace)
+
+    def intake_counts(self) -> IntakeMetrics:
+        return IntakeMetrics(self)
 
     def webhooks(self, listened: Callable[[str, str], bool]) -> WebhookMetrics:
         return WebhookMetrics(self, listened)

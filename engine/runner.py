@@ -29,12 +29,14 @@ from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_del
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, UNDELIVERABLE, UNPROCESSABLE, dead_letter_attributes, one_line
 from sensorium.engine.goport.deadline import DEFAULT_EVENT_TIMEOUT, event_deadline
+from sensorium.engine.intake_join import Inbox, Share
 from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
 from sensorium.engine.otel import EventSpan, SensorSpans
 from sensorium.engine.persistence import ConditionPersistence
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
 from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
+from sensorium.sensors.spec import EventDependency
 from sensorium.sensors.stage import DependencyVerdict, StageResult
 from sensorium.triggers.outcome import Fireable, FiringOutcome
 from sensorium.triggers.spec import Trigger
@@ -124,10 +126,14 @@ class SensorRunner:
                  persistence: ConditionPersistence | None = None,
                  metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None,
                  shared_slots: asyncio.Semaphore | None = None, consumer: str | None = None,
-                 dead_letter_failures: bool = False) -> None:
+                 dead_letter_failures: bool = False, inbox: Inbox | None = None,
+                 dependencies: Sequence[EventDependency] = ()) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
         self.consumer = consumer or consumer_name(sensor)  # the durable consumer's name on the bus
         self.dead_letter_failures = dead_letter_failures  # failed firings: the message goes to sensorium-dlq
+        # Fed by the engine's shared intake (engine.intake) through `inbox` instead of a consumer of its own;
+        # `dependencies` are what the intake's index reads.
+        self.inbox, self.dependencies = inbox, dependencies
         self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
@@ -161,12 +167,16 @@ class SensorRunner:
             self._trace(ack_rows, self.sensor, now(), event_id, delivery.position, action, reason)
 
     async def prepare(self) -> None:
-        """Create or resume the durable consumer; afterwards every newly published event reaches this sensor."""
-        spec = ConsumerSpec(name=self.consumer, keys=self.keys, ack_wait=self.settings.ack_wait,
-                            max_in_flight=max(self.settings.max_in_flight * 4, 1000))
+        """Create or resume the durable consumer (or take the intake's inbox); afterwards every newly published
+        event reaches this sensor."""
         if self.persistence is not None:
             await self.persistence.restore()
-        self._consumer = await self.bus.consumer(spec)
+        if self.inbox is not None:
+            self._consumer = self.inbox
+        else:
+            spec = ConsumerSpec(name=self.consumer, keys=self.keys, ack_wait=self.settings.ack_wait,
+                                max_in_flight=max(self.settings.max_in_flight * 4, 1000))
+            self._consumer = await self.bus.consumer(spec)
         if self._tracing:
             try:
                 self.tracer.attach_bus(self.bus)
@@ -177,7 +187,11 @@ class SensorRunner:
         if self._consumer is None:
             await self.prepare()
         assert self._consumer is not None
-        heartbeat = asyncio.create_task(self._heartbeat(), name=f"heartbeat-{self.sensor}")
+        inbox = self.inbox
+        if inbox is None:
+            heartbeat = asyncio.create_task(self._heartbeat(), name=f"heartbeat-{self.sensor}")
+        else:  # the intake keeps the shared messages alive; a stop ends the inbox's wait
+            heartbeat = asyncio.create_task(self._wake_on(stop, inbox), name=f"stop-{self.sensor}")
         backoff = 0.1
         try:
             while not stop.is_set():
@@ -217,7 +231,12 @@ class SensorRunner:
         tracing = self._tracing
         self.metrics.delivered()
         try:
-            event = decode_delivery(delivery.body, delivery.headers)
+            if isinstance(delivery, Share):  # decoded once by the intake
+                if delivery.event is None:
+                    raise DecodeError(delivery.error or "not a CloudEvent")
+                event = delivery.event
+            else:
+                event = decode_delivery(delivery.body, delivery.headers)
         except DecodeError as exc:
             if tracing:
                 self._trace(received_rows, self.sensor, now(), self.bus.url, delivery.position,
@@ -300,6 +319,8 @@ class SensorRunner:
         Never raises but CancelledError."""
         try:
             attributes = dead_letter_attributes(self.sensor, delivery, reason, error, event_id)
+            if isinstance(delivery, Share) and len(delivery.listeners) > 1:  # every sensor listening on its key
+                attributes["dlqsensors"] = one_line(",".join(delivery.listeners))
             try:
                 await self.bus.publish_dead_letter(self.sensor, attributes, delivery.body)
             except Exception as exc:  # BusError or any other: keep the message on the bus and try again later
@@ -401,6 +422,11 @@ class SensorRunner:
         self._trace(fired_rows, self.sensor, now(), event_id, firing_id,
                     trigger if isinstance(trigger, Trigger) else None, outcome)
         return outcome
+
+    @staticmethod
+    async def _wake_on(stop: asyncio.Event, inbox: Inbox) -> None:
+        await stop.wait()
+        inbox.wake()
 
     async def _heartbeat(self) -> None:
         interval = max(self.settings.ack_wait / 3, 0.2)

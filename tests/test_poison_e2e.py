@@ -20,6 +20,7 @@ import pytest
 from sensorium.buses.base import Bus, EventKey
 from sensorium.engine.busconfig import from_url
 from sensorium.engine.core.cloudevent import encode_structured, new_id
+from sensorium.engine.intake import DEFAULT_GROUP
 from tests.engine_harness import Engine, event, free_port, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.poison_corpus import fuzzed
@@ -117,18 +118,19 @@ async def dead_letters_kafka(bootstrap: str, sensor: str) -> list[tuple[dict[str
 
 
 async def nothing_pending(bus_url: str, sensor: str, timeout: float = 30.0) -> str:
-    """Wait until the sensor's consumer has nothing pending; returns what was seen last (for the assertion)."""
+    """Wait until the consumer that fed the sensor (the engine's shared intake) has nothing pending; returns what
+    was seen last (for the assertion)."""
     deadline = time.monotonic() + timeout
     while True:
         if bus_url.startswith("kafka://"):
-            state = await kafka_lag(bus_url.removeprefix("kafka://"), f"sensorium-{sensor}")
+            state = await kafka_lag(bus_url.removeprefix("kafka://"), DEFAULT_GROUP)
             done = all(committed == end for committed, end in state.values())
         else:
             import nats
 
             nc = await nats.connect(bus_url)
             try:
-                info = await nc.jetstream().consumer_info("default", f"sensorium-{sensor}")
+                info = await nc.jetstream().consumer_info("default", DEFAULT_GROUP)
             finally:
                 await nc.close()
             state = {"num_pending": info.num_pending, "num_ack_pending": info.num_ack_pending}  # type: ignore[dict-item]

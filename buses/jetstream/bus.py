@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 
 from nats.errors import Error as NatsError
 from nats.js import api
+from nats.js.errors import NotFoundError
 
 from sensorium.buses import spec as bus_spec
 from sensorium.buses.base import (
@@ -32,7 +33,13 @@ from sensorium.buses.jetstream.connection import JetStreamConnection, describe
 from sensorium.buses.jetstream.consumer import JetStreamConsumer
 from sensorium.buses.jetstream.replay import JetStreamReplay
 from sensorium.buses.jetstream.state import open_state_store
-from sensorium.buses.jetstream.stream import STREAM, dead_letter_subject, ensure_dead_letter_stream, subject_for
+from sensorium.buses.jetstream.stream import (
+    STREAM,
+    dead_letter_subject,
+    durable_name,
+    ensure_dead_letter_stream,
+    subject_for,
+)
 from sensorium.buses.jetstream.trace import JetStreamTraceChannel, read_trace
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets
@@ -119,6 +126,30 @@ class JetStreamBus(JetStreamConnection, Bus):
             raise BusError(f"NATS at {self.url}: cannot create consumer {consumer.durable}: "
                            f"{self.redact(describe(exc))}") from exc
         return consumer
+
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+        wanted = {durable_name(n): n for n in names}
+        out: dict[str, int] = {}
+        seen = 0
+        try:
+            while True:  # pages of 256
+                infos = await self.js.consumers_info(STREAM, offset=seen)
+                seen += len(infos)
+                out.update({wanted[i.name]: int(i.ack_floor.stream_seq if i.ack_floor else 0)
+                            for i in infos if i.name in wanted})
+                if len(infos) < 256:
+                    return out
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise BusError(f"NATS at {self.url}: cannot list consumers: {self.redact(describe(exc))}") from exc
+
+    async def delete_consumer(self, name: str) -> None:
+        try:
+            await self.js.delete_consumer(STREAM, durable_name(name))
+        except NotFoundError:
+            return
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise BusError(f"NATS at {self.url}: cannot delete consumer {name}: "
+                           f"{self.redact(describe(exc))}") from exc
 
     async def state_store(self, sensor: str) -> StateStore:
         """Key `sensor` (sanitized) of the KV bucket `sensorium-state`, created if missing

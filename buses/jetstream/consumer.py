@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
@@ -16,12 +18,18 @@ from sensorium.buses.base import (
     Consumer,
     ConsumerSpec,
     Delivery,
+    EventKey,
 )
 from sensorium.buses.jetstream.connection import JetStreamConnection
-from sensorium.buses.jetstream.stream import STREAM, durable_name, subject_for
+from sensorium.buses.jetstream.stream import STREAM, STREAM_SUBJECTS, durable_name, subject_for
 from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("buses.jetstream.bus")
+
+MAX_FILTER_SUBJECTS = 256
+"""Above this many subjects a consumer filters on the stream's wildcard and drops (acks) the messages of other
+subjects itself: one short consumer configuration instead of thousands of filters (the shared intake of an
+engine with many sensors)."""
 
 
 class JetStreamDelivery(Delivery):
@@ -31,6 +39,7 @@ class JetStreamDelivery(Delivery):
                          {"subject": msg.subject, "stream": msg.metadata.stream, "sequence": str(sequence)})
         self._msg = msg
         self.delivery_count = msg.metadata.num_delivered
+        self.order = sequence
 
     async def _ack(self) -> None:
         try:
@@ -56,10 +65,42 @@ class JetStreamConsumer(Consumer):
             raise BusError(f"consumer {spec.name!r} has no event keys")
         self._bus, self.spec = bus, spec
         self.durable = durable_name(spec.name)
-        self.subjects = sorted({subject_for(k) for k in spec.keys})
+        self.subjects, self._wanted = self._filters(spec.keys)
         self._psub: JetStreamContext.PullSubscription | None = None
         self._problem: str | None = None
         self._closed = False
+
+    @staticmethod
+    def _filters(keys: Sequence[EventKey]) -> tuple[list[str], frozenset[str] | None]:
+        """The consumer's filter subjects, and the subjects kept by the client (None: every one fetched)."""
+        subjects = sorted({subject_for(k) for k in keys})
+        if len(subjects) > MAX_FILTER_SUBJECTS:
+            return [STREAM_SUBJECTS], frozenset(subjects)
+        return subjects, None
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        """New filter subjects on the same durable (its position is kept: later messages of added subjects are
+        delivered, earlier ones are not)."""
+        if not keys:
+            raise BusError(f"consumer {self.spec.name!r} has no event keys")
+        subjects, wanted = self._filters(keys)
+        self.spec = replace(self.spec, keys=tuple(keys))
+        self._wanted = wanted
+        if subjects != self.subjects:
+            self.subjects = subjects
+            try:
+                await self.bind()
+            except (NatsError, OSError, TimeoutError) as exc:
+                raise BusError(f"NATS at {self._bus.url}: cannot update consumer {self.durable}: "
+                               f"{self._bus.redact(repr(exc))}") from exc
+
+    async def head(self) -> int:
+        """The stream's last sequence."""
+        try:
+            info = await self._bus.js.stream_info(STREAM)
+        except (NatsError, OSError, TimeoutError) as exc:
+            raise BusError(f"NATS at {self._bus.url}: stream {STREAM} info: {self._bus.redact(repr(exc))}") from exc
+        return int(info.state.last_seq)
 
     async def bind(self) -> None:
         """Create the durable (DeliverNew) or update an existing one's filters/limits, then subscribe."""
@@ -73,6 +114,9 @@ class JetStreamConsumer(Consumer):
         except NotFoundError:
             info = None
         if info is None:
+            if self.spec.start_after is not None:
+                want.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
+                want.opt_start_seq = self.spec.start_after + 1
             await js.add_consumer(STREAM, want)
             log.info("created durable consumer %s on %s (deliver new) for %s", self.durable, self._bus.url,
                      ", ".join(self.subjects))
@@ -118,7 +162,16 @@ class JetStreamConsumer(Consumer):
         if self._problem is not None:
             log.info("consumer %s on %s fetching again", self.durable, self._bus.url)
             self._problem = None
-        return [JetStreamDelivery(m) for m in msgs if m.reply]
+        out: list[Delivery] = []
+        for m in msgs:
+            if not m.reply:
+                continue
+            if self._wanted is not None and m.subject not in self._wanted:  # another deployment's subject
+                with contextlib.suppress(NatsError):
+                    await m.ack()
+                continue
+            out.append(JetStreamDelivery(m))
+        return out
 
     async def close(self) -> None:
         if self._closed:

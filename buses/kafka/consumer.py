@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from sensorium.buses.base import Consumer, ConsumerSpec, Delivery
+from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey
 from sensorium.engine.core.cloudevent import DecodeError, decode_binary, encode_structured
 
 log = logging.getLogger("buses.kafka.bus")
@@ -72,6 +73,7 @@ class KafkaDelivery(Delivery):
                          {"key": key, "topic": record.topic, "partition": str(record.partition),
                           "offset": str(record.offset)})
         self._owner, self._part, self.record = owner, part, record
+        self.order = int(record.timestamp)
 
     async def _ack(self) -> None:
         self._owner.settled(self._part, self.record.offset)
@@ -145,17 +147,24 @@ class KafkaGroupConsumer(Consumer):
         self._last_error = ""
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    async def pin_positions(self, timeout: float) -> None:
+    async def pin_positions(self, timeout: float, start_after: int | None = None) -> None:
         """Fix the position of every assigned partition; a new group stores it at once so that a restart
-        resumes there, never at a later "latest"."""
+        resumes there, never at a later "latest". With `start_after` (a record timestamp, ms) a new group's
+        partitions start at their first record after it."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 fresh: dict[TopicPartition, int] = {}
                 for tp in self.consumer.assignment():
-                    position = await self.consumer.position(tp)
-                    if await self.consumer.committed(tp) is None:
-                        fresh[tp] = position
+                    if await self.consumer.committed(tp) is not None:
+                        continue
+                    if start_after is not None:
+                        found = (await self.consumer.offsets_for_times({tp: start_after + 1})).get(tp)
+                        if found is not None:
+                            self.consumer.seek(tp, found.offset)
+                        else:
+                            await self.consumer.seek_to_end(tp)
+                    fresh[tp] = await self.consumer.position(tp)
                 if fresh:
                     await self.consumer.commit(fresh)
                     for tp, offset in fresh.items():
@@ -182,6 +191,17 @@ class KafkaGroupConsumer(Consumer):
         self.parts.clear()
         self.pending.clear()
         await quietly(self.consumer.stop(), SETTLE_TIMEOUT)
+
+    async def retarget(self, keys: Sequence[EventKey]) -> None:
+        """Deliver the records of `keys` from now on (records are filtered here, the group is unchanged)."""
+        self.spec = replace(self.spec, keys=tuple(keys))
+        self.keys = {k.dotted() for k in keys}
+
+    async def head(self) -> int:
+        """Now, in milliseconds since the epoch: records are compared by their timestamp (the producer's
+        CreateTime), so a producer whose clock is behind this process's may see its next records skipped by a
+        sensor that appeared meanwhile (engine.intake)."""
+        return int(time.time() * 1000)
 
     # -- rebalance -------------------------------------------------------------------------------------------
     def assigned(self, tps: set[TopicPartition]) -> None:
