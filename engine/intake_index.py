@@ -32,6 +32,10 @@ from sensorium.sensors.spec import DataFilter, EventDependency
 PLAIN_PATH = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
 """gjson paths indexed: keys separated by dots; no wildcards, escapes, modifiers, queries or `#`."""
 _META = set("\\.+*?()|[]{}^$")
+NARROW_FROM = 9
+"""An event key's listeners are narrowed by their conditions only from this many sensors on: below it every
+listener gets the event, so its trace says why it did or did not pass (a sensor the index leaves out has no trace
+record of that event). The cost of the full stage for a few sensors is small; at hundreds it dominates."""
 MAX_SCAN = 4096  # characters of a value scanned for substrings; a longer value selects every listener of the path
 
 Exact, Prefix, Suffix, Contains = "exact", "prefix", "suffix", "contains"
@@ -209,7 +213,7 @@ class DispatchIndex:
     """The sensors each event can affect, built from `sensors` (name, dependencies); immutable once built (a
     reload builds a new one)."""
 
-    def __init__(self, sensors: Mapping[str, Sequence[EventDependency]]) -> None:
+    def __init__(self, sensors: Mapping[str, Sequence[EventDependency]], narrow_from: int = NARROW_FROM) -> None:
         self._keys: dict[tuple[str, str], _KeyIndex] = {}
         self.by_key: dict[str, list[str]] = {}  # `<source>.<name>` -> every sensor listening (dead letters)
         for sensor, deps in sensors.items():
@@ -220,7 +224,16 @@ class DispatchIndex:
                 if sensor not in listening:
                     listening.append(sensor)
 
+        self._few: dict[tuple[str, str], frozenset[str]] = {
+            key: frozenset(listening) for key, listening in
+            ((key, self.by_key[f"{key[0]}.{key[1]}"]) for key in self._keys) if len(listening) < narrow_from}
+
     def select(self, event: CloudEvent) -> set[str]:
-        """Every sensor with a dependency `event` may satisfy; a superset of those whose stage passes it."""
-        index = self._keys.get((event.source, event.subject))
+        """Every sensor with a dependency `event` may satisfy; a superset of those whose stage passes it (every
+        listener of the event's key while there are fewer than NARROW_FROM)."""
+        key = (event.source, event.subject)
+        few = self._few.get(key)
+        if few is not None:
+            return set(few)
+        index = self._keys.get(key)
         return index.select(event) if index is not None else set()

@@ -9,10 +9,22 @@ from typing import Any
 
 import pytest
 
-from sensorium.engine.intake_index import DispatchIndex, literal_pattern, need_of
+from sensorium.engine.intake_index import NARROW_FROM, DispatchIndex, literal_pattern, need_of
 from sensorium.sensors.filters import evaluate_filters
 from sensorium.sensors.spec import EventDependency
 from tests.sensors.builders import event
+
+
+def narrowing(sensors: dict[str, list[EventDependency]]) -> DispatchIndex:
+    """An index that narrows from the first sensor on (the engine's narrows only from NARROW_FROM sensors)."""
+    return DispatchIndex(sensors, narrow_from=1)
+
+
+def test_a_few_listeners_all_get_the_event_so_each_traces_why() -> None:
+    few = {f"s{i}": [dependency({"data": [string_filter(f"^c{i}$")]})] for i in range(NARROW_FROM - 1)}
+    assert DispatchIndex(few).select(event({"body": {"customer": "c0"}})) == set(few)
+    many = {**few, "last": [dependency({"data": [string_filter("^z$")]})]}
+    assert DispatchIndex(many).select(event({"body": {"customer": "c0"}})) == {"s0"}
 
 
 def dependency(filters: dict[str, Any] | None = None, **extra: Any) -> EventDependency:
@@ -78,7 +90,7 @@ EVENTS = [
 @pytest.mark.parametrize("index", range(len(EVENTS)))
 def test_every_dependency_that_passes_an_event_is_selected(index: int) -> None:
     ev = EVENTS[index]
-    selected = DispatchIndex({name: [dep] for name, dep in DEPENDENCIES.items()}).select(ev)
+    selected = narrowing({name: [dep] for name, dep in DEPENDENCIES.items()}).select(ev)
     for name, dep in DEPENDENCIES.items():
         if (dep.event_source_name, dep.event_name) != (ev.source, ev.subject):
             assert name not in selected
@@ -92,7 +104,7 @@ def test_every_dependency_that_passes_an_event_is_selected(index: int) -> None:
 
 def test_exact_values_select_only_the_sensors_that_want_them() -> None:
     deps = {f"s{i}": [dependency({"data": [string_filter(f"^c-{i}$")]})] for i in range(1000)}
-    index = DispatchIndex(deps)
+    index = narrowing(deps)
     assert index.select(event({"body": {"customer": "c-17"}})) == {"s17"}
     assert index.select(event({"body": {"customer": "c-1000"}})) == set()
     assert index.select(event({"body": {"other": "c-17"}})) == set()  # missing path: every filter fails
@@ -103,13 +115,13 @@ def test_substring_prefix_and_suffix_literals() -> None:
     deps = {f"s{i}": [dependency({"data": [string_filter(f"id{i}")]})] for i in range(100)}
     deps["p"] = [dependency({"data": [string_filter("^eu-")]})]
     deps["q"] = [dependency({"data": [string_filter("-prod$")]})]
-    index = DispatchIndex(deps)
+    index = narrowing(deps)
     assert index.select(event({"body": {"customer": "eu-id42-prod"}})) == {"s4", "s42", "p", "q"}
     assert index.select(event({"body": {"customer": "us-id7-dev"}})) == {"s7"}
 
 
 def test_context_conditions() -> None:
-    index = DispatchIndex({"orders": [dependency({"context": {"type": "order"}})],
+    index = narrowing({"orders": [dependency({"context": {"type": "order"}})],
                            "t1": [dependency({"context": {"extensions": {"tenant": "t1"}}})]})
     assert index.select(event(type="order")) == {"orders"}
     assert index.select(event(type="refund", extensions={"tenant": "t1"})) == {"t1"}
@@ -127,6 +139,6 @@ def test_needs() -> None:
 
 
 def test_listeners_by_key() -> None:
-    index = DispatchIndex({"a": [dependency(), dependency(name="e")], "b": [dependency()]})
+    index = narrowing({"a": [dependency(), dependency(name="e")], "b": [dependency()]})
     assert index.by_key == {"webhook.example": ["a", "b"]}
     assert list(itertools.chain(index.by_key.values())) == [["a", "b"]]
