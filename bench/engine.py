@@ -60,7 +60,9 @@ from sensorium.engine.trace.hub import DEFAULT_INTERVAL
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
-TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
+# "engine-inline" is the engine with the stage evaluated on the loop (sensors.inline.InlineGate) instead of in
+# the sensor's stage thread: a proposal measured here by patching the runner in the worker process only.
+TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
 TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics", "engine-uvloop")
@@ -70,6 +72,7 @@ LABELS = {
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
     "bare-httpclient": "bare loop + engine HttpClient",
     "engine": "engine, tracing off",
+    "engine-inline": "engine, tracing off, stage inline",
     "engine-uvloop": "engine, tracing off, uvloop (run's default)",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
@@ -79,6 +82,7 @@ LABELS = {
 # --no-bus-trace, so "tracing off" needs it.
 ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine": ("--no-bus-trace",),
+    "engine-inline": ("--no-bus-trace",),
     "engine-uvloop": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
@@ -247,6 +251,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     from sensorium.engine.cli import _trace_hub, build_parser
     from sensorium.engine.runner import RunnerSettings
 
+    if spec.kind == "engine-inline":
+        _inline_stage()
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
         sensor.write_text(sensor_yaml(spec))
@@ -273,6 +279,28 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
                 Path(spec.stats_file).write_text(json.dumps({
                     "enabled": hub.enabled, "written": hub.written, "dropped": hub.dropped,
                     "sink_errors": hub.sink_errors, "batches": hub.batches}))
+
+
+def _inline_stage() -> None:
+    """In this worker process only: `SensorRunner._process` evaluates events that `sensors.inline.InlineGate`
+    lets through on the loop (under the same event deadline), the rest in the stage thread as before."""
+    from sensorium.engine.runner import SensorRunner, StageResultLike
+    from sensorium.sensors.inline import InlineGate
+    from sensorium.sensors.stage import SensorStage
+
+    original = SensorRunner._process
+    gates: dict[int, InlineGate | None] = {}
+
+    async def _process(self: SensorRunner, event: Any) -> StageResultLike:
+        gate = gates.get(id(self.stage), ...)
+        if gate is ...:
+            gate = gates[id(self.stage)] = (InlineGate(self.stage.sensor) if isinstance(self.stage, SensorStage)
+                                            else None)
+        if gate is None or not gate.inline(event):
+            return await original(self, event)
+        return self.stage.decide(event, self._evaluate(event), self.clock())
+
+    SensorRunner._process = _process  # type: ignore[method-assign]
 
 
 Poster = Callable[[bytes], Awaitable[int]]
@@ -383,7 +411,7 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine, "engine-uvloop": sut_engine,
+                        "engine": sut_engine, "engine-uvloop": sut_engine, "engine-inline": sut_engine,
                         "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
                         "engine-metrics": sut_engine}
 
@@ -841,18 +869,19 @@ def print_table(bench: Bench) -> None:
               f"{_fmt(row['p99'], 1, 9)} |"
               f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
-    engine = rows.get("engine")
-    for base in ("bare-aiohttp", "bare-httpclient"):
-        bare = rows.get(base)
-        if engine is None or bare is None:
-            continue
-        parts = []
-        for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", "paced p50"),
-                          ("pp99", "paced p99")):
-            mine, theirs = engine[key], bare[key]
-            if mine and theirs:
-                parts.append(f"{name} x{mine / theirs:.2f}")
-        print(f"engine / {LABELS[base]}: {', '.join(parts)}")
+    for mine_kind in ("engine", "engine-inline"):
+        engine = rows.get(mine_kind)
+        for base in ("bare-aiohttp", "bare-httpclient", "engine"):
+            bare = rows.get(base)
+            if engine is None or bare is None or base == mine_kind:
+                continue
+            parts = []
+            for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", "paced p50"),
+                              ("pp99", "paced p99")):
+                mine, theirs = engine[key], bare[key]
+                if mine and theirs:
+                    parts.append(f"{name} x{mine / theirs:.2f}")
+            print(f"{LABELS[mine_kind]} / {LABELS[base]}: {', '.join(parts)}")
     ceiling = rows.get("ceiling")
     if ceiling is not None and ceiling["rate"] and ceiling["hcpu"]:
         others = [r["rate"] or 0.0 for k, r in rows.items() if k != "ceiling"]
