@@ -316,6 +316,34 @@ def gjson_get(doc: bytes | str, path: str) -> PathResult:
     return PathResult.of(gjson_get_value(value, path))
 
 
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def plain_steps(path: str) -> tuple[str, ...] | None:
+    """The keys of a path made only of plain keys (letters, digits, `_`, `-`) joined by single dots, which
+    `gjson_get_value` reads as a walk (`walk_plain`); None for any other path (wildcards, escapes, `#`, pipes,
+    modifiers, multipaths, `..`)."""
+    parts = tuple(path.split("."))
+    return parts if all(_PLAIN_PART.fullmatch(p) for p in parts) else None
+
+
+def walk_plain(doc: Any, steps: tuple[str, ...]) -> Any:
+    """`gjson_get_value(doc, ".".join(steps))` for `plain_steps` paths, without parsing the path per call: an
+    object's member by key, an array's element by a decimal index (`1`, `01`), anything else missing."""
+    for step in steps:
+        if isinstance(doc, dict):
+            doc = doc.get(step, MISSING)
+            if doc is MISSING:
+                return MISSING
+        elif isinstance(doc, list):
+            if not step.isdigit() or int(step) >= len(doc):
+                return MISSING
+            doc = doc[int(step)]
+        else:
+            return MISSING
+    return doc
+
+
 def gjson_get_value(doc: Any, path: str) -> Any:
     """gjson.Get on an already parsed document (MISSING for none); returns the value or MISSING."""
     if len(path) > 1:
