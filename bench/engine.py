@@ -1,6 +1,6 @@
 """Benchmark: events/s and publish -> HTTP sink latency of the engine, against a bare loop, in one run.
 
-    python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --paced-events 600] [--rounds 1]
+    python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --rate2 1000 --paced-events 600] [--rounds 1]
                            [--only engine,bare-aiohttp] [--in-process] [--profile DIR]
                            [--trace-rounds 48] [--trace-events 600] [--trace-restart 4] [--instructions]
 
@@ -26,9 +26,9 @@ loop instead (the sink then competes with the SUT for one core). Each phase uses
 (hence its own subject and durable consumer), warms up, and ends by purging the stream and deleting its
 consumers. Load per phase: a burst of --events events published with `JetStreamBus.publish_many` (each event's
 data carries its publish time in ns), for throughput (first publish -> last arrival at the sink), then
---paced-events events at --rate events/s for latency at a load every variant sustains (burst latency is mostly
-queueing). CPU per event is the SUT process's user+system time over the burst window (/proc), which is steadier
-than wall-clock rates on a shared machine.
+--paced-events events at --rate events/s, then at --rate2 events/s, for latency at a steady load (burst latency
+is mostly queueing). CPU per event is the SUT process's user+system time over the burst window (/proc), which is
+steadier than wall-clock rates on a shared machine.
 """
 
 from __future__ import annotations
@@ -649,6 +649,7 @@ class Result:
     duplicates: int
     unparsed: int
     round_no: int = 0
+    paced2: Measurement | None = None  # at --rate2
 
 
 class PhaseFailed(RuntimeError):
@@ -706,7 +707,7 @@ class Bench:
         worker = self.worker(spec)
         try:
             await worker.start(timeout=60)
-            paced = None
+            paced = paced2 = None
             if kind == "ceiling":
                 ids = ceiling_ids(source, a.events)
 
@@ -727,10 +728,15 @@ class Bench:
                     slow = new_ids(a.paced_events)
                     paced = await self._measure(worker, slow, lambda: publish_paced(self.bus, key, slow, a.rate),
                                                 "paced")
+                if a.paced_events > 0 and a.rate2 > 0:
+                    await asyncio.sleep(0.3)
+                    fast = new_ids(a.paced_events)
+                    paced2 = await self._measure(worker, fast,
+                                                 lambda: publish_paced(self.bus, key, fast, a.rate2), "paced2")
         finally:
             await worker.stop()
             await self.purge()
-        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no)
+        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no, paced2)
         self.results.setdefault(kind, []).append(result)
         return result
 
@@ -830,11 +836,14 @@ def table_rows(bench: Bench) -> dict[str, dict[str, float | None]]:
             "p99": _median(r.burst.stats.p99_ms for r in results),
             "pp50": _median(r.paced.stats.p50_ms if r.paced else None for r in results),
             "pp99": _median(r.paced.stats.p99_ms if r.paced else None for r in results),
+            "qp50": _median(r.paced2.stats.p50_ms if r.paced2 else None for r in results),
+            "qp99": _median(r.paced2.stats.p99_ms if r.paced2 else None for r in results),
             "cpu": _median(r.burst.sut_cpu_us for r in results),
             "hcpu": _median(r.burst.harness_cpu_us for r in results),
             "util": _median(r.burst.harness_util for r in results),
             "lost": float(sum(r.burst.stats.sent - r.burst.stats.received
                               + (r.paced.stats.sent - r.paced.stats.received if r.paced else 0)
+                              + (r.paced2.stats.sent - r.paced2.stats.received if r.paced2 else 0)
                               for r in results)),
             "dup": float(sum(r.duplicates for r in results)),
         }
@@ -852,10 +861,13 @@ def print_table(bench: Bench) -> None:
     a = bench.args
     where = "in the harness's event loop (--in-process)" if a.in_process else "each in its own process"
     print(f"\nsensorium bench.engine: burst of {a.events} events, {a.in_flight} in flight, fetch batch {a.batch}; "
-          f"paced {a.paced_events} events at {a.rate:g}/s; {a.rounds} round(s), medians; SUT {where}; "
+          f"paced {a.paced_events} events at {a.rate:g}/s and at {a.rate2:g}/s; {a.rounds} round(s), medians; "
+          f"SUT {where}; "
           f"CPUs={os.cpu_count()}, python {sys.version.split()[0]}, load average {_load()}")
-    print(f"{'':{LABEL_WIDTH}s}|{'burst':^27s}|{'paced':^19s}|{'SUT CPU':^8s}|{'harness CPU':^14s}|")
+    print(f"{'':{LABEL_WIDTH}s}|{'burst':^27s}|{f'paced {a.rate:g}/s':^19s}|{f'paced {a.rate2:g}/s':^19s}|"
+          f"{'SUT CPU':^8s}|{'harness CPU':^14s}|")
     print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'p50 ms':>9s} {'p99 ms':>9s} |{'p50 ms':>9s}{'p99 ms':>9s} |"
+          f"{'p50 ms':>9s}{'p99 ms':>9s} |"
           f"{'us/ev':>7s} |{'us/ev':>7s}{'util':>6s} |{'lost/dup':>9s}")
     rows = table_rows(bench)
     for kind in KINDS:
@@ -867,7 +879,8 @@ def print_table(bench: Bench) -> None:
         lost_dup = f"{row['lost']:.0f}/{row['dup']:.0f}"
         print(f"{LABELS[kind]:{LABEL_WIDTH}s}|{_fmt(row['rate'], 0, 7)} {_fmt(row['p50'], 1, 9)} "
               f"{_fmt(row['p99'], 1, 9)} |"
-              f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
+              f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |"
+              f"{_fmt(row['qp50'], 1, 9)}{_fmt(row['qp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
     for mine_kind in ("engine", "engine-inline"):
         engine = rows.get(mine_kind)
@@ -876,8 +889,9 @@ def print_table(bench: Bench) -> None:
             if engine is None or bare is None or base == mine_kind:
                 continue
             parts = []
-            for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", "paced p50"),
-                              ("pp99", "paced p99")):
+            for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", f"p50 at {a.rate:g}/s"),
+                              ("pp99", f"p99 at {a.rate:g}/s"), ("qp50", f"p50 at {a.rate2:g}/s"),
+                              ("qp99", f"p99 at {a.rate2:g}/s")):
                 mine, theirs = engine[key], bare[key]
                 if mine and theirs:
                     parts.append(f"{name} x{mine / theirs:.2f}")
@@ -1039,6 +1053,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk", type=int, default=1000, help="events per publish_many call (default 1000)")
     parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
+    parser.add_argument("--rate2", type=float, default=1000.0,
+                        help="events/s of a second paced run after the first (default 1000; 0: skip it)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows medians")
     parser.add_argument("--trace-rounds", type=int, default=48,
                         help="rounds of the tracing comparison (0: skip it; default 48)")

@@ -13,10 +13,10 @@ import base64
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel
 
 from sensorium.engine.core.cloudevent import CloudEvent
@@ -43,8 +43,7 @@ class ParamError(TriggerError):
         super().__init__(message, retryable=False)
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(msgspec.Struct, frozen=True, gc=False):
     """A resolved parameter: `value` None means "no value" (dependency absent, no default): the parameter is
     skipped. `kind` is the gjson type name: String, Number, True, False, Null or JSON."""
 

@@ -21,7 +21,6 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
 from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from typing import Any, Literal
@@ -253,8 +252,7 @@ def _kind(value: Any) -> Kind:
     return "JSON"
 
 
-@dataclass(frozen=True)
-class PathResult:
+class PathResult(msgspec.Struct, frozen=True, gc=False):  # C-built: one per path read
     """One extracted value. `raw` is its JSON text ("" when missing); `error` explains a failed evaluation."""
 
     exists: bool
