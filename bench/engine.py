@@ -65,7 +65,8 @@ JSON_HEADERS = (("Content-Type", "application/json"),)
 TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics", "engine-uvloop")
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-loop", "engine-metrics",
+                  "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
@@ -76,6 +77,7 @@ LABELS = {
     "engine-uvloop": "engine, tracing off, uvloop (run's default)",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
+    "engine-trace-bus-loop": "engine, bus trace encoded on the loop",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
@@ -86,6 +88,7 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-uvloop": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
+    "engine-trace-bus-loop": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
@@ -190,6 +193,7 @@ class WorkerSpec:
     warmup: int = 0
     stats_file: str = ""  # tracing comparison: where an engine worker leaves its trace statistics (JSON) on exit
     trace_interval: float = 0.0  # the trace writer's batch interval, s (0: the engine's own)
+    inline: bool = False  # the stage evaluated on the loop (sensors.inline), as in engine-inline
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -251,7 +255,7 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     from sensorium.engine.cli import _trace_hub, build_parser
     from sensorium.engine.runner import RunnerSettings
 
-    if spec.kind == "engine-inline":
+    if spec.kind == "engine-inline" or spec.inline:
         _inline_stage()
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
@@ -264,6 +268,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         args = build_parser().parse_args(argv)
         config = load_checked(args.paths)
         hub = _trace_hub(args)
+        if spec.kind == "engine-trace-bus-loop":
+            hub.encode_in_thread = False
         if spec.trace_interval:
             hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
@@ -413,6 +419,7 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
                         "engine": sut_engine, "engine-uvloop": sut_engine, "engine-inline": sut_engine,
                         "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
+                        "engine-trace-bus-loop": sut_engine,
                         "engine-metrics": sut_engine}
 
 
@@ -767,7 +774,7 @@ class Bench:
                 stats_file = self.work_dir / f"{source}.json"
                 spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                                   in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
-                                  stats_file=str(stats_file),
+                                  stats_file=str(stats_file), inline=a.trace_inline,
                                   trace_interval=DEFAULT_INTERVAL * VALGRIND_SLOWDOWN if a.instructions else 0.0)
                 callgrind = self.work_dir / f"{source}.callgrind" if a.instructions else None
                 worker = self.worker(spec, callgrind)
@@ -931,6 +938,9 @@ def print_tracing_cost(bench: Bench) -> None:
     if not rounds:
         return
     a = bench.args
+    if a.trace_inline:
+        print("\n(--trace-inline: every engine of the tracing comparison evaluates its stage on the loop, as "
+              "engine-inline)")
     print(f"\ntracing cost: tracing off and each tracing variant running side by side (idle but for their own "
           f"burst), {len(rounds)} rounds of one {a.trace_events}-event burst each, back to back in a rotating "
           f"order; load average {_load()}")
@@ -1062,6 +1072,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="events per burst of the tracing comparison (default 600)")
     parser.add_argument("--trace-restart", type=int, default=4,
                         help="start new processes for the tracing comparison every this many rounds (default 4)")
+    parser.add_argument("--trace-inline", action="store_true",
+                        help="run every engine of the tracing comparison with the stage inline (engine-inline)")
     parser.add_argument("--instructions", action="store_true",
                         help="run the tracing comparison's processes under valgrind (callgrind) and report the "
                              "instructions each spent per event: steady where times are not, but slow; e.g. "

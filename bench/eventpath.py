@@ -48,15 +48,36 @@ def _pipeline(events: int) -> tuple[list[bytes], Any, Any]:
     return bodies, compiled, Secrets(None)
 
 
+class _PerFiring:
+    """What a checkout older than `RequestPlan` ran per firing: `build_request` from the spec."""
+
+    def __init__(self, template: Any, parameters: Any) -> None:
+        self.template, self.parameters = template, parameters
+
+    def build(self, events: Any, secrets: Any, used: Any = None) -> Any:
+        from sensorium.triggers.httprequest import build_request
+
+        return build_request(self.template, self.parameters, events, secrets, used)
+
+
+def _plan(trigger: Any) -> Any:
+    """The request plan as the HTTP trigger builds it, once (on older checkouts, `build_request` per firing:
+    `PYTHONPATH=OLD python -m bench.eventpath` from this checkout compares them)."""
+    try:
+        from sensorium.triggers.httprequest import RequestPlan
+    except ImportError:
+        return _PerFiring(trigger.template, trigger.parameters)
+    return RequestPlan(trigger.template, trigger.parameters)
+
+
 def measure(events: int, repeat: int) -> dict[str, float]:
     """Microseconds of CPU per event for each step (best of `repeat`)."""
     from sensorium.engine.core.cloudevent import decode_delivery
-    from sensorium.triggers.httprequest import RequestPlan
 
     bodies, compiled, secrets = _pipeline(events)
     stage = compiled.stage
     trigger = compiled.triggers[0]
-    plan = RequestPlan(trigger.template, trigger.parameters)  # as HttpTrigger builds it, once
+    plan = _plan(trigger)
     now = datetime.now(UTC)
     decoded = [decode_delivery(b, {}) for b in bodies]
     verdicts = [stage.evaluate(e) for e in decoded]
@@ -81,11 +102,9 @@ def measure(events: int, repeat: int) -> dict[str, float]:
 
 def profile(events: int) -> None:
     from sensorium.engine.core.cloudevent import decode_delivery
-    from sensorium.triggers.httprequest import RequestPlan
-
     bodies, compiled, secrets = _pipeline(events)
     stage, trigger, now = compiled.stage, compiled.triggers[0], datetime.now(UTC)
-    plan = RequestPlan(trigger.template, trigger.parameters)
+    plan = _plan(trigger)
 
     def run() -> None:
         for body in bodies:
