@@ -44,10 +44,13 @@ from sensorium.buses.base import EventKey
 SOURCE = "scale"
 
 
-def sensors_yaml(shape: str, count: int, sink_url: str) -> str:
-    """N Sensor documents of one shape (see the module)."""
+PER_FILE = 100  # sensorium reads at most 200 documents per file
+
+
+def sensors_yaml(shape: str, count: int, sink_url: str, first: int = 0) -> str:
+    """Sensor documents `first` to `count - 1` of one shape (see the module)."""
     docs = []
-    for i in range(count):
+    for i in range(first, count):
         if shape == "distinct":
             dependency = f"""    - name: d
       eventSourceName: {SOURCE}
@@ -115,9 +118,11 @@ async def measure(shape: str, count: int, args: argparse.Namespace, bus_url: str
                   bus: object, tmp: Path) -> Result:
     result = Result(shape, count)
     folder = tmp / f"{shape}-{count}"
-    folder.mkdir()
-    (folder / "sensors.yaml").write_text(sensors_yaml(shape, count, sink.url))
-    engine = start_engine([folder / "sensors.yaml"], bus_url, folder / "data", folder / "engine.log")
+    (folder / "sensors").mkdir(parents=True)
+    for first in range(0, count, PER_FILE):
+        (folder / "sensors" / f"{first:05d}.yaml").write_text(
+            sensors_yaml(shape, min(count, first + PER_FILE), sink.url, first))
+    engine = start_engine([folder / "sensors"], bus_url, folder / "data", folder / "engine.log")
     try:
         try:
             result.startup = await engine.ready(args.ready_timeout)
