@@ -164,9 +164,17 @@ def _parse_cached(doc: bytes | str) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # what json.dumps(ensure_ascii=False) escapes in a string
+
+
 def to_json(value: Any) -> str:
     """JSON text of a parsed value: parsed objects/arrays and float literals as written in the source,
     values built here (multipaths, modifiers) compactly around their members' text, like gjson."""
+    kind = type(value)
+    if kind is str:  # the common case (a filter or parameter reading a string): json.dumps' output, without it
+        return json.dumps(value, ensure_ascii=False) if _NEEDS_ESCAPE.search(value) else '"' + value + '"'
+    if kind is int:
+        return str(value)
     if isinstance(value, _RawFloat):
         return value.raw
     if isinstance(value, (_RawDict, _RawList)):

@@ -20,6 +20,7 @@ from sensorium.engine.goport.gjson import (
     go_parse_float,
     parse_json,
     plain_steps,
+    to_json,
     walk_plain,
 )
 
@@ -332,3 +333,9 @@ def test_plain_paths_walk_as_gjson_reads_them(doc: Any, path: str) -> None:
 @pytest.mark.parametrize("path", ["a.*", "a.#", "a|b", "a.@this", "..a", "a\\.b", "a..b", "a.", "a.[b]", "a?"])
 def test_other_paths_are_not_plain(path: str) -> None:
     assert plain_steps(path) is None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.one_of(st.text(), st.integers(), st.booleans(), st.none()))
+def test_scalars_render_as_json_dumps_does(value: Any) -> None:
+    assert to_json(value) == json.dumps(value, ensure_ascii=False)
