@@ -115,8 +115,12 @@ def _atoui(part: _Part) -> tuple[int, bool]:
     return (int(part.part) if part.part else 0), True
 
 
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _stringify(s: str) -> str:
-    if any(ch < " " or ch > "\x7f" or ch in '"\\' for ch in s):
+    """A Go string as JSON: quoted as it is when it is printable ASCII without `"` or `\\`, else Go's encoding."""
+    if not s.isascii() or _ESCAPED.search(s):
         return marshal_string(s)
     return '"' + s + '"'
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sensorium.engine.goport.jsonenc import marshal_string
 from sensorium.engine.goport.sjson import ObjectPlan, SjsonError, set_raw, set_string
 
 CASES: list[tuple[str, str, str, str, str | tuple[str, str]]] = [
@@ -83,3 +84,11 @@ def test_object_plan_renders_what_sets_one_by_one_build(sets: list[tuple[str, st
     for i, value, stringify in values:
         expected = set_string(expected, sets[i][0], value) if stringify else set_raw(expected, sets[i][0], value)
     assert plan.render(values) == expected
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.text())
+def test_a_string_value_is_quoted_as_sjson_quotes_it(value: str) -> None:
+    # sjson's appendStringify: printable ASCII without `"` or `\` as it is, anything else through json.Marshal
+    plain = not any(ch < " " or ch > "\x7f" or ch in '"\\' for ch in value)
+    assert set_string("", "k", value) == '{"k":' + ('"' + value + '"' if plain else marshal_string(value)) + "}"
