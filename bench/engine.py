@@ -1,6 +1,6 @@
 """Benchmark: events/s and publish -> HTTP sink latency of the engine, against a bare loop, in one run.
 
-    python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --paced-events 600] [--rounds 1]
+    python -m bench.engine [--events 10000] [--in-flight 50] [--rate 200 --rate2 1000 --paced-events 600] [--rounds 1]
                            [--only engine,bare-aiohttp] [--in-process] [--profile DIR]
                            [--trace-rounds 48] [--trace-events 600] [--trace-restart 4] [--instructions]
 
@@ -26,9 +26,9 @@ loop instead (the sink then competes with the SUT for one core). Each phase uses
 (hence its own subject and durable consumer), warms up, and ends by purging the stream and deleting its
 consumers. Load per phase: a burst of --events events published with `JetStreamBus.publish_many` (each event's
 data carries its publish time in ns), for throughput (first publish -> last arrival at the sink), then
---paced-events events at --rate events/s for latency at a load every variant sustains (burst latency is mostly
-queueing). CPU per event is the SUT process's user+system time over the burst window (/proc), which is steadier
-than wall-clock rates on a shared machine.
+--paced-events events at --rate events/s, then at --rate2 events/s, for latency at a steady load (burst latency
+is mostly queueing). CPU per event is the SUT process's user+system time over the burst window (/proc), which is
+steadier than wall-clock rates on a shared machine.
 """
 
 from __future__ import annotations
@@ -60,28 +60,35 @@ from sensorium.engine.trace.hub import DEFAULT_INTERVAL
 ROOT = Path(__file__).resolve().parent.parent
 EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
-TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine")
+# "engine-inline" is the engine with the stage evaluated on the loop (sensors.inline.InlineGate) instead of in
+# the sensor's stage thread: a proposal measured here by patching the runner in the worker process only.
+TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-metrics", "engine-uvloop")
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-loop", "engine-metrics",
+                  "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
     "bare-httpclient": "bare loop + engine HttpClient",
     "engine": "engine, tracing off",
+    "engine-inline": "engine, tracing off, stage inline",
     "engine-uvloop": "engine, tracing off, uvloop (run's default)",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
+    "engine-trace-bus-loop": "engine, bus trace encoded on the loop",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
 # --no-bus-trace, so "tracing off" needs it.
 ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine": ("--no-bus-trace",),
+    "engine-inline": ("--no-bus-trace",),
     "engine-uvloop": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
+    "engine-trace-bus-loop": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
@@ -186,6 +193,7 @@ class WorkerSpec:
     warmup: int = 0
     stats_file: str = ""  # tracing comparison: where an engine worker leaves its trace statistics (JSON) on exit
     trace_interval: float = 0.0  # the trace writer's batch interval, s (0: the engine's own)
+    inline: bool = False  # the stage evaluated on the loop (sensors.inline), as in engine-inline
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -247,6 +255,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
     from sensorium.engine.cli import _trace_hub, build_parser
     from sensorium.engine.runner import RunnerSettings
 
+    if spec.kind == "engine-inline" or spec.inline:
+        _inline_stage()
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
         sensor = Path(tmp) / "sensor.yaml"
         sensor.write_text(sensor_yaml(spec))
@@ -258,6 +268,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         args = build_parser().parse_args(argv)
         config = load_checked(args.paths)
         hub = _trace_hub(args)
+        if spec.kind == "engine-trace-bus-loop":
+            hub.encode_in_thread = False
         if spec.trace_interval:
             hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
@@ -273,6 +285,28 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
                 Path(spec.stats_file).write_text(json.dumps({
                     "enabled": hub.enabled, "written": hub.written, "dropped": hub.dropped,
                     "sink_errors": hub.sink_errors, "batches": hub.batches}))
+
+
+def _inline_stage() -> None:
+    """In this worker process only: `SensorRunner._process` evaluates events that `sensors.inline.InlineGate`
+    lets through on the loop (under the same event deadline), the rest in the stage thread as before."""
+    from sensorium.engine.runner import SensorRunner, StageResultLike
+    from sensorium.sensors.inline import InlineGate
+    from sensorium.sensors.stage import SensorStage
+
+    original = SensorRunner._process
+    gates: dict[int, InlineGate | None] = {}
+
+    async def _process(self: SensorRunner, event: Any) -> StageResultLike:
+        gate = gates.get(id(self.stage), ...)
+        if gate is ...:
+            gate = gates[id(self.stage)] = (InlineGate(self.stage.sensor) if isinstance(self.stage, SensorStage)
+                                            else None)
+        if gate is None or not gate.inline(event):
+            return await original(self, event)
+        return self.stage.decide(event, self._evaluate(event), self.clock())
+
+    SensorRunner._process = _process  # type: ignore[method-assign]
 
 
 Poster = Callable[[bytes], Awaitable[int]]
@@ -383,8 +417,9 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine, "engine-uvloop": sut_engine,
+                        "engine": sut_engine, "engine-uvloop": sut_engine, "engine-inline": sut_engine,
                         "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
+                        "engine-trace-bus-loop": sut_engine,
                         "engine-metrics": sut_engine}
 
 
@@ -621,6 +656,7 @@ class Result:
     duplicates: int
     unparsed: int
     round_no: int = 0
+    paced2: Measurement | None = None  # at --rate2
 
 
 class PhaseFailed(RuntimeError):
@@ -678,7 +714,7 @@ class Bench:
         worker = self.worker(spec)
         try:
             await worker.start(timeout=60)
-            paced = None
+            paced = paced2 = None
             if kind == "ceiling":
                 ids = ceiling_ids(source, a.events)
 
@@ -699,10 +735,15 @@ class Bench:
                     slow = new_ids(a.paced_events)
                     paced = await self._measure(worker, slow, lambda: publish_paced(self.bus, key, slow, a.rate),
                                                 "paced")
+                if a.paced_events > 0 and a.rate2 > 0:
+                    await asyncio.sleep(0.3)
+                    fast = new_ids(a.paced_events)
+                    paced2 = await self._measure(worker, fast,
+                                                 lambda: publish_paced(self.bus, key, fast, a.rate2), "paced2")
         finally:
             await worker.stop()
             await self.purge()
-        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no)
+        result = Result(kind, burst, paced, self.sink.duplicates, self.sink.unparsed, round_no, paced2)
         self.results.setdefault(kind, []).append(result)
         return result
 
@@ -733,7 +774,7 @@ class Bench:
                 stats_file = self.work_dir / f"{source}.json"
                 spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                                   in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
-                                  stats_file=str(stats_file),
+                                  stats_file=str(stats_file), inline=a.trace_inline,
                                   trace_interval=DEFAULT_INTERVAL * VALGRIND_SLOWDOWN if a.instructions else 0.0)
                 callgrind = self.work_dir / f"{source}.callgrind" if a.instructions else None
                 worker = self.worker(spec, callgrind)
@@ -802,11 +843,14 @@ def table_rows(bench: Bench) -> dict[str, dict[str, float | None]]:
             "p99": _median(r.burst.stats.p99_ms for r in results),
             "pp50": _median(r.paced.stats.p50_ms if r.paced else None for r in results),
             "pp99": _median(r.paced.stats.p99_ms if r.paced else None for r in results),
+            "qp50": _median(r.paced2.stats.p50_ms if r.paced2 else None for r in results),
+            "qp99": _median(r.paced2.stats.p99_ms if r.paced2 else None for r in results),
             "cpu": _median(r.burst.sut_cpu_us for r in results),
             "hcpu": _median(r.burst.harness_cpu_us for r in results),
             "util": _median(r.burst.harness_util for r in results),
             "lost": float(sum(r.burst.stats.sent - r.burst.stats.received
                               + (r.paced.stats.sent - r.paced.stats.received if r.paced else 0)
+                              + (r.paced2.stats.sent - r.paced2.stats.received if r.paced2 else 0)
                               for r in results)),
             "dup": float(sum(r.duplicates for r in results)),
         }
@@ -824,10 +868,13 @@ def print_table(bench: Bench) -> None:
     a = bench.args
     where = "in the harness's event loop (--in-process)" if a.in_process else "each in its own process"
     print(f"\nsensorium bench.engine: burst of {a.events} events, {a.in_flight} in flight, fetch batch {a.batch}; "
-          f"paced {a.paced_events} events at {a.rate:g}/s; {a.rounds} round(s), medians; SUT {where}; "
+          f"paced {a.paced_events} events at {a.rate:g}/s and at {a.rate2:g}/s; {a.rounds} round(s), medians; "
+          f"SUT {where}; "
           f"CPUs={os.cpu_count()}, python {sys.version.split()[0]}, load average {_load()}")
-    print(f"{'':{LABEL_WIDTH}s}|{'burst':^27s}|{'paced':^19s}|{'SUT CPU':^8s}|{'harness CPU':^14s}|")
+    print(f"{'':{LABEL_WIDTH}s}|{'burst':^27s}|{f'paced {a.rate:g}/s':^19s}|{f'paced {a.rate2:g}/s':^19s}|"
+          f"{'SUT CPU':^8s}|{'harness CPU':^14s}|")
     print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'p50 ms':>9s} {'p99 ms':>9s} |{'p50 ms':>9s}{'p99 ms':>9s} |"
+          f"{'p50 ms':>9s}{'p99 ms':>9s} |"
           f"{'us/ev':>7s} |{'us/ev':>7s}{'util':>6s} |{'lost/dup':>9s}")
     rows = table_rows(bench)
     for kind in KINDS:
@@ -839,20 +886,23 @@ def print_table(bench: Bench) -> None:
         lost_dup = f"{row['lost']:.0f}/{row['dup']:.0f}"
         print(f"{LABELS[kind]:{LABEL_WIDTH}s}|{_fmt(row['rate'], 0, 7)} {_fmt(row['p50'], 1, 9)} "
               f"{_fmt(row['p99'], 1, 9)} |"
-              f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
+              f"{_fmt(row['pp50'], 1, 9)}{_fmt(row['pp99'], 1, 9)} |"
+              f"{_fmt(row['qp50'], 1, 9)}{_fmt(row['qp99'], 1, 9)} |{_fmt(row['cpu'], 0, 7)} |"
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
-    engine = rows.get("engine")
-    for base in ("bare-aiohttp", "bare-httpclient"):
-        bare = rows.get(base)
-        if engine is None or bare is None:
-            continue
-        parts = []
-        for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", "paced p50"),
-                          ("pp99", "paced p99")):
-            mine, theirs = engine[key], bare[key]
-            if mine and theirs:
-                parts.append(f"{name} x{mine / theirs:.2f}")
-        print(f"engine / {LABELS[base]}: {', '.join(parts)}")
+    for mine_kind in ("engine", "engine-inline"):
+        engine = rows.get(mine_kind)
+        for base in ("bare-aiohttp", "bare-httpclient", "engine"):
+            bare = rows.get(base)
+            if engine is None or bare is None or base == mine_kind:
+                continue
+            parts = []
+            for key, name in (("rate", "ev/s"), ("cpu", "SUT CPU/event"), ("pp50", f"p50 at {a.rate:g}/s"),
+                              ("pp99", f"p99 at {a.rate:g}/s"), ("qp50", f"p50 at {a.rate2:g}/s"),
+                              ("qp99", f"p99 at {a.rate2:g}/s")):
+                mine, theirs = engine[key], bare[key]
+                if mine and theirs:
+                    parts.append(f"{name} x{mine / theirs:.2f}")
+            print(f"{LABELS[mine_kind]} / {LABELS[base]}: {', '.join(parts)}")
     ceiling = rows.get("ceiling")
     if ceiling is not None and ceiling["rate"] and ceiling["hcpu"]:
         others = [r["rate"] or 0.0 for k, r in rows.items() if k != "ceiling"]
@@ -888,6 +938,9 @@ def print_tracing_cost(bench: Bench) -> None:
     if not rounds:
         return
     a = bench.args
+    if a.trace_inline:
+        print("\n(--trace-inline: every engine of the tracing comparison evaluates its stage on the loop, as "
+              "engine-inline)")
     print(f"\ntracing cost: tracing off and each tracing variant running side by side (idle but for their own "
           f"burst), {len(rounds)} rounds of one {a.trace_events}-event burst each, back to back in a rotating "
           f"order; load average {_load()}")
@@ -1010,6 +1063,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunk", type=int, default=1000, help="events per publish_many call (default 1000)")
     parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
+    parser.add_argument("--rate2", type=float, default=1000.0,
+                        help="events/s of a second paced run after the first (default 1000; 0: skip it)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; the table shows medians")
     parser.add_argument("--trace-rounds", type=int, default=48,
                         help="rounds of the tracing comparison (0: skip it; default 48)")
@@ -1017,6 +1072,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="events per burst of the tracing comparison (default 600)")
     parser.add_argument("--trace-restart", type=int, default=4,
                         help="start new processes for the tracing comparison every this many rounds (default 4)")
+    parser.add_argument("--trace-inline", action="store_true",
+                        help="run every engine of the tracing comparison with the stage inline (engine-inline)")
     parser.add_argument("--instructions", action="store_true",
                         help="run the tracing comparison's processes under valgrind (callgrind) and report the "
                              "instructions each spent per event: steady where times are not, but slow; e.g. "

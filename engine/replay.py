@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import ssl
@@ -28,6 +27,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+import msgspec
 
 from sensorium.buses.base import Bus, ReplayedDelivery, ReplayRange, ReplayReader
 from sensorium.engine.assemble import Checked, CompiledSensor, assemble
@@ -63,7 +64,7 @@ def new_replay_id() -> str:
 def mark(event: CloudEvent, replay_id: str) -> CloudEvent:
     """`event` as a replay hands it to the stage: marked by the extensions `sensoriumreplay` and
     `sensoriumreplayid`."""
-    return dataclasses.replace(event, extensions={**event.extensions, REPLAY_EXTENSION: "true",
+    return msgspec.structs.replace(event, extensions={**event.extensions, REPLAY_EXTENSION: "true",
                                                   REPLAY_ID_EXTENSION: replay_id})
 
 

@@ -22,13 +22,14 @@ Loading problems are ConfigErrors with FILE:LINE (exit 2); a failed expectation 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+import msgspec
 
 from sensorium.engine.config import ConfigErrors, Origin, parse_documents
 from sensorium.engine.core import yamlread
@@ -341,7 +342,7 @@ def _webhook(reader: _Reader, raw: Any, loc: list[str | int], number: int) -> Cl
         reader.error([*loc, "body"], str(exc))
         return None
     event_id = str(spec.get("id", f"event-{number}"))
-    return dataclasses.replace(event, id=event_id, time=str(spec.get("time", event.time)))
+    return msgspec.structs.replace(event, id=event_id, time=str(spec.get("time", event.time)))
 
 
 def _expect(reader: _Reader, sensor: Sensor, raw: Any, loc: list[str | int], events: int) -> Expect | None:

@@ -10,11 +10,11 @@ time filters its controller rejects). No I/O, except that script filters run Lua
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
+
+import msgspec
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.paths import PathExpr
@@ -39,8 +39,7 @@ from sensorium.sensors.transform import TransformError, decode_object
 FilterKind = Literal["exprs", "data", "context", "time", "script", "filters"]
 
 
-@dataclass(frozen=True)
-class FilterDetail:
+class FilterDetail(msgspec.Struct, frozen=True, gc=False):
     """One check: what was looked at, the value seen (gjson string rendering, None if missing), the wanted."""
 
     target: str
@@ -52,8 +51,7 @@ class FilterDetail:
     reason: str
 
 
-@dataclass(frozen=True)
-class FilterVerdict:
+class FilterVerdict(msgspec.Struct, frozen=True):
     """Result of one filter kind (or of all of a dependency's filters, kind "filters", with `parts`)."""
 
     kind: FilterKind
@@ -430,7 +428,7 @@ def evaluate_filters(spec: EventDependencyFilter | None, operator: str, event: C
             break
     combined = combine_filters(operator, kinds)
     if DISCARD_ON_FILTER_ERROR and combined.error is not None and combined.passed:
-        return dataclasses.replace(
+        return msgspec.structs.replace(
             combined, passed=False,
             reason="a filter kind passed (or), but Argo's Filter() discards any event whose filters reported "
                    "an error")

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.goport.deadline import DeadlineExceeded
 from sensorium.engine.goport.deadline import check as check_deadline
@@ -47,8 +49,7 @@ class DependencyVerdict:
     seen: CloudEvent | None = field(default=None, compare=False, repr=False)  # the event after the transform
 
 
-@dataclass(frozen=True)
-class ConditionVerdict:
+class ConditionVerdict(msgspec.Struct, frozen=True, gc=False):
     """One evaluation of a trigger's expression after `dependency` passed.
 
     `held` lists the dependencies counted as received (stored ones plus this one). `immediate` means the
@@ -63,14 +64,12 @@ class ConditionVerdict:
     immediate: bool
 
 
-@dataclass(frozen=True)
-class Firing:
+class Firing(msgspec.Struct, frozen=True):
     trigger: str
     events: Mapping[str, CloudEvent]
 
 
-@dataclass(frozen=True)
-class StageResult:
+class StageResult(msgspec.Struct, frozen=True):
     event: CloudEvent
     dependencies: tuple[DependencyVerdict, ...]
     conditions: tuple[ConditionVerdict, ...]

@@ -14,7 +14,6 @@ local files. The child gets an empty environment, so `env`/`$ENV` are `{}` as wi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import jq
+import msgspec
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.goport.jsonenc import marshal, unmarshal
@@ -281,7 +281,7 @@ def apply_transform(spec: EventDependencyTransformer | None, event: CloudEvent) 
     except RecursionError:  # data within the decoder's nesting limit, but too deep for the conversions here
         return TransformResult(kind, None, f"{kind} transform error (the event data is nested too deeply)",
                                "the transform failed, so the event is dropped for this dependency (Argo)")
-    changed = dataclasses.replace(event, data=data, datacontenttype=_APPLICATION_JSON)
+    changed = msgspec.structs.replace(event, data=data, datacontenttype=_APPLICATION_JSON)
     return TransformResult(kind, changed, None, f"{kind} transform applied; datacontenttype is now "
                                                 f"{_APPLICATION_JSON}")
 

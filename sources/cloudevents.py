@@ -28,7 +28,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import unquote
 
@@ -195,7 +195,7 @@ def routed(event: CloudEvent, source: str, name: str) -> CloudEvent:
         extensions[ORIGIN_SUBJECT] = event.subject
     else:
         extensions.pop(ORIGIN_SUBJECT, None)
-    return replace(event, source=source, subject=name, extensions=extensions)
+    return msgspec.structs.replace(event, source=source, subject=name, extensions=extensions)
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
+import msgspec
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
@@ -118,7 +118,7 @@ def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequ
         if isinstance(payload, dict):
             lifted = lift_variables(payload, variables)
             changes["data"] = json.dumps(lifted, separators=(",", ":"), ensure_ascii=False).encode()
-    return replace(event, **changes) if changes else event
+    return msgspec.structs.replace(event, **changes) if changes else event
 
 
 class TransformError(Exception):

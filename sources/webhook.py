@@ -15,10 +15,11 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import accumulate
 from urllib.parse import parse_qs
 
+import msgspec
 from aiohttp import web
 
 from sensorium.engine.core.cloudevent import CloudEvent, new_id, now_rfc3339
@@ -189,7 +190,8 @@ async def reshape(endpoint: Endpoint, event: CloudEvent, transform: Transform | 
             body = json.loads(await transform(body))
         data = body if context.body_as_data else {**data, "body": body}
     if data is not None:
-        event = replace(event, data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        event = msgspec.structs.replace(event, data=encoded)
     return dress(event, context.cloud_event, context.variables or ())
 
 

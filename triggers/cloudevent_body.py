@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+
+import msgspec
 
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.errors import TriggerError
@@ -67,7 +68,7 @@ def as_published(event: CloudEvent) -> CloudEvent:
     if ORIGIN_SOURCE not in event.extensions:
         return event
     extensions = {k: v for k, v in event.extensions.items() if k not in (ORIGIN_SOURCE, ORIGIN_SUBJECT)}
-    return replace(event, source=event.extensions[ORIGIN_SOURCE],
+    return msgspec.structs.replace(event, source=event.extensions[ORIGIN_SOURCE],
                    subject=event.extensions.get(ORIGIN_SUBJECT, ""), extensions=extensions)
 
 

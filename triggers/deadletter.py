@@ -7,9 +7,10 @@ trace and `sensorium test` can show both. The bus message is acknowledged after 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
+
+import msgspec
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.triggers.outcome import Fireable, FiringOutcome
@@ -32,4 +33,4 @@ class DeadLettering:
         else:
             log.error("trigger %s failed for event(s) %s and its dlqTrigger %s failed too: %s", self.name, ids,
                       dlq.trigger, dlq.error)
-        return dataclasses.replace(outcome, dead_letter=dlq)
+        return msgspec.structs.replace(outcome, dead_letter=dlq)

@@ -34,7 +34,14 @@ from sensorium.engine.core.secrets import SecretNotFound, Secrets
 from sensorium.engine.core.specbase import TLSConfig
 from sensorium.engine.core.tls import client_context
 from sensorium.engine.core.tracecontext import TRACEPARENT, TRACESTATE, from_extensions
-from sensorium.triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec, safe_url
+from sensorium.triggers.httprequest import (
+    HttpRequest,
+    RequestPlan,
+    SecretError,
+    build_request,
+    check_http_spec,
+    safe_url,
+)
 from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
 from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.policy import StatusPolicy, Verdict, VerdictKind
@@ -208,6 +215,7 @@ class HttpTrigger:
         self.limiter = limiter
         self._tls: ssl.SSLContext | None = None
         self._tls_ready = False
+        self._request = RequestPlan(trigger.template, trigger.parameters)  # what no firing changes, decided once
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self._tls_ready:
@@ -252,8 +260,7 @@ class HttpTrigger:
             at, start = time.time(), self._clock()
             try:
                 if request is None:
-                    request = build_request(self.trigger.template, self.trigger.parameters, events,
-                                            self.secrets, used)
+                    request = self._request.build(events, self.secrets, used)
                     summary = request.summary()
                     own = _names_trace(request)
                     propagated = None if own or spans is not None else _event_trace(events)

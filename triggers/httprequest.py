@@ -27,10 +27,10 @@ from sensorium.triggers import cloudevent_body
 from sensorium.triggers.outcome import RequestSummary
 from sensorium.triggers.params import (
     ParamError,
+    PayloadPlan,
     ResolvedParam,
     apply_params,
     check_supported,
-    construct_payload,
     marshal_ordered,
     resolve_param_value,
     spec_json,
@@ -187,52 +187,80 @@ def build_request(template: TriggerTemplate, trigger_params: Sequence[TriggerPar
     """The request one firing sends. Raises ParamError (terminal) or SecretError (retryable). Every parameter
     resolved on the way (trigger parameters, http.parameters, payload, dynamicHeaders) is appended to `used`
     with the value it got, also when building fails later."""
-    http = resolve_http(template, trigger_params, events, used)
-    body = construct_payload(events, http.payload, used) if http.payload is not None else b""
-    headers: list[tuple[str, str]] = []
-    for name, value in (http.headers or {}).items():
-        _put(headers, name, value)
-    for dynamic in http.dynamic_headers or ():
-        try:
-            resolved = resolve_param_value(dynamic.src, events)
-        except TriggerError as exc:
-            raise ParamError(f"failed to resolve the value for dynamicHeader {dynamic.dest}, {exc}") from None
-        if used is not None:
-            used.append((dynamic, resolved))
-        if resolved.value is not None:  # absent dependency without value: skipped (Argo dereferences nil)
-            _put(headers, dynamic.dest, resolved.value)
-    names: set[str] = set()
-    values: list[str] = []
-    for secure in http.secure_headers or ():
-        ref = secure.value_from.secret_key_ref or secure.value_from.config_map_key_ref
-        assert ref is not None
-        value = _secret(secrets, ref.name, ref.key, "value for secureHeader")
-        _put(headers, secure.name, value)
-        names.add(secure.name)
-        values.append(value)
-    if http.basic_auth is not None:
-        auth = http.basic_auth
-        user = password = ""
-        if auth.username is not None:
-            user = _secret(secrets, auth.username.name, auth.username.key, "username")
-        if auth.password is not None:
-            password = _secret(secrets, auth.password.name, auth.password.key, "password")
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        _put(headers, "Authorization", "Basic " + token)
-        names.add("Authorization")
-        values.extend((token, password))
-    if http.cloud_event is not None:  # Sensorium extension: the event as a CloudEvent (triggers.cloudevent_body)
-        event = cloudevent_body.choose(events, http.cloud_event.dependency_name)
-        headers, body = cloudevent_body.apply(http.cloud_event.mode, event, headers)
-    if http.host:
-        headers = [(k, v) for k, v in headers if k.lower() != "host"]
-        headers.append(("Host", http.host))
-    return HttpRequest(
-        method=http.method or "POST",
-        url=http.url,
-        headers=tuple(headers),
-        body=body,
-        secret_header_names=frozenset(names),
-        timeout=float(http.timeout) if http.timeout > 0 else DEFAULT_TIMEOUT,
-        secret_values=tuple(values),
-    )
+    return RequestPlan(template, trigger_params).build(events, secrets, used)
+
+
+class RequestPlan:
+    """`build_request` for one trigger, with what does not depend on the events decided once (a trigger builds
+    it when it is constructed): without trigger `parameters` and `http.parameters` (which edit the spec per
+    firing), the method, URL, timeout, static headers and the payload's plan (`params.PayloadPlan`) are fixed,
+    and a firing only resolves its parameters and reads its secrets. With them, every firing resolves the http
+    object first, as Argo does."""
+
+    def __init__(self, template: TriggerTemplate, trigger_params: Sequence[TriggerParameter] | None) -> None:
+        self.template, self.trigger_params = template, trigger_params
+        http = template.http
+        self._fixed = http if not trigger_params and http is not None and not http.parameters else None
+        self._payload = PayloadPlan(http.payload) if self._fixed is not None and http is not None else None
+        self._headers: list[tuple[str, str]] = []
+        for name, value in ((http.headers or {}).items() if http is not None else ()):
+            _put(self._headers, name, value)
+
+    def build(self, events: Mapping[str, CloudEvent], secrets: Secrets,
+              used: list[ResolvedParam] | None = None) -> HttpRequest:
+        """The request of one firing (see `build_request`)."""
+        http = self._fixed
+        if http is None:
+            http = resolve_http(self.template, self.trigger_params, events, used)
+            payload = PayloadPlan(http.payload) if http.payload is not None else None
+            headers: list[tuple[str, str]] = []
+            for name, value in (http.headers or {}).items():
+                _put(headers, name, value)
+        else:
+            payload = self._payload if http.payload is not None else None
+            headers = list(self._headers)
+        body = payload.build(events, used) if payload is not None else b""
+        for dynamic in http.dynamic_headers or ():
+            try:
+                resolved = resolve_param_value(dynamic.src, events)
+            except TriggerError as exc:
+                raise ParamError(f"failed to resolve the value for dynamicHeader {dynamic.dest}, {exc}") from None
+            if used is not None:
+                used.append((dynamic, resolved))
+            if resolved.value is not None:  # absent dependency without value: skipped (Argo dereferences nil)
+                _put(headers, dynamic.dest, resolved.value)
+        names: set[str] = set()
+        values: list[str] = []
+        for secure in http.secure_headers or ():
+            ref = secure.value_from.secret_key_ref or secure.value_from.config_map_key_ref
+            assert ref is not None
+            value = _secret(secrets, ref.name, ref.key, "value for secureHeader")
+            _put(headers, secure.name, value)
+            names.add(secure.name)
+            values.append(value)
+        if http.basic_auth is not None:
+            auth = http.basic_auth
+            user = password = ""
+            if auth.username is not None:
+                user = _secret(secrets, auth.username.name, auth.username.key, "username")
+            if auth.password is not None:
+                password = _secret(secrets, auth.password.name, auth.password.key, "password")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            _put(headers, "Authorization", "Basic " + token)
+            names.add("Authorization")
+            values.extend((token, password))
+        if http.cloud_event is not None:  # Sensorium: the event as a CloudEvent (triggers.cloudevent_body)
+            event = cloudevent_body.choose(events, http.cloud_event.dependency_name)
+            headers, body = cloudevent_body.apply(http.cloud_event.mode, event, headers)
+        if http.host:
+            headers = [(k, v) for k, v in headers if k.lower() != "host"]
+            headers.append(("Host", http.host))
+        return HttpRequest(
+            method=http.method or "POST",
+            url=http.url,
+            headers=tuple(headers),
+            body=body,
+            secret_header_names=frozenset(names),
+            timeout=float(http.timeout) if http.timeout > 0 else DEFAULT_TIMEOUT,
+            secret_values=tuple(values),
+        )

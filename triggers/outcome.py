@@ -7,16 +7,16 @@ Never holds a secret: request headers are stored redacted (secure headers and ba
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.policy import Verdict
 
 
-@dataclass(frozen=True)
-class RequestSummary:
+class RequestSummary(msgspec.Struct, frozen=True, gc=False):
     method: str
     url: str
     headers: tuple[tuple[str, str], ...]  # redacted
@@ -24,8 +24,7 @@ class RequestSummary:
     body_preview: str = ""  # the start of the body (event data, never a secret), for traces
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True, gc=False):
     """One attempt. `status` None when no response arrived; `delay_s` is the sleep before the next attempt
     (None for the last one); `waited_s` the time spent waiting for the rate limiter first; `at` when the attempt
     started (seconds since the epoch, after the rate limiter; 0.0: not known), so `at + latency_s` is when its
@@ -43,8 +42,7 @@ class Attempt:
     response: str = ""
 
 
-@dataclass(frozen=True)
-class FiringOutcome:
+class FiringOutcome(msgspec.Struct, frozen=True):
     """`success` or a final `error` (Argo's `failed after retries: <last error>`); `skipped` firings did
     nothing on purpose (for example a log trigger inside its interval) and count as success, `note` says
     why."""

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+import msgspec
+
 RETRYABLE_STATUSES = frozenset({408, 429})
 
 
@@ -23,8 +25,7 @@ class VerdictKind(StrEnum):
     TERMINAL = "terminal"
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True, gc=False):
     kind: VerdictKind
     reason: str
 

@@ -14,7 +14,6 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,9 +27,9 @@ class DecodeError(ValueError):
     """The bytes are not a CloudEvent; the message says why."""
 
 
-@dataclass(frozen=True)
-class CloudEvent:
-    """One event. `data` holds the raw data bytes (JSON text for JSON content types), or None when absent."""
+class CloudEvent(msgspec.Struct, frozen=True):
+    """One event. `data` holds the raw data bytes (JSON text for JSON content types), or None when absent.
+    A msgspec Struct: built in C, one per event and per transform (`msgspec.structs.replace` edits a copy)."""
 
     id: str
     source: str
@@ -41,7 +40,7 @@ class CloudEvent:
     time: str = ""
     dataschema: str = ""
     data: bytes | None = None
-    extensions: Mapping[str, str] = field(default_factory=dict)
+    extensions: Mapping[str, str] = msgspec.field(default_factory=dict)
 
     def context(self) -> dict[str, Any]:
         """Attributes as a JSON object (Argo's event context for `contextKey`, plus extensions)."""

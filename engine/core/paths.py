@@ -12,7 +12,16 @@ import jmespath
 from jsonpath_ng import jsonpath as jp
 from jsonpath_ng.ext.parser import parse as jsonpath_parse
 
-from sensorium.engine.goport.gjson import MISSING, MISSING_RESULT, PathResult, gjson_get_value, parse_json, plain
+from sensorium.engine.goport.gjson import (
+    MISSING,
+    MISSING_RESULT,
+    PathResult,
+    gjson_get_value,
+    parse_json,
+    plain,
+    plain_steps,
+    walk_plain,
+)
 
 Syntax = Literal["path", "jsonPath", "jmesPath"]
 
@@ -69,8 +78,8 @@ class PathExpr:
         syntax, expression = given[0]
         if expression == "":
             raise ValueError(f"{syntax} must not be empty")
-        if syntax == "path":
-            return cls("path", expression)
+        if syntax == "path":  # a plain path is walked without gjson's per-call path parsing
+            return cls("path", expression, None, plain_steps(expression))
         if syntax == "jsonPath":
             try:
                 compiled = jsonpath_parse(expression)
@@ -99,6 +108,8 @@ class PathExpr:
     def get_value(self, doc: Any) -> PathResult:
         """Evaluate against a document already parsed with `parse_json` (a str here is a JSON string)."""
         if self.syntax == "path":
+            if self.steps is not None:
+                return PathResult.of(walk_plain(doc, self.steps))  # type: ignore[arg-type]
             return PathResult.of(gjson_get_value(doc, self.expression))
         try:
             if self.syntax == "jmesPath":

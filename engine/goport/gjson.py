@@ -21,7 +21,6 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from json.decoder import JSONArray, JSONObject  # type: ignore[attr-defined]
 from json.scanner import py_make_scanner  # type: ignore[attr-defined]
 from typing import Any, Literal
@@ -165,9 +164,17 @@ def _parse_cached(doc: bytes | str) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # what json.dumps(ensure_ascii=False) escapes in a string
+
+
 def to_json(value: Any) -> str:
     """JSON text of a parsed value: parsed objects/arrays and float literals as written in the source,
     values built here (multipaths, modifiers) compactly around their members' text, like gjson."""
+    kind = type(value)
+    if kind is str:  # the common case (a filter or parameter reading a string): json.dumps' output, without it
+        return json.dumps(value, ensure_ascii=False) if _NEEDS_ESCAPE.search(value) else '"' + value + '"'
+    if kind is int:
+        return str(value)
     if isinstance(value, _RawFloat):
         return value.raw
     if isinstance(value, (_RawDict, _RawList)):
@@ -253,8 +260,7 @@ def _kind(value: Any) -> Kind:
     return "JSON"
 
 
-@dataclass(frozen=True)
-class PathResult:
+class PathResult(msgspec.Struct, frozen=True, gc=False):  # C-built: one per path read
     """One extracted value. `raw` is its JSON text ("" when missing); `error` explains a failed evaluation."""
 
     exists: bool
@@ -314,6 +320,34 @@ def gjson_get(doc: bytes | str, path: str) -> PathResult:
     except ValueError:
         return MISSING_RESULT
     return PathResult.of(gjson_get_value(value, path))
+
+
+_PLAIN_PART = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def plain_steps(path: str) -> tuple[str, ...] | None:
+    """The keys of a path made only of plain keys (letters, digits, `_`, `-`) joined by single dots, which
+    `gjson_get_value` reads as a walk (`walk_plain`); None for any other path (wildcards, escapes, `#`, pipes,
+    modifiers, multipaths, `..`)."""
+    parts = tuple(path.split("."))
+    return parts if all(_PLAIN_PART.fullmatch(p) for p in parts) else None
+
+
+def walk_plain(doc: Any, steps: tuple[str, ...]) -> Any:
+    """`gjson_get_value(doc, ".".join(steps))` for `plain_steps` paths, without parsing the path per call: an
+    object's member by key, an array's element by a decimal index (`1`, `01`), anything else missing."""
+    for step in steps:
+        if isinstance(doc, dict):
+            doc = doc.get(step, MISSING)
+            if doc is MISSING:
+                return MISSING
+        elif isinstance(doc, list):
+            if not step.isdigit() or int(step) >= len(doc):
+                return MISSING
+            doc = doc[int(step)]
+        else:
+            return MISSING
+    return doc
 
 
 def gjson_get_value(doc: Any, path: str) -> Any:

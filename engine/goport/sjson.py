@@ -115,8 +115,12 @@ def _atoui(part: _Part) -> tuple[int, bool]:
     return (int(part.part) if part.part else 0), True
 
 
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+
+
 def _stringify(s: str) -> str:
-    if any(ch < " " or ch > "\x7f" or ch in '"\\' for ch in s):
+    """A Go string as JSON: quoted as it is when it is printable ASCII without `"` or `\\`, else Go's encoding."""
+    if not s.isascii() or _ESCAPED.search(s):
         return marshal_string(s)
     return '"' + s + '"'
 
@@ -258,3 +262,61 @@ def _append_raw_paths(jstr: str, paths: list[_Part], raw: str, stringify: bool) 
         if comma:
             out += ","
     return out + _build(True, paths, raw, stringify) + "]"
+
+
+# ---- compiled paths: many sets into a new document, decided once ------------------------------------------
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+class ObjectPlan:
+    """The document a sequence of sjson sets builds from nothing, when every path is a chain of plain object
+    keys (letters, digits, `_`, `-`; not starting with a digit or `-`) and no path is another's prefix or
+    repeats it: then sjson's result is a tree of objects whose members appear in the order of their first set,
+    so it can be rendered at once instead of edited set by set. `compile` returns None for any other set of
+    paths (callers then use `set_string`/`set_raw` one by one)."""
+
+    def __init__(self, paths: tuple[tuple[str, ...], ...]) -> None:
+        self.paths = paths
+        self._flat = all(len(p) == 1 for p in paths)
+        self._keys = tuple('"' + p[-1] + '":' for p in paths)
+
+    @classmethod
+    def compile(cls, paths: list[str]) -> ObjectPlan | None:
+        split: list[tuple[str, ...]] = []
+        for path in paths:
+            parts = tuple(path.split("."))
+            if not all(_PLAIN_KEY.match(p) for p in parts):
+                return None
+            split.append(parts)
+        for i, a in enumerate(split):
+            for b in split[i + 1:]:
+                shorter = min(len(a), len(b))
+                if a[:shorter] == b[:shorter]:
+                    return None  # the same path twice, or one inside another's value
+        return cls(tuple(split))
+
+    def render(self, values: list[tuple[int, str, bool]]) -> str:
+        """The document after setting, in order, value `text` at path number `index` for each `(index, text,
+        stringify)`: `stringify` as `set_string`, else as `set_raw`. No values: the empty document ""."""
+        if not values:
+            return ""
+        if self._flat:
+            keys = self._keys
+            return "{" + ",".join(keys[i] + (_stringify(v) if s else v) for i, v, s in values) + "}"
+        tree: dict[str, object] = {}
+        for index, value, stringify in values:
+            node = tree
+            path = self.paths[index]
+            for part in path[:-1]:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                assert isinstance(child, dict)
+                node = child
+            node[path[-1]] = _stringify(value) if stringify else value
+        return _render_tree(tree)
+
+
+def _render_tree(tree: dict[str, object]) -> str:
+    return "{" + ",".join('"' + k + '":' + (v if isinstance(v, str) else _render_tree(v))  # type: ignore[arg-type]
+                          for k, v in tree.items()) + "}"

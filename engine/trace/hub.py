@@ -64,6 +64,9 @@ class TraceHub:
     """A Tracer. `bus_trace` True: the first runner that attaches its bus adds a bus sink (see tracebus).
     Add sinks through the constructor or `attach_bus`."""
 
+    encode_in_thread = True
+    """Encode each batch in a worker thread (True) or on the event loop, a chunk at a time (False)."""
+
     def __init__(self, sinks: Sequence[TraceSink] = (), *, capacity: int = DEFAULT_CAPACITY,
                  interval: float = DEFAULT_INTERVAL, bus_trace: bool = False) -> None:
         self.sinks: list[TraceSink] = list(sinks)
@@ -177,7 +180,10 @@ class TraceHub:
             # in a thread: a batch's encoding (one C call per sensor's run of records) then fills the time the
             # event loop spends waiting for I/O instead of adding to an event's turn (records are frozen, and
             # the hub no longer touches this batch)
-            chunks, sensors, skipped = await asyncio.to_thread(encode_chunks, batch)
+            if self.encode_in_thread:
+                chunks, sensors, skipped = await asyncio.to_thread(encode_chunks, batch)
+            else:
+                chunks, sensors, skipped = encode_chunks(batch)
             if skipped:
                 self._failed(f"{skipped} trace records could not be serialised", skipped)
         for sink in sinks:

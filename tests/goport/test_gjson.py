@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensorium.engine.core.paths import PathExpr
-from sensorium.engine.goport.gjson import PathResult, gjson_get, go_parse_bool, go_parse_float
+from sensorium.engine.goport.gjson import (
+    PathResult,
+    gjson_get,
+    gjson_get_value,
+    go_parse_bool,
+    go_parse_float,
+    parse_json,
+    plain_steps,
+    to_json,
+    walk_plain,
+)
 
 README = """{
   "name": {"first": "Tom", "last": "Anderson"},
@@ -296,3 +310,32 @@ def test_path_expr_accepts_parsed_values_and_reports_bad_json() -> None:
 def test_path_expr_compile_errors(kwargs: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match="^" + re.escape(message)):
         PathExpr.compile(**kwargs)
+
+
+# ---- plain paths: the walk must read what gjson's path parser reads ------------------------------------------
+
+_PLAIN_KEYS = st.sampled_from(["a", "b", "0", "1", "01", "10", "x-y", "_"])
+_JSON_DOCS = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=3)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_PLAIN_KEYS, inner, max_size=4)),
+    max_leaves=12)
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, database=None)
+@given(_JSON_DOCS, st.lists(_PLAIN_KEYS, min_size=1, max_size=4).map(".".join))
+def test_plain_paths_walk_as_gjson_reads_them(doc: Any, path: str) -> None:
+    parsed = parse_json(json.dumps(doc, separators=(",", ":")))
+    steps = plain_steps(path)
+    assert steps is not None
+    assert PathResult.of(walk_plain(parsed, steps)) == PathResult.of(gjson_get_value(parsed, path))
+
+
+@pytest.mark.parametrize("path", ["a.*", "a.#", "a|b", "a.@this", "..a", "a\\.b", "a..b", "a.", "a.[b]", "a?"])
+def test_other_paths_are_not_plain(path: str) -> None:
+    assert plain_steps(path) is None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.one_of(st.text(), st.integers(), st.booleans(), st.none()))
+def test_scalars_render_as_json_dumps_does(value: Any) -> None:
+    assert to_json(value) == json.dumps(value, ensure_ascii=False)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from sensorium.engine.goport.sjson import SjsonError, set_raw, set_string
+from sensorium.engine.goport.jsonenc import marshal_string
+from sensorium.engine.goport.sjson import ObjectPlan, SjsonError, set_raw, set_string
 
 CASES: list[tuple[str, str, str, str, str | tuple[str, str]]] = [
     ('set', '', 'a.b', 'v', '{"a":{"b":"v"}}'),
@@ -59,3 +62,33 @@ def test_matches_sjson(op: str, doc: str, path: str, value: str, expected: str |
 def test_query_paths_are_rejected(path: str) -> None:
     with pytest.raises(SjsonError, match="not supported"):
         set_string('{"a":[{"b":1}]}', path, "v")
+
+
+# ---- ObjectPlan: many sets rendered at once must equal sjson's set-by-set edits ----------------------------
+
+_KEYS = st.sampled_from(["a", "b", "c", "id", "user_name", "x-y"])
+_PATHS = st.lists(_KEYS, min_size=1, max_size=3).map(".".join)
+_VALUES = st.one_of(st.text(max_size=6), st.sampled_from(["1", "1.50", "null", "true", '{"k":[1,2]}', '"s"']))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_PATHS, _VALUES, st.booleans()), max_size=6), st.data())
+def test_object_plan_renders_what_sets_one_by_one_build(sets: list[tuple[str, str, bool]], data: st.DataObject) -> None:
+    plan = ObjectPlan.compile([path for path, _, _ in sets])
+    if plan is None:
+        return  # a repeated path or one inside another: the caller sets one by one
+    chosen = [i for i in range(len(sets)) if data.draw(st.booleans())]  # parameters without a value are skipped
+    values = [(i, sets[i][1] if sets[i][2] else sets[i][1] or '""', sets[i][2]) for i in chosen]  # raw: JSON
+    expected = ""
+    for i, value, stringify in values:
+        expected = set_string(expected, sets[i][0], value) if stringify else set_raw(expected, sets[i][0], value)
+    assert plan.render(values) == expected
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.text())
+def test_a_string_value_is_quoted_as_sjson_quotes_it(value: str) -> None:
+    # sjson's appendStringify: printable ASCII without `"` or `\` as it is, anything else through json.Marshal
+    plain = not any(ch < " " or ch > "\x7f" or ch in '"\\' for ch in value)
+    assert set_string("", "k", value) == '{"k":' + ('"' + value + '"' if plain else marshal_string(value)) + "}"

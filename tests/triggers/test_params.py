@@ -12,6 +12,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.goport.goyaml import yaml_to_json
 from sensorium.triggers.params import (
     ParamError,
+    PayloadPlan,
     Resolved,
     apply_params,
     check_supported,
@@ -213,11 +214,29 @@ def test_apply_params_errors() -> None:
 ])
 def test_construct_payload(params: list[TriggerParameter], expected: bytes) -> None:
     assert construct_payload(EVENTS, params) == expected
+    used: list[Any] = []
+    assert PayloadPlan(params).build(EVENTS, used) == expected  # the trigger's compiled form: the same bytes
+    assert [p for p, _ in used] == params[:len(used)]
 
 
 def test_construct_payload_fails_on_resolution_error() -> None:
+    params = [param("a", value="v"), param("b", dataKey="nope")]
     with pytest.raises(ParamError, match="unable to resolve 'd'"):
-        construct_payload(EVENTS, [param("a", value="v"), param("b", dataKey="nope")])
+        construct_payload(EVENTS, params)
+    used: list[Any] = []
+    assert PayloadPlan(params).compiled
+    with pytest.raises(ParamError, match=r"payload\[1\] \(dest 'b'\): unable to resolve 'd'"):
+        PayloadPlan(params).build(EVENTS, used)
+    assert [p.dest for p, _ in used] == ["a"]  # the one resolved before the failure, for the trace
+
+
+@pytest.mark.parametrize("dests,compiled", [
+    (["id", "ts", "user"], True), (["a.b", "a.c", "d"], True), (["a", "a.b"], False), (["a.b", "a"], False),
+    (["a", "a"], False), (["list.1"], False), (["x.-1"], False), ([""], False), (["a\\.b"], False),
+    ([":1"], False), (["a*"], False), (["a-b_c"], True), (["1a"], False),
+])
+def test_payload_plan_compiles_plain_distinct_keys_only(dests: list[str], compiled: bool) -> None:
+    assert PayloadPlan([param(d, value="v") for d in dests]).compiled is compiled
 
 
 @pytest.mark.parametrize("text,expected", [  # expected bytes produced by ghodss/yaml YAMLToJSON itself
