@@ -38,6 +38,7 @@ from sensorium.engine.sink import PrintingSink
 from sensorium.engine.sourceproblems import SourceProblems
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.engine.unmatched import UnmatchedWatch
+from sensorium.sensors.inline import InlineGate
 from sensorium.sensors.spec import SensorConsumer
 from sensorium.sensors.transform import close_worker as close_jq_worker
 from sensorium.sources.base import Reporting, RunningSource
@@ -250,7 +251,8 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
                             consumer=own.name if own is not None else None,
                             dead_letter_failures=own is not None and own.dead_letter,
                             inbox=intake.inbox(a.name) if own is None else None,
-                            dependencies=compiled.sensor.spec.dependencies)
+                            dependencies=compiled.sensor.spec.dependencies,
+                            inline=InlineGate(compiled.sensor).inline)
 
     watch = UnmatchedWatch([], options.tracer)
     fleet = Fleet(runner_for, lambda checked, entries: build_source(checked, entries, deps), supervise,

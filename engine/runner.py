@@ -127,13 +127,17 @@ class SensorRunner:
                  metrics: SensorMetricsLike = NULL_SENSOR_METRICS, spans: SensorSpans | None = None,
                  shared_slots: asyncio.Semaphore | None = None, consumer: str | None = None,
                  dead_letter_failures: bool = False, inbox: Inbox | None = None,
-                 dependencies: Sequence[EventDependency] = ()) -> None:
+                 dependencies: Sequence[EventDependency] = (),
+                 inline: Callable[[CloudEvent], bool] | None = None) -> None:
         self.sensor, self.keys, self.stage, self.executors = sensor, keys, stage, executors
         self.consumer = consumer or consumer_name(sensor)  # the durable consumer's name on the bus
         self.dead_letter_failures = dead_letter_failures  # failed firings: the message goes to sensorium-dlq
         # Fed by the engine's shared intake (engine.intake) through `inbox` instead of a consumer of its own;
         # `dependencies` are what the intake's index reads.
         self.inbox, self.dependencies = inbox, dependencies
+        # Which events the stage may evaluate on the loop, skipping the thread hop (sensors.inline.InlineGate:
+        # bounded stages and small events only); None: always the stage thread.
+        self.inline = inline
         self.spans = spans  # OpenTelemetry (engine.otel), None when off
         self.metrics = metrics
         self.persistence = persistence
@@ -353,6 +357,8 @@ class SensorRunner:
             return self.stage.evaluate(event)
 
     async def _process(self, event: CloudEvent) -> StageResultLike:
+        if self.inline is not None and self.inline(event):  # bounded and small: the hop would cost more
+            return self.stage.decide(event, self._evaluate(event), self.clock())
         if self._stage_thread is None:
             self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
         verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)

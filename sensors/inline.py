@@ -14,8 +14,8 @@ number and bool comparisons, time windows and RE2 regular expressions, all linea
 (`engine.goport.re2`). An event is *small* when its data is at most `max_bytes` (default 64 KiB): parsing it
 and running those filters takes well under a millisecond.
 
-How the runner uses it (engine/runner.py `SensorRunner._process`; not wired there yet, that file is being
-rewritten for the shared intake):
+How the runner uses it (engine/runner.py `SensorRunner._process`, given `inline=InlineGate(sensor).inline` by
+engine/app.py):
 
     gate = InlineGate(sensor)                     # once per sensor, with its stage
     ...
