@@ -24,6 +24,7 @@ from sensorium.buses.embedded import EmbeddedNats
 from sensorium.buses.kafka.bus import KafkaBus
 from sensorium.buses.kafka.connection import sarama_hash
 from sensorium.engine.core.cloudevent import encode_structured
+from sensorium.engine.intake import DEFAULT_GROUP
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
@@ -101,6 +102,7 @@ async def live_position(bus_url: str, consumer: str) -> Any:
                 if committed and committed == ends:
                     break
                 await asyncio.sleep(0.1)
+            assert committed, f"the live group {consumer} committed nothing"
             groups = sorted(g[0] for g in await admin.list_consumer_groups())
         finally:
             await reader.stop()
@@ -133,7 +135,7 @@ async def test_replay_refires_exactly_what_matched_and_live_keeps_position(bus_u
         assert [(r.path, r.json()) for r in live] == [("/orders", {"n": 0}), ("/orders", {"n": 2}),
                                                       ("/orders", {"n": 3})]
         assert all(r.header("X-Sensorium-Replay") is None for r in live)
-        before = await live_position(bus_url, f"sensorium-{name}")
+        before = await live_position(bus_url, DEFAULT_GROUP)
 
         code, out, err = await sensorium("replay", str(config), "--bus", bus_url, "--sensor", name, "--since", "1h")
         assert code == 0, err
@@ -151,7 +153,7 @@ async def test_replay_refires_exactly_what_matched_and_live_keeps_position(bus_u
         assert [r["event"] for r in received] == [e.id for e in events]  # the replay's records, on the bus
         assert {(r["attributes"]["sensoriumreplay"], r["attributes"]["sensoriumreplayid"]) for r in received} == {
             ("true", replay_id)}
-        after = await live_position(bus_url, f"sensorium-{name}")
+        after = await live_position(bus_url, DEFAULT_GROUP)
         assert after == before  # the same position, no replay consumer left, no consumer group made
         if bus_url.startswith("nats://"):
             assert after[1] == []
