@@ -8,7 +8,8 @@ Weik.io's EventSource documents translate into these (`EventType`, `EventSource`
 Routing stays Argo's: a sensor selects events by the CloudEvent `source` (eventSourceName) and `subject`
 (eventName), on the bus and in the sensor stage. So `cloudEvent.type` replaces the event's `type`, while the
 declared `source` and `subject` travel as the CloudEvent extension attributes `originsource` and
-`originsubject` (filter them with `filters.context.extensions`).
+`originsubject` (filter them with `filters.context.extensions`), as engine.core.origin says: a declared subject
+alone keeps the EventSource name as `originsource`.
 
 Variables: each `{sourceColumn, targetVariable}` copies the event data's value at `sourceColumn` (a gjson path; a
 plain name is a top-level key; a webhook's data without `bodyAsData` is Argo's `{header, body}`, so `body.id`)
@@ -36,6 +37,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.origin import declare
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport import gjson
 
@@ -46,9 +48,6 @@ TRANSFORM_TIMEOUT = 2.0
 """Seconds a `transform(payload)` may take for one event."""
 MAX_TRANSFORM_SOURCE = 100_000
 """Longest transform source accepted, in characters."""
-
-_EXTENSION = re.compile(r"^[a-z0-9]{1,20}$")
-
 
 class CloudEventAttributes(ArgoModel):
     """`cloudEvent`: the attributes an entry declares for its events (Sensorium extension)."""
@@ -76,19 +75,6 @@ class Variable(ArgoModel):
         return v
 
 
-def extensions_for(attrs: CloudEventAttributes | None) -> dict[str, str]:
-    """The extension attributes `attrs` adds to every event."""
-    if attrs is None:
-        return {}
-    out = {}
-    if attrs.source is not None:
-        out["originsource"] = attrs.source
-    if attrs.subject is not None:
-        out["originsubject"] = attrs.subject
-    assert all(_EXTENSION.match(k) for k in out)
-    return out
-
-
 def lift_variables(payload: Any, variables: Sequence[Variable]) -> Any:
     """`payload` with each variable's value copied to its top-level key (a copy; a non-object is returned as is)."""
     if not variables or not isinstance(payload, dict):
@@ -107,9 +93,9 @@ def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequ
     changes: dict[str, Any] = {}
     if attrs is not None and attrs.type is not None:
         changes["type"] = attrs.type
-    extra = extensions_for(attrs)
-    if extra:
-        changes["extensions"] = {**event.extensions, **extra}
+    if attrs is not None and (attrs.source is not None or attrs.subject is not None):
+        # the declared producer (engine.core.origin's rule); routing stays the EventSource's
+        changes["extensions"] = declare(event, attrs.source or event.source, attrs.subject).extensions
     if variables and event.data is not None:
         try:
             payload = json.loads(event.data)

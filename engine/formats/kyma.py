@@ -36,12 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.kymatypes import KymaTypeError, standard_type
+from sensorium.engine.core.origin import ORIGIN_SOURCE
 from sensorium.engine.core.specbase import Loc, check_url, raise_located
 from sensorium.engine.documents import EventSource, Sensor
 from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger, consumer
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import Origin, validate_model
-from sensorium.triggers.cloudevent_body import ORIGIN_SOURCE
 
 GROUP = "eventing.kyma-project.io"
 V1ALPHA1, V1ALPHA2 = f"{GROUP}/v1alpha1", f"{GROUP}/v1alpha2"
