@@ -4,12 +4,16 @@ binary-mode CloudEvents (exact `ce-*` headers and body), retried on failure."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 import aiohttp
+import nats
 import pytest
 
+from sensorium.buses.base import DEAD_LETTERS
+from sensorium.buses.jetstream.stream import dead_letter_subject
 from tests.engine_harness import Engine, event, free_port, publish, unique, write_config
 from tests.fixtures_http import HttpSink, RecordedRequest
 from tests.trace_log import TraceLog
@@ -129,3 +133,33 @@ async def test_events_posted_to_the_added_publisher_reach_both_versions(
             assert ce_headers(request) == [("ce-specversion", "1.0"), ("ce-id", "w-1"), ("ce-source", "commerce"),
                                            ("ce-type", "order.created.v1"), ("ce-subject", "orders/2"),
                                            ("ce-time", "2026-12-06T10:00:01Z"), ("ce-tenant", "acme")]
+
+
+async def test_an_exhausted_delivery_is_dead_lettered(nats_url: str, http_sink: HttpSink, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every non-2xx is retried (404 too, as Kyma's dispatcher does); after the last attempt the event is stored on
+    sensorium-dlq, not dropped, and the next event is delivered."""
+    monkeypatch.setenv("SENSORIUM_DELIVERY_ATTEMPTS", "3")
+    monkeypatch.setenv("SENSORIUM_DELIVERY_BACKOFF", "200ms")
+    text = subscriptions(http_sink.url, 0)[0]
+    name = text.split("metadata: {name: ", 1)[1].split(",", 1)[0]
+    config = write_config(tmp_path / "config", text)
+    http_sink.program(404, 400, 500)
+    failed = event("kyma", "publisher", b'{"n":1}', type="sap.kyma.custom.commerce.order.created.v1")
+    ok = event("kyma", "publisher", b'{"n":2}', type="sap.kyma.custom.commerce.order.created.v1")
+    trace = TraceLog()
+    async with Engine(config, nats_url, tracer=trace):
+        await publish(nats_url, failed)
+        await trace.acked(failed, timeout=30)
+        await publish(nats_url, ok)
+        await trace.acked(ok, timeout=30)
+    assert [r.header("ce-id") for r in http_sink.requests] == [failed.id] * 3 + [ok.id]
+    client = await nats.connect(nats_url)
+    try:
+        letter = await client.jetstream().get_last_msg(DEAD_LETTERS, dead_letter_subject(name))
+    finally:
+        await client.close()
+    headers = letter.headers or {}
+    assert (headers["ce-dlqreason"], headers["ce-dlqsensor"]) == ("undeliverable", name)
+    assert "500" in headers["ce-dlqerror"]
+    assert json.loads(letter.data or b"")["id"] == failed.id  # the event as the bus held it
