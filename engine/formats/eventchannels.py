@@ -7,7 +7,7 @@ An EventChannel delivers CloudEvents to a target; Sensorium implements the chann
 error naming it. An EventSubscription routes one source to one channel: it becomes a Sensor of the subscription's
 name with its own durable consumer (`spec.consumer.name: weikio-<name>`, so a slow target does not hold up the
 other subscriptions), one dependency on the source's event and one http trigger `channel` (engine.formats.delivery:
-2xx success, retried 8 times from 1 s doubling).
+2xx success, anything else retried, 8 attempts from 1 s doubling, then dead-lettered on sensorium-dlq).
 
 The source is a Weik.io EventSource X, which Sensorium loads as the Argo EventSource X with one event X, or any
 Argo EventSource with exactly one event. Channels and sources may be in other files: the references are resolved
