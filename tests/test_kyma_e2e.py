@@ -118,17 +118,28 @@ async def test_events_posted_to_the_added_publisher_reach_both_versions(
         async with client.post(f"http://127.0.0.1:{port}/publish", headers=workload,
                                data=b'{"orderId":"A-2"}') as answer:
             assert answer.status == 204, await answer.text()
-        await http_sink.wait_for(3, timeout=30)
+        # a workload publishing the full type: both versions have it
+        prefixed = {**workload, "ce-id": "w-2", "ce-type": "sap.kyma.custom.commerce.order.created.v1"}
+        del prefixed["ce-subject"], prefixed["ce-tenant"]
+        async with client.post(f"http://127.0.0.1:{port}/publish", headers=prefixed,
+                               data=b'{"orderId":"A-3"}') as answer:
+            assert answer.status == 204, await answer.text()
+        await http_sink.wait_for(5, timeout=30)
         await asyncio.sleep(0.5)  # nothing more arrives
     got = sorted((r.path, r.header("ce-id") or "", r.body) for r in http_sink.requests)
-    assert got == [("/v1", "legacy-1", b'{"orderId":"A-1"}'), ("/v2", "legacy-1", b'{"orderId":"A-1"}'),
-                   ("/v2", "w-1", b'{"orderId":"A-2"}')]
+    assert got == [("/v1", "legacy-1", b'{"orderId":"A-1"}'), ("/v1", "w-2", b'{"orderId":"A-3"}'),
+                   ("/v2", "legacy-1", b'{"orderId":"A-1"}'), ("/v2", "w-1", b'{"orderId":"A-2"}'),
+                   ("/v2", "w-2", b'{"orderId":"A-3"}')]
     for request in http_sink.requests:
         assert (request.method, request.header("Content-Type")) == ("POST", "application/json")
         if request.header("ce-id") == "legacy-1":
             assert ce_headers(request) == [("ce-specversion", "1.0"), ("ce-id", "legacy-1"), ("ce-source", "commerce"),
                                            ("ce-type", "sap.kyma.custom.commerce.order.created.v1"),
                                            ("ce-time", "2026-12-06T10:00:00Z")]
+        elif request.header("ce-id") == "w-2":
+            assert ce_headers(request) == [("ce-specversion", "1.0"), ("ce-id", "w-2"), ("ce-source", "commerce"),
+                                           ("ce-type", "sap.kyma.custom.commerce.order.created.v1"),
+                                           ("ce-time", "2026-12-06T10:00:01Z")]
         else:
             assert ce_headers(request) == [("ce-specversion", "1.0"), ("ce-id", "w-1"), ("ce-source", "commerce"),
                                            ("ce-type", "order.created.v1"), ("ce-subject", "orders/2"),
