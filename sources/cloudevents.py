@@ -38,6 +38,7 @@ from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent, DecodeError, decode_binary, decode_structured, new_id
 from sensorium.engine.core.kymatypes import KymaTypeError, legacy_type
+from sensorium.engine.core.origin import route
 from sensorium.engine.core.specbase import ArgoModel, check_port
 from sensorium.sources.signature import Check
 from sensorium.sources.spec import DEFAULT_MAX_PAYLOAD, WebhookContext
@@ -52,7 +53,6 @@ STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 MAX_BATCH = 1000
 """Most events in one batch request (each is validated before any is published)."""
-ORIGIN_SOURCE, ORIGIN_SUBJECT = "originsource", "originsubject"
 
 _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
 # RFC 3339 date-time: date, `T` (or `t`/space is not allowed by CloudEvents' JSON format), time, fraction, offset
@@ -188,14 +188,9 @@ def legacy_event(application: str, raw: bytes) -> CloudEvent:
 
 
 def routed(event: CloudEvent, source: str, name: str) -> CloudEvent:
-    """`event` under the entry's (EventSource, event name), with the caller's `source` and `subject` kept as the
-    extensions `originsource` and `originsubject` (an extension of that name the caller set is overwritten)."""
-    extensions = {**event.extensions, ORIGIN_SOURCE: event.source}
-    if event.subject:
-        extensions[ORIGIN_SUBJECT] = event.subject
-    else:
-        extensions.pop(ORIGIN_SUBJECT, None)
-    return msgspec.structs.replace(event, source=source, subject=name, extensions=extensions)
+    """`event` under the entry's (EventSource, event name), the caller's `source` and `subject` kept as the
+    extensions `originsource` and `originsubject` (engine.core.origin's rule)."""
+    return route(event, source, name)
 
 
 @dataclass(frozen=True)

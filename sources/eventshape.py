@@ -8,13 +8,16 @@ Weik.io's EventSource documents translate into these (`EventType`, `EventSource`
 Routing stays Argo's: a sensor selects events by the CloudEvent `source` (eventSourceName) and `subject`
 (eventName), on the bus and in the sensor stage. So `cloudEvent.type` replaces the event's `type`, while the
 declared `source` and `subject` travel as the CloudEvent extension attributes `originsource` and
-`originsubject` (filter them with `filters.context.extensions`).
+`originsubject` (filter them with `filters.context.extensions`), as engine.core.origin says: a declared subject
+alone keeps the EventSource name as `originsource`.
 
 Variables: each `{sourceColumn, targetVariable}` copies the event data's value at `sourceColumn` (a gjson path; a
 plain name is a top-level key; a webhook's data without `bodyAsData` is Argo's `{header, body}`, so `body.id`)
-into the data's top-level key `targetVariable` (the data must be a JSON object; a missing value leaves the key
-out). A sensor filters on it (`filters.data: [{path: OrderId, ...}]`) and
-a trigger parameter reads it (`dataKey: OrderId`).
+into `variables.<targetVariable>` of the data (the data must be a JSON object; a missing value leaves the key out).
+One rule for every kind (`with_variables`; the `postgres` kind reads its values from the changed row): the lifted
+values live under one key, so a variable never overwrites the payload's own fields (`row`, `body`, `total`...);
+a payload's own `variables` object keeps its other keys. A sensor filters on a variable
+(`filters.data: [{path: variables.OrderId, ...}]`) and a trigger parameter reads it (`dataKey: variables.OrderId`).
 
 A transform is trusted code, like the configuration itself. It runs in a thread of its own per entry, within
 `TRANSFORM_TIMEOUT` seconds; an exception, a result that is not JSON-serialisable, or the timeout fails that one
@@ -28,7 +31,7 @@ import ast
 import asyncio
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -36,19 +39,17 @@ import msgspec
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.core.origin import declare
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport import gjson
 
-__all__ = ["TRANSFORM_TIMEOUT", "CloudEventAttributes", "Transform", "TransformError", "Variable",
-           "check_transform", "compile_transform", "dress", "lift_variables"]
+__all__ = ["TRANSFORM_TIMEOUT", "VARIABLES", "CloudEventAttributes", "Transform", "TransformError", "Variable",
+           "check_transform", "compile_transform", "dress", "lift_variables", "with_variables"]
 
 TRANSFORM_TIMEOUT = 2.0
 """Seconds a `transform(payload)` may take for one event."""
 MAX_TRANSFORM_SOURCE = 100_000
 """Longest transform source accepted, in characters."""
-
-_EXTENSION = re.compile(r"^[a-z0-9]{1,20}$")
-
 
 class CloudEventAttributes(ArgoModel):
     """`cloudEvent`: the attributes an entry declares for its events (Sensorium extension)."""
@@ -66,7 +67,8 @@ class Variable(ArgoModel):
 
     source_column: str = Field(min_length=1, description="gjson path of the value in the payload (a plain name "
                                "is a top-level key).")
-    target_variable: str = Field(min_length=1, description="Top-level key of the event data that receives it.")
+    target_variable: str = Field(min_length=1, description="Key under the event data's `variables` that receives "
+                                 "it (`variables.<targetVariable>`).")
 
     @field_validator("target_variable")
     @classmethod
@@ -76,30 +78,29 @@ class Variable(ArgoModel):
         return v
 
 
-def extensions_for(attrs: CloudEventAttributes | None) -> dict[str, str]:
-    """The extension attributes `attrs` adds to every event."""
-    if attrs is None:
-        return {}
-    out = {}
-    if attrs.source is not None:
-        out["originsource"] = attrs.source
-    if attrs.subject is not None:
-        out["originsubject"] = attrs.subject
-    assert all(_EXTENSION.match(k) for k in out)
-    return out
+VARIABLES = "variables"
+"""The key of the event data holding the lifted variables (every kind)."""
+
+
+def with_variables(data: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` (a copy) with `values` under `data["variables"]`, merged into an object already there (a
+    non-object there is replaced)."""
+    own = data.get(VARIABLES)
+    return {**data, VARIABLES: {**own, **values} if isinstance(own, dict) else dict(values)}
 
 
 def lift_variables(payload: Any, variables: Sequence[Variable]) -> Any:
-    """`payload` with each variable's value copied to its top-level key (a copy; a non-object is returned as is)."""
+    """`payload` with each variable's value under `variables.<targetVariable>` (a copy; a non-object is returned
+    as is)."""
     if not variables or not isinstance(payload, dict):
         return payload
     text = json.dumps(payload, separators=(",", ":"))
-    out = dict(payload)
+    values = {}
     for var in variables:
         found = gjson.gjson_get(text, var.source_column)
         if found.exists:
-            out[var.target_variable] = json.loads(found.raw)
-    return out
+            values[var.target_variable] = json.loads(found.raw)
+    return with_variables(payload, values)
 
 
 def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequence[Variable] = ()) -> CloudEvent:
@@ -107,9 +108,9 @@ def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequ
     changes: dict[str, Any] = {}
     if attrs is not None and attrs.type is not None:
         changes["type"] = attrs.type
-    extra = extensions_for(attrs)
-    if extra:
-        changes["extensions"] = {**event.extensions, **extra}
+    if attrs is not None and (attrs.source is not None or attrs.subject is not None):
+        # the declared producer (engine.core.origin's rule); routing stays the EventSource's
+        changes["extensions"] = declare(event, attrs.source or event.source, attrs.subject).extensions
     if variables and event.data is not None:
         try:
             payload = json.loads(event.data)

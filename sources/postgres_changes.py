@@ -13,6 +13,8 @@ The event data of one change (JSON), documented in the README ("PostgreSQL chang
      "row": {"order_id": 7, "status": "paid"},          # the row after the change; for a DELETE, the old row
      "oldRow": {"order_id": 7},                          # UPDATE and DELETE only: the replica identity's values
      "variables": {"OrderId": 7},                        # sourceColumn -> targetVariable, read from `row`
+                                                         # (sources.eventshape.with_variables: a column not in
+                                                         # the row is left out)
      "commitTime": "2026-12-06T14:21:05.645791Z", "lsn": "0/1928120", "xid": 729}
 
 Column values are wal2json's: numbers stay exact (a `numeric` keeps its digits), booleans and NULL are JSON's,
@@ -32,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from sensorium.sources.eventshape import with_variables
 from sensorium.sources.webhook import MAX_JSON_DEPTH, json_depth_exceeds
 
 __all__ = ["OPERATIONS", "Change", "Commit", "MessageReader", "event_data", "event_id", "read_messages",
@@ -155,7 +158,7 @@ def event_data(change: Change, variables: Sequence[tuple[str, str]], max_size: i
                            "row": dict(change.row)}
     if change.operation != "INSERT":
         doc["oldRow"] = dict(change.old_row) if change.old_row is not None else None
-    doc["variables"] = {target: change.row.get(source) for source, target in variables}
+    doc = with_variables(doc, {target: change.row[source] for source, target in variables if source in change.row})
     doc.update(commitTime=change.commit_time, lsn=change.lsn, xid=change.xid)
     body = _encoder.encode(doc)
     if len(body) <= max_size:

@@ -46,7 +46,8 @@ async def test_payloads_are_published_in_order_and_a_refused_one_is_retried(tmp_
                 await asyncio.sleep(0.02)
     finally:
         await running.stop()
-    assert [json.loads(e.data or b"") for e in published] == [{"n": n, "who": "w", "N": n} for n in range(3)]
+    assert [json.loads(e.data or b"") for e in published] == [{"n": n, "who": "w", "variables": {"N": n}}
+                                                              for n in range(3)]
     assert {(e.source, e.subject, e.type) for e in published} == {("src", "evt", "com.x")}
 
 

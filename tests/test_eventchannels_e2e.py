@@ -4,10 +4,18 @@ source."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from pathlib import Path
 
+import nats
+import nats.js.errors
+import pytest
+
+from sensorium.buses.base import DEAD_LETTERS
+from sensorium.buses.jetstream.stream import dead_letter_subject
 from tests.engine_harness import Engine, free_port, unique, write_config
 from tests.fixtures_http import HttpSink, Reply
 from tests.test_e2e import post
@@ -83,3 +91,34 @@ async def test_each_subscription_delivers_and_a_slow_target_holds_up_only_its_ow
     assert sorted(json.loads(r.body)["body"]["n"] for r in slow_requests) == [0, 1, 2, 3, 4]
     # the same events, by id, on both channels
     assert {r.header("ce-id") for r in slow_requests} == {r.json()["id"] for r in fast_got}
+
+
+async def test_a_delivery_failing_after_its_last_attempt_is_dead_lettered(
+        nats_url: str, http_sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 422 is retried too (every non-2xx), then the event is stored on sensorium-dlq, not dropped."""
+    monkeypatch.setenv("SENSORIUM_DELIVERY_ATTEMPTS", "2")
+    monkeypatch.setenv("SENSORIUM_DELIVERY_BACKOFF", "100ms")
+    source, port = unique("orders"), free_port()
+    docs = documents(source, port, http_sink.url, http_sink.url)
+    name = docs[2].split("metadata: {name: ", 1)[1].split("}", 1)[0]  # the subscription to fast-hook
+    config = write_config(tmp_path / "config", docs[0], docs[1], docs[2].split("---")[0])
+    http_sink.default = Reply(status=422)
+    async with Engine(config, nats_url):
+        status, _ = await post(f"http://127.0.0.1:{port}/orders", b'{"n":1}', {"Content-Type": "application/json"})
+        assert status == 200
+        await http_sink.wait_for(2, timeout=15)
+        client = await nats.connect(nats_url)
+        try:
+            letter = None
+            for _ in range(100):  # stored once the last attempt failed
+                with contextlib.suppress(nats.js.errors.NotFoundError):
+                    letter = await client.jetstream().get_last_msg(DEAD_LETTERS, dead_letter_subject(name))
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await client.close()
+    assert len(http_sink.requests) == 2
+    assert letter is not None
+    headers = letter.headers or {}
+    assert (headers["ce-dlqreason"], headers["ce-dlqsensor"]) == ("undeliverable", name)
+    assert json.loads(letter.data or b"")["data"]["body"] == {"n": 1}

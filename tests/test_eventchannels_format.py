@@ -69,15 +69,15 @@ def test_each_subscription_is_a_sensor_with_its_own_consumer_across_files(tmp_pa
     specs = {s.metadata.name: s.model_dump(mode="json", by_alias=True, exclude_unset=True)["spec"]
              for s, _ in config.sensors}
     assert specs["orders-to-ops"] == {
-        "consumer": {"name": "weikio-orders-to-ops"},
+        "consumer": {"name": "weikio-orders-to-ops", "deadLetter": True},
         "dependencies": [{"name": "event", "eventSourceName": "orders-db", "eventName": "orders-db"}],
         "triggers": [{"template": {"name": "channel", "http": {"url": "https://ops.example/hook", "method": "POST",
                                                                "cloudEvent": {"mode": "structured"}}},
-                      "policy": {"status": {"allow": ["200-299"]}},
+                      "policy": {"status": {"allow": ["200-299"], "retry": ["100-599"]}},
                       "retryStrategy": {"steps": 8, "duration": "1s", "factor": 2.0, "jitter": 0.1}}],
     }
     audit = specs["orders-to-audit"]
-    assert audit["consumer"] == {"name": "weikio-orders-to-audit"}
+    assert audit["consumer"] == {"name": "weikio-orders-to-audit", "deadLetter": True}
     assert audit["triggers"][0]["template"]["http"] == {"url": "http://audit.internal/in", "method": "PUT",
                                                         "cloudEvent": {"mode": "binary"}}
     origins = {s.metadata.name: (Path(o.file).name, o.line) for s, o in config.sensors}

@@ -60,12 +60,12 @@ def test_v1alpha1_becomes_a_sensor_with_its_own_consumer_and_a_binary_cloudevent
     (sensor, origin), = config.sensors
     assert origin.line == 1
     assert sensor.model_dump(mode="json", by_alias=True, exclude_unset=True)["spec"] == {
-        "consumer": {"name": "kyma-order-created", "maxInFlight": 10},
+        "consumer": {"name": "kyma-order-created", "maxInFlight": 10, "deadLetter": True},
         "dependencies": [{"name": "type", "eventSourceName": "kyma", "eventName": "publisher",
                           "filters": {"context": {"type": "sap.kyma.custom.commerce.order.created.v1"}}}],
         "triggers": [{"template": {"name": "sink", "http": {"url": "http://orders.shop.svc.cluster.local/hook",
                                                             "method": "POST", "cloudEvent": {"mode": "binary"}}},
-                      "policy": {"status": {"allow": ["200-299"]}},
+                      "policy": {"status": {"allow": ["200-299"], "retry": ["100-599"]}},
                       "retryStrategy": {"steps": 8, "duration": "1s", "factor": 2.0, "jitter": 0.1}}],
     }
     assert sensor.metadata.name == "order-created"
@@ -223,3 +223,24 @@ def test_sensorium_test_reads_a_subscription_file_like_a_sensor_file() -> None:
     assert sensor.spec.consumer is not None and sensor.spec.consumer.max_in_flight == 5
     with pytest.raises(ConfigError, match="2 Sensor documents"):
         load_sensor("examples/kyma/subscriptions.yaml")
+
+
+def test_the_delivery_schedule_variables_are_checked_at_the_subscription(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, V1)
+    monkeypatch.setenv("SENSORIUM_DELIVERY_ATTEMPTS", "3")
+    monkeypatch.setenv("SENSORIUM_DELIVERY_BACKOFF", "250ms")
+    trigger = load([path], environ={}).sensors[0][0].spec.triggers[0]
+    assert trigger.retry_strategy is not None and (trigger.retry_strategy.steps, trigger.retry_strategy.duration) == (
+        3, "250ms")
+    monkeypatch.setenv("SENSORIUM_DELIVERY_ATTEMPTS", "0")
+    monkeypatch.setenv("SENSORIUM_DELIVERY_BACKOFF", "soon")
+    with pytest.raises(ConfigErrors) as caught:
+        load([path], environ={})
+    assert [e.render() for e in caught.value.errors] == [
+        f"{path}:1: $SENSORIUM_DELIVERY_ATTEMPTS must be a whole number of attempts from 1 to 30, got '0'"]
+    monkeypatch.setenv("SENSORIUM_DELIVERY_ATTEMPTS", "2")
+    with pytest.raises(ConfigErrors) as caught:
+        load([path], environ={})
+    assert [e.render() for e in caught.value.errors] == [
+        f"{path}:1: $SENSORIUM_DELIVERY_BACKOFF must be a Go duration from 1ms to 1h (e.g. 500ms, 2s), got 'soon'"]

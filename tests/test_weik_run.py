@@ -132,7 +132,7 @@ spec:
           payload:
             - src: {dependencyName: reading, dataKey: run}
               dest: run
-            - src: {dependencyName: reading, dataKey: DeviceId}
+            - src: {dependencyName: reading, dataKey: variables.DeviceId}
               dest: device
 """
 

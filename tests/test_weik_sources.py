@@ -323,7 +323,7 @@ def test_dress_sets_the_type_the_origin_extensions_and_lifts_variables() -> None
                      Variable(source_column="missing", target_variable="Gone")])
     assert (dressed.source, dressed.subject, dressed.type) == ("orders-hook", "orders-hook", "com.x.created")
     assert dressed.extensions == {"originsource": "shop", "originsubject": "/orders"}
-    assert json.loads(dressed.data or b"") == {"order": {"id": 7}, "n": 1, "OrderId": 7}
+    assert json.loads(dressed.data or b"") == {"order": {"id": 7}, "n": 1, "variables": {"OrderId": 7}}
 
 
 async def test_a_transform_that_raises_or_hangs_fails_only_its_event() -> None:

@@ -12,9 +12,9 @@ The CloudEvents HTTP protocol binding 1.0, either content mode:
 The event is the firing's event of `dependencyName` (or its only event), as its producer declared it: sources
 that route an event under their (eventSourceName, eventName) keep the producer's `source` and `subject` in the
 extension attributes `originsource` and `originsubject` (the CloudEvents publishing endpoint, Weik.io sources);
-those become `source` and `subject` again and are not sent as extensions. The trigger's own headers stay; a
-header of the trigger with the same name as one set here (case-insensitively) is replaced, so the event's
-attributes win.
+those become `source` and `subject` again and are not sent as extensions (engine.core.origin, the one rule).
+The trigger's own headers stay; a header of the trigger with the same name as one set here (case-insensitively)
+is replaced, so the event's attributes win.
 """
 
 from __future__ import annotations
@@ -22,15 +22,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-import msgspec
-
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
 from sensorium.engine.core.errors import TriggerError
+from sensorium.engine.core.origin import published
 
 STRUCTURED_TYPE = "application/cloudevents+json; charset=UTF-8"
-# the extension attributes routing sources keep the producer's source and subject in (sources/cloudevents.py,
-# sources/eventshape.py use the same names)
-ORIGIN_SOURCE, ORIGIN_SUBJECT = "originsource", "originsubject"
 MAX_HEADER_BYTES = 64 * 1024
 """Most bytes of `ce-*` headers one binary-mode request carries (servers refuse far less: 8-16 KiB is common); an
 event whose attributes need more fails its firing without retries (structured mode has no such limit)."""
@@ -61,15 +57,6 @@ def choose(events: Mapping[str, CloudEvent], dependency: str | None) -> CloudEve
         raise CloudEventBodyError(f"cloudEvent: dependency {dependency!r} has no event in this firing "
                                   f"(it has: {', '.join(events) or 'none'})")
     return event
-
-
-def as_published(event: CloudEvent) -> CloudEvent:
-    """`event` with the producer's `source` and `subject` (module docstring), unchanged when it has none."""
-    if ORIGIN_SOURCE not in event.extensions:
-        return event
-    extensions = {k: v for k, v in event.extensions.items() if k not in (ORIGIN_SOURCE, ORIGIN_SUBJECT)}
-    return msgspec.structs.replace(event, source=event.extensions[ORIGIN_SOURCE],
-                   subject=event.extensions.get(ORIGIN_SUBJECT, ""), extensions=extensions)
 
 
 def binary_headers(event: CloudEvent) -> list[tuple[str, str]]:
@@ -103,6 +90,6 @@ def encode(mode: str, event: CloudEvent) -> tuple[list[tuple[str, str]], bytes]:
 
 def apply(mode: str, event: CloudEvent, headers: Sequence[tuple[str, str]]) -> tuple[list[tuple[str, str]], bytes]:
     """The trigger's `headers` with `event`'s CloudEvent headers added (same names replaced), and the body."""
-    own, body = encode(mode, as_published(event))
+    own, body = encode(mode, published(event))
     names = {name.lower() for name, _ in own}
     return [(k, v) for k, v in headers if k.lower() not in names] + own, body

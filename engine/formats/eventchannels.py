@@ -7,7 +7,7 @@ An EventChannel delivers CloudEvents to a target; Sensorium implements the chann
 error naming it. An EventSubscription routes one source to one channel: it becomes a Sensor of the subscription's
 name with its own durable consumer (`spec.consumer.name: weikio-<name>`, so a slow target does not hold up the
 other subscriptions), one dependency on the source's event and one http trigger `channel` (engine.formats.delivery:
-2xx success, retried 8 times from 1 s doubling).
+2xx success, anything else retried, 8 attempts from 1 s doubling, then dead-lettered on sensorium-dlq).
 
 The source is a Weik.io EventSource X, which Sensorium loads as the Argo EventSource X with one event X, or any
 Argo EventSource with exactly one event. Channels and sources may be in other files: the references are resolved
@@ -26,7 +26,7 @@ from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import check_url
 from sensorium.engine.crosscheck import event_names
 from sensorium.engine.documents import Sensor
-from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger, consumer
+from sensorium.engine.formats.delivery import RETRY, TRANSLATED_FROM, cloudevent_trigger, consumer, retry_strategy
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import ConfigErrors, Origin, validate_model, validation_problems
 from sensorium.engine.suggest import closest
@@ -161,7 +161,12 @@ def finish(state: dict[str, Any]) -> tuple[Translated, Sequence[ConfigError]]:
         errors.extend(problems)
         if problems or channel is None or channel[0] is None or event is None:
             continue
-        document = sensor_document(subscription.metadata.name, spec.source, event, spec.channel, channel[0])
+        try:
+            retry = retry_strategy(origin)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        document = sensor_document(subscription.metadata.name, spec.source, event, spec.channel, channel[0], retry)
         out.append((validate_model(Sensor, document, origin), origin))
     return out, errors
 
@@ -174,7 +179,8 @@ def _unknown(origin: Origin, field: str, name: str, kind: str, known: list[str])
     return ConfigError(f"no {kind} named '{name}' is loaded (loaded: {listed}){hint}", origin.file, line, path)
 
 
-def sensor_document(name: str, source: str, event: str, channel_name: str, channel: HttpChannel) -> dict[str, Any]:
+def sensor_document(name: str, source: str, event: str, channel_name: str, channel: HttpChannel,
+                    retry: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Argo Sensor (as YAML data) an EventSubscription of `source`'s `event` to an http channel means."""
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Sensor",
@@ -183,7 +189,8 @@ def sensor_document(name: str, source: str, event: str, channel_name: str, chann
         "spec": {
             "consumer": consumer(f"weikio-{name}"),
             "dependencies": [{"name": "event", "eventSourceName": source, "eventName": event}],
-            "triggers": [cloudevent_trigger(TRIGGER, channel.url, channel.method, channel.cloud_event_mode)],
+            "triggers": [cloudevent_trigger(TRIGGER, channel.url, channel.method, channel.cloud_event_mode,
+                                            RETRY if retry is None else retry)],
         },
     }
 

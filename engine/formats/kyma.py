@@ -12,8 +12,8 @@ A Subscription becomes a Sensor of the same name with:
   `exact` matches the type as written, and `originsource` when `spec.source` is set;
 - one http trigger `sink` POSTing the event to `spec.sink` as a binary-mode CloudEvent (`cloudEvent: binary`:
   every attribute and extension as `ce-*` headers, the data as the body; v1alpha1 `protocolsettings.contentMode:
-  STRUCTURED` sends `application/cloudevents+json`), 2xx being success, retried as
-  engine.formats.delivery says (8 attempts, 1 s doubling: about 2 minutes), then logged and counted as failed.
+  STRUCTURED` sends `application/cloudevents+json`), 2xx being success, any other status retried as
+  engine.formats.delivery says (8 attempts, 1 s doubling: about 2 minutes), then dead-lettered on sensorium-dlq.
 
 v1alpha2 `typeMatching: standard` (the default) applies Kyma's event-type rules (engine.core.kymatypes: the
 `sap.kyma.custom` prefix, the source as application name, segments beyond two joined, non-alphanumerics removed,
@@ -36,12 +36,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.kymatypes import KymaTypeError, standard_type
+from sensorium.engine.core.origin import ORIGIN_SOURCE
 from sensorium.engine.core.specbase import Loc, check_url, raise_located
 from sensorium.engine.documents import EventSource, Sensor
-from sensorium.engine.formats.delivery import TRANSLATED_FROM, cloudevent_trigger, consumer
+from sensorium.engine.formats.delivery import RETRY, TRANSLATED_FROM, cloudevent_trigger, consumer, retry_strategy
 from sensorium.engine.formats.shared import LOADED_SOURCES, Translated
 from sensorium.engine.located import Origin, validate_model
-from sensorium.triggers.cloudevent_body import ORIGIN_SOURCE
 
 GROUP = "eventing.kyma-project.io"
 V1ALPHA1, V1ALPHA2 = f"{GROUP}/v1alpha1", f"{GROUP}/v1alpha2"
@@ -230,16 +230,18 @@ def translate(data: Mapping[str, Any], origin: Origin, state: dict[str, Any]) ->
         in_flight = v1.spec.config.max_in_flight_messages if v1.spec.config else DEFAULT_MAX_IN_FLIGHT
         settings = v1.spec.protocolsettings
         mode = "structured" if settings is not None and settings.content_mode == "STRUCTURED" else "binary"
-        sensor = sensor_document(v1.metadata.name, v1.spec.sink, contexts, in_flight, api, mode)
+        sensor = sensor_document(v1.metadata.name, v1.spec.sink, contexts, in_flight, api, mode,
+                                 retry_strategy(origin))
     else:
         v2: SubscriptionV2 = validate_model(SubscriptionV2, data, origin)
-        sensor = sensor_document(v2.metadata.name, v2.spec.sink, v2.spec.contexts(), v2.spec.max_in_flight(), api)
+        sensor = sensor_document(v2.metadata.name, v2.spec.sink, v2.spec.contexts(), v2.spec.max_in_flight(), api,
+                                 retry=retry_strategy(origin))
     state.setdefault("origins", []).append(origin)  # a valid Subscription: the publisher is needed
     return [(validate_model(Sensor, sensor, origin), origin)]
 
 
 def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], max_in_flight: int,
-                    api: str, mode: str = "binary") -> dict[str, Any]:
+                    api: str, mode: str = "binary", retry: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Argo Sensor (as YAML data) a Subscription means: one dependency per distinct context filter."""
     unique = list({repr(sorted(c.items())): c for c in contexts}.values())
     deps = ["type"] if len(unique) == 1 else [f"type{i}" for i in range(len(unique))]
@@ -251,7 +253,7 @@ def sensor_document(name: str, sink: str, contexts: Sequence[dict[str, Any]], ma
         "spec": {
             "consumer": consumer(f"kyma-{name}", max_in_flight),
             "dependencies": dependencies,
-            "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", mode,
+            "triggers": [cloudevent_trigger(TRIGGER, sink, "POST", mode, RETRY if retry is None else retry,
                                             " || ".join(deps) if len(deps) > 1 else None)],
         },
     }
