@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
+from typing import Generic, Protocol, TypeVar
 
 import watchfiles
 from pydantic import Field, field_validator, model_validator
@@ -178,14 +179,21 @@ class _Entry:
         return f"file.{self.event_source}.{self.event_name}"
 
 
-class FileSource:
-    """Every file entry, one watcher task each."""
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
 
-    def __init__(self, entries: Sequence[tuple[str, str, FileContext]], publish: Publish,
-                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
-        self.entries = [_Entry(*e) for e in entries]
-        self.report = report
-        self.publish, self.debounce_ms, self.step_ms = publish, debounce_ms, step_ms
+
+E = TypeVar("E", bound=_Keyed)
+
+
+class WatchingSource(Generic[E]):
+    """What the directory-watching kinds (`file`, `fileWatch`) share: one supervised watcher task per entry
+    (`_supervised`, each subclass's own), started and stopped together."""
+
+    def __init__(self, entries: list[E], publish: Publish, debounce_ms: int, step_ms: int, report: Report) -> None:
+        self.entries, self.publish, self.report = entries, publish, report
+        self.debounce_ms, self.step_ms = debounce_ms, step_ms
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
         self._ready: list[asyncio.Event] = []
@@ -211,6 +219,17 @@ class FileSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks, self._ready = [], []
+
+    async def _supervised(self, entry: E, ready: asyncio.Event) -> None:
+        raise NotImplementedError
+
+
+class FileSource(WatchingSource[_Entry]):
+    """Every file entry, one watcher task each."""
+
+    def __init__(self, entries: Sequence[tuple[str, str, FileContext]], publish: Publish,
+                 debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
+        super().__init__([_Entry(*e) for e in entries], publish, debounce_ms, step_ms, report)
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
         await supervise_directory(f"file {entry.key}", entry.spec.watch_path_config.directory, self._stop,

@@ -41,6 +41,7 @@ from sensorium.sources.file import (
     DEBOUNCE_MS,
     STEP_MS,
     Op,
+    WatchingSource,
     file_changes,
     file_metadata,
     publish_retrying,
@@ -95,39 +96,12 @@ class _Entry:
         return tuple(c for c in _CHANGES[op] if c in self.spec.notify_filters)
 
 
-class FileWatchSource:
+class FileWatchSource(WatchingSource[_Entry]):
     """Every fileWatch entry, one watcher task each."""
 
     def __init__(self, entries: Sequence[tuple[str, str, FileWatchContext]], publish: Publish,
                  debounce_ms: int = DEBOUNCE_MS, step_ms: int = STEP_MS, report: Report = no_report) -> None:
-        self.entries = [_Entry(*e) for e in entries]
-        self.report = report
-        self.publish, self.debounce_ms, self.step_ms = publish, debounce_ms, step_ms
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stop = asyncio.Event()
-        self._ready: list[asyncio.Event] = []
-
-    async def start(self) -> None:
-        self._stop = asyncio.Event()
-        for entry in self.entries:
-            ready = asyncio.Event()
-            self._ready.append(ready)
-            self._tasks.append(asyncio.create_task(self._supervised(entry, ready), name=entry.key))
-
-    async def watching(self, timeout: float = 10.0) -> None:
-        """Wait until every entry's watcher has started."""
-        async with asyncio.timeout(timeout):
-            for ready in self._ready:
-                await ready.wait()
-
-    async def stop(self) -> None:
-        self._stop.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks, self._ready = [], []
+        super().__init__([_Entry(*e) for e in entries], publish, debounce_ms, step_ms, report)
 
     async def _supervised(self, entry: _Entry, ready: asyncio.Event) -> None:
         await supervise_directory(f"fileWatch {entry.key}", entry.spec.path, self._stop,
