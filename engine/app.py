@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sensorium.buses.base import Bus, EventKey, Health
+from sensorium.engine import collector
 from sensorium.engine.assemble import (
     AssembledSensor,
     Checked,
@@ -262,19 +263,21 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     deps = SourceDeps(lambda e: publish_watched(bus, e, watch), secrets, options.webhook_host, observe,
                       reuse_port=options.reuse_port, state=bus.state_store, bus_url=bus.url,
                       report=SourceProblems(watch, options.tracer, metrics).report)
-    await fleet.start(config)
-    log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners), len(config.entries),
-             "y" if len(config.entries) == 1 else "ies", bus.url)
-    if ready is not None:
-        ready.set()
-    if health is not None:
-        health.watch_loops(fleet.runners)
-        health.watch_sources(lambda: [problem for unit in fleet.sources.values()
-                                      if isinstance(unit.source, Reporting) for problem in unit.source.problems()])
-        if metrics is not None:
-            metrics.watch(_EngineGauges(fleet.runners, bus, options.tracer))
-    fleet.launch()
-    thresholds = _tune_gc()
+    with collector.paused():  # what start-up builds is collected and frozen once, by _tune_gc (engine.collector)
+        await fleet.start(config)
+        log.info("engine running: %d sensor(s), %d event source entr%s on %s", len(fleet.runners),
+                 len(config.entries), "y" if len(config.entries) == 1 else "ies", bus.url)
+        if ready is not None:
+            ready.set()
+        if health is not None:
+            health.watch_loops(fleet.runners)
+            health.watch_sources(lambda: [problem for unit in fleet.sources.values() if isinstance(
+                unit.source, Reporting) for problem in unit.source.problems()])
+            if metrics is not None:
+                metrics.watch(_EngineGauges(fleet.runners, bus, options.tracer))
+        fleet.launch()
+        thresholds = _tune_gc()
+    collector.release()  # the pause `sensorium run` began before loading (collector.hold) ends here
     try:
         await _until_stopped(fleet, config, options, stop, health)
     finally:

@@ -238,6 +238,16 @@ def _where(problem: ConfigError) -> dict[str, object]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sensorium.engine import collector
+
+    collector.hold()  # no automatic collection while the configuration loads and the engine starts
+    try:
+        return _cmd_run(args)
+    finally:
+        collector.release()  # the engine released it once started (engine.app); any other way out, here
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
     from sensorium.engine.app import EngineOptions, run_engine
     from sensorium.engine.assemble import load_checked
     from sensorium.engine.eventloop import loop_factory, run
@@ -290,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_parent(args: argparse.Namespace, config: Checked) -> int:
     """`run --workers N`: the parent (engine.workers); it starts the embedded bus when none is configured."""
+    from sensorium.engine import collector
     from sensorium.engine.core.secrets import Secrets
     from sensorium.engine.sink import PrintingSink
     from sensorium.engine.workers import run_workers
@@ -311,6 +322,7 @@ def _run_parent(args: argparse.Namespace, config: Checked) -> int:
             if sink is not None:
                 await sink.stop()
 
+    collector.release()  # the parent starts no engine of its own
     asyncio.run(go())
     return 0
 

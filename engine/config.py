@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium.engine import formats
+from sensorium.engine import collector, formats
 from sensorium.engine.core import yamlread
 from sensorium.engine.core.errors import ConfigError, ConfigWarning
 from sensorium.engine.core.yamlread import dotted_path
@@ -130,7 +130,13 @@ def load(paths: Iterable[str | Path], environ: Mapping[str, str] | None = None,
          checks: Sequence[Check] = ()) -> Config:
     """Load and validate everything; raises ConfigErrors listing every problem found (warnings included) when
     one is an error. The cross-document checks (engine.crosscheck) run on the valid documents; their
-    warnings alone do not stop a load: they are in `Config.warnings`."""
+    warnings alone do not stop a load: they are in `Config.warnings`. The cyclic garbage collector is paused
+    meanwhile (engine.collector: it made loading many documents several times slower)."""
+    with collector.paused():
+        return _load(paths, environ, checks)
+
+
+def _load(paths: Iterable[str | Path], environ: Mapping[str, str] | None, checks: Sequence[Check]) -> Config:
     config = Config()
     errors: list[ConfigError] = []
     states: dict[str, dict[str, Any]] = {}  # each foreign format's state during this load (engine.formats)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -56,10 +57,15 @@ def unit_fingerprint(entries: Sequence[SourceEntry]) -> str:
 
 @dataclass
 class _Sensor:
-    fingerprint: str
+    compiled: CompiledSensor
     runner: SensorRunner
     stop: asyncio.Event
     task: asyncio.Task[None] | None = None
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Computed at the first reload that asks (documents are frozen models): start-up does not pay for it."""
+        return sensor_fingerprint(self.compiled)
 
 
 @dataclass
@@ -87,10 +93,10 @@ class Fleet:
 
     async def start(self, config: Checked) -> None:
         """Consumers first (an event a webhook accepts must already have a consumer waiting), then sources."""
-        fresh = {c.name: (sensor_fingerprint(c), await self.runner_for(c)) for c in config.compiled}
+        fresh = {c.name: (c, await self.runner_for(c)) for c in config.compiled}
         await asyncio.gather(*(runner.prepare() for _, runner in fresh.values()))
-        for name, (fingerprint, runner) in fresh.items():
-            self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
+        for name, (compiled, runner) in fresh.items():
+            self.sensors[name] = _Sensor(compiled, runner, asyncio.Event())
         self._refresh()
         if self.intake is not None:
             await self.intake.sync(self.runners)
@@ -125,7 +131,7 @@ class Fleet:
         changed = [n for n, c in wanted.items()
                    if n not in self.sensors or self.sensors[n].fingerprint != sensor_fingerprint(c)]
         removed = [n for n in self.sensors if n not in wanted]
-        fresh = {n: (sensor_fingerprint(wanted[n]), await self.runner_for(wanted[n])) for n in changed}
+        fresh = {n: (wanted[n], await self.runner_for(wanted[n])) for n in changed}
         units = source_units(config.entries)
         new_units = [u for u, entries in units.items()
                      if u not in self.sources or self.sources[u].fingerprint != unit_fingerprint(entries)]
@@ -137,8 +143,8 @@ class Fleet:
         for name, outcome in zip(fresh, prepared, strict=True):
             if isinstance(outcome, BaseException):  # its supervised loop retries (see app.supervise)
                 log.error("reload: sensor %s cannot create its consumer yet: %s", name, outcome)
-        for name, (fingerprint, runner) in fresh.items():
-            self.sensors[name] = _Sensor(fingerprint, runner, asyncio.Event())
+        for name, (compiled, runner) in fresh.items():
+            self.sensors[name] = _Sensor(compiled, runner, asyncio.Event())
         self._refresh()
         if self.intake is not None:
             try:

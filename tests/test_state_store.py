@@ -171,6 +171,38 @@ async def test_jetstream_bucket_settings(nats_url: str) -> None:
         await bus.close()
 
 
+async def test_jetstream_stores_of_many_sensors_look_the_bucket_up_once(nats_url: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    bus = JetStreamBus(nats_url)
+    await bus.start()
+    try:
+        lookups: list[str] = []
+        look_up = bus.js.key_value
+
+        async def counted(bucket: str) -> object:
+            lookups.append(bucket)
+            return await look_up(bucket)
+
+        monkeypatch.setattr(bus.js, "key_value", counted)
+        names = [unique("sensor") for _ in range(50)]
+        stores = [await bus.state_store(name) for name in names]
+        await asyncio.gather(*(store.save(name.encode()) for name, store in zip(names, stores, strict=True)))
+        assert [await new_store_of(nats_url, name) for name in names] == [name.encode() for name in names]
+        assert lookups == [STATE_BUCKET]  # one round trip for the bucket, not one per sensor
+    finally:
+        await bus.close()
+
+
+async def new_store_of(url: str, sensor: str) -> bytes | None:
+    """What a fresh engine process would load for `sensor`."""
+    bus = JetStreamBus(url)
+    await bus.start()
+    try:
+        return await (await bus.state_store(sensor)).load()
+    finally:
+        await bus.close()
+
+
 async def test_jetstream_bucket_lost_with_server_data_is_recreated(fresh_nats: EmbeddedNats) -> None:
     bus = JetStreamBus(fresh_nats.url)
     await bus.start()

@@ -76,6 +76,17 @@ def test_depth_through_an_alias_counts_what_it_repeats() -> None:
     assert message.startswith("f.yaml:2: b[0][0]") and "alias *d nests lists and mappings more than 100" in message
 
 
+@pytest.mark.parametrize(("written", "deepest"), [("{<<: *m}", 50), ("{<<: [*m]}", 50), ("{k: *m}", 49)])
+def test_merged_keys_count_at_the_level_they_are_merged_into(written: str, deepest: int) -> None:
+    """`c: {<<: *m}` holds m's keys at its own level (as deep as m); `{k: *m}` is one level deeper."""
+    def text(outer: int) -> str:
+        return ("a: &m {x: " + "[" * 48 + "]" * 48 + "}\nc: &c " + written + "\nd: " + "[" * outer + "*c"
+                + "]" * outer + "\n")
+
+    assert read(text(deepest))
+    assert "alias *c nests lists and mappings more than 100 levels deep (the limit)" in refused(text(deepest + 1))
+
+
 def test_entries_limit_is_exact() -> None:
     items = yamlread.MAX_ITEMS
     assert len(read("[" + "1," * items + "]")[0]) == items

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from nats.errors import Error as NatsError
 from nats.js import api
 from nats.js.errors import NotFoundError
+from nats.js.kv import KeyValue
 
 from sensorium.buses import spec as bus_spec
 from sensorium.buses.base import (
@@ -32,7 +33,7 @@ from sensorium.buses.base import (
 from sensorium.buses.jetstream.connection import JetStreamConnection, describe
 from sensorium.buses.jetstream.consumer import JetStreamConsumer
 from sensorium.buses.jetstream.replay import JetStreamReplay
-from sensorium.buses.jetstream.state import open_state_store
+from sensorium.buses.jetstream.state import JetStreamStateStore, open_state_bucket
 from sensorium.buses.jetstream.stream import (
     STREAM,
     dead_letter_subject,
@@ -151,10 +152,16 @@ class JetStreamBus(JetStreamConnection, Bus):
             raise BusError(f"NATS at {self.url}: cannot delete consumer {name}: "
                            f"{self.redact(describe(exc))}") from exc
 
+    _state_bucket: KeyValue | None = None
+
     async def state_store(self, sensor: str) -> StateStore:
         """Key `sensor` (sanitized) of the KV bucket `sensorium-state`, created if missing
-        (buses/jetstream/state.py)."""
-        return await open_state_store(self, sensor)
+        (buses/jetstream/state.py). The bucket is looked up once per bus, not once per store (a round trip each
+        made starting 2,000 sensors with `&&` conditions take 0.6 s more); a store whose bucket was lost with the
+        server's data opens it again itself."""
+        if self._state_bucket is None:
+            self._state_bucket = await open_state_bucket(self)
+        return JetStreamStateStore(self, self._state_bucket, sensor)
 
     async def replay_reader(self, keys: Sequence[EventKey], span: ReplayRange, label: str = "") -> ReplayReader:
         """An ephemeral consumer of its own, deleted on close (buses/jetstream/replay.py)."""

@@ -116,9 +116,9 @@ class JetStreamStateStore(SerialStateStore):
             delay = min(1.0, delay * 2)
 
 
-async def open_state_store(bus: JetStreamConnection, sensor: str, bucket: str = STATE_BUCKET) -> JetStreamStateStore:
+async def open_state_bucket(bus: JetStreamConnection, bucket: str = STATE_BUCKET) -> KeyValue:
+    """`open_bucket`, its failure a BusError naming the server and the bucket."""
     try:
-        kv = await open_bucket(bus, bucket)
+        return await open_bucket(bus, bucket)
     except (NatsError, OSError, TimeoutError) as exc:
         raise BusError(f"NATS at {bus.url}: cannot open KV bucket {bucket!r}: {bus.redact(repr(exc))}") from exc
-    return JetStreamStateStore(bus, kv, sensor, bucket)

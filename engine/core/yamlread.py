@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -140,13 +140,24 @@ class Document:
 def parse(text: str, file: str) -> list[Document]:
     """Every document of `text` whose content is not empty/null, composed within the limits."""
     try:
-        return list(_Composer(file).documents(yaml.parse(text, Loader=_Parser)))
+        return list(_Composer(file).documents(_events(text)))
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(f"invalid YAML: {_describe(exc, text)}", file, _mark_line(exc)) from None
     except yaml.YAMLError as exc:  # the reader's errors have a position, not a mark
         raise ConfigError(f"invalid YAML: {' '.join(str(exc).split())}", file, 0) from None
     except UnicodeError as exc:  # text the parser cannot encode (lone surrogates from the environment)
         raise ConfigError(f"invalid text: {exc}", file, 0) from None
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events (what `yaml.parse` yields, without its per-event `check_event` call)."""
+    parser = _Parser(text)
+    try:
+        get = parser.get_event
+        while (event := get()) is not None:
+            yield event
+    finally:
+        parser.dispose()
 
 
 def _mark_line(exc: yaml.MarkedYAMLError) -> int:
@@ -166,21 +177,33 @@ def _describe(exc: yaml.MarkedYAMLError, text: str) -> str:
     return explain(exc, text)
 
 
-@dataclass
-class _Frame:
-    """An open list or mapping: its node, and the (node, data) of the children read so far."""
+Child = tuple[yaml.Node, Any, int, int]
+"""A composed value: (node, data, values it stands for with alias copies, nesting levels of lists/mappings in it)."""
 
-    node: yaml.MappingNode | yaml.SequenceNode
-    anchor: str | None
-    children: list[tuple[yaml.Node, Any]] = field(default_factory=list)
+
+class _Frame:
+    """An open list or mapping: its node, and the children read so far (for a mapping: key, value, key, ...)."""
+
+    __slots__ = ("anchor", "children", "limit", "mapping", "node")
+
+    def __init__(self, node: yaml.MappingNode | yaml.SequenceNode, anchor: str | None, mapping: bool) -> None:
+        self.node, self.anchor, self.mapping = node, anchor, mapping
+        self.children: list[Child] = []
+        self.limit = MAX_ITEMS * 2 if mapping else MAX_ITEMS
 
     def path_part(self) -> str | int | None:
-        if isinstance(self.node, yaml.SequenceNode):
+        if not self.mapping:
             return len(self.children)
         if len(self.children) % 2 == 1:  # a key was read; its value is being read
             key = self.children[-1][1]
             return key if isinstance(key, str) else None
         return None
+
+
+_ScalarEvent, _AliasEvent, _DocumentStartEvent = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
+_MappingStartEvent, _SequenceStartEvent = yaml.MappingStartEvent, yaml.SequenceStartEvent
+_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_ScalarNode, _MappingNode, _SequenceNode = yaml.ScalarNode, yaml.MappingNode, yaml.SequenceNode
 
 
 class _Composer:
@@ -189,14 +212,11 @@ class _Composer:
     def __init__(self, file: str) -> None:
         self.file = file
         self.stack: list[_Frame] = []
-        self.anchors: dict[str, yaml.Node] = {}
+        self.anchors: dict[str, Child] = {}
         self.open_anchors: set[str] = set()
-        self.size: dict[int, int] = {}    # id(node) -> values it stands for, alias copies included
-        self.height: dict[int, int] = {}  # id(node) -> nesting levels of lists/mappings in it
-        self.data: dict[int, Any] = {}
         self.nodes = 0
         self.documents_seen = 0
-        self.root: tuple[yaml.Node, Any] | None = None
+        self.root: Child | None = None
 
     def error(self, message: str, mark: Any, extra: str | int | None = None) -> ConfigError:
         loc = [p for p in (f.path_part() for f in self.stack) if p is not None]
@@ -208,96 +228,97 @@ class _Composer:
         return ConfigError(message, self.file, mark.line + 1 if mark else 0, path)
 
     def documents(self, events: Iterator[yaml.Event]) -> Iterator[Document]:
+        stack = self.stack
         for event in events:
-            if isinstance(event, yaml.DocumentStartEvent):
+            kind = type(event)
+            if kind is _ScalarEvent:
+                scalar: Any = event
+                self.add(self.scalar(scalar), scalar.anchor)
+            elif kind is _MappingStartEvent or kind is _SequenceStartEvent:
+                self.start(event)  # type: ignore[arg-type]
+            elif kind in _ENDS:
+                frame = stack.pop()
+                if frame.anchor is not None:
+                    self.open_anchors.discard(frame.anchor)
+                self.add(self.finish(frame), frame.anchor)
+            elif kind is _AliasEvent:
+                self.alias(event)  # type: ignore[arg-type]
+            elif kind is _DocumentStartEvent:
                 self.documents_seen += 1
                 if self.documents_seen > MAX_DOCUMENTS:
                     raise self.error(f"more than {MAX_DOCUMENTS} documents in one file (the limit)",
                                      event.start_mark)
                 self.anchors = {}
-            elif isinstance(event, yaml.AliasEvent):
-                self.alias(event)
-            elif isinstance(event, yaml.ScalarEvent):
-                self.add(*self.scalar(event), event.anchor)
-            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
-                self.start(event)
-            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                frame = self.stack.pop()
-                if frame.anchor is not None:
-                    self.open_anchors.discard(frame.anchor)
-                node, data = self.finish(frame)
-                self.add(node, data, frame.anchor)
-            if not self.stack and self.root is not None:
-                node, data = self.root
+            if not stack and self.root is not None:
+                node, data = self.root[0], self.root[1]
                 self.root = None
                 if data is not None:
                     yield Document(data, node)
 
-    def add(self, node: yaml.Node, data: Any, anchor: str | None) -> None:
+    def add(self, child: Child, anchor: str | None) -> None:
         if anchor is not None:
-            self.anchors[anchor] = node
+            self.anchors[anchor] = child
         if not self.stack:
-            self.root = (node, data)
+            self.root = child
             return
         frame = self.stack[-1]
-        if len(frame.children) >= MAX_ITEMS * (2 if isinstance(frame.node, yaml.MappingNode) else 1):
-            raise self.error(f"more than {MAX_ITEMS} entries in one list or mapping (the limit)", node.start_mark)
-        frame.children.append((node, data))
+        if len(frame.children) >= frame.limit:
+            raise self.error(f"more than {MAX_ITEMS} entries in one list or mapping (the limit)",
+                             child[0].start_mark)
+        frame.children.append(child)
 
     def alias(self, event: yaml.AliasEvent) -> None:
         name = event.anchor or ""
         if name in self.open_anchors:
             raise self.error(f"alias *{name} is inside the value it names (a recursive alias)", event.start_mark)
-        node = self.anchors.get(name)
-        if node is None:
+        found = self.anchors.get(name)
+        if found is None:
             raise self.error(f"alias *{name} has no anchor &{name} before it", event.start_mark)
-        size = self.size[id(node)]
+        _, _, size, height = found
         self.nodes += size
         if self.nodes > MAX_NODES:
             raise self.error(f"aliases and merge keys expand this file to more than {MAX_NODES:,} values "
                              "(the limit)",
                              event.start_mark)
-        if len(self.stack) + self.height[id(node)] > MAX_DEPTH:
+        if len(self.stack) + height > MAX_DEPTH:
             raise self.error(f"alias *{name} nests lists and mappings more than {MAX_DEPTH} levels deep "
                              "(the limit)", event.start_mark)
-        self.add(node, self.data[id(node)], None)
+        self.add(found, None)
 
     def start(self, event: yaml.CollectionStartEvent) -> None:
         if len(self.stack) >= MAX_DEPTH:
             raise self.error(f"lists and mappings nested more than {MAX_DEPTH} levels deep (the limit)",
                              event.start_mark)
-        mapping = isinstance(event, yaml.MappingStartEvent)
+        mapping = type(event) is _MappingStartEvent
         want = MAP if mapping else SEQ
-        if event.tag not in (None, "!", want):
+        if event.tag is not None and event.tag not in ("!", want):
             raise self.error(_tag_refusal(event.tag, "a mapping" if mapping else "a list"), event.start_mark)
         start: Any = event.start_mark  # libyaml's Mark class is not yaml.Mark, to the stubs
-        node: yaml.MappingNode | yaml.SequenceNode = (yaml.MappingNode if mapping else yaml.SequenceNode)(
+        node: yaml.MappingNode | yaml.SequenceNode = (_MappingNode if mapping else _SequenceNode)(
             want, [], start, start, flow_style=event.flow_style)
         if event.anchor is not None:
             self.open_anchors.add(event.anchor)
-        self.stack.append(_Frame(node, event.anchor))
+        self.stack.append(_Frame(node, event.anchor, mapping))
 
-    def scalar(self, event: yaml.ScalarEvent) -> tuple[yaml.ScalarNode, Any]:
-        if _SURROGATE.search(event.value):
+    def scalar(self, event: yaml.ScalarEvent) -> Child:
+        value = event.value
+        if not value.isascii() and _SURROGATE.search(value):
             raise self.error("a lone surrogate (such as \\ud800) is not valid text", event.start_mark)
         tag = event.tag
-        resolved = _resolve(event.value, event.implicit)
-        if tag in (None, "!"):
+        resolved = _resolve(value, event.implicit)
+        if tag is None or tag == "!":
             tag = resolved if tag is None else STR
         elif tag not in (STR, INT, FLOAT, BOOL, NULL):
             raise self.error(_tag_refusal(tag, "a scalar"), event.start_mark)
-        elif tag != STR and _resolve(event.value, (True, False)) not in (
+        elif tag != STR and _resolve(value, (True, False)) not in (
                 (INT, FLOAT) if tag == FLOAT else (tag,)):
-            raise self.error(f"{_short(tag)} {event.value[:40]!r}: not a valid {_short(tag)[2:]}", event.start_mark)
+            raise self.error(f"{_short(tag)} {value[:40]!r}: not a valid {_short(tag)[2:]}", event.start_mark)
         start: Any = event.start_mark
-        node = yaml.ScalarNode(tag, event.value, start, start, style=event.style)
+        node = _ScalarNode(tag, value, start, start, style=event.style)
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise self.error(f"more than {MAX_NODES:,} values in one file (the limit)", event.start_mark)
-        self.size[id(node)], self.height[id(node)] = 1, 0
-        data = self.scalar_value(node)
-        self.data[id(node)] = data
-        return node, data
+        return node, (value if tag == STR else self.scalar_value(node)), 1, 0
 
     def scalar_value(self, node: yaml.ScalarNode) -> Any:
         if node.tag == NULL:
@@ -312,30 +333,43 @@ class _Composer:
             return _CONSTRUCTOR.construct_yaml_float(node)
         return node.value  # str, and the implicit timestamp, `=` and `<<` (outside a key) read as text
 
-    def finish(self, frame: _Frame) -> tuple[yaml.Node, Any]:
+    def finish(self, frame: _Frame) -> Child:
         node, children = frame.node, frame.children
-        size = 1 + sum(self.size[id(child)] for child, _ in children)
+        size, height = 1, 0
         data: Any
-        if isinstance(node, yaml.SequenceNode):
-            node.value = [child for child, _ in children]
-            data = [value for _, value in children]
-            height = 1 + max((self.height[id(child)] for child, _ in children), default=0)
+        if not frame.mapping:
+            nodes, data = [], []
+            for child, value, child_size, child_height in children:
+                nodes.append(child)
+                data.append(value)
+                size += child_size
+                if child_height > height:
+                    height = child_height
+            node.value = nodes
         else:
             pairs = [(children[i], children[i + 1]) for i in range(0, len(children), 2)]
             node.value = [(key[0], value[0]) for key, value in pairs]
             data = self.mapping(pairs)
-            height = 1 + max((self.height[id(n)] - (1 if merged else 0) for n, merged in _value_nodes(pairs)),
-                             default=0)
+            for key, value in pairs:
+                size += key[2] + value[2]
+                below = value[3]
+                if key[0].tag == MERGE and type(key[0]) is _ScalarNode:  # the merged mappings sit one level up
+                    if type(value[0]) is _SequenceNode:
+                        if not value[0].value:
+                            continue
+                        below -= 1  # the list of merged mappings is no level of its own either
+                    below -= 1
+                if below > height:
+                    height = below
         self.nodes += 1
-        self.size[id(node)], self.height[id(node)], self.data[id(node)] = size, height, data
-        return node, data
+        return node, data, size, height + 1
 
-    def mapping(self, pairs: list[tuple[tuple[yaml.Node, Any], tuple[yaml.Node, Any]]]) -> dict[str, Any]:
+    def mapping(self, pairs: list[tuple[Child, Child]]) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         own: dict[str, Any] = {}
         lines: dict[str, int] = {}
-        for (key_node, key), (value_node, value) in pairs:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == MERGE:
+        for (key_node, key, _, _), (value_node, value, _, _) in pairs:
+            if key_node.tag == MERGE and isinstance(key_node, yaml.ScalarNode):
                 merged = {**self.merge_sources(value_node, value), **merged}
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
@@ -362,17 +396,15 @@ class _Composer:
         return out
 
 
-def _value_nodes(pairs: list[tuple[tuple[yaml.Node, Any], tuple[yaml.Node, Any]]]) -> Iterator[tuple[yaml.Node, bool]]:
-    """A mapping's value nodes, and (flagged True) the mappings a `<<` key merges: their values sit one level up."""
-    for (key, _), (value, _) in pairs:
-        if isinstance(key, yaml.ScalarNode) and key.tag == MERGE:
-            yield from ((n, True) for n in (value.value if isinstance(value, yaml.SequenceNode) else [value]))
-        else:
-            yield value, False
+_FIRST_CHARS = frozenset(_RESOLVER.yaml_implicit_resolvers)  # what a plain scalar starts with to be more than text
 
 
 def _resolve(value: str, implicit: tuple[bool, bool] | None) -> str:
-    """The core-schema tag YAML gives a scalar without an explicit one (`5` is !!int, `"5"` is !!str)."""
+    """The core-schema tag YAML gives a scalar without an explicit one (`5` is !!int, `"5"` is !!str). Only a
+    plain scalar starting with a character some implicit resolver starts with (a digit, `-`, `t`, `~`, ...) can
+    be more than !!str: the others are answered without the resolver's regular expressions."""
+    if not (implicit and implicit[0]) or (value and value[0] not in _FIRST_CHARS):
+        return STR
     tag: str = _RESOLVER.resolve(yaml.ScalarNode, value, implicit)  # type: ignore[no-untyped-call]
     return tag
 
