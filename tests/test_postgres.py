@@ -27,7 +27,7 @@ from sensorium.sources.postgres_changes import (
 )
 from sensorium.sources.postgres_weik import WeikParameterError
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed-systems.md"
+SEED = Path(__file__).resolve().parent / "upstream" / "seed-systems.md"  # a copy of shared/reference
 ORDERS_DB = """\
 apiVersion: weik.io/v1
 kind: EventSource
