@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "no_report"]
+__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "no_report", "publish_retrying"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
@@ -82,3 +83,19 @@ class EntryTasks(Generic[S]):
             with contextlib.suppress(SensoriumError):
                 await store.close()
         self._stores = []
+
+
+async def publish_retrying(publish: Publish, event: CloudEvent, what: str, logger: logging.Logger,
+                           max_delay: float = 30.0) -> None:
+    """Store `event`, retrying while the bus refuses it (a pause doubling from 0.1 s to `max_delay`, one ERROR line
+    per failure naming `what`): a source's event is never dropped, and its position (a file change, a slot, the
+    next item of a generator) moves on only once the bus stored it."""
+    delay = 0.1
+    while True:
+        try:
+            await publish(event)
+            return
+        except SensoriumError as exc:
+            logger.error("%s not stored, retrying in %gs: %s", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)

@@ -49,7 +49,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
-from sensorium.sources.base import Publish, Report, no_report
+from sensorium.sources.base import Publish, Report, no_report, publish_retrying
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 
 __all__ = [
@@ -241,13 +241,5 @@ class CustomSource:
         event = CloudEvent(id=str(uuid.uuid4()), source=entry.event_source, type="python", subject=entry.event_name,
                            datacontenttype="application/json", time=now, data=data)
         event = dress(event, entry.spec.cloud_event, entry.spec.variables or ())
-        delay = 0.1
-        while True:
-            try:
-                await self.publish(event)
-                return
-            except SensoriumError as exc:
-                log.error("python source %s: event %s not stored, retrying in %gs: %s", entry.key, event.id, delay,
-                          exc)
-                await asyncio.sleep(delay)
-                delay = min(self.restart_max, delay * 2)
+        await publish_retrying(self.publish, event, f"python source {entry.key}: event {event.id}", log,
+                               self.restart_max)

@@ -41,11 +41,10 @@ import watchfiles
 from pydantic import Field, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport.jsonenc import marshal
 from sensorium.engine.goport.re2 import RegexError, compile_re2
-from sensorium.sources.base import Publish, Report, no_report
+from sensorium.sources.base import Publish, Report, no_report, publish_retrying
 
 __all__ = ["CHECK_MS", "DEBOUNCE_MS", "RETRY_MAX", "STEP_MS", "FileContext", "FileSource", "WatchPathConfig",
            "file_changes", "file_metadata", "publish_retrying", "supervise_directory"]
@@ -271,7 +270,7 @@ class FileSource(WatchingSource[_Entry]):
                            datacontenttype="application/json", time=now,
                            data=marshal(data, sort_keys=False).encode())
         log.info("file %s: %s %s", entry.key, op.value, path)
-        await publish_retrying(self.publish, event, f"file {entry.key}: {op.value} {path}")
+        await publish_retrying(self.publish, event, f"file {entry.key}: {op.value} {path}", log, RETRY_MAX)
 
 
 async def supervise_directory(label: str, directory: str, stop: asyncio.Event, watch: Callable[[], Awaitable[None]],
@@ -305,15 +304,3 @@ async def supervise_directory(label: str, directory: str, stop: asyncio.Event, w
             delay = min(RETRY_MAX, delay * 2)
 
 
-async def publish_retrying(publish: Publish, event: CloudEvent, what: str, logger: logging.Logger = log) -> None:
-    """Store `event`, retrying while the bus refuses it (a pause doubling from 0.1 s to RETRY_MAX, one ERROR line
-    per failure naming `what`): a change is never dropped."""
-    delay = 0.1
-    while True:
-        try:
-            await publish(event)
-            return
-        except SensoriumError as exc:
-            logger.error("%s not stored, retrying in %gs: %s", what, delay, exc)
-            await asyncio.sleep(delay)
-            delay = min(RETRY_MAX, delay * 2)

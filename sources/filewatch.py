@@ -34,17 +34,17 @@ from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.specbase import ArgoModel
-from sensorium.sources.base import Publish, Report, no_report
+from sensorium.sources.base import Publish, Report, no_report, publish_retrying
 from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
 from sensorium.sources.file import (
     CHECK_MS,
     DEBOUNCE_MS,
+    RETRY_MAX,
     STEP_MS,
     Op,
     WatchingSource,
     file_changes,
     file_metadata,
-    publish_retrying,
     supervise_directory,
 )
 
@@ -144,4 +144,4 @@ class FileWatchSource(WatchingSource[_Entry]):
                            data=json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
         event = dress(event, entry.spec.cloud_event, entry.spec.variables or ())
         log.info("fileWatch %s: %s %s", entry.key, change, path)
-        await publish_retrying(self.publish, event, f"fileWatch {entry.key}: {change} {path}", log)
+        await publish_retrying(self.publish, event, f"fileWatch {entry.key}: {change} {path}", log, RETRY_MAX)

@@ -55,7 +55,7 @@ from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector
 from sensorium.engine.goport.duration import parse_duration
-from sensorium.sources.base import EntryTasks
+from sensorium.sources.base import EntryTasks, publish_retrying
 from sensorium.sources.eventshape import CloudEventAttributes, dress
 from sensorium.sources.postgres_changes import Change, Commit, MessageReader, event_data, event_id
 from sensorium.sources.postgres_weik import WeikParameterError, from_weik
@@ -385,13 +385,4 @@ class PostgresSource:
                            data=data)
         if entry.spec.cloud_event is not None:
             event = dress(event, entry.spec.cloud_event)
-        delay = 0.1
-        while True:
-            try:
-                await self.publish(event)
-                return
-            except SensoriumError as exc:
-                log.error("postgres %s: change at %s not stored, retrying in %gs: %s", entry.key, change.lsn, delay,
-                          exc)
-                await asyncio.sleep(delay)
-                delay = min(MAX_BACKOFF, delay * 2)
+        await publish_retrying(self.publish, event, f"postgres {entry.key}: change at {change.lsn}", log, MAX_BACKOFF)
