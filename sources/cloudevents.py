@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +41,7 @@ from sensorium.engine.core.origin import route
 from sensorium.engine.core.specbase import ArgoModel, check_port
 from sensorium.sources.signature import Check
 from sensorium.sources.spec import DEFAULT_MAX_PAYLOAD, WebhookContext
-from sensorium.sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookServer, json_depth_exceeds
+from sensorium.sources.webhook import MAX_JSON_DEPTH, Endpoint, WebhookServer, json_depth_exceeds, observed
 
 __all__ = ["BATCH", "MAX_BATCH", "STRUCTURED", "CloudEventsContext", "CloudEventsServer", "PublishError",
            "binary_event", "cloudevents_endpoints", "legacy_event", "routed", "structured_events"]
@@ -254,14 +253,4 @@ class CloudEventsServer(WebhookServer):
                 return web.json_response({"event-id": events[0].id, "status": 200})
             return web.Response(status=204)
 
-        observe = self.observe
-        if observe is None:
-            return handle
-
-        async def observed(request: web.Request) -> web.Response:
-            started = time.perf_counter()
-            response = await handle(request)
-            observe(endpoint, response.status, time.perf_counter() - started)
-            return response
-
-        return observed
+        return observed(handle, self.observe, endpoint)

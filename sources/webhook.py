@@ -196,6 +196,21 @@ async def reshape(endpoint: Endpoint, event: CloudEvent, transform: Transform | 
 
 
 Observe = Callable[[Endpoint, int, float], None]
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def observed(handle: Handler, observe: Observe | None, endpoint: Endpoint) -> Handler:
+    """`handle`, reporting each answer's status and duration to `observe` (the webhook metrics), if any."""
+    if observe is None:
+        return handle
+
+    async def timed(request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        response = await handle(request)
+        observe(endpoint, response.status, time.perf_counter() - started)
+        return response
+
+    return timed
 """Told of every answer an endpoint gives: (endpoint, HTTP status, seconds spent); must not raise (metrics)."""
 
 
@@ -323,17 +338,7 @@ class WebhookServer:
             # Argo answers `success` with no newline
             return web.Response(status=200, text="success", headers={"X-Sensorium-Event-Id": event.id})
 
-        observe = self.observe
-        if observe is None:
-            return handle
-
-        async def observed(request: web.Request) -> web.Response:
-            started = time.perf_counter()
-            response = await handle(request)
-            observe(endpoint, response.status, time.perf_counter() - started)
-            return response
-
-        return observed
+        return observed(handle, self.observe, endpoint)
 
     def _ssl(self, context: WebhookContext) -> ssl.SSLContext | None:
         if context.server_cert_secret is None or context.server_key_secret is None:
