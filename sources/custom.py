@@ -48,9 +48,9 @@ from pydantic import Field, field_validator, model_validator
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.secrets import Secrets
-from sensorium.engine.core.specbase import ArgoModel, KeySelector
+from sensorium.engine.core.specbase import KeySelector
 from sensorium.sources.base import Publish, Report, no_report, publish_retrying
-from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
+from sensorium.sources.eventshape import EventShape, dress
 
 __all__ = [
     "RESTART_MAX",
@@ -114,7 +114,7 @@ def check_implementation(path: str) -> None:
                          "events(params)` yielding payloads)")
 
 
-class PythonSourceContext(ArgoModel):
+class PythonSourceContext(EventShape):
     """One `spec.python.<eventName>` entry: an async generator of payloads in a Python file (trusted code)."""
 
     implementation: str = Field(min_length=1, description="Path of the Python file defining `async def "
@@ -126,10 +126,6 @@ class PythonSourceContext(ArgoModel):
         "(never logged).")
     requirements: dict[str, str] = Field(default_factory=dict, max_length=100, description="Python packages "
                                          "needed, `{package: version specifier}`; checked at load.")
-    cloud_event: CloudEventAttributes | None = Field(default=None, description="The CloudEvent type (and "
-                                                     "declared source, subject) of its events.")
-    variables: list[Variable] | None = Field(default=None, max_length=100, description="Values of a payload "
-                                             "copied to top-level keys of the event data.")
 
     @field_validator("requirements")
     @classmethod

@@ -43,8 +43,8 @@ from sensorium.engine.core.origin import declare
 from sensorium.engine.core.specbase import ArgoModel
 from sensorium.engine.goport import gjson
 
-__all__ = ["TRANSFORM_TIMEOUT", "VARIABLES", "CloudEventAttributes", "Transform", "TransformError", "Variable",
-           "check_transform", "compile_transform", "dress", "lift_variables", "with_variables"]
+__all__ = ["TRANSFORM_TIMEOUT", "VARIABLES", "CloudEventAttributes", "EventShape", "Transform", "TransformError",
+           "Variable", "check_transform", "compile_transform", "dress", "lift_variables", "with_variables"]
 
 TRANSFORM_TIMEOUT = 2.0
 """Seconds a `transform(payload)` may take for one event."""
@@ -101,6 +101,17 @@ def lift_variables(payload: Any, variables: Sequence[Variable]) -> Any:
         if found.exists:
             values[var.target_variable] = json.loads(found.raw)
     return with_variables(payload, values)
+
+
+class EventShape(ArgoModel):
+    """The fields any source entry may write to shape its events (Sensorium extension): `cloudEvent` and
+    `variables`. Entry models that offer them inherit them from here, so their rule and description are one."""
+
+    cloud_event: CloudEventAttributes | None = Field(default=None, description="Sensorium extension: the "
+                                                     "CloudEvent type (and declared source, subject) of its events.")
+    variables: list[Variable] | None = Field(default=None, max_length=100, description="Sensorium extension: "
+                                             "values of the event data (gjson paths) copied under its "
+                                             "`variables` key (`variables.<targetVariable>`).")
 
 
 def dress(event: CloudEvent, attrs: CloudEventAttributes | None, variables: Sequence[Variable] = ()) -> CloudEvent:

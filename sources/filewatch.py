@@ -33,9 +33,8 @@ import watchfiles
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.core.specbase import ArgoModel
 from sensorium.sources.base import Publish, Report, no_report, publish_retrying
-from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
+from sensorium.sources.eventshape import EventShape, dress
 from sensorium.sources.file import (
     CHECK_MS,
     DEBOUNCE_MS,
@@ -58,7 +57,7 @@ _CHANGES: dict[Op, tuple[Change, ...]] = {Op.CREATE: ("Created",), Op.WRITE: ("M
                                           Op.REMOVE: ("Deleted",), Op.RENAME: ("Deleted",)}
 
 
-class FileWatchContext(ArgoModel):
+class FileWatchContext(EventShape):
     """One `spec.fileWatch.<eventName>` entry: changes of the files matching a glob under a directory."""
 
     path: str = Field(description="Absolute path of the directory watched.")
@@ -67,10 +66,6 @@ class FileWatchContext(ArgoModel):
     notify_filters: list[Change] = Field(default_factory=lambda: list(_ALL), min_length=1,
                                          description="The changes reported: Created, Modified, Deleted.")
     polling: bool = Field(default=False, description="Poll the directory instead of using inotify.")
-    cloud_event: CloudEventAttributes | None = Field(default=None, description="The CloudEvent type (and "
-                                                     "declared source, subject) of its events.")
-    variables: list[Variable] | None = Field(default=None, max_length=100, description="Values of the event data "
-                                             "copied to its top-level keys.")
 
     @field_validator("path")
     @classmethod

@@ -48,7 +48,7 @@ from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_url
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks, Report, no_report
-from sensorium.sources.eventshape import CloudEventAttributes, Variable, dress
+from sensorium.sources.eventshape import EventShape, dress
 
 __all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_SEEN_KEYS", "MAX_BACKOFF", "HttpPollContext", "HttpPollSource",
            "PollError", "SeenKeys", "select_items"]
@@ -81,7 +81,7 @@ class SecureHeader(ArgoModel):
     value_from: SecureHeaderRef = Field(description="Where the value is read from (each poll: rotation works).")
 
 
-class HttpPollContext(ArgoModel):
+class HttpPollContext(EventShape):
     """One `spec.httpPoll.<eventName>` entry: a JSON URL polled at an interval, one event per new item."""
 
     url: str = Field(description="URL to poll: http:// or https://, with a host (put tokens in secureHeaders).")
@@ -100,10 +100,6 @@ class HttpPollContext(ArgoModel):
     max_response_size: int = Field(default=DEFAULT_MAX_RESPONSE, ge=1,
                                    description="Largest response body in bytes (default 10 MiB); larger fails.")
     timeout: float = Field(default=30.0, gt=0, le=3600, description="Seconds allowed per request.")
-    cloud_event: CloudEventAttributes | None = Field(default=None, description="The CloudEvent type (and "
-                                                     "declared source, subject) of its events.")
-    variables: list[Variable] | None = Field(default=None, max_length=100, description="Values of an item "
-                                             "copied to top-level keys of the event data.")
 
     @field_validator("url")
     @classmethod

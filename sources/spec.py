@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from sensorium.engine.core.specbase import ArgoModel, KeySelector, check_port
-from sensorium.sources.eventshape import CloudEventAttributes, Variable, check_transform
+from sensorium.sources.eventshape import EventShape, check_transform
 
 DEFAULT_MAX_PAYLOAD = 1_048_576
 
@@ -28,7 +28,7 @@ class SignatureSpec(ArgoModel):
                              "signed timestamp, in seconds.")
 
 
-class WebhookContext(ArgoModel):
+class WebhookContext(EventShape):
     """One `spec.webhook.<eventName>` entry: an HTTP endpoint whose requests become CloudEvents."""
 
     endpoint: str = Field(description="URL path, e.g. /example.")
@@ -53,10 +53,6 @@ class WebhookContext(ArgoModel):
     transform_payload: str | None = Field(
         default=None, description="Sensorium extension: Python code defining `transform(payload)`, which reshapes "
         "the JSON body before it becomes the event's (trusted code; 2 s per request; a failure answers 500).")
-    cloud_event: CloudEventAttributes | None = Field(default=None, description="Sensorium extension: the "
-                                                     "CloudEvent type (and declared source, subject) of its events.")
-    variables: list[Variable] | None = Field(default=None, max_length=100, description="Sensorium extension: "
-                                             "values of the event data (gjson paths) copied to its top-level keys.")
 
     @field_validator("transform_payload")
     @classmethod

@@ -17,7 +17,7 @@ it as `eventSourceName: X, eventName: X`. `spec.Type` chooses the kind the event
 
 `EventType` becomes the CloudEvent `type`; `EventSource` and `Subject` the extension attributes `originsource`
 and `originsubject` (`sources.eventshape`: the CloudEvent `source`/`subject` stay X, which sensors route on).
-`Variables` (`SourceColumn` -> `TargetVariable`) become top-level keys of the event data.
+`Variables` (`SourceColumn` -> `TargetVariable`) become `variables.<TargetVariable>` in the event data.
 
 Placeholders, in Parameters values: `{{sys:NAME}}` is the environment variable NAME, read at load; `${name}` is the
 secret `name`, read when the source starts from `<secrets-dir>/<name>/value` or `SENSORIUM_SECRET_<NAME>_VALUE`.
