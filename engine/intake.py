@@ -52,7 +52,11 @@ class IntakeSettings:
     the bound on what every sensor together holds, and how far the others may run ahead of one slow sensor."""
     inbox: int = 256
     """Shares one sensor holds waiting for its stage; a message arriving for a full inbox is nak'ed for that
-    sensor (and redelivered after OVERFLOW_RETRY), so a slow sensor holds at most this plus its firings."""
+    sensor (and redelivered after OVERFLOW_RETRY), so a slow sensor holds at most this plus its firings. The
+    intake fetches no more messages than the emptiest inbox has room for, and waits while that is less than a
+    batch: when every sensor is behind, messages wait on the bus instead of being fetched, decoded and nak'ed
+    over and over (a burst into one sensor was fetched ~3 times per message); one slow sensor never stops the
+    fetching for the others."""
 
 
 def _key_of(delivery: Delivery) -> str:
@@ -83,6 +87,7 @@ class Intake:
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._failing: str | None = None
+        self._room = asyncio.Event()  # set when an inbox may have room for a batch again
 
     # -- membership ----------------------------------------------------------------------------------------
     def inbox(self, sensor: str) -> Inbox:
@@ -90,6 +95,7 @@ class Intake:
         inbox = self.inboxes.get(sensor)
         if inbox is None:
             inbox = self.inboxes[sensor] = Inbox(sensor, self.settings.inbox)
+            inbox.on_taken = self._room.set
         return inbox
 
     async def sync(self, runners: Sequence[SensorRunner]) -> None:
@@ -110,6 +116,7 @@ class Intake:
         for name in [n for n in self.inboxes if n not in members]:
             for share in self.inboxes.pop(name).take_all():
                 await share.ack()
+        self._room.set()
 
     def _spec(self, keys: Sequence[EventKey], start_after: int | None = None) -> ConsumerSpec:
         return ConsumerSpec(name=self.settings.group, keys=keys, ack_wait=self.settings.ack_wait,
@@ -200,8 +207,9 @@ class Intake:
             if consumer is None:  # no sensor yet
                 await asyncio.sleep(self.settings.fetch_timeout)
                 continue
+            wanted = await self._wanted()
             try:
-                batch = await consumer.fetch(self.settings.batch, self.settings.fetch_timeout)
+                batch = await consumer.fetch(wanted, self.settings.fetch_timeout)
             except BusError as exc:
                 log.error("intake %s: fetch failed: %s (retrying in %.1fs)", self.settings.group, exc, backoff)
                 self._fail(f"fetch failed: {exc}")
@@ -217,6 +225,17 @@ class Intake:
                 except Exception as exc:  # never the loop's end: the bus redelivers an unsettled message
                     log.error("intake %s: message at %s not dispatched: %s", self.settings.group,
                               delivery.position, exc)
+
+    async def _wanted(self) -> int:
+        """How many messages to fetch: at most what the emptiest inbox takes, once that is a batch (or its
+        whole size, when smaller); waits until then (see IntakeSettings.inbox)."""
+        batch = self.settings.batch
+        while True:
+            room = max((inbox.room for name, inbox in self.inboxes.items() if name in self.members), default=batch)
+            if room >= min(batch, self.settings.inbox):
+                return min(batch, room)
+            self._room.clear()
+            await self._room.wait()
 
     def _fail(self, cause: str | None) -> None:
         """Readiness (`/readyz`) names the cause for every sensor fed by the intake."""

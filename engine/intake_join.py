@@ -117,6 +117,13 @@ class Inbox(Consumer):
         self.sensor, self.limit = sensor, limit
         self._queue: deque[Share] = deque()
         self._ready = asyncio.Event()
+        self.on_taken: Callable[[], None] | None = None
+        """Called after the runner took shares (the intake then knows there is room again)."""
+
+    @property
+    def room(self) -> int:
+        """Shares it accepts now."""
+        return self.limit - len(self._queue)
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -141,6 +148,8 @@ class Inbox(Consumer):
         out: list[Delivery] = []
         while self._queue and len(out) < max_messages:
             out.append(self._queue.popleft())
+        if out and self.on_taken is not None:
+            self.on_taken()
         return out
 
     def take_all(self) -> list[Share]:

@@ -367,7 +367,10 @@ class SensorRunner:
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
                         tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
         try:
-            outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
+            if len(firings) == 1:  # the common case: no task of its own (gather would add one per event)
+                outcomes = [await self._fire(firings[0], event.id, span)]
+            else:
+                outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
             failed = 0
             for firing, outcome in zip(firings, outcomes, strict=True):
                 self.metrics.fired(firing.trigger, event, outcome)

@@ -261,3 +261,57 @@ async def test_a_stage_failure_dead_letters_for_that_sensor_only() -> None:
     assert fired.ids == ["e0", "e1", "e2"]
     assert [(s, a["dlqsensor"], a["dlqreason"], a["dlqevent"]) for s, a, _ in broker.dead_letters] == [
         ("bad", "bad", "unprocessable", f"e{n}") for n in range(3)]
+
+
+class SlowFired(Fired):
+    async def fire(self, events: Mapping[str, CloudEvent]) -> Fired:
+        await asyncio.sleep(0.002)
+        return await super().fire(events)
+
+
+async def test_a_burst_into_a_busy_sensor_waits_on_the_bus_instead_of_being_fetched_again() -> None:
+    """The intake fetches no more than the inbox takes: no message is refused, nak'ed and fetched again."""
+    broker = MemoryBroker()
+    bus, intake = await intake_on(broker, inbox=4)
+    st, fired = stage("busy"), SlowFired()
+    busy = SensorRunner("busy", [KEY], st, {"t": fired}, bus, RunnerSettings(fetch_timeout=0.05, max_in_flight=2),
+                        inbox=intake.inbox("busy"), dependencies=st.sensor.spec.dependencies)
+    await intake.sync([busy])
+    stop = asyncio.Event()
+    task = asyncio.create_task(busy.run(stop))
+    intake.launch()
+    try:
+        await bus.publish_many([(KEY, f"e{n}", encode_structured(event({"n": n}, event_id=f"e{n}")))
+                                for n in range(60)])
+        async with asyncio.timeout(10):
+            while broker.groups[DEFAULT_GROUP].pending or broker.groups[DEFAULT_GROUP].cursor < 60:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+        await intake.close()
+    assert sorted(fired.ids) == sorted(f"e{n}" for n in range(60))
+    assert set(broker.groups[DEFAULT_GROUP].deliveries.values()) == {1}
+
+
+async def test_a_sensor_whose_inbox_stays_full_does_not_stop_the_others() -> None:
+    broker = MemoryBroker()
+    bus, intake = await intake_on(broker, inbox=2)
+    stuck, _ = runner(intake, bus, "stuck")  # never runs: its inbox fills and stays full
+    other, fired = runner(intake, bus, "other")
+    await intake.sync([stuck, other])
+    stop = asyncio.Event()
+    task = asyncio.create_task(other.run(stop))
+    intake.launch()
+    try:
+        await bus.publish_many([(KEY, f"e{n}", encode_structured(event({"n": n}, event_id=f"e{n}")))
+                                for n in range(20)])
+        async with asyncio.timeout(10):
+            while len(fired.ids) < 20:
+                await asyncio.sleep(0.02)
+    finally:
+        stop.set()
+        await task
+        await intake.halt()
+    assert fired.ids == [f"e{n}" for n in range(20)]
+    assert len(intake.inboxes["stuck"]) == 2

@@ -64,6 +64,11 @@ def _op(method: str) -> str:
     return method[:1].upper() + method[1:].lower()
 
 
+def _where(request: HttpRequest) -> str:
+    """`Post "URL"` for error messages (built only when one is)."""
+    return f'{_op(request.method)} "{safe_url(request.url)}"'
+
+
 class HttpClient:
     """The engine's single HTTP connection pool (created lazily inside the running loop). `attempt_spans`, when
     set (OpenTelemetry on), gets a span per request every HTTP trigger sends (`triggers.tracehook`)."""
@@ -104,7 +109,6 @@ class HttpClient:
         to 64 KiB, so the connection can be reused) and dropped. `extra_headers` (trace context) are sent after
         the request's own. Raises TriggerError: retryable for transport errors and timeouts, terminal for a bad
         request."""
-        where = f'{_op(request.method)} "{safe_url(request.url)}"'
         headers = list(request.headers)
         if extra_headers:
             headers.extend(extra_headers.items())
@@ -116,14 +120,15 @@ class HttpClient:
             ) as response:
                 return response.status, await _drain(response)
         except TimeoutError:
+            where = _where(request)
             raise TriggerError(f"{where}: timeout: no response within {request.timeout:g}s",
                                retryable=True) from None
         except aiohttp.InvalidURL as exc:
             raise TriggerError(f"failed to construct request for {safe_url(request.url)}, {exc}") from None
         except aiohttp.TooManyRedirects:
-            raise TriggerError(f"{where}: stopped after {MAX_REDIRECTS} redirects", retryable=True) from None
+            raise TriggerError(f"{_where(request)}: stopped after {MAX_REDIRECTS} redirects", retryable=True) from None
         except (aiohttp.ClientError, OSError) as exc:  # before ValueError: certificate errors are both
-            raise TriggerError(f"{where}: {type(exc).__name__}: {exc}", retryable=True) from None
+            raise TriggerError(f"{_where(request)}: {type(exc).__name__}: {exc}", retryable=True) from None
         except ValueError as exc:  # e.g. a header value with a newline
             raise TriggerError(f"failed to construct request for {safe_url(request.url)}, {exc}") from None
 

@@ -11,6 +11,7 @@ everything that describes the request (`redacted_headers()`, `summary()`, `repr(
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class SecretError(TriggerError):
         super().__init__(message, retryable=True)
 
 
+@functools.lru_cache(maxsize=1024)  # a trigger's URL is mostly the same at every firing (its summary, errors)
 def safe_url(url: str) -> str:
     """The URL with any userinfo password masked (Go's url.Error does the same)."""
     try:
