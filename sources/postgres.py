@@ -271,8 +271,8 @@ class PostgresSource:
 
     async def _prepare(self, conn: psycopg.AsyncConnection[Any], entry: _Entry, ready: asyncio.Event) -> None:
         """Take the slot's advisory lock (waiting while another engine holds it: `ready` is set then, that engine
-        has the slot), then check the table and make sure the slot exists for wal2json in this database (created
-        when missing). PostgresError when the table is missing or the slot is another's."""
+        has the slot), make sure the slot exists (`_ensure_slot`), then check the table. PostgresError when the
+        table is missing or the slot is another's."""
         lock = f"sensorium.postgres.slot.{entry.slot}"
         waiting = False
         while True:
@@ -285,6 +285,7 @@ class PostgresSource:
                 log.info("postgres %s: slot %s is read by another engine; waiting for it", entry.key, entry.slot)
                 waiting = True
             await asyncio.sleep(min(entry.spec.interval(), 5.0))
+        await self._ensure_slot(conn, entry)
         table = await (await conn.execute(
             "SELECT c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')",
@@ -297,6 +298,10 @@ class PostgresSource:
             log.info("postgres %s: %s.%s has REPLICA IDENTITY %s: oldRow holds %s; ALTER TABLE ... REPLICA IDENTITY "
                      "FULL for every column's old value", entry.key, entry.spec.schema_name, entry.spec.table,
                      _IDENTITY.get(table[0], table[0]), "no values" if table[0] == "n" else "the key columns only")
+
+    async def _ensure_slot(self, conn: psycopg.AsyncConnection[Any], entry: _Entry) -> None:
+        """The entry's slot exists for wal2json in this database (created when missing). It is made before the
+        table is even checked, so a table created later loses no change made before the source sees it."""
         row = await (await conn.execute(
             "SELECT plugin, database, slot_type FROM pg_replication_slots WHERE slot_name = %s", (entry.slot,)
         )).fetchone()
@@ -308,7 +313,7 @@ class PostgresSource:
                 log.info("postgres %s: created replication slot %s (%s) on %s", entry.key, entry.slot, PLUGIN,
                          entry.where)
             except DuplicateObject:
-                pass  # created meanwhile by another engine: checked below at the next connection
+                pass  # created meanwhile by another engine: checked at the next connection
             return
         plugin, database, slot_type = row
         if slot_type != "logical" or plugin != PLUGIN or database != entry.spec.database:
