@@ -15,8 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from sensorium.engine.core.paths import PathExpr
-from sensorium.engine.core.specbase import ArgoModel, Loc, raise_located
-from sensorium.engine.goport.duration import parse_duration
+from sensorium.engine.core.specbase import ArgoModel, Loc, positive_duration, raise_located
 from sensorium.engine.goport.gjson import go_parse_bool, go_parse_float
 from sensorium.engine.goport.re2 import compile_re2
 from sensorium.sensors.conditions import compile_condition
@@ -233,9 +232,7 @@ class SensorConsumer(ArgoModel):
     @field_validator("ack_wait")
     @classmethod
     def _ack_wait(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) <= 0:
-            raise ValueError(f"ackWait must be a positive duration, got {value!r}")
-        return value
+        return positive_duration(value, "ackWait") if value is not None else None
 
 
 class SensorSpec(ArgoModel):

@@ -35,7 +35,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
-from sensorium.engine.core.specbase import ArgoModel
+from sensorium.engine.core.specbase import ArgoModel, positive_duration
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks
 
@@ -61,9 +61,7 @@ class Catchup(ArgoModel):
     @field_validator("max_duration")
     @classmethod
     def _duration(cls, v: str | None) -> str | None:
-        if v is not None and v != "" and parse_duration(v) <= 0:
-            raise ValueError(f"maxDuration must be positive, got {v!r}")
-        return v or None
+        return positive_duration(v, "maxDuration") if v else None
 
 
 class Persistence(ArgoModel):

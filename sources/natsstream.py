@@ -54,7 +54,7 @@ from pydantic import Field, field_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, is_json
 from sensorium.engine.core.errors import BusError, SensoriumError
-from sensorium.engine.core.specbase import ArgoModel, check_url
+from sensorium.engine.core.specbase import ArgoModel, check_url, positive_duration
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.sources.base import EntryTasks, Publish
 
@@ -140,9 +140,7 @@ class NatsStreamContext(ArgoModel):
     @field_validator("ack_wait")
     @classmethod
     def _duration(cls, v: str) -> str:
-        if parse_duration(v) <= 0:
-            raise ValueError(f"ackWait must be positive, got {v!r}")
-        return v
+        return positive_duration(v, "ackWait")
 
 
 def _header(msg: Msg, name: str) -> str | None:

@@ -9,6 +9,8 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sensorium.engine.goport.duration import parse_duration
+
 Loc = tuple[str | int, ...]
 # RFC 7230 section 3.2.6: a header field name is a `token`.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -99,3 +101,14 @@ def check_header_value(value: str) -> None:
     """An HTTP header value must not contain CR, LF or NUL (header injection). The value is not repeated."""
     if any(c in value for c in "\r\n\0"):
         raise ValueError("header value contains CR, LF or NUL")
+
+
+def positive_duration(value: str, what: str) -> str:
+    """`value` if it is a Go duration (`2s`, `500ms`, `1m30s`) above zero; ValueError naming `what` otherwise."""
+    try:
+        ns = parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{what} {value!r} is not a duration (e.g. 2s, 500ms, 1m30s): {exc}") from None
+    if ns <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return value

@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sensorium.engine.core.errors import ConfigError
-from sensorium.engine.core.specbase import check_url
+from sensorium.engine.core.specbase import check_url, positive_duration
 from sensorium.engine.documents import EventSource, Sensor
 from sensorium.engine.goport.duration import parse_duration
 from sensorium.engine.located import ConfigErrors, Origin, validate_model
@@ -40,16 +40,6 @@ Translated = list[tuple[Any, Origin]]
 DEPENDENCY = "message"
 TRIGGER = "webhook"
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-
-
-def _positive_duration(value: str, what: str) -> str:
-    try:
-        ns = parse_duration(value)
-    except ValueError as exc:
-        raise ValueError(f"{what} {value!r} is not a duration (e.g. 2s, 500ms, 1m30s): {exc}") from None
-    if ns <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return value
 
 
 class _Model(BaseModel):
@@ -70,7 +60,7 @@ class HnsWebhook(_Model):
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, v: str) -> str:
-        return _positive_duration(v, "timeout")
+        return positive_duration(v, "timeout")
 
     @field_validator("headers")
     @classmethod
@@ -111,12 +101,12 @@ class HnsSubscription(_Model):
     @field_validator("backoff")
     @classmethod
     def _backoff(cls, v: str) -> str:
-        return _positive_duration(v, "backoff")
+        return positive_duration(v, "backoff")
 
     @field_validator("ack_wait")
     @classmethod
     def _ack_wait(cls, v: str) -> str:
-        return _positive_duration(v, "ack_wait")
+        return positive_duration(v, "ack_wait")
 
 
 class HnsNats(_Model):
