@@ -26,35 +26,7 @@ from sensorium.sources.postgres_changes import (
     rfc3339,
 )
 from sensorium.sources.postgres_weik import WeikParameterError
-
-SEED = Path(__file__).resolve().parent / "upstream" / "seed-systems.md"  # a copy of shared/reference
-ORDERS_DB = """\
-apiVersion: weik.io/v1
-kind: EventSource
-metadata:
-  name: orders-db
-spec:
-  Type: database
-  EventType: com.example.orders.changed
-  EventSource: orders-database
-  Subject: /tables/orders
-  Parameters:
-    DatabaseType: postgresql
-    Host: 127.0.0.1
-    Port: "5432"
-    Database: shop
-    Username: shop
-    Password: ${orders-db-password}
-    Schema: public
-    Table: orders
-    TrackInserts: "true"
-    TrackUpdates: "true"
-    TrackDeletes: "false"
-    PollingInterval: "5"
-  Variables:
-    - SourceColumn: order_id
-      TargetVariable: OrderId
-"""
+from tests.seed import ORDERS_DB
 
 
 def entry(**fields: Any) -> PostgresContext:
@@ -231,7 +203,6 @@ def test_rfc3339() -> None:
 # ---- Weik.io's database Parameters --------------------------------------------------------------------------------
 
 def test_the_seed_orders_db_parameters_map_onto_a_valid_entry() -> None:
-    assert ORDERS_DB in SEED.read_text()  # the example as the seed page has it
     doc = yaml.safe_load(ORDERS_DB)["spec"]
     spec = from_weik(doc["Parameters"], doc["Variables"])
     assert spec == {"host": "127.0.0.1", "port": 5432, "database": "shop", "username": "shop",

@@ -30,6 +30,7 @@ from sensorium.sources.eventshape import CloudEventAttributes, Transform, Transf
 from sensorium.sources.slack import SlackEventSource, slack_endpoint
 from sensorium.sources.webhook import WebhookServer
 from tests.engine_harness import free_port
+from tests.seed import ORDERS_DB
 
 ROOT = Path(__file__).resolve().parent.parent
 WEIK_FILES = [ROOT / "examples/weikio/eventsources.yaml", ROOT / "examples/custom/eventsource.yaml",
@@ -99,33 +100,6 @@ def test_convert_prints_argo_documents_that_load_back_without_secrets(folder: st
     assert [d for d, _ in again.sources] == [d for d, _ in original.sources]
 
 
-SEED_ORDERS_DB = """\
-apiVersion: weik.io/v1
-kind: EventSource
-metadata:
-  name: orders-db
-spec:
-  Type: database
-  EventType: com.example.orders.changed
-  EventSource: orders-database
-  Subject: /tables/orders
-  Parameters:
-    DatabaseType: postgresql
-    Host: 127.0.0.1
-    Port: "5432"
-    Database: shop
-    Username: shop
-    Password: ${orders-db-password}
-    Schema: public
-    Table: orders
-    TrackInserts: "true"
-    TrackUpdates: "true"
-    TrackDeletes: "false"
-    PollingInterval: "5"
-  Variables:
-    - SourceColumn: order_id
-      TargetVariable: OrderId
-"""
 
 
 def test_the_seed_database_example_loads_as_a_postgres_entry(tmp_path: Path) -> None:
@@ -133,7 +107,7 @@ def test_the_seed_database_example_loads_as_a_postgres_entry(tmp_path: Path) -> 
     `from_weik`), the password a secret reference (never resolved at load), the variables lifted and the
     EventType/EventSource/Subject declared on its events."""
     path = tmp_path / "orders-db.yaml"
-    path.write_text(SEED_ORDERS_DB)
+    path.write_text(ORDERS_DB)
     config = load_checked([path], environ={})
     [entry] = config.entries
     assert (entry.kind, entry.event_source, entry.event_name) == ("postgres", "orders-db", "orders-db")
