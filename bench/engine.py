@@ -274,6 +274,9 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
             hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
                                 handle_signals=False, tracer=hub, ops_port=args.ops_port,
+                                # each variant its own intake: variants running side by side on one bus must
+                                # not share one durable consumer (the deployment's, `--group`)
+                                intake_group=f"bench-{spec.kind}-{spec.source}",
                                 runner=RunnerSettings(ack_wait=args.ack_wait, batch=spec.batch,
                                                       fetch_timeout=spec.fetch_timeout,
                                                       max_in_flight=spec.in_flight))

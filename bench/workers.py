@@ -1,21 +1,29 @@
 """Benchmark: one engine process against two (`sensorium run --workers 2`), on JetStream and on Kafka.
 
-    python -m bench.workers [--buses jetstream,kafka] [--events 5000] [--rounds 2] [--warmup 300]
+    python -m bench.workers [--buses jetstream,kafka] [--events 5000] [--rounds 4] [--bursts 3] [--warmup 300]
 
-One sensor with six dependencies (`work.<name>` for six event names, `d0 || d1 || ... || d5`) and an HTTP
-trigger to the harness's sink; events spread round-robin over the six names. On Kafka a record's key is
-`<eventSourceName>.<eventName>` (Argo's), so the names are picked so that the topic's 3 partitions get two names
-each (sarama's hash): two workers then share the work through the consumer group. On JetStream the workers
-share the sensor's durable pull consumer.
+One sensor with twelve dependencies (`work.<name>` for twelve event names, `d0 || d1 || ... || d11`) and an HTTP
+trigger to the sink; events spread round-robin over the names. On Kafka a record's key is
+`<eventSourceName>.<eventName>` (Argo's), so the names are picked one per partition of the topic Sensorium
+creates (12, sarama's hash): two workers then get six partitions and half the events each through the consumer
+group. On JetStream the workers share the intake's durable pull consumer.
 
-Per bus, rounds alternate one process and two (`--workers 2`, whatever the checkout's `sensorium run` does
-with it), each a new `sensorium run` started as a user starts it. Each round: wait for /readyz of every
-worker, a warm-up of --warmup events (all must arrive: the consumer group has settled), then a burst of --events
-events published at once; the harness reports events/s (first publish to last arrival at the sink), the CPU
-seconds per event of all engine processes together (parent and workers, user+system, /proc), the cores each
-process used over the burst (its CPU seconds / the burst's wall time), and lost/duplicated events (nothing may
-be lost; duplicates are allowed by at-least-once but counted). The table prints medians over rounds and the
-two-process figures against one process's in the same run.
+Per bus, --rounds times: one `sensorium run` (one process) and one `sensorium run --workers 2`, started as a user
+starts them, side by side on the bus, each with its own event source (`one`, `two`) and intake group. Wait for
+/readyz of every worker, a warm-up of --warmup events each (all must arrive: the consumer groups have settled),
+then --bursts pairs of bursts: one to each deployment, in an order that alternates, the other deployment stopped
+meanwhile. Paired bursts run seconds apart, so their ratio sees nearly the same machine (its speed drifts by
++-20% over minutes on this shared 2-core machine); the table prints the median of the per-pair ratios besides
+the ratio of the medians. A burst's --events
+events are published while every engine process is stopped (SIGSTOP), and the window is measured from SIGCONT
+to the last arrival: the engines drain a backlog while the bus and the sink run beside them on the same cores,
+and the harness's publishing (0.4 of a core when it ran inside the window) is not in it. Per burst: events/s
+over the window, the CPU seconds per event of all engine processes together (parent and workers, user+system,
+/proc), the cores each process used over the window (its CPU seconds / the window: the engines, `bus` =
+nats-server or the Kafka broker's JVM, `sink`, `harness`), and lost/duplicated events (nothing may be lost;
+duplicates are allowed by at-least-once but counted). The sink is `bench.fastsink`, a process of its own
+(~0.1 of a core at 6,000 requests/s, against ~100 us per request for an aiohttp server). The table prints
+medians over all bursts of a variant and the two-process figures against one process's in the same run.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -32,33 +41,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.engine import Sink, _load
-from bench.procs import bench_event, command, publish, start_engine
+from bench.engine import _load
+from bench.fastsink import ProcessSink
+from bench.procs import Engine, bench_event, command, cpu_seconds, publish, start_engine
 from sensorium.buses.base import Bus, EventKey
-
-SOURCE = "work"
-PARTITIONS = 3  # what Sensorium creates a Kafka topic with
+from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 
 
-def event_names(count: int = 6) -> list[str]:
-    """`count` event names whose Kafka keys hash evenly over PARTITIONS partitions (sarama's FNV-1a)."""
+def event_names(source: str, count: int = DEFAULT_PARTITIONS) -> list[str]:
+    """`count` event names whose Kafka keys hash evenly over the partitions of a topic Sensorium creates
+    (sarama's FNV-1a)."""
     from sensorium.buses.kafka.connection import sarama_hash
 
-    per = count // PARTITIONS
-    chosen: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+    per = count // DEFAULT_PARTITIONS
+    chosen: dict[int, list[str]] = {p: [] for p in range(DEFAULT_PARTITIONS)}
     n = 0
     while any(len(v) < per for v in chosen.values()):
         name = f"e{n}"
-        part = sarama_hash(f"{SOURCE}.{name}".encode(), PARTITIONS)
+        part = sarama_hash(f"{source}.{name}".encode(), DEFAULT_PARTITIONS)
         if len(chosen[part]) < per:
             chosen[part].append(name)
         n += 1
     return [name for names in chosen.values() for name in names]
 
 
-def sensor_yaml(names: Sequence[str], sink_url: str) -> str:
+def sensor_yaml(source: str, names: Sequence[str], sink_url: str) -> str:
     deps = "\n".join(f"""    - name: d{i}
-      eventSourceName: {SOURCE}
+      eventSourceName: {source}
       eventName: {name}""" for i, name in enumerate(names))
     condition = " || ".join(f"d{i}" for i in range(len(names)))
     params = "\n".join(f"""            - src: {{dependencyName: d{i}, contextKey: id}}
@@ -68,7 +77,7 @@ def sensor_yaml(names: Sequence[str], sink_url: str) -> str:
     return f"""apiVersion: argoproj.io/v1alpha1
 kind: Sensor
 metadata:
-  name: workers-bench
+  name: workers-bench-{source}
 spec:
   dependencies:
 {deps}
@@ -94,62 +103,122 @@ class Round:
     lost: int = 0
     dup: int = 0
     failed: str = ""
+    pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
 
 
-def _items(names: Sequence[str], count: int, tag: str) -> list[tuple[EventKey, str, bytes]]:
+def _items(source: str, names: Sequence[str], count: int, tag: str) -> list[tuple[EventKey, str, bytes]]:
     items = []
     for j in range(count):
         name = names[j % len(names)]
         event_id = f"{tag}-{j:08d}-{os.urandom(4).hex()}"
-        items.append((EventKey(SOURCE, name), event_id, bench_event(SOURCE, name, event_id, {"n": j})))
+        items.append((EventKey(source, name), event_id, bench_event(source, name, event_id, {"n": j})))
     return items
 
 
-async def one_round(bus_name: str, bus_url: str, bus: Bus, workers: int, number: int, args: argparse.Namespace,
-                    sink: Sink, names: Sequence[str], tmp: Path) -> Round:
-    result = Round(bus_name, workers)
-    folder = tmp / f"{bus_name}-{workers}-{number}"
-    folder.mkdir()
-    (folder / "sensor.yaml").write_text(sensor_yaml(names, sink.url))
-    engine = start_engine([folder / "sensor.yaml"], bus_url, folder / "data", folder / "engine.log", workers)
-    alive = lambda: engine.process.poll() is None  # noqa: E731
+@dataclass
+class Deployment:
+    """One `sensorium run` (with `workers` processes) on its own event source and intake group."""
+
+    workers: int
+    source: str
+    names: list[str]
+    engine: Engine
+
+    def alive(self) -> bool:
+        return self.engine.process.poll() is None
+
+    def signal(self, number: int) -> None:
+        for pid in self.engine.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
+
+async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: argparse.Namespace,
+                    sink: ProcessSink, tmp: Path, bus_pid: int) -> list[Round]:
+    """Both deployments started side by side, warmed up, then --bursts pairs of bursts (a Round each)."""
+    deployments: list[Deployment] = []
     try:
+        for workers, source in ((1, "one"), (2, "two")):
+            folder = tmp / f"{bus_name}-{number}-{source}"
+            folder.mkdir()
+            names = event_names(source)
+            (folder / "sensor.yaml").write_text(sensor_yaml(source, names, sink.url))
+            engine = start_engine([folder / "sensor.yaml"], bus_url, folder / "data", folder / "engine.log",
+                                  workers, extra=("--group", f"bench-{source}-{number}"))
+            deployments.append(Deployment(workers, source, names, engine))
         try:
-            await engine.ready(args.ready_timeout)
-            warm = _items(names, args.warmup, f"warm{number}")
-            sink.reset()
-            sink.expect(i for _, i, _ in warm)
-            await publish(bus, warm)
-            if not await sink.wait(args.timeout, 60.0, alive):
-                raise RuntimeError(f"warm-up: {len(sink.arrivals)} of {len(warm)} events arrived")
+            for d in deployments:
+                await d.engine.ready(args.ready_timeout)
+            for d in deployments:
+                warm = _items(d.source, d.names, args.warmup, f"warm{number}")
+                await sink.clear()
+                sink.expect(i for _, i, _ in warm)
+                await publish(bus, warm)
+                if not await sink.wait(args.timeout, 60.0, d.alive):
+                    raise RuntimeError(f"warm-up of {d.workers} process(es): {len(sink.arrivals)} of {len(warm)} "
+                                       "events arrived")
         except (TimeoutError, RuntimeError) as exc:
-            result.failed = str(exc).splitlines()[0][:300]
-            return result
-        await asyncio.sleep(0.5)
-        items = _items(names, args.events, f"burst{number}")
-        sink.reset()
-        sink.expect(i for _, i, _ in items)
-        pids = engine.pids()
-        before = engine.cpu()
-        started = time.time_ns()
-        await publish(bus, items)
-        done = await sink.wait(args.timeout, 30.0, alive)
-        after = engine.cpu()  # (the engines are idle once the last event arrived)
-        last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
-        elapsed = max((last - started) / 1e9, 1e-9)
-        await asyncio.sleep(0.5)
-        arrived = len(sink.arrivals)
-        result.lost, result.dup = len(items) - arrived, sink.duplicates
-        spent = {pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in pids}
-        if arrived:
-            result.rate = arrived / elapsed
-            result.cpu_us = sum(spent.values()) / arrived * 1e6
-        result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
-        if not done:
-            result.failed = f"{arrived} of {len(items)} events arrived"
-        return result
+            return [Round(bus_name, d.workers, failed=str(exc).splitlines()[0][:300]) for d in deployments]
+        rounds = []
+        for burst in range(args.bursts):
+            order = deployments if (number + burst) % 2 else deployments[::-1]
+            for d in order:
+                await asyncio.sleep(0.3)
+                other = next(o for o in deployments if o is not d)
+                other.signal(signal.SIGSTOP)  # nothing of it runs while the other is measured
+                try:
+                    result = await one_burst(bus_name, bus, f"burst{number}.{burst}", args, sink, d, bus_pid)
+                finally:
+                    other.signal(signal.SIGCONT)
+                result.pair = (number, burst)
+                rounds.append(result)
+                print(f"    {result}", file=sys.stderr, flush=True)
+                if result.failed:
+                    return rounds
+        return rounds
     finally:
-        await asyncio.to_thread(engine.stop)
+        for d in deployments:
+            await asyncio.to_thread(d.engine.stop)
+
+
+async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace, sink: ProcessSink,
+                    deployment: Deployment, bus_pid: int) -> Round:
+    result = Round(bus_name, deployment.workers)
+    engine = deployment.engine
+    items = _items(deployment.source, deployment.names, args.events, tag)
+    await sink.clear()
+    sink.expect(i for _, i, _ in items)
+    pids = engine.pids()
+    others = {"bus": bus_pid, "sink": sink.pid, "harness": os.getpid()}
+    # The burst waits on the bus while every engine process is stopped (SIGSTOP), so that the measured window
+    # (from SIGCONT to the last arrival) holds the engines draining a backlog, the bus and the sink, and not the
+    # harness's publishing (0.4 of a core at these rates, on the same two cores, when it published meanwhile).
+    deployment.signal(signal.SIGSTOP)
+    try:
+        await publish(bus, items)
+    finally:
+        before = engine.cpu()
+        before_others = {role: cpu_seconds(pid) for role, pid in others.items()}
+        started = time.time_ns()
+        deployment.signal(signal.SIGCONT)
+    done = await sink.wait(args.timeout, 30.0, deployment.alive)
+    after = engine.cpu()  # (the engines are idle once the last event arrived)
+    after_others = {role: cpu_seconds(pid) for role, pid in others.items()}
+    last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
+    elapsed = max((last - started) / 1e9, 1e-9)
+    await asyncio.sleep(0.5)
+    await sink.collect()  # a late duplicate is counted too
+    arrived = len(set(sink.arrivals) & {i for _, i, _ in items})
+    result.lost, result.dup = len(items) - arrived, sink.duplicates
+    spent = {pid: after.get(pid, 0.0) - before.get(pid, 0.0) for pid in pids}
+    if arrived:
+        result.rate = arrived / elapsed
+        result.cpu_us = sum(spent.values()) / arrived * 1e6
+    result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
+    result.cores.update({role: (after_others[role] - before_others[role]) / elapsed for role in others})
+    if not done:
+        result.failed = f"{arrived} of {len(items)} events arrived"
+    return result
 
 
 def _role(pid: int, parent: int) -> str:
@@ -159,9 +228,18 @@ def _role(pid: int, parent: int) -> str:
     return f"worker {text.split('--worker-id', 1)[1].split()[0]}" if "--worker-id" in text else f"pid {pid}"
 
 
+def _pairs(rounds: Sequence[Round]) -> list[tuple[float, float]]:
+    """(events/s, CPU per event) of two processes over one process, per pair of bursts run seconds apart."""
+    by_pair: dict[tuple[int, int], dict[int, Round]] = {}
+    for r in rounds:
+        by_pair.setdefault(r.pair, {})[r.workers] = r
+    return [(p[2].rate / p[1].rate, p[2].cpu_us / p[1].cpu_us) for p in by_pair.values()
+            if 1 in p and 2 in p and p[1].rate and p[1].cpu_us]
+
+
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
-    print(f"\nsensorium bench.workers: {args.events}-event bursts, {args.rounds} round(s) per variant (medians), "
-          f"CPUs={os.cpu_count()}, load average {_load()}")
+    print(f"\nsensorium bench.workers: {args.events}-event bursts, {args.rounds} x {args.bursts} per variant "
+          f"(medians), CPUs={os.cpu_count()}, load average {_load()}")
     print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s} |{'lost/dup':>9s} | cores used (per round)")
     medians: dict[tuple[str, int], tuple[float, float]] = {}
     for bus in args.buses:
@@ -181,14 +259,19 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
                   + (f"  ({len(failed)} round(s) FAILED: {failed[0].failed})" if failed else ""))
         one, two = medians.get((bus, 1)), medians.get((bus, 2))
         if one and two:
+            pairs = _pairs([r for r in rounds if r.bus == bus and not r.failed])
             print(f"{bus}: two processes / one: events/s x{two[0] / one[0]:.2f}, CPU per event (all engine "
-                  f"processes) x{two[1] / one[1]:.2f}")
+                  f"processes) x{two[1] / one[1]:.2f} (ratios of the medians)")
+            if pairs:
+                rates, cpus = [p[0] for p in pairs], [p[1] for p in pairs]
+                print(f"{bus}: per pair (median of {len(pairs)}): events/s x{statistics.median(rates):.2f}, CPU per "
+                      f"event x{statistics.median(cpus):.2f}; events/s " + " ".join(f"x{r:.2f}" for r in rates)
+                      + "; CPU " + " ".join(f"x{c:.2f}" for c in cpus))
 
 
-async def run_bus(bus_name: str, args: argparse.Namespace, sink: Sink, tmp: Path, rounds: list[Round]) -> None:
+async def run_bus(bus_name: str, args: argparse.Namespace, sink: ProcessSink, tmp: Path, rounds: list[Round]) -> None:
     from sensorium.engine.busconfig import from_url
 
-    names = event_names()
     async with contextlib.AsyncExitStack() as stack:
         if bus_name == "jetstream":
             from sensorium.buses.embedded import EmbeddedNats
@@ -197,6 +280,8 @@ async def run_bus(bus_name: str, args: argparse.Namespace, sink: Sink, tmp: Path
             await nats.start()
             stack.push_async_callback(nats.stop)
             url = nats.url
+            assert nats._proc is not None
+            bus_pid = nats._proc.pid
         else:
             from sensorium.buses.kafka_broker import KafkaBroker, free_port
 
@@ -204,21 +289,19 @@ async def run_bus(bus_name: str, args: argparse.Namespace, sink: Sink, tmp: Path
             await asyncio.to_thread(broker.start)
             stack.callback(broker.stop)
             url = f"kafka://{broker.bootstrap}"
+            assert broker.proc is not None
+            bus_pid = broker.proc.pid
         bus = from_url(url)
         await bus.start()
         stack.push_async_callback(bus.close)
         for number in range(1, args.rounds + 1):
-            order = (1, 2) if number % 2 else (2, 1)
-            for workers in order:
-                print(f"  {bus_name} round {number}, {workers} process(es) ...", file=sys.stderr, flush=True)
-                result = await one_round(bus_name, url, bus, workers, number, args, sink, names, tmp)
-                rounds.append(result)
-                print(f"    {result}", file=sys.stderr, flush=True)
+            print(f"  {bus_name} round {number} ...", file=sys.stderr, flush=True)
+            rounds.extend(await one_round(bus_name, url, bus, number, args, sink, tmp, bus_pid))
 
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="sensorium-bench-workers-") as name:
-        sink = Sink()
+        sink = ProcessSink()
         await sink.start()
         rounds: list[Round] = []
         try:
@@ -235,7 +318,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--buses", type=lambda s: [x for x in s.split(",") if x], default=["jetstream", "kafka"])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="engine starts per variant (default 4)")
+    parser.add_argument("--bursts", type=int, default=3, help="measured bursts per engine start (default 3)")
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)

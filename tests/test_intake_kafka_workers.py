@@ -1,5 +1,5 @@
 """Issue 13 item 3 on Kafka: `sensorium run --workers 2` shares the work through the intake's consumer group.
-Records are spread over the topic's partitions by their key (Argo's `<eventSourceName>.<eventName>`, FNV-1a),
+Records are spread over the topic's partitions (12) by their key (Argo's `<eventSourceName>.<eventName>`, FNV-1a),
 both workers fire, nothing is lost, and a worker killed with `kill -9` is restarted with every event still fired
 (at-least-once). Real Kafka broker, real HTTP sink."""
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 from sensorium.buses.kafka.connection import SaramaHashPartitioner
 from tests.engine_harness import event, publish, unique
 from tests.fixtures_http import HttpSink, Reply
@@ -44,8 +45,13 @@ spec:
 @pytest.mark.integration
 async def test_two_workers_share_the_kafka_group_and_a_killed_one_loses_nothing(
         kafka_broker: str, tmp_path: Path, http_sink: HttpSink) -> None:
-    source = unique("kw")
-    partitions = {SaramaHashPartitioner()(f"{source}.e{k}".encode(), [0, 1, 2], [0, 1, 2]) for k in range(KEYS)}
+    every = list(range(DEFAULT_PARTITIONS))
+    half = DEFAULT_PARTITIONS // 2  # the range assignor gives each of two members one half of the partitions
+    while True:  # a source whose keys land in both halves, so that both workers have work
+        source = unique("kw")
+        partitions = {SaramaHashPartitioner()(f"{source}.e{k}".encode(), every, every) for k in range(KEYS)}
+        if min(partitions) < half <= max(partitions):
+            break
     (tmp_path / "sensors.yaml").write_text(config(source, http_sink.url))
     bus_url = f"kafka://{kafka_broker}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}

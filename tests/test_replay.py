@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
-from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS, KafkaBus
 from sensorium.buses.kafka.connection import sarama_hash
 from sensorium.engine.core.cloudevent import encode_structured
 from tests.engine_harness import Engine, event, publish, unique, write_config
@@ -287,7 +287,7 @@ spec:
         await writer.publish_many([(EventKey(e.source, e.subject), e.id, encode_structured(e)) for e in events])
     finally:
         await writer.close()
-    partition = sarama_hash(f"{source}.orders".encode(), 3)  # all five are offsets 0-4 of this partition
+    partition = sarama_hash(f"{source}.orders".encode(), DEFAULT_PARTITIONS)  # all five are offsets 0-4 of this partition
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker)
     await admin.start()
     try:
