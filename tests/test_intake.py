@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 from sensorium.engine.assemble import load_checked
 from sensorium.engine.intake import DEFAULT_GROUP
 from sensorium.engine.trace.records import Acknowledged, Received
@@ -216,7 +217,7 @@ async def legacy_consumer(bus_url: str, sensor: str, source: str) -> None:
                                     group_id=f"sensorium-{sensor}", enable_auto_commit=False)
         await consumer.start()
         try:
-            parts = [TopicPartition("argo-events", p) for p in range(3)]  # the topic as the bus creates it
+            parts = [TopicPartition("argo-events", p) for p in range(DEFAULT_PARTITIONS)]  # as the bus creates it
             consumer.assign(parts)
             await consumer.commit(await consumer.end_offsets(parts))
         finally:
@@ -296,3 +297,25 @@ async def test_a_sensor_with_its_own_consumer_keeps_it_beside_the_intake(nats_ur
     assert (info.num_ack_pending, info.num_pending) == (0, 0)
     for path in ("/own", "/in"):
         assert sorted(int(r.json()["n"]) for r in http_sink.requests if r.path == path) == list(range(20))
+
+
+@pytest.mark.integration
+async def test_a_second_deployment_under_the_same_group_name_is_named_in_an_error(
+        nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    """Two engines with different sensors and one `--group` would take (or filter away) each other's events: the
+    one that starts second says so, naming the fix, while the first is pulling."""
+    group = unique("shared")
+    first = EngineProcess(write_config(tmp_path / "a", sensor_yaml(unique("a"), unique("srca"), http_sink.url)),
+                          nats_url, "--group", group)
+    second = EngineProcess(write_config(tmp_path / "b", sensor_yaml(unique("b"), unique("srcb"), http_sink.url)),
+                           nats_url, "--group", group)
+    await first.start()
+    try:
+        await second.start()
+        await second.terminate()
+    finally:
+        await first.terminate()
+    errors = [line for line in second.output if "is being read by another engine" in line]
+    assert len(errors) == 1, second.output[-20:]
+    assert f"consumer {group} on {nats_url}" in errors[0] and "sensorium run --group NAME" in errors[0]
+    assert not any("is being read by another engine" in line for line in first.output)

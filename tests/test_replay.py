@@ -287,7 +287,7 @@ spec:
         await writer.publish_many([(EventKey(e.source, e.subject), e.id, encode_structured(e)) for e in events])
     finally:
         await writer.close()
-    partition = sarama_hash(f"{source}.orders".encode(), DEFAULT_PARTITIONS)  # all five are offsets 0-4 of this partition
+    partition = sarama_hash(f"{source}.orders".encode(), DEFAULT_PARTITIONS)  # the five are offsets 0-4 here
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_broker)
     await admin.start()
     try:

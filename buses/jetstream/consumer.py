@@ -123,6 +123,14 @@ class JetStreamConsumer(Consumer):
         else:
             have = info.config
             current = sorted(have.filter_subjects or ([have.filter_subject] if have.filter_subject else []))
+            if current != self.subjects and self._psub is None and info.num_waiting:
+                # Someone pulls from this durable right now, for other events than ours: most likely a second
+                # deployment sharing the name (`--group`). Both stay up (a worker of this deployment still on the
+                # old files would look the same), but each now takes, or filters away, the other's events.
+                log.error("consumer %s on %s is being read by another engine that listens to other events "
+                          "(%s); every engine sharing a consumer must load the same sensors, so give each "
+                          "deployment on this bus its own name (sensorium run --group NAME)", self.durable,
+                          self._bus.url, ", ".join(current)[:300])
             if (current, have.ack_wait, have.max_ack_pending) != (self.subjects, want.ack_wait,
                                                                    want.max_ack_pending):
                 want.deliver_policy = have.deliver_policy  # immutable on an existing consumer
