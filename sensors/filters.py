@@ -398,32 +398,50 @@ def check_filters(spec: EventDependencyFilter) -> list[tuple[str, str]]:
 DISCARD_ON_FILTER_ERROR = False
 
 
+_Run = Callable[[EventDependencyFilter, CloudEvent], FilterVerdict]
+_KINDS: tuple[tuple[FilterKind, Callable[[EventDependencyFilter], bool], _Run], ...] = (
+    ("exprs", lambda s: s.exprs is not None, lambda s, e: expr_filters(s.exprs, s.expr_logical_operator, e)),
+    ("data", lambda s: s.data is not None, lambda s, e: data_filters(s.data, s.data_logical_operator, e)),
+    ("context", lambda s: s.context is not None, lambda s, e: context_filter(s.context, e)),
+    ("time", lambda s: s.time is not None, lambda s, e: time_filter(s.time, e)),
+    ("script", lambda s: bool(s.script), lambda s, e: script_filter(s.script, e)),
+)
+_PLANS: dict[int, tuple[EventDependencyFilter, tuple[tuple[FilterKind, _Run], ...]]] = {}
+_NO_FILTERS = FilterVerdict("filters", True, reason="no filters")
+
+
+def _plan(spec: EventDependencyFilter) -> tuple[tuple[FilterKind, _Run], ...]:
+    """The kinds `spec` sets, in Argo's order, worked out once per spec (a kind that is not set passes with no
+    error and no vote, so it is not run per event); ValueError for a feature `unsupported` names."""
+    hit = _PLANS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    problems = unsupported(spec)
+    if problems:
+        raise ValueError("; ".join(f"filters.{field}: {message}" for field, message in problems))
+    plan = tuple((kind, run) for kind, is_set, run in _KINDS if is_set(spec))
+    if len(_PLANS) >= 4096:  # specs of sensors reloaded away
+        _PLANS.clear()
+    _PLANS[id(spec)] = (spec, plan)
+    return plan
+
+
 def evaluate_filters(spec: EventDependencyFilter | None, operator: str, event: CloudEvent) -> FilterVerdict:
     """All of a dependency's filters in Argo's order (exprs, data, context, time, script); AND mode stops at
     the first error, OR mode collects errors (a script error always stops). See DISCARD_ON_FILTER_ERROR."""
     if spec is None:
-        return FilterVerdict("filters", True, reason="no filters")
-    problems = unsupported(spec)
-    if problems:
-        raise ValueError("; ".join(f"filters.{field}: {message}" for field, message in problems))
+        return _NO_FILTERS
     or_mode = operator == "or"
     kinds: list[tuple[bool, FilterVerdict]] = []
-    steps: tuple[tuple[FilterKind, bool, Callable[[], FilterVerdict]], ...] = (
-        ("exprs", spec.exprs is not None, lambda: expr_filters(spec.exprs, spec.expr_logical_operator, event)),
-        ("data", spec.data is not None, lambda: data_filters(spec.data, spec.data_logical_operator, event)),
-        ("context", spec.context is not None, lambda: context_filter(spec.context, event)),
-        ("time", spec.time is not None, lambda: time_filter(spec.time, event)),
-        ("script", bool(spec.script), lambda: script_filter(spec.script, event)),
-    )
-    for kind, is_set, run in steps:
+    for kind, run in _plan(spec):
         try:
             check_deadline()
-            verdict = run()
+            verdict = run(spec, event)
         except DeadlineExceeded as exc:  # the event's time is up: this kind fails, and the dependency with it
-            kinds.append((is_set, FilterVerdict(kind, False, str(exc), reason="the event exceeded its time limit")))
-            return FilterVerdict("filters", False, str(exc), parts=tuple(v for s, v in kinds if s),
+            kinds.append((True, FilterVerdict(kind, False, str(exc), reason="the event exceeded its time limit")))
+            return FilterVerdict("filters", False, str(exc), parts=tuple(v for _, v in kinds),
                                  reason=f"{kind} filters timed out")
-        kinds.append((is_set, verdict))
+        kinds.append((True, verdict))
         if verdict.error is not None and (not or_mode or verdict.kind == "script"):
             break
     combined = combine_filters(operator, kinds)

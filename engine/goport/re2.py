@@ -116,13 +116,19 @@ def _nesting(pattern: str) -> int:
     return deepest
 
 
+_LITERAL_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_- ")
+
+
 class GoRegexp:
     """A compiled RE2 pattern with Go's regexp semantics (see the module docstring)."""
 
-    __slots__ = ("_rx", "group_index", "groups", "pattern")
+    __slots__ = ("_literal", "_rx", "group_index", "groups", "pattern")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
+        # A pattern of letters, digits, '_', '-' and spaces only matches exactly itself: `matches` is then a
+        # substring test (the common filter value, e.g. "push"), without the wrapper's per-call Python work.
+        self._literal = pattern if pattern and _LITERAL_CHARS.issuperset(pattern) else None
         if len(pattern) > _MAX_NESTING and _nesting(pattern) > _MAX_NESTING:
             raise RegexError(f"error parsing regexp: expression nests too deeply: `{pattern[:40]}...`")
         try:
@@ -139,6 +145,8 @@ class GoRegexp:
 
     def matches(self, text: str) -> bool:
         """regexp.MatchString: is there a match anywhere in `text` (unanchored)?"""
+        if self._literal is not None:
+            return self._literal in text
         return self._rx.search(utf8(text)) is not None
 
     def search_bytes(self, data: bytes, pos: int = 0) -> list[tuple[int, int]] | None:
