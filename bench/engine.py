@@ -432,6 +432,7 @@ SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-
 class Worker(Protocol):
     async def start(self, timeout: float) -> None: ...
     def go(self) -> None: ...
+    def pid(self) -> int | None: ...
     def cpu_seconds(self) -> float | None: ...
     def alive(self) -> bool: ...
     async def stop(self) -> None: ...
@@ -495,6 +496,9 @@ class ProcessWorker:
     def cpu_seconds(self) -> float | None:
         return _proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
@@ -515,6 +519,9 @@ class TaskWorker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self._stop, self._ready, self._go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def pid(self) -> int | None:
+        return None  # runs in the harness's loop: it cannot be stopped while the harness publishes
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float) -> None:
@@ -629,12 +636,14 @@ class Stats:
     p99_ms: float
 
 
-def summarize(sink: Sink, ids: Sequence[str]) -> Stats:
+def summarize(sink: Sink, ids: Sequence[str], since: int | None = None) -> Stats:
+    """Counts, events/s from the first publish (or from `since`, ns, for a backlog) to the last arrival, and
+    publish-to-arrival latencies."""
     got = [sink.arrivals[i] for i in ids if i in sink.arrivals]
     if not got:
         return Stats(len(ids), 0, 0.0, float("nan"), float("nan"))
     latencies = sorted(arrived - published for published, arrived in got)
-    span = max(a for _, a in got) - min(p for p, _ in got)
+    span = max(a for _, a in got) - (min(p for p, _ in got) if since is None else since)
 
     def pct(q: float) -> float:
         return latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))] / 1e6
@@ -690,14 +699,29 @@ class Bench:
         return ProcessWorker(spec, profile, callgrind)
 
     async def _measure(self, worker: Worker, ids: Sequence[str], load: Callable[[], Awaitable[None]],
-                       what: str) -> Measurement:
+                       what: str, backlog: bool = False) -> Measurement:
+        """One load through `worker`. `backlog` (a burst, unless --live-bursts or --instructions): the events
+        are published while the SUT process is stopped (SIGSTOP), and the window starts when it continues, so the
+        harness's publishing (0.6 of a core at these rates, beside the SUT, the sink and nats-server on two
+        cores) is outside it and events/s is the rate of draining a backlog."""
         self.sink.reset()
         self.sink.expect(ids)
-        cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
-        await load()
+        pid = worker.pid() if backlog and not self.args.live_bursts and not self.args.instructions else None
+        resumed: int | None = None
+        if pid is not None:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                await load()
+            finally:
+                cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
+                resumed = time.time_ns()
+                os.kill(pid, signal.SIGCONT)
+        else:
+            cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
+            await load()
         complete = await self.sink.wait(self.args.timeout, self.args.stall, worker.alive)
         cpu1, harness1, wall1 = worker.cpu_seconds(), time.process_time(), time.monotonic()
-        stats = summarize(self.sink, ids)
+        stats = summarize(self.sink, ids, resumed)
         if not complete:
             why = "the worker exited" if not worker.alive() else "timed out or stalled"
             print(f"  !! {what}: {stats.sent - stats.received} of {stats.sent} events did not reach the sink "
@@ -732,7 +756,7 @@ class Bench:
                 await asyncio.sleep(0.3)
                 ids = new_ids(a.events)
                 burst = await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, a.chunk),
-                                            "burst")
+                                            "burst", backlog=True)
                 if a.paced_events > 0:
                     await asyncio.sleep(0.3)
                     slow = new_ids(a.paced_events)
@@ -751,9 +775,10 @@ class Bench:
         return result
 
 
-    async def _burst(self, worker: Worker, key: EventKey, n: int, what: str) -> Measurement:
+    async def _burst(self, worker: Worker, key: EventKey, n: int, what: str, backlog: bool = False) -> Measurement:
         ids = new_ids(n)
-        return await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, self.args.chunk), what)
+        return await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, self.args.chunk), what,
+                                   backlog)
 
     async def tracing(self, variants: Sequence[str]) -> None:
         """Tracing off ("engine") and each of `variants`, running side by side, take turns: each round publishes
@@ -794,7 +819,7 @@ class Bench:
                 for kind in [*kinds[shift:], *kinds[:shift]]:
                     worker, key, _ = workers[kind]
                     await asyncio.sleep(0.2)
-                    bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst")
+                    bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst", backlog=True)
                     self.trace_duplicates += self.sink.duplicates
                 self.trace_handled += a.trace_events
                 self.trace_rounds.append(TraceRound(round_no, {k: bursts[k] for k in kinds}))
@@ -1064,6 +1089,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fetch-timeout", type=float, default=1.0, help="fetch timeout, s (default 1.0)")
     parser.add_argument("--warmup", type=int, default=500, help="warm-up events per phase (default 500)")
     parser.add_argument("--chunk", type=int, default=1000, help="events per publish_many call (default 1000)")
+    parser.add_argument("--live-bursts", action="store_true",
+                        help="publish each burst while the SUT runs (before 2026-12-06: the harness's publishing "
+                             "then shares the window); by default the SUT drains a backlog published while stopped")
     parser.add_argument("--paced-events", type=int, default=600, help="events of the paced run (0: skip)")
     parser.add_argument("--rate", type=float, default=200.0, help="events/s of the paced run (default 200)")
     parser.add_argument("--rate2", type=float, default=1000.0,
