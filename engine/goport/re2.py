@@ -159,7 +159,10 @@ class GoRegexp:
         return [m.span(i) for i in range(self.groups + 1)]
 
 
-@lru_cache(maxsize=128)
+@lru_cache(maxsize=4096)
 def compile_re2(pattern: str) -> GoRegexp:
-    """Compile a Go (RE2) pattern; raises RegexError with a Go-style message for one Go would refuse."""
+    """Compile a Go (RE2) pattern; raises RegexError with a Go-style message for one Go would refuse. Cached:
+    filters look their values up per event, so the cache must hold every pattern of the loaded sensors (with 128,
+    200 sensors' distinct patterns recompiled on every event: 13 us each); a small pattern holds ~1.5 KiB
+    (RSS of 10,000 compiled and used), so 4,096 of them cost ~6 MiB at most."""
     return GoRegexp(pattern)
