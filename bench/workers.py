@@ -19,9 +19,10 @@ events are published while every engine process is stopped (SIGSTOP), and the wi
 to the last arrival: the engines drain a backlog while the bus and the sink run beside them on the same cores,
 and the harness's publishing (0.4 of a core when it ran inside the window) is not in it. Per burst: events/s
 over the window, the CPU seconds per event of all engine processes together (parent and workers, user+system,
-/proc), the cores each process used over the window (its CPU seconds / the window: the engines, `bus` =
+/proc), the cores each process used over the window (its CPU seconds / the window, medians: the engines, `bus` =
 nats-server or the Kafka broker's JVM, `sink`, `harness`), and lost/duplicated events (nothing may be lost;
-duplicates are allowed by at-least-once but counted). The sink is `bench.fastsink`, a process of its own
+duplicates are allowed by at-least-once but counted), and the context switches of the engine processes' threads
+per event (voluntary: the loop waiting for I/O; involuntary: preempted, which rises when no core is idle). The sink is `bench.fastsink`, a process of its own
 (~0.1 of a core at 6,000 requests/s, against ~100 us per request for an aiohttp server). The table prints
 medians over all bursts of a variant and the two-process figures against one process's in the same run.
 """
@@ -43,7 +44,7 @@ from pathlib import Path
 
 from bench.engine import _load
 from bench.fastsink import ProcessSink
-from bench.procs import Engine, bench_event, command, cpu_seconds, publish, start_engine
+from bench.procs import Engine, bench_event, command, cpu_seconds, publish, start_engine, switches
 from sensorium.buses.base import Bus, EventKey
 from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 
@@ -103,6 +104,7 @@ class Round:
     lost: int = 0
     dup: int = 0
     failed: str = ""
+    switches: tuple[float, float] = (0.0, 0.0)  # engine processes' (voluntary, involuntary) switches per event
     pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
 
 
@@ -198,11 +200,13 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
         await publish(bus, items)
     finally:
         before = engine.cpu()
+        switched = [switches(pid) for pid in pids]
         before_others = {role: cpu_seconds(pid) for role, pid in others.items()}
         started = time.time_ns()
         deployment.signal(signal.SIGCONT)
     done = await sink.wait(args.timeout, 30.0, deployment.alive)
     after = engine.cpu()  # (the engines are idle once the last event arrived)
+    switched_after = [switches(pid) for pid in pids]
     after_others = {role: cpu_seconds(pid) for role, pid in others.items()}
     last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
     elapsed = max((last - started) / 1e9, 1e-9)
@@ -214,6 +218,8 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
     if arrived:
         result.rate = arrived / elapsed
         result.cpu_us = sum(spent.values()) / arrived * 1e6
+        result.switches = (sum(a[0] - b[0] for a, b in zip(switched_after, switched, strict=True)) / arrived,
+                           sum(a[1] - b[1] for a, b in zip(switched_after, switched, strict=True)) / arrived)
     result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
     result.cores.update({role: (after_others[role] - before_others[role]) / elapsed for role in others})
     if not done:
@@ -240,7 +246,8 @@ def _pairs(rounds: Sequence[Round]) -> list[tuple[float, float]]:
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(f"\nsensorium bench.workers: {args.events}-event bursts, {args.rounds} x {args.bursts} per variant "
           f"(medians), CPUs={os.cpu_count()}, load average {_load()}")
-    print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s} |{'lost/dup':>9s} | cores used (per round)")
+    print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s} |{'lost/dup':>9s} |"
+          f"{'switches/ev vol/invol':>22s} | cores used (medians)")
     medians: dict[tuple[str, int], tuple[float, float]] = {}
     for bus in args.buses:
         for workers in (1, 2):
@@ -253,9 +260,13 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
             rate = statistics.median(r.rate for r in mine)
             cpu = statistics.median(r.cpu_us for r in mine)
             medians[(bus, workers)] = (rate, cpu)
-            cores = "; ".join(", ".join(f"{k} {v:.2f}" for k, v in sorted(r.cores.items())) for r in mine)
+            roles = sorted({k for r in mine for k in r.cores})
+            cores = ", ".join(f"{k} {statistics.median(r.cores.get(k, 0.0) for r in mine):.2f}" for k in roles)
+            voluntary = statistics.median(r.switches[0] for r in mine)
+            involuntary = statistics.median(r.switches[1] for r in mine)
             lost, dup = sum(r.lost for r in mine), sum(r.dup for r in mine)
-            print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f} |{f'{lost}/{dup}':>9s} | {cores}"
+            print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f} |{f'{lost}/{dup}':>9s} |"
+                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s} | {cores}"
                   + (f"  ({len(failed)} round(s) FAILED: {failed[0].failed})" if failed else ""))
         one, two = medians.get((bus, 1)), medians.get((bus, 2))
         if one and two:
