@@ -21,10 +21,11 @@ and the harness's publishing (0.4 of a core when it ran inside the window) is no
 over the window, the CPU seconds per event of all engine processes together (parent and workers, user+system,
 /proc), the cores each process used over the window (its CPU seconds / the window, medians: the engines, `bus` =
 nats-server or the Kafka broker's JVM, `sink`, `harness`), and lost/duplicated events (nothing may be lost;
-duplicates are allowed by at-least-once but counted), and the context switches of the engine processes' threads
-per event (voluntary: the loop waiting for I/O; involuntary: preempted, which rises when no core is idle). The sink is `bench.fastsink`, a process of its own
-(~0.1 of a core at 6,000 requests/s, against ~100 us per request for an aiohttp server). The table prints
-medians over all bursts of a variant and the two-process figures against one process's in the same run.
+duplicates are allowed by at-least-once but counted), and the context switches of the engine processes'
+threads per event (voluntary: the loop waiting for I/O; involuntary: preempted, which rises when no core is
+idle). The sink is `bench.fastsink`, a process of its own (~0.1 of a core at 6,000 requests/s, against ~100 us
+per request for an aiohttp server). The table prints medians over all bursts of a variant and the two-process
+figures against one process's in the same run.
 """
 
 from __future__ import annotations
