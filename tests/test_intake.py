@@ -319,3 +319,31 @@ async def test_a_second_deployment_under_the_same_group_name_is_named_in_an_erro
     assert len(errors) == 1, second.output[-20:]
     assert f"consumer {group} on {nats_url}" in errors[0] and "sensorium run --group NAME" in errors[0]
     assert not any("is being read by another engine" in line for line in first.output)
+
+
+@pytest.mark.integration
+async def test_kafka_members_of_one_group_with_different_sensors_are_named_in_an_error(
+        kafka_broker: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    """The same on Kafka: the group's leader compares its members' event keys when it assigns partitions."""
+    group = unique("shared")
+    bus_url = f"kafka://{kafka_broker}"
+    first = EngineProcess(write_config(tmp_path / "a", sensor_yaml(unique("a"), unique("srca"), http_sink.url)),
+                          bus_url, "--group", group)
+    second = EngineProcess(write_config(tmp_path / "b", sensor_yaml(unique("b"), unique("srcb"), http_sink.url)),
+                           bus_url, "--group", group)
+    alike, other = sensor_yaml(unique("c"), unique("srcc"), http_sink.url), unique("alike")
+    twins = [EngineProcess(write_config(tmp_path / f"twin{i}", alike), bus_url, "--group", other) for i in (1, 2)]
+    await first.start()
+    try:
+        await second.start()
+        for twin in twins:
+            await twin.start()
+        await asyncio.sleep(1.0)
+        for engine in (second, *twins):
+            await engine.terminate()
+    finally:
+        await first.terminate()
+    errors = [line for line in first.output + second.output if "listen to 2 different sets of events" in line]
+    assert errors, (first.output[-20:], second.output[-20:])
+    assert f"group '{group}'" in errors[0] and "sensorium run --group NAME" in errors[0]
+    assert not any("different sets of events" in line for twin in twins for line in twin.output)
