@@ -138,3 +138,18 @@ def test_stamp_is_rfc3339_utc_milliseconds(at: float) -> None:
     ms = int(at * 1000)
     whole = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     assert stamp(at) == f"{whole}.{ms % 1000:03d}Z"
+
+
+def test_is_credential_name_is_any_word_in_the_lowered_text() -> None:
+    import random
+    import string
+
+    from sensorium.engine.core.preview import _NAMES, is_credential_name
+
+    rnd = random.Random(7)
+    texts = [*_NAMES, "API", "Api_Key", "xAPI-KEYx", "apI", "ap-ikey", "", "Authorization", "x-api-kez"]
+    for _ in range(20_000):
+        text = "".join(rnd.choice(string.ascii_letters + "-_ ") for _ in range(rnd.randint(0, 12)))
+        texts.append(text + (rnd.choice(_NAMES).upper() if rnd.random() < 0.3 else ""))
+    for text in texts:
+        assert is_credential_name(text) == any(word in text.lower() for word in _NAMES), text
