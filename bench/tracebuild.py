@@ -76,6 +76,23 @@ def capture(events: int) -> list[Call]:
     return calls
 
 
+class _NullRecords:
+    """A sink that takes the records and drops them (nothing is encoded)."""
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _Dropping(TraceHub):
+    """A hub that drops every deferred call (the runner's tracing branches alone)."""
+
+    def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
+        return None
+
+
 class _NullLines:
     """A sink that takes the encoded JSON Lines and drops them (the hub encodes every batch for it)."""
 
@@ -91,14 +108,18 @@ class _NullLines:
         return None
 
 
-def engine(events: int, bursts: int) -> None:
-    """`bench.inprocess` with a real `TraceHub` whose one sink drops the JSON Lines it is given: the engine's
-    tracing cost but for the bus's publishing (compare with `python -m bench.inprocess` under callgrind)."""
+def engine(events: int, bursts: int, what: str = "lines") -> None:
+    """`bench.inprocess` with a real `TraceHub` whose one sink drops the JSON Lines it is given (`what` "lines"):
+    the engine's tracing cost but for the bus's publishing (compare with `python -m bench.inprocess` under
+    callgrind). "records": the sink takes the records and drops them (no encoding); "calls": the hub drops the
+    deferred calls (the runner's tracing branches alone)."""
     original = EngineOptions.__init__
 
     def init(self: EngineOptions, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        object.__setattr__(self, "tracer", TraceHub([_NullLines()]))
+        hub = _Dropping([_NullRecords()]) if what == "calls" else TraceHub(
+            [_NullRecords() if what == "records" else _NullLines()])
+        object.__setattr__(self, "tracer", hub)
 
     EngineOptions.__init__ = init  # type: ignore[method-assign]
     try:
@@ -155,11 +176,12 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=2000, help="events per burst (default 2000; two bursts)")
     parser.add_argument("--repeat", type=int, default=5, help="replays of each step, best taken (default 5)")
     parser.add_argument("--callgrind", action="store_true", help="one replay of each step (for callgrind)")
-    parser.add_argument("--engine", action="store_true",
-                        help="run bench.inprocess with a TraceHub that encodes and drops the records, and stop")
+    parser.add_argument("--engine", nargs="?", const="lines", choices=("lines", "records", "calls"),
+                        help="run bench.inprocess with a TraceHub that encodes and drops the records (lines), only "
+                             "builds them (records) or drops the calls (calls), and stop")
     args = parser.parse_args(argv)
     if args.engine:
-        engine(args.events, 1)
+        engine(args.events, 1, args.engine)
         return
     calls = capture(args.events)
     n_events = 2 * args.events
