@@ -115,9 +115,56 @@ def unmatched_rows(out: list[TraceRecord], sensor: str, t: str, event: CloudEven
 
 def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
                result: StageResult) -> None:
-    """`received` for the event the stage processed, then what the stage decided (`stage_rows`)."""
-    received_rows(out, sensor, t, bus, position, delivery, result.event)
-    stage_rows(out, sensor, t, result)
+    """`received` for the event the stage processed, then what the stage decided: the records of `received_rows`
+    and `stage_rows`, in one function because it runs for every traced event (each Python call and keyword
+    lookup counts there; tests/test_trace_build.py holds it to the two)."""
+    event = result.event
+    event_id = event.id
+    data = event.data
+    attrs = {"id": event_id, "source": event.source, "type": event.type, "subject": event.subject,
+             "datacontenttype": event.datacontenttype, "time": event.time}
+    if event.extensions:
+        attrs.update(event.extensions)
+    append = out.append
+    append(Received(time=t, sensor=sensor, event=event_id, bus=bus, position=position, delivery=delivery,
+                    attributes=attrs, data_bytes=len(data) if data is not None else 0,
+                    content_type=event.datacontenttype, data_preview=data_preview(data)))
+    for dep in result.dependencies:
+        name = dep.name
+        verdict = dep.filters
+        append(DependencyMatched(time=t, sensor=sensor, event=event_id, dependency=name, passed=dep.passed,
+                                 error=dep.error, reason=verdict.reason))
+        transform = dep.transform
+        if transform is not None:
+            new = transform.event
+            tdata = (new.data if new is not None else None) or b""
+            append(Transformed(time=t, sensor=sensor, event=event_id, dependency=name, kind=str(transform.kind),
+                               passed=new is not None, data_bytes=len(tdata), data_preview=preview(tdata),
+                               reason=transform.reason, error=transform.error))
+            if new is None:
+                continue  # dropped: the filters did not run
+        for part in verdict.parts or (verdict,):
+            kind = part.kind
+            if kind == "filters":
+                continue
+            details = part.details
+            error = part.error
+            for d in details:
+                seen, reason = d.seen, d.reason
+                # cap() only when long: its call costs more than the check
+                append(FilterChecked(time=t, sensor=sensor, event=event_id, dependency=name, kind=kind,
+                                     target=d.target,
+                                     seen=seen if seen is None or len(seen) <= VALUE_CHARS else cap(seen),
+                                     wanted=d.wanted, comparator=d.comparator, type=d.type, passed=d.passed,
+                                     reason=reason if len(reason) <= VALUE_CHARS else cap(reason) or ""))
+            if (error and (not details or not any(d.reason in error for d in details))) or (
+                    not details and part.reason):
+                append(FilterChecked(time=t, sensor=sensor, event=event_id, dependency=name, kind=kind, target="",
+                                     seen=None, wanted=(), comparator="", type="", passed=part.passed,
+                                     reason=cap(part.reason) or "", error=cap(error)))
+    for c in result.conditions:
+        append(ConditionChecked(time=t, sensor=sensor, event=event_id, trigger=c.trigger, expression=c.expression,
+                                dependency=c.dependency, held=c.held, satisfied=c.satisfied, immediate=c.immediate))
 
 
 def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, dependency: str,
@@ -298,10 +345,51 @@ def sent_at(outcome: FiringOutcome, t: str) -> str:
 def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
                outcome: object) -> None:
     """What a firing did once it finished: the parameters it resolved (`trigger` None: not an HTTP trigger's
-    spec), then request, responses, retries and outcome."""
-    if trigger is not None and isinstance(outcome, FiringOutcome):
-        param_rows(out, sensor, sent_at(outcome, t), event, firing, trigger, outcome.params)
-    outcome_rows(out, sensor, t, event, firing, outcome)
+    spec), then request, responses, retries and outcome: the records of `param_rows` and `outcome_rows`, in one
+    function because it runs for every traced firing (tests/test_trace_build.py holds it to the two)."""
+    if not isinstance(outcome, FiringOutcome):
+        outcome_rows(out, sensor, t, event, firing, outcome)
+        return
+    append = out.append
+    attempts = outcome.attempts
+    first = attempts[0].at if attempts else 0.0
+    sent = stamp(first) if first else t  # when the request was built and first sent (its parameters resolved)
+    name = outcome.trigger
+    if trigger is not None:
+        cached = _PARAM_RECORDS.get
+        for param, resolved in outcome.params:
+            hit = cached(id(param))
+            if hit is not None and hit[0] is param and hit[1].sensor == sensor:
+                record = hit[1]
+            else:
+                record = _param_record(sensor, trigger, param)
+            value = resolved.value
+            if value is not None and len(value) > PREVIEW_CHARS:
+                value = value[:PREVIEW_CHARS] + "…"
+            append(replace(record, time=sent, event=event, firing=firing, value=value))
+    summary = outcome.request
+    if summary is not None:
+        # summary.url is safe already: HttpRequest.summary() masks a password (a RequestSummary holds no secret)
+        append(RequestBuilt(time=sent, sensor=sensor, event=event, firing=firing, trigger=name,
+                            method=summary.method, url=summary.url, headers=dict(summary.headers),
+                            body_bytes=summary.body_bytes, body_preview=summary.body_preview))
+    for a in attempts:
+        at = a.at
+        answered = stamp(at + a.latency_s) if at else t
+        status, error, waited = a.status, a.error, a.waited_s
+        verdict = a.verdict
+        append(ResponseReceived(time=answered, sensor=sensor, event=event, firing=firing, trigger=name,
+                                attempt=a.number, status=status, latency_ms=round(a.latency_s * 1000, 3),
+                                verdict=str(verdict.kind), reason=verdict.reason,
+                                error=error if status is None and error else None,
+                                # round() of a zero is the zero itself
+                                rate_limited_ms=round(waited * 1000, 3) if waited else waited * 1000,
+                                body_preview=a.response))
+        if a.delay_s is not None:
+            append(RetryScheduled(time=answered, sensor=sensor, event=event, firing=firing, trigger=name,
+                                  attempt=a.number + 1, delay_s=round(a.delay_s, 6)))
+    append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=name, success=outcome.success,
+                      attempts=len(attempts), error=outcome.error or None, note=outcome.note))
 
 
 def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, position: str, action: str,

@@ -1,0 +1,155 @@
+"""The per-event trace builders (`event_rows`, `fired_rows`) are flattened for speed: they must append exactly the
+records of the step functions they stand for (`received_rows` + `stage_rows`, `param_rows` + `outcome_rows`), in
+the same order, with the same fields and values, on every branch."""
+
+from __future__ import annotations
+
+import pytest
+
+from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.trace.records import encode_lines, stamp
+from sensorium.engine.trace.steps import (
+    PREVIEW_CHARS,
+    VALUE_CHARS,
+    event_rows,
+    fired_rows,
+    outcome_rows,
+    param_rows,
+    received_rows,
+    rows_of,
+    sent_at,
+    stage_rows,
+)
+from sensorium.sensors.filters import FilterDetail, FilterVerdict
+from sensorium.sensors.stage import ConditionVerdict, DependencyVerdict, StageResult
+from sensorium.sensors.transform import TransformResult
+from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
+from sensorium.triggers.params import Resolved
+from sensorium.triggers.policy import Verdict, VerdictKind
+from sensorium.triggers.spec import Trigger
+
+T = "2026-12-06T10:00:00.000Z"
+LONG = "v" * (VALUE_CHARS + 5)
+
+
+def event(data: bytes | None = b'{"body":{"token":"abc","n":1}}', extensions: dict[str, str] | None = None
+          ) -> CloudEvent:
+    return CloudEvent(id="e-1", source="hook", type="webhook", subject="example", datacontenttype="application/json",
+                      time="2026-12-06T09:59:59Z", data=data, extensions=extensions or {})
+
+
+def detail(target: str, passed: bool, seen: str | None = "x", reason: str = "r") -> FilterDetail:
+    return FilterDetail(target, seen, ("a", "b"), "=", "string", passed, reason)
+
+
+VERDICTS = [
+    FilterVerdict("filters", True),
+    FilterVerdict("filters", False, reason="and", parts=(
+        FilterVerdict("context", True, details=(detail("context.type", True),)),
+        FilterVerdict("data", False, error="bad path x", details=(detail("p", False, None, "bad path x"),
+                                                                 detail("q", True, LONG, LONG))),
+        FilterVerdict("exprs", False, error="boom", details=(detail("e", False),)),
+        FilterVerdict("time", False, reason="outside"),
+        FilterVerdict("script", False, error=LONG),
+        FilterVerdict("data", True),
+    )),
+    FilterVerdict("data", True, details=(detail("d", True, "y"),)),
+]
+
+
+def stage_result(ev: CloudEvent) -> StageResult:
+    deps = [DependencyVerdict(f"dep{i}", v.passed, None if v.passed else "err", v) for i, v in enumerate(VERDICTS)]
+    deps.append(DependencyVerdict("jq", True, None, VERDICTS[2], TransformResult("jq", ev, reason="ok")))
+    deps.append(DependencyVerdict("jq-empty", True, None, VERDICTS[2],
+                                  TransformResult("jq", CloudEvent(id="e-1", source="s", type="t"))))
+    deps.append(DependencyVerdict("lua", False, "dropped", VERDICTS[1], TransformResult("script", None, "lua err")))
+    conditions = (ConditionVerdict("t", "dep0 && dep1", "dep0", ("dep0",), False, False),
+                  ConditionVerdict("u", "dep2", "dep2", ("dep2",), True, True))
+    return StageResult(ev, tuple(deps), conditions, ())
+
+
+@pytest.mark.parametrize("ev", [event(), event(extensions={"traceparent": "00-ab-cd-01", "id": "override"}),
+                                event(data=None), event(data=b"")])
+def test_event_rows_are_received_then_stage_rows(ev: CloudEvent) -> None:
+    result = stage_result(ev)
+    expected = rows_of(received_rows, "s", T, "nats://h:1", "sub seq 1", 2, ev)
+    stage_rows(expected, "s", T, result)
+    got = rows_of(event_rows, "s", T, "nats://h:1", "sub seq 1", 2, result)
+    assert got == expected
+    assert encode_lines(got) == encode_lines(expected)
+
+
+def trigger() -> Trigger:
+    return Trigger.model_validate({"template": {"name": "t", "http": {
+        "url": "http://h/x", "payload": [{"src": {"dependencyName": "d", "dataKey": "body.n"}, "dest": "n"},
+                                         {"src": {"dependencyName": "d", "contextKey": "id"}, "dest": "id"}],
+        "parameters": [{"src": {"dependencyName": "d", "value": "v"}, "dest": "url"}]}}})
+
+
+def outcomes(trig: Trigger) -> list[object]:
+    http = trig.template.http
+    assert http is not None and http.payload and http.parameters
+    params = ((http.payload[0], Resolved("5", "Number")), (http.payload[1], Resolved("x" * (PREVIEW_CHARS + 9))),
+              (http.parameters[0], Resolved(None)))
+    request = RequestSummary("POST", "http://h/x", (("Content-Type", "application/json"), ("X-Key", "***")), 12,
+                             '{"n":5}')
+    ok, retry = Verdict(VerdictKind.SUCCESS, "2xx"), Verdict(VerdictKind.RETRYABLE, "5xx")
+    at = 1796578632.8722112
+    attempts = (Attempt(1, None, 0.01234567, "connection refused", retry, delay_s=0.1234567, at=at),
+                Attempt(2, 503, 0.02, "", retry, delay_s=0.5, waited_s=0.0123456, at=at + 0.2, response="down"),
+                Attempt(3, 200, 0.0301, "", ok, at=at + 1.3, response="ok"))
+    return [
+        FiringOutcome("t", "http", True, attempts, request=request, params=params),
+        FiringOutcome("t", "http", False, attempts[:1], error="failed after retries: x", request=request),
+        FiringOutcome("t", "http", True, (Attempt(1, 200, 0.001, "", ok),), params=params[:1]),  # `at` unknown
+        FiringOutcome("t", "log", True, skipped=True, note="inside its interval"),
+        FiringOutcome("t", "http", False, error="secret 'a/b' not found", params=params),
+    ]
+
+
+def test_fired_rows_are_param_rows_then_outcome_rows() -> None:
+    trig = trigger()
+    for outcome in outcomes(trig):
+        assert isinstance(outcome, FiringOutcome)
+        for given in (trig, None):
+            expected = []
+            if given is not None:
+                expected = rows_of(param_rows, "s", sent_at(outcome, T), "e-1", "f-1", given, outcome.params)
+            outcome_rows(expected, "s", T, "e-1", "f-1", outcome)
+            got = rows_of(fired_rows, "s", T, "e-1", "f-1", given, outcome)
+            assert got == expected
+            assert encode_lines(got) == encode_lines(expected)
+
+
+class Other:
+    success = False
+    error = "not an outcome"
+
+
+def test_fired_rows_of_any_outcome() -> None:
+    expected = rows_of(outcome_rows, "s", T, "e-1", "f-1", Other())
+    assert rows_of(fired_rows, "s", T, "e-1", "f-1", trigger(), Other()) == expected
+
+
+@pytest.mark.parametrize("at", [0.0, 59.9996, 60.0, 86399.5, 1796578632.8722112, 1796578679.9999, 951782400.001])
+def test_stamp_is_rfc3339_utc_milliseconds(at: float) -> None:
+    from datetime import UTC, datetime
+
+    ms = int(at * 1000)
+    whole = datetime.fromtimestamp(ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    assert stamp(at) == f"{whole}.{ms % 1000:03d}Z"
+
+
+def test_is_credential_name_is_any_word_in_the_lowered_text() -> None:
+    import random
+    import string
+
+    from sensorium.engine.core.preview import _NAMES, is_credential_name
+
+    rnd = random.Random(7)
+    texts = [*_NAMES, "API", "Api_Key", "xAPI-KEYx", "apI", "ap-ikey", "", "Authorization", "x-api-kez"]
+    for _ in range(20_000):
+        text = "".join(rnd.choice(string.ascii_letters + "-_ ") for _ in range(rnd.randint(0, 12)))
+        texts.append(text + (rnd.choice(_NAMES).upper() if rnd.random() < 0.3 else ""))
+    for text in texts:
+        assert is_credential_name(text) == any(word in text.lower() for word in _NAMES), text
