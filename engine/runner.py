@@ -368,7 +368,12 @@ class SensorRunner:
                         tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
         try:
             if len(firings) == 1:  # the common case: no task of its own (gather would add one per event)
-                outcomes = [await self._fire(firings[0], event.id, span)]
+                if span is None and not self._tracing:  # nothing to record: the trigger's own coroutine only
+                    self._firing_seq += 1
+                    only = firings[0]
+                    outcomes = [await self.executors[only.trigger].fire(only.events)]
+                else:
+                    outcomes = [await self._fire(firings[0], event.id, span)]
             else:
                 outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
             failed = 0

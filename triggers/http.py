@@ -205,8 +205,12 @@ class HttpTrigger:
                  rng: RandomSource | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.perf_counter,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, details: bool = True) -> None:
         check_http_spec(trigger.template, trigger.parameters)
+        # Whether outcomes keep what only the trace and `sensorium test` read: the request's summary, the
+        # parameters resolved and the response previews of successful attempts. Without (`sensorium run
+        # --no-bus-trace`), a failed attempt still keeps its preview (the runner's ERROR line shows it).
+        self.details = details
         self.trigger, self.client, self.secrets = trigger, client, secrets
         self.name = trigger.name
         status = trigger.policy.status if trigger.policy is not None else None
@@ -233,69 +237,71 @@ class HttpTrigger:
         return self._tls
 
     async def fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome:
-        """All attempts of one firing; never raises (except cancellation)."""
-        used: list[ResolvedParam] = []
+        """All attempts of one firing; never raises (except cancellation).
+
+        Trace context: with `client.attempt_spans` each attempt is a span and its `traceparent` goes out;
+        without, the first event's `traceparent`/`tracestate` extensions go out as they came (no span of ours
+        in between, so the target's span is the caller's child). A request whose own headers (spec,
+        parameters) already name `traceparent` is left alone. (One coroutine: a second one, for the `try`
+        around the attempts, was resumed again at every suspension of every request.)"""
+        used: list[ResolvedParam] | None = [] if self.details else None
         try:
-            return await self._fire(events, used)
+            attempts: list[Attempt] = []
+            spans = self.client.attempt_spans
+            propagated: dict[str, str] | None = None
+            own = False
+            delays = self.backoff.delays(self.rng)
+            request: HttpRequest | None = None
+            summary: RequestSummary | None = None
+            steps = max(self.backoff.steps, 1)
+            details = self.details
+            error = ""
+            for number in range(1, steps + 1):
+                waited = await self.limiter.take() if self.limiter is not None else 0.0
+                status: int | None = None
+                span = None
+                head = b""
+                at, start = time.time(), self._clock()
+                try:
+                    if request is None:
+                        request = self._request.build(events, self.secrets, used)
+                        if details:
+                            summary = request.summary()
+                        own = _names_trace(request)
+                        propagated = None if own or spans is not None else _event_trace(events)
+                    if spans is not None:
+                        span = spans.start(number)
+                        if not own:
+                            propagated = span.headers()
+                    status, head = await self.client.exchange(request, self._tls_context(), propagated)
+                    verdict = self.policy.judge(status)
+                    error = "" if verdict.ok else verdict.reason
+                except TriggerError as exc:
+                    error = request.scrub(str(exc)) if request is not None else str(exc)
+                    verdict = Verdict(VerdictKind.RETRYABLE if exc.retryable else VerdictKind.TERMINAL, error)
+                except BaseException:  # cancelled (shutdown) or a bug: the span still ends
+                    if span is not None:
+                        span.end(status, "interrupted", False)
+                    raise
+                latency = self._clock() - start
+                last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
+                delay = None if verdict.ok or last else next(delays)
+                if span is not None:
+                    span.end(status, error, delay is not None)
+                attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
+                                        _response_preview(head, request) if details or not verdict.ok else ""))
+                log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
+                if verdict.ok:
+                    return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,
+                                         params=tuple(used) if used else ())
+                if delay is None:
+                    break
+                await self._sleep(delay)
+            return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
+                                 request=summary, params=tuple(used) if used else ())
         except Exception as exc:  # a bug must not take the runner down; log where, never the message
             where = "".join(traceback.format_tb(exc.__traceback__))
             log.error("trigger %s: internal error %s\n%s", self.name, type(exc).__name__, where)
             return FiringOutcome(self.name, self.kind, False,
-                                 error=final_error(f"internal error: {type(exc).__name__}"), params=tuple(used))
-
-    async def _fire(self, events: Mapping[str, CloudEvent], used: list[ResolvedParam]) -> FiringOutcome:
-        """Trace context: with `client.attempt_spans` each attempt is a span and its `traceparent` goes out;
-        without, the first event's `traceparent`/`tracestate` extensions go out as they came (no span of ours
-        in between, so the target's span is the caller's child). A request whose own headers (spec,
-        parameters) already name `traceparent` is left alone."""
-        attempts: list[Attempt] = []
-        spans = self.client.attempt_spans
-        propagated: dict[str, str] | None = None
-        own = False
-        delays = self.backoff.delays(self.rng)
-        request: HttpRequest | None = None
-        summary: RequestSummary | None = None
-        steps = max(self.backoff.steps, 1)
-        error = ""
-        for number in range(1, steps + 1):
-            waited = await self.limiter.take() if self.limiter is not None else 0.0
-            status: int | None = None
-            span = None
-            head = b""
-            at, start = time.time(), self._clock()
-            try:
-                if request is None:
-                    request = self._request.build(events, self.secrets, used)
-                    summary = request.summary()
-                    own = _names_trace(request)
-                    propagated = None if own or spans is not None else _event_trace(events)
-                if spans is not None:
-                    span = spans.start(number)
-                    if not own:
-                        propagated = span.headers()
-                status, head = await self.client.exchange(request, self._tls_context(), propagated)
-                verdict = self.policy.judge(status)
-                error = "" if verdict.ok else verdict.reason
-            except TriggerError as exc:
-                error = request.scrub(str(exc)) if request is not None else str(exc)
-                verdict = Verdict(VerdictKind.RETRYABLE if exc.retryable else VerdictKind.TERMINAL, error)
-            except BaseException:  # cancelled (shutdown) or a bug: the span still ends
-                if span is not None:
-                    span.end(status, "interrupted", False)
-                raise
-            latency = self._clock() - start
-            last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
-            delay = None if verdict.ok or last else next(delays)
-            if span is not None:
-                span.end(status, error, delay is not None)
-            attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
-                                    _response_preview(head, request)))
-            log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
-            if verdict.ok:
-                return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,
-                                     params=tuple(used))
-            if delay is None:
-                break
-            await self._sleep(delay)
-        return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
-                             request=summary, params=tuple(used))
+                                 error=final_error(f"internal error: {type(exc).__name__}"),
+                                 params=tuple(used) if used else ())
