@@ -253,7 +253,10 @@ class SensorRunner:
         version = persist.version if persist is not None else 0
         span = self.spans.event(event) if self.spans is not None else None
         try:
-            result = await self._process(event)
+            if self.inline is not None and self.inline(event):  # bounded and small: the hop would cost more
+                result = self.stage.decide(event, self._evaluate(event), self.clock())  # (no coroutine)
+            else:
+                result = await self._process(event)
         except Exception as exc:  # a bug in a stage must not stop the sensor: the message is dead-lettered
             if span is not None:
                 span.failed(_describe(exc))
@@ -357,8 +360,7 @@ class SensorRunner:
             return self.stage.evaluate(event)
 
     async def _process(self, event: CloudEvent) -> StageResultLike:
-        if self.inline is not None and self.inline(event):  # bounded and small: the hop would cost more
-            return self.stage.decide(event, self._evaluate(event), self.clock())
+        """The stage in the sensor's own thread (evaluate), then decide on the loop."""
         if self._stage_thread is None:
             self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
         verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)
