@@ -24,7 +24,7 @@ import random
 import ssl
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import aiohttp
 
@@ -167,9 +167,9 @@ def _response_preview(head: bytes, request: HttpRequest | None) -> str:
     return preview(data[:PREVIEW_BYTES]) + ("…" if len(data) > PREVIEW_BYTES else "")
 
 
-def _names_trace(request: HttpRequest) -> bool:
-    """Whether the request's own headers already carry trace context (then none is added)."""
-    return any(k.lower() in (TRACEPARENT, TRACESTATE) for k, _ in request.headers)
+def _names_trace(headers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a request's own headers already carry trace context (then none is added)."""
+    return any(k.lower() in (TRACEPARENT, TRACESTATE) for k, _ in headers)
 
 
 def _event_trace(events: Mapping[str, CloudEvent]) -> dict[str, str] | None:
@@ -233,6 +233,8 @@ class HttpTrigger:
         self._tls: ssl.SSLContext | None = None
         self._tls_ready = False
         self._request = RequestPlan(trigger.template, trigger.parameters)  # what no firing changes, decided once
+        static = self._request.static_headers
+        self._static_headers, self._static_own = static, static is not None and _names_trace(static)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self._tls_ready:
@@ -258,7 +260,7 @@ class HttpTrigger:
             spans = self.client.attempt_spans
             propagated: dict[str, str] | None = None
             own = False
-            delays = self.backoff.delays(self.rng)
+            delays: Iterator[float] | None = None  # (a generator: made when a retry needs it, as before)
             request: HttpRequest | None = None
             summary: RequestSummary | None = None
             steps = max(self.backoff.steps, 1)
@@ -275,7 +277,8 @@ class HttpTrigger:
                         request = self._request.build(events, self.secrets, used)
                         if details:
                             summary = request.summary()
-                        own = _names_trace(request)
+                        headers = request.headers
+                        own = self._static_own if headers is self._static_headers else _names_trace(headers)
                         propagated = None if own or spans is not None else _event_trace(events)
                     if spans is not None:
                         span = spans.start(number)
@@ -293,7 +296,12 @@ class HttpTrigger:
                     raise
                 latency = self._clock() - start
                 last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
-                delay = None if verdict.ok or last else next(delays)
+                if verdict.ok or last:
+                    delay = None
+                else:
+                    if delays is None:
+                        delays = self.backoff.delays(self.rng)
+                    delay = next(delays)
                 if span is not None:
                     span.end(status, error, delay is not None)
                 attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
