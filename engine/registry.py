@@ -83,7 +83,7 @@ class TriggerDeps:
     client: HttpClient
     secrets: Secrets
     details: bool = True
-    """Whether outcomes keep what only traces and `sensorium test` read (request summaries, parameters, the
+    """Whether outcomes keep what only traces read (request summaries, parameters, attempts' start times, the
     previews of successful responses): False when nothing traces (`sensorium run --no-bus-trace`)."""
 
 

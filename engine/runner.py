@@ -277,7 +277,7 @@ class SensorRunner:
             else:
                 self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
-        tokens: list[int] = []
+        tokens: Sequence[int] = ()
         if persist is not None:  # registered before any await: every snapshot from now on includes them
             tokens = [persist.firing_started(f.trigger, f.events) for f in result.firings if persist.holds(f.trigger)]
             changed = persist.version != version

@@ -215,9 +215,10 @@ class HttpTrigger:
                  clock: Callable[[], float] = time.perf_counter,
                  limiter: RateLimiter | None = None, details: bool = True) -> None:
         check_http_spec(trigger.template, trigger.parameters)
-        # Whether outcomes keep what only the trace and `sensorium test` read: the request's summary, the
-        # parameters resolved and the response previews of successful attempts. Without (`sensorium run
-        # --no-bus-trace`), a failed attempt still keeps its preview (the runner's ERROR line shows it).
+        # Whether outcomes keep what only the trace reads: the request's summary, the parameters resolved, each
+        # attempt's start time (`Attempt.at`, else 0.0: not known) and the response previews of successful
+        # attempts. Without (`sensorium run --no-bus-trace`), a failed attempt still keeps its preview (the
+        # runner's ERROR line shows it).
         self.details = details
         self.trigger, self.client, self.secrets = trigger, client, secrets
         self.name = trigger.name
@@ -271,7 +272,7 @@ class HttpTrigger:
                 status: int | None = None
                 span = None
                 head = b""
-                at, start = time.time(), self._clock()
+                at, start = time.time() if details else 0.0, self._clock()  # (`at`: only traces read it)
                 try:
                     if request is None:
                         request = self._request.build(events, self.secrets, used)

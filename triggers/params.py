@@ -315,7 +315,10 @@ class PayloadPlan:
             return construct_payload(events, self.params, used)
         values: list[tuple[int, str, bool]] = []
         for index, param in enumerate(self.params):
-            resolved = _resolve_named(param, events, "payload", index)
+            try:  # (_resolve_named, without a call of its own per parameter)
+                resolved = resolve_param_value(param.src, events)
+            except ParamError as exc:
+                raise ParamError(f"payload[{index}] (dest '{param.dest}'): {exc}") from None
             if used is not None:
                 used.append((param, resolved))
             if resolved.value is not None:

@@ -79,9 +79,9 @@ async def test_exact_request_received(http_sink: HttpSink, client: HttpClient,
 
 async def test_without_details_the_outcome_keeps_what_the_runner_reads(http_sink: HttpSink,
                                                                        client: HttpClient) -> None:
-    """`details=False` (`sensorium run --no-bus-trace`): no request summary, no parameters and no preview of a
-    successful response (only traces read them); the same request is sent, and a failed attempt keeps its
-    preview (the runner's ERROR line shows it)."""
+    """`details=False` (`sensorium run --no-bus-trace`): no request summary, no parameters, no attempt start
+    time and no preview of a successful response (only traces read them); the same request is sent, and a failed
+    attempt keeps its preview (the runner's ERROR line shows it)."""
     t = make(http_sink.url, {"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]},
              retryStrategy=FAST)
     http_sink.program(Reply(200, body=b"fine"))
@@ -93,6 +93,7 @@ async def test_without_details_the_outcome_keeps_what_the_runner_reads(http_sink
     assert full.success and full.request is not None and len(full.params) == 1
     assert full.attempts[0].response == "fine"
     assert bare.success and bare.request is None and bare.params == () and bare.attempts[0].response == ""
+    assert full.attempts[0].at > 0 and bare.attempts[0].at == 0.0  # (0.0: not known)
     assert (bare.trigger, bare.kind, bare.error, bare.attempts[0].status) == (full.trigger, full.kind, "", 200)
     http_sink.program(Reply(404, body=b"no such order"))
     failed = await HttpTrigger(t, client, SECRETS, details=False).fire(EVENTS)
