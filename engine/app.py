@@ -243,7 +243,7 @@ async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop
     intake = Intake(bus, intake_settings(options), metrics.intake_counts() if metrics is not None else None)
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
-        a = assemble(compiled, secrets, client, config.registry)
+        a = assemble(compiled, secrets, client, config.registry, details=options.tracer.enabled)
         own = compiled.sensor.spec.consumer
         return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, runner_settings(options.runner, own),
                             options.tracer, persistence=await _persistence(a, bus),

@@ -71,15 +71,17 @@ async def shared_http_client() -> AsyncIterator[HttpClient]:
         yield client
 
 
-def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY) -> Fireable:
-    """The running trigger, built by its registered kind."""
-    return registry.build_trigger(trigger, TriggerDeps(client, secrets))
+def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
+                   details: bool = True) -> Fireable:
+    """The running trigger, built by its registered kind (`details`: see `TriggerDeps.details`)."""
+    return registry.build_trigger(trigger, TriggerDeps(client, secrets, details))
 
 
-def assemble(compiled: CompiledSensor, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY
-             ) -> AssembledSensor:
-    """The running parts of a checked sensor: its compiled stage, and each trigger built by its kind."""
-    executors = {t.template.name: build_executor(t, secrets, client, registry) for t in compiled.triggers}
+def assemble(compiled: CompiledSensor, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
+             details: bool = True) -> AssembledSensor:
+    """The running parts of a checked sensor: its compiled stage, and each trigger built by its kind
+    (`details` False: outcomes without what only traces read, `TriggerDeps.details`)."""
+    executors = {t.template.name: build_executor(t, secrets, client, registry, details) for t in compiled.triggers}
     return AssembledSensor(compiled.name, compiled.keys, compiled.stage, executors)
 
 

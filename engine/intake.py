@@ -263,7 +263,11 @@ class Intake:
                 continue  # published before the sensor existed
             self._offer(join, sensor, join.share(sensor, event))
         self.metrics.count("dispatched" if join.waiting or join.retry is not None else "unselected")
-        await self._opened(join)
+        if join.waiting:  # the common case, without a coroutine: see _opened
+            self.open.add(join)
+            join.on_settled = self.open.discard
+        else:
+            await self._opened(join)
 
     def _offer(self, join: Join, sensor: str, share: Share) -> None:
         inbox = self.inboxes.get(sensor)

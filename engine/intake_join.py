@@ -97,6 +97,12 @@ class Share(Delivery):
         if count is not None:
             self.delivery_count = count
 
+    async def ack(self) -> None:
+        """`Delivery.ack` without its `_ack` step (one coroutine less per event)."""
+        if not self._settled:
+            self._settled = True
+            await self.join.settled(self.sensor, True)
+
     async def _ack(self) -> None:
         await self.join.settled(self.sensor, True)
 

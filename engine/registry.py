@@ -82,6 +82,9 @@ class TriggerDeps:
 
     client: HttpClient
     secrets: Secrets
+    details: bool = True
+    """Whether outcomes keep what only traces read (request summaries, parameters, attempts' start times, the
+    previews of successful responses): False when nothing traces (`sensorium run --no-bus-trace`)."""
 
 
 @dataclass(frozen=True)
@@ -260,7 +263,7 @@ _JITTER = random.Random()
 
 
 def _http(trigger: Trigger, deps: TriggerDeps) -> Fireable:
-    return HttpTrigger(trigger, deps.client, deps.secrets, rng=_JITTER)
+    return HttpTrigger(trigger, deps.client, deps.secrets, rng=_JITTER, details=deps.details)
 
 
 def _http_check(trigger: Trigger) -> None:

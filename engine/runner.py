@@ -253,7 +253,10 @@ class SensorRunner:
         version = persist.version if persist is not None else 0
         span = self.spans.event(event) if self.spans is not None else None
         try:
-            result = await self._process(event)
+            if self.inline is not None and self.inline(event):  # bounded and small: the hop would cost more
+                result = self.stage.decide(event, self._evaluate(event), self.clock())  # (no coroutine)
+            else:
+                result = await self._process(event)
         except Exception as exc:  # a bug in a stage must not stop the sensor: the message is dead-lettered
             if span is not None:
                 span.failed(_describe(exc))
@@ -274,7 +277,7 @@ class SensorRunner:
             else:
                 self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
-        tokens: list[int] = []
+        tokens: Sequence[int] = ()
         if persist is not None:  # registered before any await: every snapshot from now on includes them
             tokens = [persist.firing_started(f.trigger, f.events) for f in result.firings if persist.holds(f.trigger)]
             changed = persist.version != version
@@ -357,8 +360,7 @@ class SensorRunner:
             return self.stage.evaluate(event)
 
     async def _process(self, event: CloudEvent) -> StageResultLike:
-        if self.inline is not None and self.inline(event):  # bounded and small: the hop would cost more
-            return self.stage.decide(event, self._evaluate(event), self.clock())
+        """The stage in the sensor's own thread (evaluate), then decide on the loop."""
         if self._stage_thread is None:
             self._stage_thread = ThreadPoolExecutor(1, thread_name_prefix=f"stage-{self.sensor}")
         verdicts = await asyncio.get_running_loop().run_in_executor(self._stage_thread, self._evaluate, event)
@@ -368,7 +370,12 @@ class SensorRunner:
                         tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
         try:
             if len(firings) == 1:  # the common case: no task of its own (gather would add one per event)
-                outcomes = [await self._fire(firings[0], event.id, span)]
+                if span is None and not self._tracing:  # nothing to record: the trigger's own coroutine only
+                    self._firing_seq += 1
+                    only = firings[0]
+                    outcomes = [await self.executors[only.trigger].fire(only.events)]
+                else:
+                    outcomes = [await self._fire(firings[0], event.id, span)]
             else:
                 outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
             failed = 0

@@ -97,16 +97,33 @@ def context_filter(spec: ContextFilter | None, event: CloudEvent) -> FilterVerdi
     """Exact equality on type, subject, source and datacontenttype when set (F:425-447), plus extensions."""
     if spec is None:
         return FilterVerdict("context", True)
-    checks: list[tuple[str, str, str | None]] = [
-        ("type", spec.type, event.type), ("subject", spec.subject, event.subject),
-        ("source", spec.source, event.source),
-        ("datacontenttype", spec.datacontenttype, event.datacontenttype)]
-    checks += [(f"extensions.{k}", v, event.extensions.get(k)) for k, v in spec.extensions.items()]
-    details = tuple(
-        FilterDetail(f"context.{name}", seen, (want,), "=", "string", seen == want,
-                     "equal" if seen == want else "not equal")
-        for name, want, seen in checks if want != "")
-    return FilterVerdict("context", all(d.passed for d in details), details=details)
+    details: list[FilterDetail] = []
+    passed = True
+    for label, name, want, extension in _context_checks(spec):
+        seen = event.extensions.get(name) if extension else getattr(event, name)
+        equal = seen == want
+        passed = passed and equal
+        details.append(FilterDetail(label, seen, (want,), "=", "string", equal, "equal" if equal else "not equal"))
+    return FilterVerdict("context", passed, details=tuple(details))
+
+
+_CONTEXT_CHECKS: dict[int, tuple[ContextFilter, tuple[tuple[str, str, str, bool], ...]]] = {}
+
+
+def _context_checks(spec: ContextFilter) -> tuple[tuple[str, str, str, bool], ...]:
+    """(target, attribute or extension name, wanted value, is an extension) of every field `spec` sets, in
+    context_filter's order (type, subject, source, datacontenttype, extensions); worked out once per spec."""
+    hit = _CONTEXT_CHECKS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    fields = (("type", spec.type), ("subject", spec.subject), ("source", spec.source),
+              ("datacontenttype", spec.datacontenttype))
+    checks = tuple([(f"context.{name}", name, want, False) for name, want in fields if want != ""]
+                   + [(f"context.extensions.{k}", k, v, True) for k, v in spec.extensions.items() if v != ""])
+    if len(_CONTEXT_CHECKS) >= 4096:  # specs of sensors reloaded away
+        _CONTEXT_CHECKS.clear()
+    _CONTEXT_CHECKS[id(spec)] = (spec, checks)
+    return checks
 
 
 def _compare(op: str, event_value: float, wanted: float) -> bool:

@@ -157,7 +157,7 @@ class SensorStage:
         the event's time is up fails with `timed out after ...`."""
         verdicts: list[DependencyVerdict] = []
         for dep in self.sensor.spec.dependencies:
-            if (dep.event_source_name, dep.event_name) != (event.source, event.subject):
+            if dep.event_source_name != event.source or dep.event_name != event.subject:
                 continue
             try:
                 check_deadline()

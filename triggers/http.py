@@ -18,12 +18,13 @@ keyed by it), and one pooled TCPConnector. So: one `aiohttp.ClientSession` for t
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import ssl
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import aiohttp
 
@@ -82,8 +83,9 @@ class HttpClient:
     def _get(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=self.max_per_host)
+            # No default Content-Type (as in Argo), said once here: per request aiohttp builds a set of it
             self._session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
-                                                  trust_env=False)
+                                                  trust_env=False, skip_auto_headers=("Content-Type",))
         return self._session
 
     async def close(self) -> None:
@@ -109,13 +111,13 @@ class HttpClient:
         to 64 KiB, so the connection can be reused) and dropped. `extra_headers` (trace context) are sent after
         the request's own. Raises TriggerError: retryable for transport errors and timeouts, terminal for a bad
         request."""
-        headers = list(request.headers)
+        headers: Sequence[tuple[str, str]] = request.headers
         if extra_headers:
-            headers.extend(extra_headers.items())
+            headers = [*headers, *extra_headers.items()]
         try:
             async with self._get().request(
                 request.method, request.url, data=request.body or None, headers=headers,
-                skip_auto_headers=("Content-Type",), timeout=aiohttp.ClientTimeout(total=request.timeout),
+                timeout=_client_timeout(request.timeout),
                 ssl=tls if tls is not None else True, allow_redirects=True, max_redirects=MAX_REDIRECTS,
             ) as response:
                 return response.status, await _drain(response)
@@ -131,6 +133,12 @@ class HttpClient:
             raise TriggerError(f"{_where(request)}: {type(exc).__name__}: {exc}", retryable=True) from None
         except ValueError as exc:  # e.g. a header value with a newline
             raise TriggerError(f"failed to construct request for {safe_url(request.url)}, {exc}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total: float) -> aiohttp.ClientTimeout:
+    """One (immutable) ClientTimeout per value: building one, an attrs class, cost about 1 us per request."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 async def _drain(response: aiohttp.ClientResponse) -> bytes:
@@ -159,9 +167,9 @@ def _response_preview(head: bytes, request: HttpRequest | None) -> str:
     return preview(data[:PREVIEW_BYTES]) + ("…" if len(data) > PREVIEW_BYTES else "")
 
 
-def _names_trace(request: HttpRequest) -> bool:
-    """Whether the request's own headers already carry trace context (then none is added)."""
-    return any(k.lower() in (TRACEPARENT, TRACESTATE) for k, _ in request.headers)
+def _names_trace(headers: tuple[tuple[str, str], ...]) -> bool:
+    """Whether a request's own headers already carry trace context (then none is added)."""
+    return any(k.lower() in (TRACEPARENT, TRACESTATE) for k, _ in headers)
 
 
 def _event_trace(events: Mapping[str, CloudEvent]) -> dict[str, str] | None:
@@ -205,8 +213,13 @@ class HttpTrigger:
                  rng: RandomSource | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  clock: Callable[[], float] = time.perf_counter,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, details: bool = True) -> None:
         check_http_spec(trigger.template, trigger.parameters)
+        # Whether outcomes keep what only the trace reads: the request's summary, the parameters resolved, each
+        # attempt's start time (`Attempt.at`, else 0.0: not known) and the response previews of successful
+        # attempts. Without (`sensorium run --no-bus-trace`), a failed attempt still keeps its preview (the
+        # runner's ERROR line shows it).
+        self.details = details
         self.trigger, self.client, self.secrets = trigger, client, secrets
         self.name = trigger.name
         status = trigger.policy.status if trigger.policy is not None else None
@@ -221,6 +234,8 @@ class HttpTrigger:
         self._tls: ssl.SSLContext | None = None
         self._tls_ready = False
         self._request = RequestPlan(trigger.template, trigger.parameters)  # what no firing changes, decided once
+        static = self._request.static_headers
+        self._static_headers, self._static_own = static, static is not None and _names_trace(static)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self._tls_ready:
@@ -233,69 +248,77 @@ class HttpTrigger:
         return self._tls
 
     async def fire(self, events: Mapping[str, CloudEvent]) -> FiringOutcome:
-        """All attempts of one firing; never raises (except cancellation)."""
-        used: list[ResolvedParam] = []
+        """All attempts of one firing; never raises (except cancellation).
+
+        Trace context: with `client.attempt_spans` each attempt is a span and its `traceparent` goes out;
+        without, the first event's `traceparent`/`tracestate` extensions go out as they came (no span of ours
+        in between, so the target's span is the caller's child). A request whose own headers (spec,
+        parameters) already name `traceparent` is left alone. (One coroutine: a second one, for the `try`
+        around the attempts, was resumed again at every suspension of every request.)"""
+        used: list[ResolvedParam] | None = [] if self.details else None
         try:
-            return await self._fire(events, used)
+            attempts: list[Attempt] = []
+            spans = self.client.attempt_spans
+            propagated: dict[str, str] | None = None
+            own = False
+            delays: Iterator[float] | None = None  # (a generator: made when a retry needs it, as before)
+            request: HttpRequest | None = None
+            summary: RequestSummary | None = None
+            steps = max(self.backoff.steps, 1)
+            details = self.details
+            error = ""
+            for number in range(1, steps + 1):
+                waited = await self.limiter.take() if self.limiter is not None else 0.0
+                status: int | None = None
+                span = None
+                head = b""
+                at, start = time.time() if details else 0.0, self._clock()  # (`at`: only traces read it)
+                try:
+                    if request is None:
+                        request = self._request.build(events, self.secrets, used)
+                        if details:
+                            summary = request.summary()
+                        headers = request.headers
+                        own = self._static_own if headers is self._static_headers else _names_trace(headers)
+                        propagated = None if own or spans is not None else _event_trace(events)
+                    if spans is not None:
+                        span = spans.start(number)
+                        if not own:
+                            propagated = span.headers()
+                    status, head = await self.client.exchange(request, self._tls_context(), propagated)
+                    verdict = self.policy.judge(status)
+                    error = "" if verdict.ok else verdict.reason
+                except TriggerError as exc:
+                    error = request.scrub(str(exc)) if request is not None else str(exc)
+                    verdict = Verdict(VerdictKind.RETRYABLE if exc.retryable else VerdictKind.TERMINAL, error)
+                except BaseException:  # cancelled (shutdown) or a bug: the span still ends
+                    if span is not None:
+                        span.end(status, "interrupted", False)
+                    raise
+                latency = self._clock() - start
+                last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
+                if verdict.ok or last:
+                    delay = None
+                else:
+                    if delays is None:
+                        delays = self.backoff.delays(self.rng)
+                    delay = next(delays)
+                if span is not None:
+                    span.end(status, error, delay is not None)
+                attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
+                                        _response_preview(head, request) if details or not verdict.ok else ""))
+                log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
+                if verdict.ok:
+                    return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,
+                                         params=tuple(used) if used else ())
+                if delay is None:
+                    break
+                await self._sleep(delay)
+            return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
+                                 request=summary, params=tuple(used) if used else ())
         except Exception as exc:  # a bug must not take the runner down; log where, never the message
             where = "".join(traceback.format_tb(exc.__traceback__))
             log.error("trigger %s: internal error %s\n%s", self.name, type(exc).__name__, where)
             return FiringOutcome(self.name, self.kind, False,
-                                 error=final_error(f"internal error: {type(exc).__name__}"), params=tuple(used))
-
-    async def _fire(self, events: Mapping[str, CloudEvent], used: list[ResolvedParam]) -> FiringOutcome:
-        """Trace context: with `client.attempt_spans` each attempt is a span and its `traceparent` goes out;
-        without, the first event's `traceparent`/`tracestate` extensions go out as they came (no span of ours
-        in between, so the target's span is the caller's child). A request whose own headers (spec,
-        parameters) already name `traceparent` is left alone."""
-        attempts: list[Attempt] = []
-        spans = self.client.attempt_spans
-        propagated: dict[str, str] | None = None
-        own = False
-        delays = self.backoff.delays(self.rng)
-        request: HttpRequest | None = None
-        summary: RequestSummary | None = None
-        steps = max(self.backoff.steps, 1)
-        error = ""
-        for number in range(1, steps + 1):
-            waited = await self.limiter.take() if self.limiter is not None else 0.0
-            status: int | None = None
-            span = None
-            head = b""
-            at, start = time.time(), self._clock()
-            try:
-                if request is None:
-                    request = self._request.build(events, self.secrets, used)
-                    summary = request.summary()
-                    own = _names_trace(request)
-                    propagated = None if own or spans is not None else _event_trace(events)
-                if spans is not None:
-                    span = spans.start(number)
-                    if not own:
-                        propagated = span.headers()
-                status, head = await self.client.exchange(request, self._tls_context(), propagated)
-                verdict = self.policy.judge(status)
-                error = "" if verdict.ok else verdict.reason
-            except TriggerError as exc:
-                error = request.scrub(str(exc)) if request is not None else str(exc)
-                verdict = Verdict(VerdictKind.RETRYABLE if exc.retryable else VerdictKind.TERMINAL, error)
-            except BaseException:  # cancelled (shutdown) or a bug: the span still ends
-                if span is not None:
-                    span.end(status, "interrupted", False)
-                raise
-            latency = self._clock() - start
-            last = number == steps or verdict.kind is not VerdictKind.RETRYABLE
-            delay = None if verdict.ok or last else next(delays)
-            if span is not None:
-                span.end(status, error, delay is not None)
-            attempts.append(Attempt(number, status, latency, error, verdict, delay, waited, at,
-                                    _response_preview(head, request)))
-            log.debug("trigger %s attempt %d: %s %s", self.name, number, verdict.kind, error or status)
-            if verdict.ok:
-                return FiringOutcome(self.name, self.kind, True, tuple(attempts), request=summary,
-                                     params=tuple(used))
-            if delay is None:
-                break
-            await self._sleep(delay)
-        return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
-                             request=summary, params=tuple(used))
+                                 error=final_error(f"internal error: {type(exc).__name__}"),
+                                 params=tuple(used) if used else ())

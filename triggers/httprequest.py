@@ -207,10 +207,30 @@ class RequestPlan:
         self._headers: list[tuple[str, str]] = []
         for name, value in ((http.headers or {}).items() if http is not None else ()):
             _put(self._headers, name, value)
+        # A fixed request with nothing but its payload to work out per firing (no dynamic or secure headers, no
+        # basic auth, no CloudEvent body, no Host): its method, URL, headers and timeout, decided once.
+        fixed = self._fixed
+        self._static: tuple[str, str, tuple[tuple[str, str], ...], float, PayloadPlan | None] | None = None
+        if fixed is not None and not (fixed.dynamic_headers or fixed.secure_headers or fixed.basic_auth is not None
+                                      or fixed.cloud_event is not None or fixed.host):
+            self._static = (fixed.method or "POST", fixed.url, tuple(self._headers),
+                            float(fixed.timeout) if fixed.timeout > 0 else DEFAULT_TIMEOUT,
+                            self._payload if fixed.payload is not None else None)
+
+    @property
+    def static_headers(self) -> tuple[tuple[str, str], ...] | None:
+        """The headers (the same tuple) of every request when only the payload changes per firing, else None."""
+        return self._static[2] if self._static is not None else None
 
     def build(self, events: Mapping[str, CloudEvent], secrets: Secrets,
               used: list[ResolvedParam] | None = None) -> HttpRequest:
         """The request of one firing (see `build_request`)."""
+        static = self._static
+        if static is not None:  # the same request as below, with what it fixes taken as decided
+            method, url, fixed_headers, timeout, payload_plan = static
+            return HttpRequest(method, url, fixed_headers,
+                               payload_plan.build(events, used) if payload_plan is not None else b"",
+                               timeout=timeout)
         http = self._fixed
         if http is None:
             http = resolve_http(self.template, self.trigger_params, events, used)

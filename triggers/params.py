@@ -202,9 +202,9 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudE
             template_error = str(exc)
     found: PathResult | None = None
     if selector is not None:
-        found, what = selector.get(payload), _describe(src)
+        found = selector.get(payload)
     elif src.context_key:
-        found, what = gjson_get(payload, src.context_key), f"contextKey '{src.context_key}'"
+        found = gjson_get(payload, src.context_key)
     resolved = _result(found) if found is not None else None
     if resolved is not None:
         return resolved
@@ -212,6 +212,7 @@ def resolve_param_value(src: TriggerParameterSource, events: Mapping[str, CloudE
         return Resolved(src.value, STRING)
     if template_error:
         raise _unresolved(src, template_error)
+    what = _describe(src) if selector is not None else f"contextKey '{src.context_key}'"  # (only for errors)
     error = getattr(found, "error", None)
     detail = f": {error}" if error else ""
     raise _unresolved(src, f"{what} does not exist in the event payload{detail}")
@@ -243,7 +244,7 @@ def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
     parameter resolved is appended to `used` with its value (also when a later one fails)."""
     text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
     for index, param in enumerate(params or ()):
-        resolved = _resolve_named(param, events, f"parameters[{index}]")
+        resolved = _resolve_named(param, events, "parameters", index)
         if used is not None:
             used.append((param, resolved))
         if resolved.value is None:
@@ -260,12 +261,13 @@ def apply_params(doc: bytes | str, params: Sequence[TriggerParameter] | None,
     return text.encode()
 
 
-def _resolve_named(param: TriggerParameter, events: Mapping[str, CloudEvent], where: str) -> Resolved:
-    """resolve_param_value, with the failing parameter named in the error (`payload[1] (dest 'who'): ...`)."""
+def _resolve_named(param: TriggerParameter, events: Mapping[str, CloudEvent], section: str, index: int) -> Resolved:
+    """resolve_param_value, with the failing parameter named in the error (`payload[1] (dest 'who'): ...`; the
+    name is formatted only then, not per firing)."""
     try:
         return resolve_param_value(param.src, events)
     except ParamError as exc:
-        raise ParamError(f"{where} (dest '{param.dest}'): {exc}") from None
+        raise ParamError(f"{section}[{index}] (dest '{param.dest}'): {exc}") from None
 
 
 def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[TriggerParameter] | None,
@@ -275,7 +277,7 @@ def construct_payload(events: Mapping[str, CloudEvent], params: Sequence[Trigger
     to `used` with its value."""
     text = ""
     for index, param in enumerate(params or ()):
-        resolved = _resolve_named(param, events, f"payload[{index}]")
+        resolved = _resolve_named(param, events, "payload", index)
         if used is not None:
             used.append((param, resolved))
         if param.dest == "":
@@ -313,7 +315,10 @@ class PayloadPlan:
             return construct_payload(events, self.params, used)
         values: list[tuple[int, str, bool]] = []
         for index, param in enumerate(self.params):
-            resolved = _resolve_named(param, events, f"payload[{index}]")
+            try:  # (_resolve_named, without a call of its own per parameter)
+                resolved = resolve_param_value(param.src, events)
+            except ParamError as exc:
+                raise ParamError(f"payload[{index}] (dest '{param.dest}'): {exc}") from None
             if used is not None:
                 used.append((param, resolved))
             if resolved.value is not None:

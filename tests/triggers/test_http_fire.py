@@ -77,6 +77,29 @@ async def test_exact_request_received(http_sink: HttpSink, client: HttpClient,
     no_secrets(repr(outcome), caplog.text)
 
 
+async def test_without_details_the_outcome_keeps_what_the_runner_reads(http_sink: HttpSink,
+                                                                       client: HttpClient) -> None:
+    """`details=False` (`sensorium run --no-bus-trace`): no request summary, no parameters, no attempt start
+    time and no preview of a successful response (only traces read them); the same request is sent, and a failed
+    attempt keeps its preview (the runner's ERROR line shows it)."""
+    t = make(http_sink.url, {"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]},
+             retryStrategy=FAST)
+    http_sink.program(Reply(200, body=b"fine"))
+    full = await HttpTrigger(t, client, SECRETS).fire(EVENTS)
+    http_sink.program(Reply(200, body=b"fine"))
+    bare = await HttpTrigger(t, client, SECRETS, details=False).fire(EVENTS)
+    first, second = await http_sink.wait_for(2)
+    assert first.body == second.body == b'{"id":"abc"}'
+    assert full.success and full.request is not None and len(full.params) == 1
+    assert full.attempts[0].response == "fine"
+    assert bare.success and bare.request is None and bare.params == () and bare.attempts[0].response == ""
+    assert full.attempts[0].at > 0 and bare.attempts[0].at == 0.0  # (0.0: not known)
+    assert (bare.trigger, bare.kind, bare.error, bare.attempts[0].status) == (full.trigger, full.kind, "", 200)
+    http_sink.program(Reply(404, body=b"no such order"))
+    failed = await HttpTrigger(t, client, SECRETS, details=False).fire(EVENTS)
+    assert not failed.success and failed.attempts[-1].response == "no such order"
+
+
 async def test_content_type_only_when_given(http_sink: HttpSink, client: HttpClient) -> None:
     t = make(http_sink.url, {"headers": {"Content-Type": "application/json"},
                              "payload": [{"src": {"dependencyName": "d"}, "dest": ""}]})

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from sensorium.engine.core.secrets import Secrets, env_name
-from sensorium.triggers.httprequest import HttpRequest, SecretError, build_request, check_http_spec
+from sensorium.triggers.httprequest import HttpRequest, RequestPlan, SecretError, build_request, check_http_spec
 from sensorium.triggers.params import ParamError
 from sensorium.triggers.spec import Trigger
 
@@ -34,6 +34,28 @@ def test_defaults_no_content_type_no_body() -> None:
     assert (r.method, r.url, r.headers, r.body, r.timeout) == ("POST", "http://sink/p", (), b"", 60.0)
     assert build(trigger({"timeout": 0})).timeout == 60.0
     assert build(trigger({"timeout": 3, "method": "GET"})).timeout == 3.0
+
+
+@pytest.mark.parametrize("http", [
+    {},
+    {"timeout": 0, "method": "PUT"},
+    {"timeout": 3, "headers": {"X-A": "1", "Content-Type": "application/json"}},
+    {"payload": []},
+    {"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "a.b"},
+                 {"src": {"dependencyName": "d", "dataKey": "n", "useRawData": True}, "dest": "n"}]},
+    {"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "list.-1"}]},
+    {"payload": [{"src": {"dependencyName": "absent"}, "dest": "x"}]},
+])
+def test_a_fixed_request_decided_once_is_the_request_built_in_full(http: dict[str, Any]) -> None:
+    """RequestPlan's shortcut for requests with nothing but a payload to work out gives the same request (and
+    the same parameters used) as its general path."""
+    t = trigger(http)
+    plan, full = RequestPlan(t.template, t.parameters), RequestPlan(t.template, t.parameters)
+    full._static = None  # the general path
+    used_plan: list[Any] = []
+    used_full: list[Any] = []
+    assert plan.build(EVENTS, SECRETS, used_plan) == full.build(EVENTS, SECRETS, used_full)
+    assert used_plan == used_full
 
 
 def test_headers_in_argo_order_later_sources_overwrite_same_name() -> None:
