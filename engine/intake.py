@@ -230,10 +230,18 @@ class Intake:
         """How many messages to fetch: at most what the emptiest inbox takes, once that is a batch (or its
         whole size, when smaller); waits until then (see IntakeSettings.inbox)."""
         batch = self.settings.batch
+        members = self.members
         while True:
-            room = max((inbox.room for name, inbox in self.inboxes.items() if name in self.members), default=batch)
+            room = -1
+            for name, inbox in self.inboxes.items():  # stops at the first inbox with room for a batch: with
+                if name in members:                   # thousands of sensors, nearly always one of the first
+                    room = max(room, inbox.room)
+                    if room >= batch:
+                        return batch
+            if room < 0:  # no sensor yet
+                return batch
             if room >= min(batch, self.settings.inbox):
-                return min(batch, room)
+                return room
             self._room.clear()
             await self._room.wait()
 
