@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Health
-from sensorium.buses.kafka.bus import DEFAULT_TOPIC, KafkaBus
+from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS, DEFAULT_TOPIC, KafkaBus
 from sensorium.buses.kafka.connection import KafkaSecurity, sarama_hash
 from sensorium.buses.kafka.consumer import PartitionOffsets
 from sensorium.buses.kafka_broker import KafkaBroker, free_port
@@ -137,7 +137,7 @@ async def test_start_creates_the_default_topic(kafka_broker: str) -> None:
         await bus.start()
         await bus.close()
         (meta,) = await admin.describe_topics([DEFAULT_TOPIC])
-        assert meta["error_code"] == 0 and len(meta["partitions"]) == 3
+        assert meta["error_code"] == 0 and len(meta["partitions"]) == DEFAULT_PARTITIONS
     finally:
         await admin.close()
 
@@ -154,13 +154,13 @@ async def test_wire_format_is_argo_events(kafka_broker: str,
     raw = AIOKafkaConsumer(bootstrap_servers=kafka_broker, auto_offset_reset="earliest")
     await raw.start()
     try:
-        raw.assign([TopicPartition(bus.topic, p) for p in range(3)])
+        raw.assign([TopicPartition(bus.topic, p) for p in range(DEFAULT_PARTITIONS)])
         batches = await raw.getmany(timeout_ms=5000)
     finally:
         await raw.stop()
     [(tp, [record])] = batches.items()
     assert (record.key, record.value, list(record.headers)) == (b"webhook.example", body, [])
-    assert tp.partition == sarama_hash(b"webhook.example", 3)
+    assert tp.partition == sarama_hash(b"webhook.example", DEFAULT_PARTITIONS)
 
 
 async def test_binary_mode_cloudevent_is_delivered_structured(
@@ -190,14 +190,14 @@ async def test_undecodable_value_is_still_delivered(make_bus: Callable[..., Awai
     await bus.publish(key, "x", b"\xff not json")
     [delivery] = await fetch_n(consumer, 1)
     assert delivery.body == b"\xff not json"
-    assert delivery.position.startswith(f"{bus.topic}[{sarama_hash(key.dotted().encode(), 3)}]@")
+    assert delivery.position.startswith(f"{bus.topic}[{sarama_hash(key.dotted().encode(), DEFAULT_PARTITIONS)}]@")
 
 
 async def test_out_of_order_acks_commit_only_up_to_lowest_unsettled(
         kafka_broker: str, make_bus: Callable[..., Awaitable[KafkaBus]]) -> None:
     bus = await make_bus()
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
-    partition = sarama_hash(key.dotted().encode(), 3)
+    partition = sarama_hash(key.dotted().encode(), DEFAULT_PARTITIONS)
     consumer = await bus.consumer(spec([key], name=name))
     await bus.publish_many([(key, str(i), f"e{i}".encode()) for i in range(3)])
     first, second, third = await fetch_n(consumer, 3)
@@ -218,7 +218,7 @@ async def test_nak_redelivers_that_record_and_holds_the_commit(
         kafka_broker: str, make_bus: Callable[..., Awaitable[KafkaBus]]) -> None:
     bus = await make_bus()
     key, name = EventKey(unique("src"), "ev"), unique("sensor")
-    partition = sarama_hash(key.dotted().encode(), 3)
+    partition = sarama_hash(key.dotted().encode(), DEFAULT_PARTITIONS)
     consumer = await bus.consumer(spec([key], name=name))
     await bus.publish_many([(key, str(i), f"e{i}".encode()) for i in range(3)])
     first, second, third = await fetch_n(consumer, 3)
