@@ -356,17 +356,7 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
     sent = stamp(first) if first else t  # when the request was built and first sent (its parameters resolved)
     name = outcome.trigger
     if trigger is not None:
-        cached = _PARAM_RECORDS.get
-        for param, resolved in outcome.params:
-            hit = cached(id(param))
-            if hit is not None and hit[0] is param and hit[1].sensor == sensor:
-                record = hit[1]
-            else:
-                record = _param_record(sensor, trigger, param)
-            value = resolved.value
-            if value is not None and len(value) > PREVIEW_CHARS:
-                value = value[:PREVIEW_CHARS] + "…"
-            append(replace(record, time=sent, event=event, firing=firing, value=value))
+        param_rows(out, sensor, sent, event, firing, trigger, outcome.params)  # one call per firing
     summary = outcome.request
     if summary is not None:
         # summary.url is safe already: HttpRequest.summary() masks a password (a RequestSummary holds no secret)
