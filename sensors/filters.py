@@ -10,9 +10,10 @@ time filters its controller rejects). No I/O, except that script filters run Lua
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -93,6 +94,31 @@ def _expr(path: str | None, json_path: str | None, jmes_path: str | None) -> Pat
     return PathExpr.compile(path=path or None, json_path=json_path or None, jmes_path=jmes_path or None)
 
 
+_Spec = TypeVar("_Spec")
+_Value = TypeVar("_Value")
+
+
+def once_per_spec(build: Callable[[_Spec], _Value]) -> Callable[[_Spec], _Value]:
+    """`build(spec)` worked out once per spec object. Filter specs are immutable and live as long as their sensor,
+    so they are keyed by identity (hashing a large spec by value would cost more than the work saved); an entry
+    holds its spec, so the id is not reused while cached; past 4,096 specs (those of sensors reloaded away) the
+    cache starts over. What `build` raises is raised again on the next call."""
+    values: dict[int, tuple[_Spec, _Value]] = {}
+
+    @functools.wraps(build)
+    def cached(spec: _Spec) -> _Value:
+        hit = values.get(id(spec))
+        if hit is not None and hit[0] is spec:
+            return hit[1]
+        value = build(spec)
+        if len(values) >= 4096:
+            values.clear()
+        values[id(spec)] = (spec, value)
+        return value
+
+    return cached
+
+
 def context_filter(spec: ContextFilter | None, event: CloudEvent) -> FilterVerdict:
     """Exact equality on type, subject, source and datacontenttype when set (F:425-447), plus extensions."""
     if spec is None:
@@ -107,23 +133,14 @@ def context_filter(spec: ContextFilter | None, event: CloudEvent) -> FilterVerdi
     return FilterVerdict("context", passed, details=tuple(details))
 
 
-_CONTEXT_CHECKS: dict[int, tuple[ContextFilter, tuple[tuple[str, str, str, bool], ...]]] = {}
-
-
+@once_per_spec
 def _context_checks(spec: ContextFilter) -> tuple[tuple[str, str, str, bool], ...]:
     """(target, attribute or extension name, wanted value, is an extension) of every field `spec` sets, in
     context_filter's order (type, subject, source, datacontenttype, extensions); worked out once per spec."""
-    hit = _CONTEXT_CHECKS.get(id(spec))
-    if hit is not None and hit[0] is spec:
-        return hit[1]
     fields = (("type", spec.type), ("subject", spec.subject), ("source", spec.source),
               ("datacontenttype", spec.datacontenttype))
-    checks = tuple([(f"context.{name}", name, want, False) for name, want in fields if want != ""]
-                   + [(f"context.extensions.{k}", k, v, True) for k, v in spec.extensions.items() if v != ""])
-    if len(_CONTEXT_CHECKS) >= 4096:  # specs of sensors reloaded away
-        _CONTEXT_CHECKS.clear()
-    _CONTEXT_CHECKS[id(spec)] = (spec, checks)
-    return checks
+    return tuple([(f"context.{name}", name, want, False) for name, want in fields if want != ""]
+                 + [(f"context.extensions.{k}", k, v, True) for k, v in spec.extensions.items() if v != ""])
 
 
 def _compare(op: str, event_value: float, wanted: float) -> bool:
@@ -423,24 +440,17 @@ _KINDS: tuple[tuple[FilterKind, Callable[[EventDependencyFilter], bool], _Run], 
     ("time", lambda s: s.time is not None, lambda s, e: time_filter(s.time, e)),
     ("script", lambda s: bool(s.script), lambda s, e: script_filter(s.script, e)),
 )
-_PLANS: dict[int, tuple[EventDependencyFilter, tuple[tuple[FilterKind, _Run], ...]]] = {}
 _NO_FILTERS = FilterVerdict("filters", True, reason="no filters")
 
 
+@once_per_spec
 def _plan(spec: EventDependencyFilter) -> tuple[tuple[FilterKind, _Run], ...]:
     """The kinds `spec` sets, in Argo's order, worked out once per spec (a kind that is not set passes with no
     error and no vote, so it is not run per event); ValueError for a feature `unsupported` names."""
-    hit = _PLANS.get(id(spec))
-    if hit is not None and hit[0] is spec:
-        return hit[1]
     problems = unsupported(spec)
     if problems:
         raise ValueError("; ".join(f"filters.{field}: {message}" for field, message in problems))
-    plan = tuple((kind, run) for kind, is_set, run in _KINDS if is_set(spec))
-    if len(_PLANS) >= 4096:  # specs of sensors reloaded away
-        _PLANS.clear()
-    _PLANS[id(spec)] = (spec, plan)
-    return plan
+    return tuple((kind, run) for kind, is_set, run in _KINDS if is_set(spec))
 
 
 def evaluate_filters(spec: EventDependencyFilter | None, operator: str, event: CloudEvent) -> FilterVerdict:
