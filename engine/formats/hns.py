@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import check_url, positive_duration
@@ -83,30 +83,20 @@ class HnsSubscription(_Model):
     max_concurrency: int = Field(default=10, ge=1, le=100_000, description="Deliveries in flight at once.")
     ack_wait: str = Field(default="120s", description="JetStream ack wait of the subscription's consumer.")
 
-    @field_validator("name")
+    @field_validator("name", "consumer")
     @classmethod
-    def _name(cls, v: str) -> str:
-        return check_name(v, "name")
-
-    @field_validator("consumer")
-    @classmethod
-    def _consumer(cls, v: str) -> str:
-        return check_name(v, "consumer")
+    def _names(cls, v: str, info: ValidationInfo) -> str:
+        return check_name(v, str(info.field_name))
 
     @field_validator("subject")
     @classmethod
     def _subject(cls, v: str) -> str:
         return check_subject(v)
 
-    @field_validator("backoff")
+    @field_validator("backoff", "ack_wait")
     @classmethod
-    def _backoff(cls, v: str) -> str:
-        return positive_duration(v, "backoff")
-
-    @field_validator("ack_wait")
-    @classmethod
-    def _ack_wait(cls, v: str) -> str:
-        return positive_duration(v, "ack_wait")
+    def _durations(cls, v: str, info: ValidationInfo) -> str:
+        return positive_duration(v, str(info.field_name))
 
 
 class HnsNats(_Model):
