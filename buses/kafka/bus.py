@@ -322,9 +322,8 @@ class KafkaBus(Bus):
         group = self.group_for(spec)
         session_ms = int(self.session_timeout * 1000)
         where = f"{self.where} group '{group}'"
-        member_keys = {k.dotted() for k in spec.keys}  # replaced by the member's own set once it exists
-        box: list[KafkaGroupConsumer] = []
-        assignor = keyed(ASSIGNORS[self.rebalance_strategy], lambda: box[0].keys if box else member_keys, where)
+        # the member's keys, read when the consumer joins the group (in start(), after `member` exists below)
+        assignor = keyed(ASSIGNORS[self.rebalance_strategy], lambda: member.keys, where)
         consumer = AIOKafkaConsumer(
             group_id=group, enable_auto_commit=False,
             auto_offset_reset="earliest" if self.oldest else "latest", isolation_level="read_committed",
@@ -333,7 +332,6 @@ class KafkaBus(Bus):
             # heartbeats run in the background; a runner busy with slow firings may fetch rarely
             max_poll_interval_ms=3_600_000, rebalance_timeout_ms=60_000, **self._kwargs())
         member = KafkaGroupConsumer(consumer, spec, where, self.traffic)
-        box.append(member)
         consumer.subscribe([self.topic], listener=member.listener)
         limit = self.session_timeout + self.request_timeout
         try:  # start() returns once the group has assigned this member its partitions
