@@ -65,8 +65,8 @@ JSON_HEADERS = (("Content-Type", "application/json"),)
 TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-loop", "engine-metrics",
-                  "engine-uvloop")
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-loop",
+                  "engine-trace-calls", "engine-trace-build", "engine-trace-encode", "engine-metrics", "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
@@ -77,6 +77,10 @@ LABELS = {
     "engine-uvloop": "engine, tracing off, uvloop (run's default)",
     "engine-trace-json": "engine, --trace-format json --trace-file",
     "engine-trace-bus": "engine, bus trace (run's default)",
+    "engine-trace-bus-all": "engine, bus trace, --trace-detail all",
+    "engine-trace-calls": "engine, tracing on, records not built",
+    "engine-trace-build": "engine, records built, not encoded",
+    "engine-trace-encode": "engine, records encoded, not published",
     "engine-trace-bus-loop": "engine, bus trace encoded on the loop",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
@@ -88,6 +92,11 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-uvloop": ("--no-bus-trace",),
     "engine-trace-json": ("--no-bus-trace", "--trace-format", "json", "--trace-file", "{trace_file}"),
     "engine-trace-bus": (),
+    "engine-trace-bus-all": ("--trace-detail", "all"),
+    # where the bus trace's cost goes: the same run's default trace, cut short at each stage (bench.tracebuild)
+    "engine-trace-calls": (),
+    "engine-trace-build": (),
+    "engine-trace-encode": (),
     "engine-trace-bus-loop": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
@@ -270,6 +279,10 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         hub = _trace_hub(args)
         if spec.kind == "engine-trace-bus-loop":
             hub.encode_in_thread = False
+        elif spec.kind in ("engine-trace-calls", "engine-trace-build", "engine-trace-encode"):
+            from bench.tracebuild import cut_short
+
+            cut_short(hub, spec.kind.rsplit("-", 1)[1])
         if spec.trace_interval:
             hub.interval = spec.trace_interval
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
@@ -422,6 +435,8 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
                         "engine": sut_engine, "engine-uvloop": sut_engine, "engine-inline": sut_engine,
                         "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
+                        "engine-trace-bus-all": sut_engine, "engine-trace-calls": sut_engine,
+                        "engine-trace-build": sut_engine, "engine-trace-encode": sut_engine,
                         "engine-trace-bus-loop": sut_engine,
                         "engine-metrics": sut_engine}
 

@@ -35,17 +35,19 @@ from typing import Any
 
 import bench.inprocess as inprocess
 from sensorium.engine.app import EngineOptions
+from sensorium.engine.cli import build_parser
 from sensorium.engine.trace.hub import TraceHub
-from sensorium.engine.trace.records import TraceRecord, encode_chunks
+from sensorium.engine.trace.records import DETAILS, TraceRecord, encode_chunks
 
 Call = tuple[Callable[..., None], tuple[Any, ...]]
+DETAIL: str = build_parser().parse_args(["run", "."]).trace_detail  # `sensorium run`'s default
 
 
 class _Capture(TraceHub):
     """A hub that only keeps the deferred calls (nothing is built, nothing written)."""
 
-    def __init__(self, calls: list[Call]) -> None:
-        super().__init__()
+    def __init__(self, calls: list[Call], detail: str) -> None:
+        super().__init__(detail=detail)
         self.calls = calls
 
     @property
@@ -59,14 +61,14 @@ class _Capture(TraceHub):
         return None
 
 
-def capture(events: int) -> list[Call]:
+def capture(events: int, detail: str = DETAIL) -> list[Call]:
     """The deferred calls of 2 x `events` benchmark events through the engine (warm-up burst included)."""
     calls: list[Call] = []
     original = EngineOptions.__init__
 
     def init(self: EngineOptions, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        object.__setattr__(self, "tracer", _Capture(calls))
+        object.__setattr__(self, "tracer", _Capture(calls, detail))
 
     EngineOptions.__init__ = init  # type: ignore[method-assign]
     try:
@@ -108,7 +110,19 @@ class _NullLines:
         return None
 
 
-def engine(events: int, bursts: int, what: str = "lines") -> None:
+def cut_short(hub: TraceHub, stage: str) -> None:
+    """Make `hub` (the run's tracer, records not published on the bus) stop at `stage`: "calls" drops the
+    deferred calls (the runner's tracing branches alone), "build" builds the records and drops them, "encode"
+    also encodes them (as JSON Lines, in the writer's thread) and drops the lines."""
+    hub.bus_trace = False
+    if stage == "calls":
+        hub.sinks = [_NullRecords()]
+        hub.defer = _Dropping.defer.__get__(hub)  # type: ignore[method-assign]
+    else:
+        hub.sinks = [_NullRecords() if stage == "build" else _NullLines()]
+
+
+def engine(events: int, bursts: int, what: str = "lines", detail: str = DETAIL) -> None:
     """`bench.inprocess` with a real `TraceHub` whose one sink drops the JSON Lines it is given (`what` "lines"):
     the engine's tracing cost but for the bus's publishing (compare with `python -m bench.inprocess` under
     callgrind). "records": the sink takes the records and drops them (no encoding); "calls": the hub drops the
@@ -117,8 +131,8 @@ def engine(events: int, bursts: int, what: str = "lines") -> None:
 
     def init(self: EngineOptions, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        hub = _Dropping([_NullRecords()]) if what == "calls" else TraceHub(
-            [_NullRecords() if what == "records" else _NullLines()])
+        hub = _Dropping([_NullRecords()], detail=detail) if what == "calls" else TraceHub(
+            [_NullRecords() if what == "records" else _NullLines()], detail=detail)
         object.__setattr__(self, "tracer", hub)
 
     EngineOptions.__init__ = init  # type: ignore[method-assign]
@@ -176,14 +190,16 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=2000, help="events per burst (default 2000; two bursts)")
     parser.add_argument("--repeat", type=int, default=5, help="replays of each step, best taken (default 5)")
     parser.add_argument("--callgrind", action="store_true", help="one replay of each step (for callgrind)")
+    parser.add_argument("--detail", choices=DETAILS, default=DETAIL,
+                        help=f"the trace's detail (`sensorium run --trace-detail`; default {DETAIL})")
     parser.add_argument("--engine", nargs="?", const="lines", choices=("lines", "records", "calls"),
                         help="run bench.inprocess with a TraceHub that encodes and drops the records (lines), only "
                              "builds them (records) or drops the calls (calls), and stop")
     args = parser.parse_args(argv)
     if args.engine:
-        engine(args.events, 1, args.engine)
+        engine(args.events, 1, args.engine, args.detail)
         return
-    calls = capture(args.events)
+    calls = capture(args.events, args.detail)
     n_events = 2 * args.events
     print(f"{len(calls)} deferred calls for {n_events} events")
     replay(calls, n_events, 1 if args.callgrind else args.repeat, args.callgrind)

@@ -221,7 +221,8 @@ class SensorReplay:
                         event.id, delivery.position, exc)
             return True
         if tracing:
-            self.tracer.defer(event_rows, self.name, now(), self.bus.url, delivery.position, None, result)
+            self.tracer.defer(event_rows, self.name, now(), self.bus.url, delivery.position, None, result,
+                              self.tracer.detail == "all")
         if any(d.passed for d in result.dependencies):
             counts.matched += 1
         if not result.firings:
@@ -258,7 +259,7 @@ class SensorReplay:
         if self.tracer.enabled:
             spec = getattr(executor, "trigger", None)
             self.tracer.defer(fired_rows, self.name, now(), event_id, firing_id,
-                              spec if isinstance(spec, Trigger) else None, outcome)
+                              spec if isinstance(spec, Trigger) else None, outcome, self.tracer.detail == "all")
         return outcome
 
     def _would_fire(self, name: str, events: dict[str, CloudEvent], event_id: str, position: str) -> None:

@@ -34,8 +34,8 @@ from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
 from sensorium.engine.otel import EventSpan, SensorSpans
 from sensorium.engine.persistence import ConditionPersistence
-from sensorium.engine.trace.records import NULL_TRACER, Tracer, now
-from sensorium.engine.trace.steps import ack_rows, event_rows, fired_rows, firing_rows, received_rows
+from sensorium.engine.trace.records import NULL_TRACER, Tracer, now, stamp
+from sensorium.engine.trace.steps import Started, ack_rows, event_rows, fired_rows, firing_rows, received_rows
 from sensorium.sensors.spec import EventDependency
 from sensorium.sensors.stage import DependencyVerdict, StageResult
 from sensorium.triggers.outcome import Fireable, FiringOutcome
@@ -148,6 +148,7 @@ class SensorRunner:
         self._firing_seq = 0
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
         self._tracing = tracer.enabled
+        self._full = tracer.detail == "all"  # (engine.trace.records.DETAILS)
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
         # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
         # the health endpoint reports it.
@@ -273,7 +274,7 @@ class SensorRunner:
         if tracing:
             if isinstance(result, StageResult):  # received, then what the stage decided
                 self._trace(event_rows, self.sensor, received, self.bus.url, delivery.position,
-                            getattr(delivery, "delivery_count", None), result)
+                            getattr(delivery, "delivery_count", None), result, self._full)
             else:
                 self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
@@ -370,12 +371,19 @@ class SensorRunner:
                         tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
         try:
             if len(firings) == 1:  # the common case: no task of its own (gather would add one per event)
-                if span is None and not self._tracing:  # nothing to record: the trigger's own coroutine only
+                only = firings[0]
+                if span is None:  # no coroutine but the trigger's own (each layer is resumed at every suspension)
                     self._firing_seq += 1
-                    only = firings[0]
-                    outcomes = [await self.executors[only.trigger].fire(only.events)]
+                    executor = self.executors[only.trigger]
+                    if self._tracing:
+                        firing_id, started = self._firing_started(executor, only, event.id)
+                        outcome = await executor.fire(only.events)
+                        self._firing_done(executor, firing_id, started, event.id, outcome)
+                        outcomes = [outcome]
+                    else:
+                        outcomes = [await executor.fire(only.events)]
                 else:
-                    outcomes = [await self._fire(firings[0], event.id, span)]
+                    outcomes = [await self._fire(only, event.id, span)]
             else:
                 outcomes = await asyncio.gather(*(self._fire(f, event.id, span) for f in firings))
             failed = 0
@@ -430,14 +438,27 @@ class SensorRunner:
         executor = self.executors[firing.trigger]
         if not self._tracing:
             return await executor.fire(firing.events)
-        firing_id = f"{self._run_id}-{self._firing_seq}"
-        self._trace(firing_rows, self.sensor, now(), event_id, firing_id, firing.trigger,
-                    str(getattr(executor, "kind", "")), firing.events)
+        firing_id, started = self._firing_started(executor, firing, event_id)
         outcome = await executor.fire(firing.events)
+        self._firing_done(executor, firing_id, started, event_id, outcome)
+        return outcome
+
+    def _firing_started(self, executor: Fireable, firing: FiringLike, event_id: str) -> tuple[str, Started]:
+        """The firing numbered `_firing_seq`: its id and what its `firing` record says. With every detail, that
+        record is traced now (a live trace shows a long firing as it starts); otherwise with its outcome
+        (`fired_rows`: left out when the others imply it)."""
+        firing_id = f"{self._run_id}-{self._firing_seq}"
+        started = (time.time(), firing.trigger, str(getattr(executor, "kind", "")), firing.events)
+        if self._full:
+            self._trace(firing_rows, self.sensor, stamp(started[0]), event_id, firing_id, *started[1:])
+        return firing_id, started
+
+    def _firing_done(self, executor: Fireable, firing_id: str, started: Started, event_id: str,
+                     outcome: FiringOutcome) -> None:
         trigger = getattr(executor, "trigger", None)
         self._trace(fired_rows, self.sensor, now(), event_id, firing_id,
-                    trigger if isinstance(trigger, Trigger) else None, outcome)
-        return outcome
+                    trigger if isinstance(trigger, Trigger) else None, outcome, self._full,
+                    None if self._full else started)
 
     @staticmethod
     async def _wake_on(stop: asyncio.Event, inbox: Inbox) -> None:

@@ -7,12 +7,22 @@ from __future__ import annotations
 import pytest
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.trace.records import encode_lines, stamp
+from sensorium.engine.trace.records import (
+    ConditionChecked,
+    FilterChecked,
+    FiringDone,
+    FiringStarted,
+    ParamResolved,
+    TraceRecord,
+    encode_lines,
+    stamp,
+)
 from sensorium.engine.trace.steps import (
     PREVIEW_CHARS,
     VALUE_CHARS,
     event_rows,
     fired_rows,
+    firing_rows,
     outcome_rows,
     param_rows,
     received_rows,
@@ -153,3 +163,69 @@ def test_is_credential_name_is_any_word_in_the_lowered_text() -> None:
         texts.append(text + (rnd.choice(_NAMES).upper() if rnd.random() < 0.3 else ""))
     for text in texts:
         assert is_credential_name(text) == any(word in text.lower() for word in _NAMES), text
+
+
+@pytest.mark.parametrize("ev", [event(), event(data=None)])
+def test_event_rows_in_brief_are_received_then_brief_stage_rows(ev: CloudEvent) -> None:
+    result = stage_result(ev)
+    expected = rows_of(received_rows, "s", T, "nats://h:1", "sub seq 1", 2, ev)
+    stage_rows(expected, "s", T, result, False)
+    got = rows_of(event_rows, "s", T, "nats://h:1", "sub seq 1", 2, result, False)
+    assert got == expected
+    assert encode_lines(got) == encode_lines(expected)
+
+
+def test_decisions_leave_out_only_the_checks_that_passed_in_a_dependency_that_passed() -> None:
+    result = stage_result(event())
+    full = rows_of(event_rows, "s", T, "b", "p", 1, result)
+    brief = rows_of(event_rows, "s", T, "b", "p", 1, result, False)
+    passed = {d.name for d in result.dependencies if d.passed}
+
+    def left_out(record: object) -> bool:
+        if isinstance(record, ConditionChecked):  # (the next test's)
+            return record.satisfied and record.expression == record.dependency
+        return isinstance(record, FilterChecked) and record.dependency in passed and record.passed \
+            and record.error is None
+
+    assert [r for r in full if not left_out(r)] == brief
+    assert any(left_out(r) for r in full)  # (the case is there to leave out)
+    # a dependency that did not pass keeps every check, passed or not: they say why
+    failed = [r for r in brief if isinstance(r, FilterChecked) and r.dependency == "dep1"]
+    assert [r.target for r in failed] == [r.target for r in full
+                                          if isinstance(r, FilterChecked) and r.dependency == "dep1"]
+    assert any(r.passed for r in failed)
+
+
+def test_decisions_leave_out_what_a_firing_that_succeeded_implies() -> None:
+    trig = trigger()
+    mine, other = event(), CloudEvent(id="e-0", source="hook", type="webhook", subject="other")
+    for outcome in outcomes(trig):
+        assert isinstance(outcome, FiringOutcome)
+        for events in ({"d": mine}, {"d": mine, "o": other}):
+            started = (1796578632.5, "t", "http", events)
+            full = rows_of(firing_rows, "s", stamp(started[0]), "e-1", "f-1", "t", "http", events)
+            fired_rows(full, "s", T, "e-1", "f-1", trig, outcome)
+            got = rows_of(fired_rows, "s", T, "e-1", "f-1", trig, outcome, False, started)
+
+            def implied(record: TraceRecord, outcome: FiringOutcome = outcome,
+                        events: dict[str, CloudEvent] = events) -> bool:
+                if not (outcome.success and len(outcome.attempts) == 1 and not outcome.note):
+                    return False  # a firing that failed, was retried or skipped keeps everything
+                if isinstance(record, FiringStarted):  # a firing of this one event
+                    return list(events) == ["d"]
+                return isinstance(record, (ParamResolved, FiringDone))
+
+            assert got == [r for r in full if not implied(r)]
+        # the runner that wrote the `firing` record at the start passes no `started`
+        assert rows_of(fired_rows, "s", T, "e-1", "f-1", trig, outcome, False) == [
+            r for r in rows_of(fired_rows, "s", T, "e-1", "f-1", trig, outcome, False, (0.0, "t", "http", {}))
+            if not isinstance(r, FiringStarted)]
+
+
+def test_decisions_leave_out_a_condition_that_is_the_dependency_that_passed() -> None:
+    result = stage_result(event())
+    full = rows_of(event_rows, "s", T, "b", "p", 1, result)
+    brief = rows_of(event_rows, "s", T, "b", "p", 1, result, False)
+    assert [(r.trigger, r.satisfied) for r in full if isinstance(r, ConditionChecked)] == [("t", False), ("u", True)]
+    # "u" is `dep2` alone and held: implied by dep2's record; "t" (dep0 && dep1, not satisfied) says why not
+    assert [r.trigger for r in brief if isinstance(r, ConditionChecked)] == ["t"]

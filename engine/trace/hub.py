@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeGuard
 
 from sensorium.buses.base import Bus
-from sensorium.engine.trace.records import TraceRecord, encode_chunks
+from sensorium.engine.trace.records import DETAILS, TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -61,14 +61,18 @@ _Deferred = tuple[Callable[..., None], tuple[Any, ...]]  # (function appending r
 
 
 class TraceHub:
-    """A Tracer. `bus_trace` True: the first runner that attaches its bus adds a bus sink (see tracebus).
+    """A Tracer. `bus_trace` True: the first runner that attaches its bus adds a bus sink (see tracebus);
+    `detail`: one of `engine.trace.records.DETAILS`.
     Add sinks through the constructor or `attach_bus`."""
 
     encode_in_thread = True
     """Encode each batch in a worker thread (True) or on the event loop, a chunk at a time (False)."""
 
     def __init__(self, sinks: Sequence[TraceSink] = (), *, capacity: int = DEFAULT_CAPACITY,
-                 interval: float = DEFAULT_INTERVAL, bus_trace: bool = False) -> None:
+                 interval: float = DEFAULT_INTERVAL, bus_trace: bool = False, detail: str = "all") -> None:
+        if detail not in DETAILS:
+            raise ValueError(f"trace detail {detail!r}: not one of {', '.join(DETAILS)}")
+        self.detail = detail
         self.sinks: list[TraceSink] = list(sinks)
         self.capacity, self.interval, self.bus_trace = capacity, interval, bus_trace
         self.dropped = 0  # records (or calls: the records of one call) dropped because the buffer was full

@@ -27,10 +27,10 @@ import msgspec
 from sensorium.buses.base import Bus
 
 __all__ = [
-    "CHUNK_RECORDS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched", "EmittingTracer",
-    "FilterChecked", "FiringDone", "FiringStarted", "ParamResolved", "Received", "RecordingTracer", "RequestBuilt",
-    "ResponseReceived", "RetryScheduled", "SourceProblem", "TraceRecord", "Tracer", "Transformed", "Unmatched",
-    "encode_chunks", "encode_lines", "now", "stamp",
+    "CHUNK_RECORDS", "DETAILS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched",
+    "EmittingTracer", "FilterChecked", "FiringDone", "FiringStarted", "ParamResolved", "Received",
+    "RecordingTracer", "RequestBuilt", "ResponseReceived", "RetryScheduled", "SourceProblem", "TraceRecord",
+    "Tracer", "Transformed", "Unmatched", "encode_chunks", "encode_lines", "now", "stamp",
 ]
 
 log = logging.getLogger("sensorium.trace")
@@ -301,10 +301,21 @@ class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
     reason: str
 
 
+DETAILS = ("decisions", "all")
+"""How much a trace says about what went as it should (`Tracer.detail`). "all": every filter check and every
+resolved trigger parameter gets its record. "decisions" (`sensorium run`'s default: the records of each event are
+built on its path, and a dozen per event cost the engine about a sixth of its CPU, bench/README.md): every step
+and decision still gets its record, and so does every check or parameter of something that did not pass or did
+not succeed, but the checks that passed inside a dependency that passed, and the parameters of a firing that
+succeeded, do not (the `dependency` record says it passed; the request's body preview shows what the parameters
+made)."""
+
+
 class Tracer(Protocol):
     """What the runner calls on a tracer. None of it may raise into the pipeline or block it.
 
-    `enabled` False lets the runner skip tracing altogether (none of the others is then called). `defer(rows_fn,
+    `enabled` False lets the runner skip tracing altogether (none of the others is then called); `detail` is
+    one of `DETAILS`, read once by each runner. `defer(rows_fn,
     *args)` is the event path's one call per step: the records are whatever `rows_fn(out, *args)` appends to the
     list `out`, built now or later (every argument is immutable); `emit` takes one finished record. `attach_bus`
     offers the bus the sensor runs on (once per sensor, after its consumer exists: a tracer may publish records
@@ -313,6 +324,9 @@ class Tracer(Protocol):
 
     @property
     def enabled(self) -> bool: ...
+
+    @property
+    def detail(self) -> str: ...
 
     def emit(self, record: TraceRecord) -> None: ...
 
@@ -328,6 +342,7 @@ class EmittingTracer:
     DEBUG, never raised); it publishes nothing on the bus and holds nothing to flush."""
 
     enabled = True
+    detail = "all"
 
     def emit(self, record: TraceRecord) -> None:
         raise NotImplementedError

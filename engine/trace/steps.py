@@ -114,10 +114,10 @@ def unmatched_rows(out: list[TraceRecord], sensor: str, t: str, event: CloudEven
 
 
 def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
-               result: StageResult) -> None:
+               result: StageResult, full: bool = True) -> None:
     """`received` for the event the stage processed, then what the stage decided: the records of `received_rows`
-    and `stage_rows`, in one function because it runs for every traced event (each Python call and keyword
-    lookup counts there; tests/test_trace_build.py holds it to the two)."""
+    and `stage_rows` (with the same `full`), in one function because it runs for every traced event (each Python
+    call and keyword lookup counts there; tests/test_trace_build.py holds it to the two)."""
     event = result.event
     event_id = event.id
     data = event.data
@@ -143,12 +143,20 @@ def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: 
                                reason=transform.reason, error=transform.error))
             if new is None:
                 continue  # dropped: the filters did not run
+        brief = not full and dep.passed
         for part in verdict.parts or (verdict,):
             kind = part.kind
             if kind == "filters":
                 continue
             details = part.details
             error = part.error
+            if brief and part.passed and not error:  # the checks that passed are implied
+                for d in details:
+                    if not d.passed:
+                        details = tuple(d for d in details if not d.passed)
+                        break
+                else:  # (the common case: no generator)
+                    continue
             for d in details:
                 seen, reason = d.seen, d.reason
                 # cap() only when long: its call costs more than the check
@@ -163,17 +171,27 @@ def event_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: 
                                      seen=None, wanted=(), comparator="", type="", passed=part.passed,
                                      reason=cap(part.reason) or "", error=cap(error)))
     for c in result.conditions:
+        if not full and c.satisfied and c.expression == c.dependency:
+            continue  # implied: a trigger whose condition is the dependency that passed
         append(ConditionChecked(time=t, sensor=sensor, event=event_id, trigger=c.trigger, expression=c.expression,
                                 dependency=c.dependency, held=c.held, satisfied=c.satisfied, immediate=c.immediate))
 
 
 def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, dependency: str,
-                 verdict: FilterVerdict) -> None:
+                 verdict: FilterVerdict, brief: bool = False) -> None:
     append = out.append
     for part in verdict.parts or (verdict,):
         if part.kind == "filters":
             continue
         kind = part.kind
+        if brief and part.passed and not part.error:
+            for d in part.details:
+                if not d.passed:
+                    append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind,
+                                         target=d.target, seen=cap(d.seen), wanted=d.wanted,
+                                         comparator=d.comparator, type=d.type, passed=d.passed,
+                                         reason=cap(d.reason) or ""))
+            continue
         for d in part.details:
             append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target=d.target,
                                  seen=cap(d.seen), wanted=d.wanted, comparator=d.comparator, type=d.type,
@@ -185,9 +203,11 @@ def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, depend
                                  reason=cap(part.reason) or "", error=cap(part.error)))
 
 
-def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult) -> None:
+def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult, full: bool = True) -> None:
     """dependency (+ its transform and filters) and condition records for one processed event, in evaluation
-    order."""
+    order. Not `full` (DETAIL "decisions"): a dependency that passed gets no record for the checks that passed
+    (its `dependency` record says it passed; a check that failed or erred inside it keeps its record), and a
+    satisfied condition that is that one dependency gets none either."""
     event = result.event.id
     append = out.append
     for dep in result.dependencies:
@@ -201,8 +221,10 @@ def stage_rows(out: list[TraceRecord], sensor: str, t: str, result: StageResult)
                                data_preview=preview(data or b""), reason=transform.reason, error=transform.error))
             if transform.event is None:
                 continue  # dropped: the filters did not run
-        _filter_rows(out, sensor, t, event, dep.name, dep.filters)
+        _filter_rows(out, sensor, t, event, dep.name, dep.filters, not full and dep.passed)
     for c in result.conditions:
+        if not full and c.satisfied and c.expression == c.dependency:
+            continue  # implied: a trigger whose condition is the dependency that passed
         append(ConditionChecked(time=t, sensor=sensor, event=event, trigger=c.trigger, expression=c.expression,
                                 dependency=c.dependency, held=c.held, satisfied=c.satisfied, immediate=c.immediate))
 
@@ -342,12 +364,24 @@ def sent_at(outcome: FiringOutcome, t: str) -> str:
     return stamp(first) if first else t
 
 
+Started = tuple[float, str, str, Mapping[str, CloudEvent]]
+"""When a firing started (seconds since the epoch), its trigger, the trigger's kind and its events: what its
+`firing` record says, for `fired_rows` to write with the others when the runner did not write it at the start."""
+
+
 def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: str, trigger: Trigger | None,
-               outcome: object) -> None:
-    """What a firing did once it finished: the parameters it resolved (`trigger` None: not an HTTP trigger's
-    spec), then request, responses, retries and outcome: the records of `param_rows` and `outcome_rows`, in one
-    function because it runs for every traced firing (tests/test_trace_build.py holds it to the two)."""
+               outcome: object, full: bool = True, started: Started | None = None) -> None:
+    """What a firing did once it finished: its `firing` record when `started` is given (the runner leaves it to
+    this call when not `full`), the parameters it resolved (`trigger` None: not an HTTP trigger's spec), then
+    request, responses, retries and outcome: the records of `firing_rows`, `param_rows` and `outcome_rows`, in
+    one function because it runs for every traced firing (tests/test_trace_build.py holds it to them).
+
+    Not `full` (DETAIL "decisions") leaves out what the other records imply when the firing succeeded at its
+    first attempt: the parameters (the request shows what they made), the `firing` record of a firing of this
+    one event, and the `outcome` (its one `response` says success). Any other firing keeps every record."""
     if not isinstance(outcome, FiringOutcome):
+        if started is not None:
+            firing_rows(out, sensor, stamp(started[0]), event, firing, *started[1:])
         outcome_rows(out, sensor, t, event, firing, outcome)
         return
     append = out.append
@@ -355,7 +389,12 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
     first = attempts[0].at if attempts else 0.0
     sent = stamp(first) if first else t  # when the request was built and first sent (its parameters resolved)
     name = outcome.trigger
-    if trigger is not None:
+    brief = not full and outcome.success and len(attempts) == 1 and not outcome.note  # the normal path
+    if started is not None:
+        at, trigger_name, kind, events = started
+        if not (brief and len(events) == 1 and next(iter(events.values())).id == event):
+            firing_rows(out, sensor, stamp(at), event, firing, trigger_name, kind, events)
+    if trigger is not None and not brief:
         param_rows(out, sensor, sent, event, firing, trigger, outcome.params)  # one call per firing
     summary = outcome.request
     if summary is not None:
@@ -378,6 +417,8 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
         if a.delay_s is not None:
             append(RetryScheduled(time=answered, sensor=sensor, event=event, firing=firing, trigger=name,
                                   attempt=a.number + 1, delay_s=round(a.delay_s, 6)))
+    if brief:
+        return  # implied by the one response, a success
     append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=name, success=outcome.success,
                       attempts=len(attempts), error=outcome.error or None, note=outcome.note))
 
