@@ -65,7 +65,7 @@ JSON_HEADERS = (("Content-Type", "application/json"),)
 TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
-TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-loop",
+TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-thread",
                   "engine-trace-calls", "engine-trace-build", "engine-trace-encode", "engine-metrics", "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
@@ -81,7 +81,7 @@ LABELS = {
     "engine-trace-calls": "engine, tracing on, records not built",
     "engine-trace-build": "engine, records built, not encoded",
     "engine-trace-encode": "engine, records encoded, not published",
-    "engine-trace-bus-loop": "engine, bus trace encoded on the loop",
+    "engine-trace-bus-thread": "engine, bus trace encoded in a thread",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
@@ -97,7 +97,7 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-trace-calls": (),
     "engine-trace-build": (),
     "engine-trace-encode": (),
-    "engine-trace-bus-loop": (),
+    "engine-trace-bus-thread": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
@@ -277,8 +277,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         args = build_parser().parse_args(argv)
         config = load_checked(args.paths)
         hub = _trace_hub(args)
-        if spec.kind == "engine-trace-bus-loop":
-            hub.encode_in_thread = False
+        if spec.kind == "engine-trace-bus-thread":
+            hub.encode_in_thread = True
         elif spec.kind in ("engine-trace-calls", "engine-trace-build", "engine-trace-encode"):
             from bench.tracebuild import cut_short
 
@@ -437,7 +437,7 @@ SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-
                         "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
                         "engine-trace-bus-all": sut_engine, "engine-trace-calls": sut_engine,
                         "engine-trace-build": sut_engine, "engine-trace-encode": sut_engine,
-                        "engine-trace-bus-loop": sut_engine,
+                        "engine-trace-bus-thread": sut_engine,
                         "engine-metrics": sut_engine}
 
 

@@ -62,8 +62,10 @@ def _line_bodies(chunks: Sequence[bytes], sensors: Sequence[str]) -> list[tuple[
 
 
 class BusTraceSink:
-    """A trace sink (engine.trace.hub) publishing on a bus's trace channel, each body compressed (in a worker
-    thread: the hub writes one batch at a time, so the compressor is never used by two threads at once)."""
+    """A trace sink (engine.trace.hub) publishing on a bus's trace channel, each body compressed: on the loop,
+    yielding between bodies (a body of 512 KiB takes about a millisecond), or with `in_thread` in a worker
+    thread (the hub sets it from its `encode_in_thread`; it writes one batch at a time, so the compressor is never
+    used by two threads at once)."""
 
     accepts_lines = True
 
@@ -75,11 +77,25 @@ class BusTraceSink:
         compress = self._compressor.compress
         return [(sensor, compress(body)) for sensor, body in bodies]
 
+    in_thread = False
+
     async def write(self, batch: Sequence[TraceRecord]) -> None:
-        await self.channel.publish(await asyncio.to_thread(lambda: self._compressed(_bodies(batch))))
+        await self._publish(_bodies(batch))
 
     async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
-        await self.channel.publish(await asyncio.to_thread(self._compressed, _line_bodies(chunks, sensors)))
+        await self._publish(_line_bodies(chunks, sensors))
+
+    async def _publish(self, bodies: list[tuple[str, bytes]]) -> None:
+        if self.in_thread:
+            await self.channel.publish(await asyncio.to_thread(self._compressed, bodies))
+            return
+        compress = self._compressor.compress
+        out: list[tuple[str, bytes]] = []
+        for sensor, body in bodies:
+            if out:
+                await asyncio.sleep(0)
+            out.append((sensor, compress(body)))
+        await self.channel.publish(out)
 
     async def close(self) -> None:
         await self.channel.close()
