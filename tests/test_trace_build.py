@@ -229,3 +229,12 @@ def test_decisions_leave_out_a_condition_that_is_the_dependency_that_passed() ->
     assert [(r.trigger, r.satisfied) for r in full if isinstance(r, ConditionChecked)] == [("t", False), ("u", True)]
     # "u" is `dep2` alone and held: implied by dep2's record; "t" (dep0 && dep1, not satisfied) says why not
     assert [r.trigger for r in brief if isinstance(r, ConditionChecked)] == ["t"]
+
+
+def test_sensorium_run_traces_decisions_unless_told_all() -> None:
+    from sensorium.engine.cli import _trace_hub, build_parser
+
+    assert _trace_hub(build_parser().parse_args(["run", "s.yaml"])).detail == "decisions"
+    assert _trace_hub(build_parser().parse_args(["run", "s.yaml", "--trace-detail", "all"])).detail == "all"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "s.yaml", "--trace-detail", "some"])
