@@ -35,12 +35,11 @@ from typing import Any
 
 import bench.inprocess as inprocess
 from sensorium.engine.app import EngineOptions
-from sensorium.engine.cli import build_parser
 from sensorium.engine.trace.hub import TraceHub
 from sensorium.engine.trace.records import DETAILS, TraceRecord, encode_chunks
 
 Call = tuple[Callable[..., None], tuple[Any, ...]]
-DETAIL: str = build_parser().parse_args(["run", "."]).trace_detail  # `sensorium run`'s default
+DETAIL = "decisions"  # what `sensorium run` records without --trace (engine.cli._trace_hub)
 
 
 class _Capture(TraceHub):

@@ -231,10 +231,15 @@ def test_decisions_leave_out_a_condition_that_is_the_dependency_that_passed() ->
     assert [r.trigger for r in brief if isinstance(r, ConditionChecked)] == ["t"]
 
 
-def test_sensorium_run_traces_decisions_unless_told_all() -> None:
+def test_sensorium_run_traces_decisions_unless_told_all_or_tracing_on_the_terminal() -> None:
     from sensorium.engine.cli import _trace_hub, build_parser
 
-    assert _trace_hub(build_parser().parse_args(["run", "s.yaml"])).detail == "decisions"
-    assert _trace_hub(build_parser().parse_args(["run", "s.yaml", "--trace-detail", "all"])).detail == "all"
+    def detail(*options: str) -> str:
+        return _trace_hub(build_parser().parse_args(["run", "s.yaml", *options])).detail
+
+    assert detail() == "decisions"
+    assert detail("--trace-detail", "all") == "all"
+    assert detail("--trace") == detail("--trace-format", "json") == "all"
+    assert detail("--trace", "--trace-detail", "decisions") == "decisions"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "s.yaml", "--trace-detail", "some"])
