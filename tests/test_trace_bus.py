@@ -135,3 +135,25 @@ def test_trace_without_a_bus_is_a_config_error(tmp_path: Path) -> None:
     assert done.stderr.startswith("no bus: pass --bus")
     bad = cli("--bus", "nats://127.0.0.1:1", "--since", "ten minutes")
     assert bad.returncode == 2 and bad.stderr.startswith("--since: time: invalid duration")
+
+
+async def test_a_batch_of_many_sensors_is_stored_whole_and_each_sensors_messages_in_order(bus_url: str) -> None:
+    bus = from_url(bus_url)
+    await bus.start()
+    try:
+        channel = bus.trace_channel()
+        assert channel is not None
+        names = [unique(f"many{i}") for i in range(150)]
+        first, second = names[0], names[1]
+        bodies = [(name, json.dumps({"step": "ack", "sensor": name, "event": f"{name}-1"}).encode() + b"\n")
+                  for name in names]
+        bodies += [(first, json.dumps({"step": "ack", "sensor": first, "event": f"{first}-{n}"}).encode() + b"\n")
+                   for n in range(2, 6)]
+        await channel.publish(bodies)
+        await channel.close()
+    finally:
+        await bus.close()
+    assert [r["event"] for r in await collect(bus_url, sensor=first)] == [f"{first}-{n}" for n in range(1, 6)]
+    assert [r["event"] for r in await collect(bus_url, sensor=second)] == [f"{second}-1"]
+    everything = {r["sensor"] for r in await collect(bus_url) if r["sensor"] in set(names)}
+    assert everything == set(names)

@@ -4,6 +4,7 @@ Lines. Publishing runs in the engine's trace writer task, never in the event pip
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -27,6 +28,7 @@ TRACE_SUBJECTS = "sensorium.trace.>"
 RETENTION_S = 3600.0
 MAX_MESSAGES = 100_000
 MAX_BYTES = 256 * 1024 * 1024
+PIPELINE = 64  # sensors' trace messages awaiting the server's acknowledgement at a time
 _BAD_TOKEN = re.compile(r"[.*>\s]")
 
 
@@ -57,8 +59,26 @@ class JetStreamTraceChannel(TraceChannel):
         if not self._ready:
             await ensure_trace_stream(js)
             self._ready = True
+        # Sensors' bodies are stored concurrently (PIPELINE at a time: one after another, a batch of 1,000 busy
+        # sensors took 1,000 round trips), each sensor's in order.
+        by_sensor: dict[str, list[bytes]] = {}
         for sensor, body in bodies:
-            await js.publish(trace_subject(sensor), body, timeout=5.0, stream=TRACE_STREAM)
+            by_sensor.setdefault(sensor, []).append(body)
+        slots = asyncio.Semaphore(PIPELINE)
+
+        async def store(sensor: str, parts: list[bytes]) -> None:
+            async with slots:
+                for body in parts:
+                    await js.publish(trace_subject(sensor), body, timeout=5.0, stream=TRACE_STREAM)
+
+        if len(by_sensor) == 1:
+            await store(*next(iter(by_sensor.items())))
+        else:
+            results = await asyncio.gather(*(store(sensor, parts) for sensor, parts in by_sensor.items()),
+                                           return_exceptions=True)
+            for result in results:  # every store has finished: the first failure is the batch's
+                if isinstance(result, BaseException):
+                    raise result
 
     async def close(self) -> None:
         return None
