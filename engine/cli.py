@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="decisions (default without --trace): every step of an event that did not go as it "
                           "should, and of one that did what the other records do not imply; all (default with "
                           "--trace, --trace-format or --trace-file): every step, check and parameter (about 7%% "
-                          "more CPU per event)")
+                          "more instructions per event)")
     run.add_argument("--no-uvloop", action="store_true",
                      help="run on the standard asyncio loop instead of uvloop (also SENSORIUM_LOOP=asyncio)")
     _common(run)
