@@ -9,8 +9,8 @@ appends them (`engine.trace.steps`) and the immutable values it reads. The calls
 `EXPAND_EVERY` at a time (and whenever the writer runs): keeping the values (stage results, outcomes) until
 the writer's next batch instead would let thousands of objects per second outlive a young-generation
 collection, get promoted and make the garbage collector walk the engine's heap more often (records themselves
-are not tracked by it). The writer encodes each batch once (`engine.trace.records.encode_chunks`, in a thread) for
-every sink that takes JSON Lines.
+are not tracked by it). The writer encodes each batch once (`engine.trace.records.encode_chunks`, on the loop a
+slice at a time, or in a thread with `encode_in_thread`) for every sink that takes JSON Lines.
 """
 
 from __future__ import annotations
@@ -186,10 +186,7 @@ class TraceHub:
         chunks: list[bytes] = []
         sensors: list[str] = []
         if any(takes_lines(sink) for sink in sinks):
-            # in a thread: a batch's encoding (one C call per sensor's run of records) then fills the time the
-            # event loop spends waiting for I/O instead of adding to an event's turn (records are frozen, and
-            # the hub no longer touches this batch)
-            if self.encode_in_thread:
+            if self.encode_in_thread:  # (records are frozen, and the hub no longer touches this batch)
                 chunks, sensors, skipped = await asyncio.to_thread(encode_chunks, batch)
             else:
                 skipped = 0
