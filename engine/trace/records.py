@@ -302,13 +302,10 @@ class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
 
 
 DETAILS = ("decisions", "all")
-"""How much a trace says about what went as it should (`Tracer.detail`). "all": every filter check and every
-resolved trigger parameter gets its record. "decisions" (`sensorium run`'s default: the records of each event are
-built on its path, and a dozen per event cost the engine about a sixth of its CPU, bench/README.md): every step
-and decision still gets its record, and so does every check or parameter of something that did not pass or did
-not succeed, but the checks that passed inside a dependency that passed, and the parameters of a firing that
-succeeded, do not (the `dependency` record says it passed; the request's body preview shows what the parameters
-made)."""
+"""How much a trace says about what went as it should (`Tracer.detail`). "all": every step, filter check and
+resolved trigger parameter gets its record. "decisions" (`sensorium run`'s default without --trace: the records of
+each event are built on its path, bench/README.md): what did not go as it should keeps every record, what did
+loses the records the others imply; `engine.trace.steps.stage_rows` and `fired_rows` say which."""
 
 
 class Tracer(Protocol):

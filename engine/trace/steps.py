@@ -184,20 +184,13 @@ def _filter_rows(out: list[TraceRecord], sensor: str, t: str, event: str, depend
         if part.kind == "filters":
             continue
         kind = part.kind
-        if brief and part.passed and not part.error:
-            for d in part.details:
-                if not d.passed:
-                    append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind,
-                                         target=d.target, seen=cap(d.seen), wanted=d.wanted,
-                                         comparator=d.comparator, type=d.type, passed=d.passed,
-                                         reason=cap(d.reason) or ""))
-            continue
-        for d in part.details:
+        implied = brief and part.passed and not part.error  # its checks that passed, and its own decision
+        for d in (tuple(d for d in part.details if not d.passed) if implied else part.details):
             append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target=d.target,
                                  seen=cap(d.seen), wanted=d.wanted, comparator=d.comparator, type=d.type,
                                  passed=d.passed, reason=cap(d.reason) or ""))
-        if (not part.details and (part.reason or part.error)) or (
-                part.details and part.error and not any(d.reason in part.error for d in part.details)):
+        if not implied and ((not part.details and (part.reason or part.error)) or (
+                part.details and part.error and not any(d.reason in part.error for d in part.details))):
             append(FilterChecked(time=t, sensor=sensor, event=event, dependency=dependency, kind=kind, target="",
                                  seen=None, wanted=(), comparator="", type="", passed=part.passed,
                                  reason=cap(part.reason) or "", error=cap(part.error)))
