@@ -71,14 +71,11 @@ class JetStreamTraceChannel(TraceChannel):
                 for body in parts:
                     await js.publish(trace_subject(sensor), body, timeout=5.0, stream=TRACE_STREAM)
 
-        if len(by_sensor) == 1:
-            await store(*next(iter(by_sensor.items())))
-        else:
-            results = await asyncio.gather(*(store(sensor, parts) for sensor, parts in by_sensor.items()),
-                                           return_exceptions=True)
-            for result in results:  # every store has finished: the first failure is the batch's
-                if isinstance(result, BaseException):
-                    raise result
+        results = await asyncio.gather(*(store(sensor, parts) for sensor, parts in by_sensor.items()),
+                                       return_exceptions=True)
+        for result in results:  # every store has finished: the first failure is the batch's
+            if isinstance(result, BaseException):
+                raise result
 
     async def close(self) -> None:
         return None

@@ -68,6 +68,7 @@ class BusTraceSink:
     used by two threads at once)."""
 
     accepts_lines = True
+    in_thread = False
 
     def __init__(self, channel: TraceChannel) -> None:
         self.channel = channel
@@ -76,8 +77,6 @@ class BusTraceSink:
     def _compressed(self, bodies: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
         compress = self._compressor.compress
         return [(sensor, compress(body)) for sensor, body in bodies]
-
-    in_thread = False
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         await self._publish(_bodies(batch))
