@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,20 +41,24 @@ def children(pid: int) -> list[int]:
     out: list[int] = []
     todo = [pid]
     while todo:
-        current = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                text = Path(f"/proc/{current}/task/{task}/children").read_text()
-            except OSError:
-                continue
+        for text in _per_task(todo.pop(), "children"):
             for child in text.split():
                 out.append(int(child))
                 todo.append(int(child))
     return out
+
+
+def _per_task(pid: int, name: str) -> Iterator[str]:
+    """The text of /proc/<pid>/task/<each thread>/<name>, for the threads still there (none once pid is gone)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return
+    for task in tasks:
+        try:
+            yield Path(f"/proc/{pid}/task/{task}/{name}").read_text()
+        except OSError:
+            continue
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,15 +74,7 @@ def switches(pid: int) -> tuple[int, int]:
     """(voluntary, involuntary) context switches of every thread of one process so far (0s once it is gone):
     involuntary ones are preemptions, which rise when the machine has no idle core."""
     voluntary = involuntary = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return 0, 0
-    for task in tasks:
-        try:
-            text = Path(f"/proc/{pid}/task/{task}/status").read_text()
-        except OSError:
-            continue
+    for text in _per_task(pid, "status"):
         for line in text.splitlines():
             if line.startswith("voluntary_ctxt_switches:"):
                 voluntary += int(line.split()[1])
