@@ -152,6 +152,60 @@ async def test_hub_drops_and_counts_when_full_instead_of_blocking() -> None:
     hub.emit(ack(99))  # after close: ignored, never raises
 
 
+class LinesSink:
+    """A sink that takes JSON Lines (as the bus and file sinks do)."""
+
+    accepts_lines = True
+
+    def __init__(self) -> None:
+        self.written: list[tuple[bytes, str]] = []
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        raise AssertionError("a line sink is handed lines")
+
+    async def write_lines(self, chunks: Sequence[bytes], sensors: Sequence[str]) -> None:
+        self.written += zip(chunks, sensors, strict=True)
+
+    async def close(self) -> None:
+        return None
+
+    def events(self) -> list[tuple[str, str]]:
+        return [(sensor, json.loads(line)["event"]) for chunk, sensor in self.written for line in chunk.splitlines()]
+
+
+def two_acks(out: list[TraceRecord], sensor: str, n: int) -> None:
+    out += [Acknowledged(sensor=sensor, event=f"{n}a", position="p", action="ack", reason="r"),
+            Acknowledged(sensor=sensor, event=f"{n}b", position="p", action="ack", reason="r")]
+
+
+async def test_a_hub_whose_sinks_take_lines_encodes_records_as_they_are_built_in_order() -> None:
+    """With only line sinks the records are encoded when built (no record outlives its deferred call's batch):
+    every sink gets every record once, in order, each chunk with its sensor, emitted records in their place."""
+    sinks = [LinesSink(), LinesSink()]
+    hub = TraceHub(sinks, interval=0.01)
+    for n in range(150):  # more than EXPAND_EVERY calls: some are encoded before the writer runs
+        hub.defer(two_acks, "s1" if n % 3 else "s2", n)
+        if n == 70:
+            hub.emit(Acknowledged(sensor="s2", event="emitted", position="p", action="ack", reason="r"))
+    assert hub._chunks and not hub._records  # encoded already, before any flush
+    await hub.close()
+    want = [("s1" if n % 3 else "s2", f"{n}{x}") for n in range(71) for x in "ab"] + [("s2", "emitted")] + [
+        ("s1" if n % 3 else "s2", f"{n}{x}") for n in range(71, 150) for x in "ab"]
+    assert sinks[0].events() == sinks[1].events() == want
+    assert hub.written == 301 and hub.dropped == 0 and hub.sink_errors == 0
+
+
+async def test_a_hub_that_encodes_early_still_drops_and_counts_when_full() -> None:
+    sink = LinesSink()
+    hub = TraceHub([sink], capacity=5, interval=0.01)
+    for n in range(100):  # 2 records per call: a call is taken while fewer than 5 are held, the fourth is not
+        hub.defer(two_acks, "s", n)
+    hub.emit(ack(1000))
+    await hub.close()
+    assert [event for _, event in sink.events()] == ["0a", "0b", "1a", "1b", "2a", "2b"]
+    assert hub.dropped == 98  # 97 calls and the emitted record
+
+
 async def test_a_failing_sink_never_reaches_the_caller_and_others_still_write() -> None:
     good = ListSink()
     hub = TraceHub([FailingSink(), good], interval=0.01)

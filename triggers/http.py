@@ -41,6 +41,7 @@ from sensorium.triggers.httprequest import (
     SecretError,
     build_request,
     check_http_spec,
+    redact_headers,
     safe_url,
 )
 from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
@@ -236,6 +237,7 @@ class HttpTrigger:
         self._request = RequestPlan(trigger.template, trigger.parameters)  # what no firing changes, decided once
         static = self._request.static_headers
         self._static_headers, self._static_own = static, static is not None and _names_trace(static)
+        self._static_redacted = tuple(redact_headers(static)) if static is not None else None  # (for summaries)
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if not self._tls_ready:
@@ -276,10 +278,11 @@ class HttpTrigger:
                 try:
                     if request is None:
                         request = self._request.build(events, self.secrets, used)
-                        if details:
-                            summary = request.summary()
                         headers = request.headers
-                        own = self._static_own if headers is self._static_headers else _names_trace(headers)
+                        static = headers is self._static_headers
+                        if details:
+                            summary = request.summary(self._static_redacted if static else None)
+                        own = self._static_own if static else _names_trace(headers)
                         propagated = None if own or spans is not None else _event_trace(events)
                     if spans is not None:
                         span = spans.start(number)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +65,12 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
+def redact_headers(headers: Sequence[tuple[str, str]], secret_names: Set[str] = frozenset()) -> list[tuple[str, str]]:
+    """`headers` with the values of `secret_names` and of any header whose name says credential (`Authorization`,
+    `X-API-Key`, ...: engine.core.preview's words) replaced by "***"."""
+    return [(k, REDACTED if k in secret_names or is_credential_name(k) else v) for k, v in headers]
+
+
 @dataclass(frozen=True, repr=False)
 class HttpRequest:
     method: str
@@ -79,8 +85,7 @@ class HttpRequest:
         """Headers with secure-header and basic-auth values replaced by "***", and so the value of any header whose
         name says credential (`Authorization`, `X-API-Key`, ...: engine.core.preview's words), even when written in
         plain `headers` (an HNS subscription's `Bearer ${SECRET}`)."""
-        return [(k, REDACTED if k in self.secret_header_names or is_credential_name(k) else v)
-                for k, v in self.headers]
+        return redact_headers(self.headers, self.secret_header_names)
 
     def scrub(self, text: str) -> str:
         """`text` with every secret value replaced by "***" (for error texts from lower layers)."""
@@ -89,12 +94,14 @@ class HttpRequest:
                 text = text.replace(secret, REDACTED)
         return text
 
-    def summary(self) -> RequestSummary:
+    def summary(self, redacted: tuple[tuple[str, str], ...] | None = None) -> RequestSummary:
+        """What a trace shows of the request; `redacted`: its `redacted_headers()`, when the caller has them
+        already (a trigger whose headers are the same every firing works them out once)."""
         head = self.body[:PREVIEW_BYTES].decode("utf-8", "replace")
         if len(self.body) > PREVIEW_BYTES:
             head += "…"
-        return RequestSummary(self.method, safe_url(self.url), tuple(self.redacted_headers()), len(self.body),
-                              head)
+        return RequestSummary(self.method, safe_url(self.url),
+                              tuple(self.redacted_headers()) if redacted is None else redacted, len(self.body), head)
 
     def __repr__(self) -> str:
         return (f"HttpRequest(method={self.method!r}, url={safe_url(self.url)!r}, "

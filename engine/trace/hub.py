@@ -9,8 +9,10 @@ appends them (`engine.trace.steps`) and the immutable values it reads. The calls
 `EXPAND_EVERY` at a time (and whenever the writer runs): keeping the values (stage results, outcomes) until
 the writer's next batch instead would let thousands of objects per second outlive a young-generation
 collection, get promoted and make the garbage collector walk the engine's heap more often (records themselves
-are not tracked by it). The writer encodes each batch once (`engine.trace.records.encode_chunks`, on the loop a
-slice at a time, or in a thread with `encode_in_thread`) for every sink that takes JSON Lines.
+are not tracked by it). When every sink takes JSON Lines (the bus trace, `--trace-format json`), the records are
+encoded right there (`engine.trace.records.encode_chunks`) and only their lines wait for the writer; otherwise
+the writer encodes each batch once (on the loop a slice at a time, or in a thread with `encode_in_thread`) for
+the sinks that take lines and hands the records to the others.
 """
 
 from __future__ import annotations
@@ -61,6 +63,11 @@ def takes_lines(sink: TraceSink) -> TypeGuard[LineSink]:
 _Deferred = tuple[Callable[..., None], tuple[Any, ...]]  # (function appending records to its first argument, others)
 
 
+def _append(out: list[TraceRecord], record: TraceRecord) -> None:
+    """`TraceHub.emit`'s deferred call: the record made already."""
+    out.append(record)
+
+
 class TraceHub:
     """A Tracer. `bus_trace` True: the first runner that attaches its bus adds a bus sink (see tracebus);
     `detail`: one of `engine.trace.records.DETAILS`.
@@ -83,7 +90,10 @@ class TraceHub:
         self.sink_errors = 0
         self.written = 0  # records handed to the sinks
         self.batches = 0  # batches they were handed in
-        self._records: list[TraceRecord] = []  # what the writer hands to the sinks next
+        self._records: list[TraceRecord] = []  # built records the writer hands to the sinks next
+        self._chunks: list[bytes] = []  # or, when every sink takes lines, their JSON Lines (`_early`)
+        self._chunk_sensors: list[str] = []  # the sensor of each chunk
+        self._encoded = 0  # records in _chunks
         self._pending: list[_Deferred] = []  # calls waiting to be built into records
         self._wake = asyncio.Event()
         self._woken = False  # self._wake is set (a plain attribute: checked on every call)
@@ -109,13 +119,24 @@ class TraceHub:
         elif not self._woken:
             self._start()
 
+    def _early(self) -> bool:
+        """Whether records are encoded as soon as they are built: when every sink takes JSON Lines and encoding
+        is not left to a thread. The writer then only joins (and compresses) lines: the records live for
+        microseconds instead of a writer interval, so the memory they take is reused while it is still in the
+        CPU's cache, and the encoder reads them from there (bench/README.md, ninth session)."""
+        return not self.encode_in_thread and all(takes_lines(sink) for sink in self.sinks)
+
     def _expand_pending(self) -> None:
         """Build the records of the calls deferred since the last time (dropping a call's records when the
-        buffer is full or the hub closed). A call that fails loses its records, nothing else."""
+        buffer is full or the hub closed), and encode them when `_early`. A call that fails loses its records,
+        nothing else."""
         pending, self._pending = self._pending, []
-        out, capacity = self._records, self.capacity
         if self._closed:
             return
+        early = self._early()
+        out: list[TraceRecord] = [] if early else self._records
+        held = self._encoded + (len(self._records) if early else 0)  # what the buffer holds besides `out`
+        capacity = self.capacity - held
         for rows_fn, args in pending:
             size = len(out)
             if size >= capacity:
@@ -126,19 +147,21 @@ class TraceHub:
             except Exception as exc:  # a bug in building a record
                 del out[size:]
                 self._failed(f"trace records could not be built: {type(exc).__name__}: {exc}")
+        if early and out:
+            chunks, sensors, skipped = encode_chunks(out)
+            self._chunks += chunks
+            self._chunk_sensors += sensors
+            self._encoded += len(out) - skipped
+            if skipped:
+                self._failed(f"{skipped} trace records could not be serialised", skipped)
         if not self._woken:
             self._start()
 
     def emit(self, record: TraceRecord) -> None:
-        """One record, made already. Never raises, never blocks."""
-        if self._closed:
-            return
-        if len(self._records) >= self.capacity:
-            self.dropped += 1
-            return
-        self._records.append(record)
-        if not self._woken:
-            self._start()
+        """One record, made already (after the records of the calls deferred before it, or counted as dropped
+        at once when the buffer is full). Never raises, never blocks."""
+        self._pending.append((_append, (record,)))
+        self._expand_pending()
 
     def _start(self) -> None:
         """Wake the writer (starting it on first use)."""
@@ -181,13 +204,14 @@ class TraceHub:
             except Exception as exc:  # the writer outlives any failure
                 self._failed(f"the trace writer failed: {type(exc).__name__}: {exc}")
 
-    async def _write(self, batch: list[TraceRecord]) -> None:
+    async def _write(self, batch: list[TraceRecord], chunks: list[bytes], sensors: list[str]) -> None:
+        """Hand `batch` (records) and `chunks` (records encoded already, with their `sensors`) to every sink: the
+        records' lines after the chunks' to sinks that take lines, the records alone to the others."""
         sinks = list(self.sinks)
-        chunks: list[bytes] = []
-        sensors: list[str] = []
-        if any(takes_lines(sink) for sink in sinks):
+        if batch and any(takes_lines(sink) for sink in sinks):
             if self.encode_in_thread:  # (records are frozen, and the hub no longer touches this batch)
-                chunks, sensors, skipped = await asyncio.to_thread(encode_chunks, batch)
+                more, of, skipped = await asyncio.to_thread(encode_chunks, batch)
+                chunks, sensors = chunks + more, sensors + of
             else:
                 skipped = 0
                 for start in range(0, len(batch), SLICE_RECORDS):
@@ -195,8 +219,7 @@ class TraceHub:
                         await asyncio.sleep(0)  # let the pipeline run between slices
                     more, of, failed = encode_chunks(batch[start:start + SLICE_RECORDS] if start or len(batch) >
                                                      SLICE_RECORDS else batch)
-                    chunks += more
-                    sensors += of
+                    chunks, sensors = chunks + more, sensors + of
                     skipped += failed
             if skipped:
                 self._failed(f"{skipped} trace records could not be serialised", skipped)
@@ -205,7 +228,7 @@ class TraceHub:
                 if takes_lines(sink):
                     if chunks:
                         await sink.write_lines(chunks, sensors)
-                else:
+                elif batch:
                     await sink.write(batch)
             except Exception as exc:
                 self._failed(f"a trace sink failed: {type(exc).__name__}: {exc}")
@@ -217,11 +240,13 @@ class TraceHub:
         async with self._lock:
             if self._pending:
                 self._expand_pending()
-            while self._records:
+            while self._records or self._chunks:
                 batch, self._records = self._records, []
-                self.written += len(batch)
+                chunks, sensors, encoded = self._chunks, self._chunk_sensors, self._encoded
+                self._chunks, self._chunk_sensors, self._encoded = [], [], 0
+                self.written += len(batch) + encoded
                 self.batches += 1
-                await self._write(batch)
+                await self._write(batch, chunks, sensors)
             if self.dropped:
                 self._report(f"{self.dropped} trace records dropped so far (trace buffer full)")
 

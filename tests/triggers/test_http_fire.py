@@ -100,6 +100,21 @@ async def test_without_details_the_outcome_keeps_what_the_runner_reads(http_sink
     assert not failed.success and failed.attempts[-1].response == "no such order"
 
 
+async def test_fixed_headers_are_redacted_in_every_firings_summary(http_sink: HttpSink, client: HttpClient) -> None:
+    """A trigger whose headers are the same every firing has its summary's headers worked out once: a plain
+    header whose name says credential is still "***" in every firing's summary, and still sent as written."""
+    t = make(http_sink.url, {"headers": {"Authorization": f"Bearer {TOKEN}", "X-Plain": "v"},
+                             "payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]})
+    trigger = HttpTrigger(t, client, SECRETS)
+    outcomes = [await trigger.fire(EVENTS) for _ in range(2)]
+    sent = await http_sink.wait_for(2)
+    assert [got.header("Authorization") for got in sent] == [f"Bearer {TOKEN}"] * 2
+    for outcome in outcomes:
+        assert outcome.success and outcome.request is not None
+        assert outcome.request.headers == (("Authorization", "***"), ("X-Plain", "v"))
+        no_secrets(repr(outcome))
+
+
 async def test_content_type_only_when_given(http_sink: HttpSink, client: HttpClient) -> None:
     t = make(http_sink.url, {"headers": {"Content-Type": "application/json"},
                              "payload": [{"src": {"dependencyName": "d"}, "dest": ""}]})
