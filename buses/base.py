@@ -46,6 +46,12 @@ class Health(Enum):
     CLOSED = "closed"
 
 
+Mark = int | dict[str, int]
+"""Where the bus is (`Consumer.head()`), kept durably for each sensor the intake starts: an order (`Delivery.order`:
+the JetStream stream sequence, the memory log index; a Kafka record timestamp in marks stored by versions before
+0.x) or, on a bus ordered per partition (Kafka), the next offset of each partition, by its number."""
+
+
 class Delivery(abc.ABC):
     """One message handed to a consumer. Settlement is idempotent: the first ack/nak wins, later calls are no-ops.
 
@@ -58,8 +64,8 @@ class Delivery(abc.ABC):
     headers: Mapping[str, str]
     position: str
     origin: Mapping[str, str]
-    # Grows with the time of publication, comparable with `Consumer.head()`: the JetStream stream sequence, the
-    # Kafka record timestamp (ms), the memory log index. 0 when the bus does not say.
+    # Grows with the time of publication: the JetStream stream sequence, the Kafka record timestamp (ms), the
+    # memory log index. 0 when the bus does not say.
     order: int = 0
 
     def __init__(self, body: bytes, headers: Mapping[str, str], position: str,
@@ -71,6 +77,11 @@ class Delivery(abc.ABC):
     @property
     def settled(self) -> bool:
         return self._settled
+
+    def published_before(self, mark: Mark) -> bool:
+        """Whether the message was on the bus when `mark` was taken (`Consumer.head()`): a sensor that appeared
+        there does not get it. False when the bus cannot say (at least once)."""
+        return isinstance(mark, int) and 0 < self.order <= mark
 
     async def ack(self) -> None:
         """The message and everything it caused are done; never deliver it again."""
@@ -126,8 +137,8 @@ class Consumer(abc.ABC):
         sensors). Raises BusError."""
         raise BusError(f"{type(self).__name__} cannot change its event keys")
 
-    async def head(self) -> int:
-        """Where the bus is now: every message published after this call has a `Delivery.order` above it.
+    async def head(self) -> Mark:
+        """Where the bus is now: no message published after this call is `Delivery.published_before` it.
         Raises BusError."""
         raise BusError(f"{type(self).__name__} cannot say where the bus is")
 

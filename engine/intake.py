@@ -13,7 +13,7 @@ with different names each see every event. Its event keys are the union of its s
 a reload (JetStream filter subjects, Kafka record keys): the durable position is kept.
 
 A sensor starts at new events: where the bus was when a sensor first appeared (`Consumer.head()`, the stream
-sequence on JetStream, the time on Kafka) is stored on the bus (`Bus.state_store("intake.<group>")`, one
+sequence on JetStream, each partition's next offset on Kafka) is stored on the bus (`Bus.state_store("intake.<group>")`, one
 snapshot for all sensors) and older messages are not handed to it, also after a restart.
 """
 
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sensorium.buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, StateStore
+from sensorium.buses.base import Bus, Consumer, ConsumerSpec, Delivery, EventKey, Mark, StateStore
 from sensorium.engine.core.cloudevent import DecodeError, decode_delivery
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.dlq import UNDECODABLE, dead_letter_attributes, one_line
@@ -59,6 +59,21 @@ class IntakeSettings:
     fetching for the others."""
 
 
+def _is_mark(value: object) -> bool:
+    """Whether a stored start position is one (`buses.base.Mark`)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and type(v) is int for k, v in value.items())
+    return type(value) is int
+
+
+def _described(mark: Mark) -> str:
+    """A start position for a log line: the order, or the partitions' offsets (`0:12, 1:40`)."""
+    if isinstance(mark, int):
+        return str(mark)
+    offsets = ", ".join(f"{p}:{o}" for p, o in sorted(mark.items(), key=lambda item: (len(item[0]), item[0])))
+    return f"offsets {offsets[:200]}{'…' if len(offsets) > 200 else ''}"
+
+
 def _key_of(delivery: Delivery) -> str:
     """`<source>.<name>` of where the message was on the bus (for one that is not a CloudEvent)."""
     subject = delivery.origin.get("subject")
@@ -82,7 +97,7 @@ class Intake:
         self.open: set[Join] = set()  # messages some sensor still holds
         self._consumer: Consumer | None = None
         self._keys: list[EventKey] = []
-        self._marks: dict[str, int] | None = None
+        self._marks: dict[str, Mark] | None = None
         self._store: StateStore | None = None
         self._task: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -149,11 +164,17 @@ class Intake:
             self._store = await self.bus.state_store(f"intake.{self.settings.group}")
             raw = await self._store.load()
             try:
-                marks = json.loads(raw)["marks"] if raw else {}
-            except (ValueError, KeyError, TypeError) as exc:
+                stored = json.loads(raw)["marks"] if raw else {}
+                if not isinstance(stored, dict):
+                    raise TypeError(f"marks: {type(stored).__name__}, not an object")
+            except (ValueError, KeyError, TypeError) as exc:  # the sensors then start anew
                 log.error("intake %s: stored start positions ignored: %s", self.settings.group, exc)
-                marks = {}
-            self._marks = {str(k): int(v) for k, v in marks.items()}
+                stored = {}
+            marks = {str(k): v for k, v in stored.items() if _is_mark(v)}
+            if len(marks) != len(stored):
+                log.error("intake %s: stored start positions of %s ignored (not a bus position): they start anew",
+                          self.settings.group, ", ".join(sorted(map(str, set(stored) - set(marks))))[:300])
+            self._marks = marks
 
     async def _mark(self, sensors: Sequence[str], consumer: Consumer) -> None:
         """Record where the bus is for every sensor not known (durably); forget the sensors no longer loaded,
@@ -171,8 +192,8 @@ class Intake:
         await self._store.save(json.dumps({"marks": marks}, separators=(",", ":")).encode())
         self._marks = marks
         if new:
-            log.info("intake %s: %d new sensor(s) start after bus position %d", self.settings.group, len(new),
-                     head)
+            log.info("intake %s: %d new sensor(s) start after bus position %s", self.settings.group, len(new),
+                     _described(head))
 
     # -- running -------------------------------------------------------------------------------------------
     def launch(self) -> None:
@@ -267,7 +288,7 @@ class Intake:
             if sensor in done:
                 continue
             mark = marks.get(sensor)
-            if mark is not None and delivery.order and delivery.order <= mark:
+            if mark is not None and delivery.published_before(mark):
                 continue  # published before the sensor existed
             self._offer(join, sensor, join.share(sensor, event))
         self.metrics.count("dispatched" if join.waiting or join.retry is not None else "unselected")

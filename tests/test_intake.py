@@ -173,6 +173,49 @@ async def test_a_sensor_added_by_a_reload_does_not_fire_on_older_events(nats_url
     assert [int(r.json()["n"]) for r in http_sink.requests if r.path == "/early"] == [0]
 
 
+async def produce_at(broker: str, e: Any, timestamp_ms: int) -> None:
+    """`e` on the bus topic as a producer whose clock says `timestamp_ms` stores it (CreateTime)."""
+    from aiokafka import AIOKafkaProducer
+
+    from sensorium.engine.core.cloudevent import encode_structured
+
+    producer = AIOKafkaProducer(bootstrap_servers=broker)
+    await producer.start()
+    try:
+        await producer.send_and_wait("argo-events", value=encode_structured(e), key=f"{e.source}.{e.subject}".encode(),
+                                     timestamp_ms=timestamp_ms)
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.integration
+async def test_kafka_a_new_sensor_starts_at_offsets_whatever_the_producers_clock(kafka_broker: str,
+                                                                                http_sink: HttpSink,
+                                                                                tmp_path: Path) -> None:
+    """A sensor's start on Kafka is each partition's next offset: a backlog published before the sensor existed
+    is not handed to it, and a record whose producer's clock is an hour behind, published after, is."""
+    bus_url = f"kafka://{kafka_broker}"
+    source, group = unique("clock"), unique("clock")
+    folder = write_config(tmp_path / "config", sensor_yaml(unique("first"), source, f"{http_sink.url}/first",
+                                                           event_name="a"))
+    engine = EngineProcess(folder, bus_url, "--group", group)
+    await engine.start()  # the group exists, at the end of the topic
+    await engine.terminate()
+    await publish(bus_url, *(event(source, "b", json.dumps({"n": n}).encode()) for n in range(3)))  # the backlog
+    (folder / "added.yaml").write_text(sensor_yaml(unique("added"), source, f"{http_sink.url}/added", event_name="b"))
+    engine = EngineProcess(folder, bus_url, "--group", group)
+    await engine.start()
+    try:
+        await produce_at(kafka_broker, event(source, "b", b'{"n": 10}'), int((time.time() - 3600) * 1000))
+        await publish(bus_url, event(source, "b", b'{"n": 11}'))
+        await http_sink.wait_for(2, timeout=30)
+        await asyncio.sleep(1.0)  # (anything else would come now: the same key, one partition, in order)
+    finally:
+        await engine.terminate()
+    assert sorted(int(r.json()["n"]) for r in http_sink.requests if r.path == "/added") == [10, 11]
+    assert not [r for r in http_sink.requests if r.path == "/first"]
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("bus", BUSES)
 async def test_a_restart_resumes_with_nothing_lost(bus: str, request: pytest.FixtureRequest,

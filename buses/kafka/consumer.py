@@ -17,8 +17,10 @@ from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
-from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey
+from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Mark
+from sensorium.buses.kafka.connection import describe
 from sensorium.engine.core.cloudevent import DecodeError, decode_binary, encode_structured
+from sensorium.engine.core.errors import BusError
 
 log = logging.getLogger("buses.kafka.bus")
 
@@ -74,6 +76,11 @@ class KafkaDelivery(Delivery):
                           "offset": str(record.offset)})
         self._owner, self._part, self.record = owner, part, record
         self.order = int(record.timestamp)
+
+    def published_before(self, mark: Mark) -> bool:
+        if isinstance(mark, dict):  # offsets (`KafkaGroupConsumer.head`): no producer's clock matters
+            return bool(self.record.offset < mark.get(self.origin["partition"], 0))
+        return super().published_before(mark)  # a record timestamp, as marks stored before 0.x are
 
     async def _ack(self) -> None:
         self._owner.settled(self._part, self.record.offset)
@@ -197,11 +204,19 @@ class KafkaGroupConsumer(Consumer):
         self.spec = replace(self.spec, keys=tuple(keys))
         self.keys = {k.dotted() for k in keys}
 
-    async def head(self) -> int:
-        """Now, in milliseconds since the epoch: records are compared by their timestamp (the producer's
-        CreateTime), so a producer whose clock is behind this process's may see its next records skipped by a
-        sensor that appeared meanwhile (engine.intake)."""
-        return int(time.time() * 1000)
+    async def head(self) -> dict[str, int]:
+        """The next offset of every partition of the topic (`Mark`): a record is new to a sensor marked here
+        when its offset is at or past its partition's, and every record of a partition added later is. Offsets,
+        not timestamps: a producer whose clock is behind still reaches a sensor that appeared meanwhile."""
+        try:
+            parts = [TopicPartition(topic, p) for topic in sorted(self.consumer.subscription())
+                     for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
+            if not parts:
+                raise BusError(f"kafka {self.where}: the partitions of the topic are not known yet")
+            ends = await self.consumer.end_offsets(parts)
+        except KafkaError as exc:
+            raise BusError(f"kafka {self.where}: where the topic ends is not known: {describe(exc)}") from None
+        return {str(tp.partition): int(offset) for tp, offset in ends.items()}
 
     # -- rebalance -------------------------------------------------------------------------------------------
     def assigned(self, tps: set[TopicPartition]) -> None:
