@@ -121,9 +121,10 @@ class ConsumerSpec:
     ack_wait: float = 30.0
     max_in_flight: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
-    # A consumer created by this call starts after this `Delivery.order` instead of at new messages (an existing
-    # one keeps its position). JetStream only; the other buses ignore it.
-    start_after: int | None = None
+    # A consumer created by this call starts after this `Mark` (one `Bus.consumer_positions` gave) instead of at
+    # new messages (an existing one keeps its position): JetStream after a stream sequence, Kafka at each
+    # partition's offset (a partition it does not name: at its end). The memory bus ignores it.
+    start_after: Mark | None = None
 
 
 class Consumer(abc.ABC):
@@ -277,11 +278,11 @@ class Bus(abc.ABC):
         """Create or resume a durable consumer. When this returns the consumer's position is fixed: every event
         published afterwards will be delivered to it."""
 
-    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, Mark]:
         """Those of the durable consumers (JetStream) or consumer groups (Kafka) `names` that exist, each with
-        its acknowledgement floor: a `Delivery.order` up to which it acknowledged everything (Kafka: just below
-        the timestamp of its oldest uncommitted record). What the shared intake adopts from the per-sensor
-        consumers of an earlier version. Empty where the bus cannot say (memory)."""
+        its acknowledgement floor as a `Mark` (what it acknowledged everything before: JetStream a stream sequence,
+        Kafka each partition's committed offset). What the shared intake adopts from the per-sensor consumers of
+        an earlier version. Empty where the bus cannot say (memory)."""
         return {}
 
     async def delete_consumer(self, name: str) -> None:

@@ -13,8 +13,9 @@ with different names each see every event. Its event keys are the union of its s
 a reload (JetStream filter subjects, Kafka record keys): the durable position is kept.
 
 A sensor starts at new events: where the bus was when a sensor first appeared (`Consumer.head()`, the stream
-sequence on JetStream, each partition's next offset on Kafka) is stored on the bus (`Bus.state_store("intake.<group>")`, one
-snapshot for all sensors) and older messages are not handed to it, also after a restart.
+sequence on JetStream, each partition's next offset on Kafka) is stored on the bus
+(`Bus.state_store("intake.<group>")`, one snapshot for all sensors) and older messages are not handed to it,
+also after a restart.
 """
 
 from __future__ import annotations
@@ -64,6 +65,20 @@ def _is_mark(value: object) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and type(v) is int for k, v in value.items())
     return type(value) is int
+
+
+def earliest(marks: Sequence[Mark]) -> Mark:
+    """Where all of `marks` (of one bus) are at or after: the lowest order, or each partition's lowest offset
+    among the marks that name it."""
+    orders = [m for m in marks if isinstance(m, int)]
+    if orders:
+        return min(orders)
+    out: dict[str, int] = {}
+    for mark in marks:
+        assert isinstance(mark, dict)
+        for partition, offset in mark.items():
+            out[partition] = min(offset, out.get(partition, offset))
+    return out
 
 
 def _described(mark: Mark) -> str:
@@ -133,7 +148,7 @@ class Intake:
                 await share.ack()
         self._room.set()
 
-    def _spec(self, keys: Sequence[EventKey], start_after: int | None = None) -> ConsumerSpec:
+    def _spec(self, keys: Sequence[EventKey], start_after: Mark | None = None) -> ConsumerSpec:
         return ConsumerSpec(name=self.settings.group, keys=keys, ack_wait=self.settings.ack_wait,
                             max_in_flight=self.settings.window, start_after=start_after)
 
@@ -147,7 +162,8 @@ class Intake:
         legacy = {s: positions[consumer_name(s)] for s in sensors if consumer_name(s) in positions}
         if self.settings.group in positions or not legacy:
             return await self.bus.consumer(self._spec(keys))
-        consumer = await self.bus.consumer(self._spec(keys, start_after=min(legacy.values())))
+        start = earliest(list(legacy.values()))
+        consumer = await self.bus.consumer(self._spec(keys, start_after=start))
         await self._load_marks()
         assert self._marks is not None and self._store is not None
         marks = {**self._marks, **legacy}
@@ -155,8 +171,8 @@ class Intake:
         self._marks = marks
         for sensor in legacy:
             await self.bus.delete_consumer(consumer_name(sensor))
-        log.info("intake %s: took over from the consumers of %d sensor(s) (%s), starting after bus position %d",
-                 self.settings.group, len(legacy), ", ".join(sorted(legacy))[:300], min(legacy.values()))
+        log.info("intake %s: took over from the consumers of %d sensor(s) (%s), starting after bus position %s",
+                 self.settings.group, len(legacy), ", ".join(sorted(legacy))[:300], _described(start))
         return consumer
 
     async def _load_marks(self) -> None:

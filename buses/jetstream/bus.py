@@ -24,6 +24,7 @@ from sensorium.buses.base import (
     Consumer,
     ConsumerSpec,
     EventKey,
+    Mark,
     ReplayRange,
     ReplayReader,
     StateStore,
@@ -128,9 +129,9 @@ class JetStreamBus(JetStreamConnection, Bus):
                            f"{self.redact(describe(exc))}") from exc
         return consumer
 
-    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, Mark]:
         wanted = {durable_name(n): n for n in names}
-        out: dict[str, int] = {}
+        out: dict[str, Mark] = {}
         seen = 0
         try:
             while True:  # pages of 256

@@ -114,7 +114,7 @@ class JetStreamConsumer(Consumer):
         except NotFoundError:
             info = None
         if info is None:
-            if self.spec.start_after is not None:
+            if isinstance(self.spec.start_after, int):
                 want.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
                 want.opt_start_seq = self.spec.start_after + 1
             await js.add_consumer(STREAM, want)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -32,6 +31,7 @@ from sensorium.buses.base import (
     ConsumerSpec,
     EventKey,
     Health,
+    Mark,
     ReplayRange,
     ReplayReader,
     StateStore,
@@ -344,52 +344,27 @@ class KafkaBus(Bus):
         self._consumers.append(member)
         return member
 
-    async def consumer_positions(self, names: Sequence[str]) -> dict[str, int]:
+    async def consumer_positions(self, names: Sequence[str]) -> dict[str, Mark]:
         """The groups among `names` with offsets committed on the topic (none with `consumerGroup.groupName`,
-        which every consumer shares), each at just below the timestamp (ms) of its oldest uncommitted record
-        over the partitions, or at now when it has none."""
+        which every consumer shares), each with its committed offset of each partition (`Mark`): its records
+        from there on are what it has not consumed."""
         if self._admin is None:
             raise BusError(f"kafka {self.where}: bus not started")
         if self.group_name:
             return {}
         try:
             existing = {str(g[0]) for g in await self._admin.list_consumer_groups()}
-            committed: dict[str, dict[TopicPartition, int]] = {}
+            committed: dict[str, Mark] = {}
             for name in names:
                 if name in existing:
                     offsets = await self._admin.list_consumer_group_offsets(name)
-                    mine = {tp: int(o.offset) for tp, o in offsets.items() if tp.topic == self.topic and o.offset >= 0}
+                    mine = {str(tp.partition): int(o.offset) for tp, o in offsets.items()
+                            if tp.topic == self.topic and o.offset >= 0}
                     if mine:
                         committed[name] = mine
-            if not committed:
-                return {}
-            stamps = await self._timestamps({(tp, o) for offsets in committed.values() for tp, o in offsets.items()})
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BusError(f"kafka {self.where}: cannot read consumer groups: {describe(exc)}") from exc
-        now = int(time.time() * 1000)
-        return {name: min((stamps[(tp, o)] - 1 for tp, o in offsets.items() if (tp, o) in stamps), default=now)
-                for name, offsets in committed.items()}
-
-    async def _timestamps(self, places: set[tuple[TopicPartition, int]]) -> dict[tuple[TopicPartition, int], int]:
-        """The timestamp of the record at each (partition, offset) that holds one (not past the end)."""
-        reader = AIOKafkaConsumer(enable_auto_commit=False, isolation_level="read_committed", **self._kwargs())
-        await reader.start()
-        try:
-            parts = sorted({tp for tp, _ in places})
-            reader.assign(parts)
-            ends = await reader.end_offsets(parts)
-            out: dict[tuple[TopicPartition, int], int] = {}
-            for tp, offset in sorted(places):
-                if offset >= ends[tp]:
-                    continue
-                reader.seek(tp, offset)
-                batch = await reader.getmany(tp, timeout_ms=5000, max_records=1)
-                records = batch.get(tp, [])
-                if records:
-                    out[(tp, offset)] = int(records[0].timestamp)
-            return out
-        finally:
-            await quietly(reader.stop(), PROBE_TIMEOUT)
+        return committed
 
     async def state_store(self, sensor: str) -> StateStore:
         """Key `sensor` of the compacted topic `sensorium-state`, created if missing (buses/kafka/state.py)."""

@@ -154,10 +154,10 @@ class KafkaGroupConsumer(Consumer):
         self._last_error = ""
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    async def pin_positions(self, timeout: float, start_after: int | None = None) -> None:
+    async def pin_positions(self, timeout: float, start_after: Mark | None = None) -> None:
         """Fix the position of every assigned partition; a new group stores it at once so that a restart
-        resumes there, never at a later "latest". With `start_after` (a record timestamp, ms) a new group's
-        partitions start at their first record after it."""
+        resumes there, never at a later "latest". With `start_after` (offsets by partition, `Bus.
+        consumer_positions`) a new group's partitions start at those offsets (one it does not name: at the end)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -165,12 +165,10 @@ class KafkaGroupConsumer(Consumer):
                 for tp in self.consumer.assignment():
                     if await self.consumer.committed(tp) is not None:
                         continue
-                    if start_after is not None:
-                        found = (await self.consumer.offsets_for_times({tp: start_after + 1})).get(tp)
-                        if found is not None:
-                            self.consumer.seek(tp, found.offset)
-                        else:
-                            await self.consumer.seek_to_end(tp)
+                    if isinstance(start_after, dict) and str(tp.partition) in start_after:
+                        self.consumer.seek(tp, start_after[str(tp.partition)])
+                    elif start_after is not None:
+                        await self.consumer.seek_to_end(tp)
                     fresh[tp] = await self.consumer.position(tp)
                 if fresh:
                     await self.consumer.commit(fresh)
