@@ -203,6 +203,7 @@ class WorkerSpec:
     stats_file: str = ""  # tracing comparison: where an engine worker leaves its trace statistics (JSON) on exit
     trace_interval: float = 0.0  # the trace writer's batch interval, s (0: the engine's own)
     inline: bool = False  # the stage evaluated on the loop (sensors.inline), as in engine-inline
+    toggle: bool = False  # --trace-toggle: SIGUSR1 switches this engine's tracing off, SIGUSR2 on again
 
 
 SUT = Callable[[WorkerSpec, asyncio.Event, asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
@@ -285,6 +286,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
             cut_short(hub, spec.kind.rsplit("-", 1)[1])
         if spec.trace_interval:
             hub.interval = spec.trace_interval
+        if spec.toggle:
+            _tracing_switch()
         options = EngineOptions(bus_url=args.bus, data_dir=args.data_dir, webhook_host=args.webhook_host,
                                 handle_signals=False, tracer=hub, ops_port=args.ops_port,
                                 # each variant its own intake: variants running side by side on one bus must
@@ -301,6 +304,35 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
                 Path(spec.stats_file).write_text(json.dumps({
                     "enabled": hub.enabled, "written": hub.written, "dropped": hub.dropped,
                     "sink_errors": hub.sink_errors, "batches": hub.batches}))
+
+
+def _tracing_switch() -> None:
+    """In this worker process only (--trace-toggle): SIGUSR1 switches tracing off as `--no-bus-trace` has it (the
+    runners stop tracing, the HTTP triggers stop keeping what only traces read), SIGUSR2 back on. The engine
+    starts traced (its runners attach the bus trace); the runners and triggers are found by wrapping their
+    constructors, as `_inline_stage` wraps the runner."""
+    from sensorium.engine.runner import SensorRunner
+    from sensorium.triggers.http import HttpTrigger
+
+    runners: list[SensorRunner] = []
+    triggers: list[HttpTrigger] = []
+    for cls, made in ((SensorRunner, runners), (HttpTrigger, triggers)):
+        def init(self: Any, *args: Any, _original: Any = cls.__init__, _made: list[Any] = made,
+                 **kwargs: Any) -> None:
+            _original(self, *args, **kwargs)
+            _made.append(self)
+
+        cls.__init__ = init  # type: ignore[method-assign]
+
+    def switch(on: bool) -> None:
+        for runner in runners:
+            runner._tracing = on
+        for trigger in triggers:
+            trigger.details = on
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, switch, False)
+    loop.add_signal_handler(signal.SIGUSR2, switch, True)
 
 
 def _inline_stage() -> None:
@@ -447,6 +479,7 @@ SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-
 class Worker(Protocol):
     async def start(self, timeout: float) -> None: ...
     def go(self) -> None: ...
+    def switch_tracing(self, on: bool) -> None: ...
     def pid(self) -> int | None: ...
     def cpu_seconds(self) -> float | None: ...
     def alive(self) -> bool: ...
@@ -489,6 +522,11 @@ class ProcessWorker:
     def go(self) -> None:
         assert self.proc is not None and self.proc.stdin is not None
         self.proc.stdin.write(b"GO\n")
+
+    def switch_tracing(self, on: bool) -> None:
+        """--trace-toggle: the worker's tracing on or off from its next message on (`_tracing_switch`)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGUSR2 if on else signal.SIGUSR1)
 
     async def count_instructions(self) -> None:
         assert self.proc is not None
@@ -534,10 +572,13 @@ class TaskWorker:
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self._stop, self._ready, self._go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     def pid(self) -> int | None:
         return None  # runs in the harness's loop: it cannot be stopped while the harness publishes
-        self._task: asyncio.Task[None] | None = None
+
+    def switch_tracing(self, on: bool) -> None:
+        raise NotImplementedError("--trace-toggle runs the engine in a child process")
 
     async def start(self, timeout: float) -> None:
         self._task = asyncio.create_task(SUTS[self.spec.kind](self.spec, self._stop, self._ready, self._go))
@@ -812,13 +853,16 @@ class Bench:
         a = self.args
         workers: dict[str, tuple[Worker, EventKey, Path]] = {}
         try:
+            if a.trace_toggle:  # one process for both: "engine" is the same worker with its tracing switched off
+                kinds = [k for k in kinds if k != "engine"]
             for kind in kinds:
                 source = f"t{kind.replace('-', '')[6:12]}{uuid.uuid4().hex[:6]}"
                 stats_file = self.work_dir / f"{source}.json"
                 spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                                   in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
                                   stats_file=str(stats_file), inline=a.trace_inline,
-                                  trace_interval=DEFAULT_INTERVAL * VALGRIND_SLOWDOWN if a.instructions else 0.0)
+                                  trace_interval=DEFAULT_INTERVAL * VALGRIND_SLOWDOWN if a.instructions else 0.0,
+                                  toggle=a.trace_toggle)
                 callgrind = self.work_dir / f"{source}.callgrind" if a.instructions else None
                 worker = self.worker(spec, callgrind)
                 workers[kind] = (worker, EventKey(source, EVENT_NAME), stats_file)
@@ -828,11 +872,16 @@ class Bench:
                 if isinstance(worker, ProcessWorker) and worker.callgrind is not None:
                     await worker.count_instructions()
             self.trace_handled += a.warmup
+            if a.trace_toggle:
+                workers["engine"] = workers[kinds[0]]
+                kinds = ["engine", *kinds]
             for round_no in range(first, last + 1):
                 shift = (round_no - 1) % len(kinds)
                 bursts: dict[str, Measurement] = {}
                 for kind in [*kinds[shift:], *kinds[:shift]]:
                     worker, key, _ = workers[kind]
+                    if a.trace_toggle:
+                        worker.switch_tracing(kind != "engine")
                     await asyncio.sleep(0.2)
                     bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst", backlog=True)
                     self.trace_duplicates += self.sink.duplicates
@@ -842,10 +891,12 @@ class Bench:
                       + ", ".join(f"{k} {bursts[k].stats.rate:.0f} ev/s {_fmt(bursts[k].sut_cpu_us, 0, 0).strip()} "
                                   f"us/ev" for k in kinds), file=sys.stderr, flush=True)
         finally:
-            for worker, _, _ in workers.values():
+            for worker in {id(w): w for w, _, _ in workers.values()}.values():
                 await worker.stop()
             await self.purge()
         for kind, (worker, _, stats_file) in workers.items():
+            if a.trace_toggle and kind == "engine":
+                continue  # (the traced variant's process: its figures are counted once, under its own name)
             counted = worker.instructions() if isinstance(worker, ProcessWorker) else None
             if counted is not None:
                 self.instructions.setdefault(kind, []).append((counted, (last - first + 1) * a.trace_events))
@@ -984,9 +1035,10 @@ def print_tracing_cost(bench: Bench) -> None:
     if a.trace_inline:
         print("\n(--trace-inline: every engine of the tracing comparison evaluates its stage on the loop, as "
               "engine-inline)")
-    print(f"\ntracing cost: tracing off and each tracing variant running side by side (idle but for their own "
-          f"burst), {len(rounds)} rounds of one {a.trace_events}-event burst each, back to back in a rotating "
-          f"order; load average {_load()}")
+    where = ("in one process, its tracing switched off and on between bursts (--trace-toggle)" if a.trace_toggle
+             else "running side by side (idle but for their own burst)")
+    print(f"\ntracing cost: tracing off and each tracing variant {where}, {len(rounds)} rounds of one "
+          f"{a.trace_events}-event burst each, back to back in a rotating order; load average {_load()}")
     print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'drop':>7s} {'(per round median)':>19s} |"
           f"{'CPU us/ev':>10s} {'extra':>7s} |{'lost/dup':>9s}")
     kinds = list(rounds[0].bursts)
@@ -1120,6 +1172,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="start new processes for the tracing comparison every this many rounds (default 4)")
     parser.add_argument("--trace-inline", action="store_true",
                         help="run every engine of the tracing comparison with the stage inline (engine-inline)")
+    parser.add_argument("--trace-toggle", action="store_true",
+                        help="tracing off and each tracing variant in ONE process, its tracing switched off and on "
+                             "between bursts (SIGUSR1/SIGUSR2): no two processes differ in memory layout or hash "
+                             "seed; e.g. --only engine-trace-bus --trace-toggle")
     parser.add_argument("--instructions", action="store_true",
                         help="run the tracing comparison's processes under valgrind (callgrind) and report the "
                              "instructions each spent per event: steady where times are not, but slow; e.g. "
@@ -1141,6 +1197,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if args.in_process or args.profile:
             parser.error("--instructions counts the SUT child processes; not with --in-process or --profile")
         args.stall, args.timeout = max(args.stall, 300.0), max(args.timeout, 3600.0)  # ~50x slower under valgrind
+    if args.trace_toggle and (args.in_process or not args.only or args.only != ["engine-trace-bus"]):
+        parser.error("--trace-toggle switches the run's default bus trace in a child process: --only "
+                     "engine-trace-bus, not with --in-process")
     if args.profile and args.in_process:
         parser.error("--profile profiles the SUT child processes; it cannot be combined with --in-process")
     if min(args.events, args.in_flight, args.batch, args.chunk, args.rounds, args.trace_events,
