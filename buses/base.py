@@ -47,9 +47,10 @@ class Health(Enum):
 
 
 Mark = int | dict[str, int]
-"""Where the bus is (`Consumer.head()`), kept durably for each sensor the intake starts: an order (`Delivery.order`:
-the JetStream stream sequence, the memory log index; a Kafka record timestamp in marks stored by versions before
-0.x) or, on a bus ordered per partition (Kafka), the next offset of each partition, by its number."""
+"""Where the bus is (`Consumer.head()`), kept durably for each sensor the intake starts: an order
+(`Delivery.order`: the JetStream stream sequence, the memory log index; a Kafka record timestamp in marks that
+engines stored before the change of 2026-12-06) or, on a bus ordered per partition (Kafka), the next offset of
+each partition, by its number."""
 
 
 class Delivery(abc.ABC):

@@ -75,8 +75,7 @@ def earliest(marks: Sequence[Mark]) -> Mark:
         return min(orders)
     out: dict[str, int] = {}
     for mark in marks:
-        assert isinstance(mark, dict)
-        for partition, offset in mark.items():
+        for partition, offset in (mark.items() if isinstance(mark, dict) else ()):
             out[partition] = min(offset, out.get(partition, offset))
     return out
 

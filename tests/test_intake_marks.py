@@ -14,7 +14,7 @@ from aiokafka import TopicPartition
 from sensorium.buses.base import Delivery
 from sensorium.buses.kafka.consumer import KafkaDelivery, PartitionOffsets
 from sensorium.buses.memory import MemoryBus
-from sensorium.engine.intake import Intake, IntakeSettings
+from sensorium.engine.intake import Intake, IntakeSettings, earliest
 
 
 class Plain(Delivery):
@@ -53,6 +53,11 @@ def test_a_kafka_record_is_before_a_mark_by_its_partitions_offset_not_its_time()
 def test_a_kafka_mark_stored_by_an_earlier_version_is_a_time() -> None:
     assert kafka(0, 5, timestamp=1_000).published_before(1_000)
     assert not kafka(0, 5, timestamp=1_001).published_before(1_000)
+
+
+def test_the_earliest_of_marks_is_the_lowest_order_or_each_partitions_lowest_offset() -> None:
+    assert earliest([7, 3, 9]) == 3
+    assert earliest([{"0": 5, "1": 9}, {"0": 7, "1": 2, "2": 4}]) == {"0": 5, "1": 2, "2": 4}
 
 
 @pytest.mark.parametrize("stored, kept", [

@@ -80,7 +80,7 @@ class KafkaDelivery(Delivery):
     def published_before(self, mark: Mark) -> bool:
         if isinstance(mark, dict):  # offsets (`KafkaGroupConsumer.head`): no producer's clock matters
             return bool(self.record.offset < mark.get(self.origin["partition"], 0))
-        return super().published_before(mark)  # a record timestamp, as marks stored before 0.x are
+        return super().published_before(mark)  # a record timestamp: a mark stored before 2026-12-06
 
     async def _ack(self) -> None:
         self._owner.settled(self._part, self.record.offset)

@@ -1,7 +1,7 @@
 """Trace records on the bus: the engine side. Records become bodies of JSON Lines (one sensor each, at most
 MAX_BODY bytes), compressed as one Zstandard frame each, that the bus's `TraceChannel` stores
 (`Bus.trace_channel`), and bodies read back from the bus (`Bus.read_trace`) become records again for `sensorium
-trace` (a body that is not a Zstandard frame is read as plain JSON Lines, as engines before 0.x wrote them). The
+trace` (a body that is not a Zstandard frame is read as plain JSON Lines, as engines before 2026-12-06 wrote them). The
 wire (subjects, topics, retention) belongs to each bus: buses/jetstream/trace.py and buses/kafka/trace.py.
 
 Why compressed: a trace's lines repeat themselves (field names, sensor, trigger, URL, most attributes), so level 1
