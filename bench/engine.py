@@ -731,6 +731,19 @@ class PhaseFailed(RuntimeError):
     pass
 
 
+def _signal(worker: Worker, pid: int, sig: signal.Signals, what: str) -> None:
+    """Send `sig` to the worker process; PhaseFailed saying how it ended when it is gone."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        code = getattr(getattr(worker, "proc", None), "returncode", None)
+        status = "exit status not known yet" if code is None else f"exit code {code}"
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                status = f"killed by {signal.Signals(-code).name}"
+        raise PhaseFailed(f"{what}: the worker (pid {pid}) is gone: {status}") from None
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace
@@ -765,13 +778,13 @@ class Bench:
         pid = worker.pid() if backlog and not self.args.live_bursts and not self.args.instructions else None
         resumed: int | None = None
         if pid is not None:
-            os.kill(pid, signal.SIGSTOP)
+            _signal(worker, pid, signal.SIGSTOP, what)
             try:
                 await load()
             finally:
                 cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
                 resumed = time.time_ns()
-                os.kill(pid, signal.SIGCONT)
+                _signal(worker, pid, signal.SIGCONT, what)  # (a stopped process dies of SIGKILL only)
         else:
             cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
             await load()
