@@ -464,13 +464,9 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
         await stop.wait()
 
 
+# every engine variant is the engine with its own `sensorium run` options (ENGINE_RUN_ARGS, the one list of them)
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "engine": sut_engine, "engine-uvloop": sut_engine, "engine-inline": sut_engine,
-                        "engine-trace-json": sut_engine, "engine-trace-bus": sut_engine,
-                        "engine-trace-bus-all": sut_engine, "engine-trace-calls": sut_engine,
-                        "engine-trace-build": sut_engine, "engine-trace-encode": sut_engine,
-                        "engine-trace-bus-thread": sut_engine,
-                        "engine-metrics": sut_engine}
+                        **dict.fromkeys(ENGINE_RUN_ARGS, sut_engine)}
 
 
 # ---------------------------------------------------------------------------- running a SUT (two ways)

@@ -239,7 +239,8 @@ async def main(args: argparse.Namespace) -> None:
         try:
             await bus.start()
             print(f"load average before: {os.getloadavg()}", file=sys.stderr)
-            one, many = [], []
+            one: list[float] = []
+            many: list[float] = []
             for round_no in range(args.rounds):
                 order = [(1, one), (1000, many)] if round_no % 2 == 0 else [(1000, many), (1, one)]
                 for count, out in order:

@@ -112,7 +112,7 @@ class _NullLines:
 def cut_short(hub: TraceHub, stage: str) -> None:
     """Make `hub` (the run's tracer, records not published on the bus) stop at `stage`: "calls" drops the
     deferred calls (the runner's tracing branches alone), "build" builds the records and drops them, "encode"
-    also encodes them (as JSON Lines, in the writer's thread) and drops the lines."""
+    also encodes them (as JSON Lines, as the hub does for a sink that takes lines) and drops the lines."""
     hub.bus_trace = False
     if stage == "calls":
         hub.sinks = [_NullRecords()]
