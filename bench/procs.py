@@ -63,11 +63,17 @@ def _per_task(pid: int, name: str) -> Iterator[str]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of one process (0 once it is gone)."""
+    user, system = cpu_split(pid)
+    return user + system
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of one process ((0, 0) once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+        return 0.0, 0.0
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
 def switches(pid: int) -> tuple[int, int]:
@@ -81,6 +87,17 @@ def switches(pid: int) -> tuple[int, int]:
             elif line.startswith("nonvoluntary_ctxt_switches:"):
                 involuntary += int(line.split()[1])
     return voluntary, involuntary
+
+
+def migrations(pid: int) -> int:
+    """How many times the scheduler moved a thread of one process to another CPU so far (0 once it is gone): a
+    moved thread finds its caches cold on the new core."""
+    moved = 0
+    for text in _per_task(pid, "sched"):
+        for line in text.splitlines():
+            if line.startswith("se.nr_migrations"):
+                moved += int(line.rsplit(None, 1)[1])
+    return moved
 
 
 def rss_mib(pid: int) -> float:

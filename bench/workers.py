@@ -45,7 +45,17 @@ from pathlib import Path
 
 from bench.engine import _load
 from bench.fastsink import ProcessSink
-from bench.procs import Engine, bench_event, command, cpu_seconds, publish, start_engine, switches
+from bench.procs import (
+    Engine,
+    bench_event,
+    command,
+    cpu_seconds,
+    cpu_split,
+    migrations,
+    publish,
+    start_engine,
+    switches,
+)
 from sensorium.buses.base import Bus, EventKey
 from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 
@@ -106,6 +116,8 @@ class Round:
     dup: int = 0
     failed: str = ""
     switches: tuple[float, float] = (0.0, 0.0)  # engine processes' (voluntary, involuntary) switches per event
+    moves: float = 0.0  # engine processes' moves from one CPU to another per event
+    system_us: float = 0.0  # the part of cpu_us spent in the kernel
     pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
 
 
@@ -202,12 +214,16 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
     finally:
         before = engine.cpu()
         switched = [switches(pid) for pid in pids]
+        moved = sum(migrations(pid) for pid in pids)
+        system = sum(cpu_split(pid)[1] for pid in pids)
         before_others = {role: cpu_seconds(pid) for role, pid in others.items()}
         started = time.time_ns()
         deployment.signal(signal.SIGCONT)
     done = await sink.wait(args.timeout, 30.0, deployment.alive)
     after = engine.cpu()  # (the engines are idle once the last event arrived)
     switched_after = [switches(pid) for pid in pids]
+    moved = sum(migrations(pid) for pid in pids) - moved
+    system = sum(cpu_split(pid)[1] for pid in pids) - system
     after_others = {role: cpu_seconds(pid) for role, pid in others.items()}
     last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
     elapsed = max((last - started) / 1e9, 1e-9)
@@ -221,6 +237,8 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
         result.cpu_us = sum(spent.values()) / arrived * 1e6
         result.switches = (sum(a[0] - b[0] for a, b in zip(switched_after, switched, strict=True)) / arrived,
                            sum(a[1] - b[1] for a, b in zip(switched_after, switched, strict=True)) / arrived)
+        result.moves = moved / arrived
+        result.system_us = system / arrived * 1e6
     result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
     result.cores.update({role: (after_others[role] - before_others[role]) / elapsed for role in others})
     if not done:
@@ -247,8 +265,8 @@ def _pairs(rounds: Sequence[Round]) -> list[tuple[float, float]]:
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
     print(f"\nsensorium bench.workers: {args.events}-event bursts, {args.rounds} x {args.bursts} per variant "
           f"(medians), CPUs={os.cpu_count()}, load average {_load()}")
-    print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s} |{'lost/dup':>9s} |"
-          f"{'switches/ev vol/invol':>22s} | cores used (medians)")
+    print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s}{'of it sys':>10s} |{'lost/dup':>9s} |"
+          f"{'switches/ev vol/invol':>22s}{'moves/ev':>9s} | cores used (medians)")
     medians: dict[tuple[str, int], tuple[float, float]] = {}
     for bus in args.buses:
         for workers in (1, 2):
@@ -260,14 +278,16 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
                 continue
             rate = statistics.median(r.rate for r in mine)
             cpu = statistics.median(r.cpu_us for r in mine)
+            system = statistics.median(r.system_us for r in mine)
             medians[(bus, workers)] = (rate, cpu)
             roles = sorted({k for r in mine for k in r.cores})
             cores = ", ".join(f"{k} {statistics.median(r.cores.get(k, 0.0) for r in mine):.2f}" for k in roles)
             voluntary = statistics.median(r.switches[0] for r in mine)
             involuntary = statistics.median(r.switches[1] for r in mine)
+            moves = statistics.median(r.moves for r in mine)
             lost, dup = sum(r.lost for r in mine), sum(r.dup for r in mine)
-            print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f} |{f'{lost}/{dup}':>9s} |"
-                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s} | {cores}"
+            print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f}{system:10.0f} |{f'{lost}/{dup}':>9s} |"
+                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s}{moves:9.3f} | {cores}"
                   + (f"  ({len(failed)} round(s) FAILED: {failed[0].failed})" if failed else ""))
         one, two = medians.get((bus, 1)), medians.get((bus, 2))
         if one and two:
