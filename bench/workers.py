@@ -48,6 +48,9 @@ from bench.fastsink import ProcessSink
 from bench.procs import (
     Engine,
     bench_event,
+    callgrind_command,
+    callgrind_control,
+    callgrind_dump,
     command,
     cpu_seconds,
     cpu_split,
@@ -118,6 +121,7 @@ class Round:
     switches: tuple[float, float] = (0.0, 0.0)  # engine processes' (voluntary, involuntary) switches per event
     moves: float = 0.0  # engine processes' moves from one CPU to another per event
     system_us: float = 0.0  # the part of cpu_us spent in the kernel
+    instructions: float = 0.0  # --instructions: of all engine processes per event (the rest is then unmeasured)
     pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
 
 
@@ -138,6 +142,7 @@ class Deployment:
     source: str
     names: list[str]
     engine: Engine
+    folder: Path
 
     def alive(self) -> bool:
         return self.engine.process.poll() is None
@@ -159,8 +164,9 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
             names = event_names(source)
             (folder / "sensor.yaml").write_text(sensor_yaml(source, names, sink.url))
             engine = start_engine([folder / "sensor.yaml"], bus_url, folder / "data", folder / "engine.log",
-                                  workers, extra=("--group", f"bench-{source}-{number}"))
-            deployments.append(Deployment(workers, source, names, engine))
+                                  workers, extra=("--group", f"bench-{source}-{number}"),
+                                  prefix=callgrind_command(folder) if args.instructions else ())
+            deployments.append(Deployment(workers, source, names, engine, folder))
         try:
             for d in deployments:
                 await d.engine.ready(args.ready_timeout)
@@ -169,7 +175,7 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
                 await sink.clear()
                 sink.expect(i for _, i, _ in warm)
                 await publish(bus, warm)
-                if not await sink.wait(args.timeout, 60.0, d.alive):
+                if not await sink.wait(args.timeout, 300.0 if args.instructions else 60.0, d.alive):
                     raise RuntimeError(f"warm-up of {d.workers} process(es): {len(sink.arrivals)} of {len(warm)} "
                                        "events arrived")
         except (TimeoutError, RuntimeError) as exc:
@@ -180,9 +186,16 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
             for d in order:
                 await asyncio.sleep(0.3)
                 other = next(o for o in deployments if o is not d)
+                tag = f"burst{number}.{burst}"
+                if args.instructions:  # counts do not depend on what else runs
+                    result = await counted_burst(bus_name, bus, tag, args, sink, d)
+                    result.pair = (number, burst)
+                    rounds.append(result)
+                    print(f"    {result}", file=sys.stderr, flush=True)
+                    continue
                 other.signal(signal.SIGSTOP)  # nothing of it runs while the other is measured
                 try:
-                    result = await one_burst(bus_name, bus, f"burst{number}.{burst}", args, sink, d, bus_pid)
+                    result = await one_burst(bus_name, bus, tag, args, sink, d, bus_pid)
                 finally:
                     other.signal(signal.SIGCONT)
                 result.pair = (number, burst)
@@ -194,6 +207,30 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
     finally:
         for d in deployments:
             await asyncio.to_thread(d.engine.stop)
+
+
+async def counted_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace, sink: ProcessSink,
+                        deployment: Deployment) -> Round:
+    """--instructions: callgrind counts every engine process of `deployment` from just before the burst is
+    published until its last event arrived; the instructions per event are their sum over the arrivals."""
+    result = Round(bus_name, deployment.workers)
+    items = _items(deployment.source, deployment.names, args.events, tag)
+    await sink.clear()
+    sink.expect(i for _, i, _ in items)
+    pids = deployment.engine.pids()
+    await asyncio.gather(*(callgrind_control(pid, "-i", "on") for pid in pids))
+    await publish(bus, items)
+    done = await sink.wait(args.timeout, 300.0, deployment.alive)
+    counted = await asyncio.gather(*(callgrind_dump(pid, deployment.folder) for pid in pids))
+    await asyncio.sleep(0.5)
+    await sink.collect()
+    arrived = len(set(sink.arrivals) & {i for _, i, _ in items})
+    result.lost, result.dup = len(items) - arrived, sink.duplicates
+    if arrived:
+        result.instructions = sum(counted) / arrived
+    if not done:
+        result.failed = f"{arrived} of {len(items)} events arrived"
+    return result
 
 
 async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace, sink: ProcessSink,
@@ -262,7 +299,29 @@ def _pairs(rounds: Sequence[Round]) -> list[tuple[float, float]]:
             if 1 in p and 2 in p and p[1].rate and p[1].cpu_us]
 
 
+def report_instructions(rounds: list[Round], args: argparse.Namespace) -> None:
+    print(f"\nsensorium bench.workers --instructions: {args.events}-event bursts, {args.rounds} x {args.bursts} per "
+          "variant (medians), instructions of all engine processes per event (callgrind)")
+    for bus in args.buses:
+        medians = {}
+        for workers in (1, 2):
+            mine = [r for r in rounds if r.bus == bus and r.workers == workers and not r.failed]
+            failed = [r for r in rounds if r.bus == bus and r.workers == workers and r.failed]
+            if not mine:
+                print(f"{bus:10s}{workers:10d} | FAILED: {failed[0].failed if failed else 'not run'}")
+                continue
+            medians[workers] = statistics.median(r.instructions for r in mine)
+            lost, dup = sum(r.lost for r in mine), sum(r.dup for r in mine)
+            print(f"{bus:10s}{workers:10d} | {medians[workers] / 1e6:8.3f} M/ev | lost/dup {lost}/{dup} | "
+                  + " ".join(f"{r.instructions / 1e6:.3f}" for r in mine))
+        if 1 in medians and 2 in medians:
+            print(f"{bus}: two processes / one: instructions per event x{medians[2] / medians[1]:.3f}")
+
+
 def report(rounds: list[Round], args: argparse.Namespace) -> None:
+    if args.instructions:
+        report_instructions(rounds, args)
+        return
     print(f"\nsensorium bench.workers: {args.events}-event bursts, {args.rounds} x {args.bursts} per variant "
           f"(medians), CPUs={os.cpu_count()}, load average {_load()}")
     print(f"{'bus':10s}{'processes':>10s} |{'ev/s':>7s}{'CPU us/ev':>11s}{'of it sys':>10s} |{'lost/dup':>9s} |"
@@ -354,7 +413,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bursts", type=int, default=3, help="measured bursts per engine start (default 3)")
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--instructions", action="store_true",
+                        help="run the engines under valgrind (callgrind, children traced) and report instructions "
+                             "per event instead of times: steady where times are not, but ~30x slower; e.g. "
+                             "--instructions --rounds 1 --bursts 2 --events 600 --warmup 60")
     args = parser.parse_args(argv)
+    if args.instructions:
+        args.ready_timeout, args.timeout = max(args.ready_timeout, 900.0), max(args.timeout, 3600.0)
     if set(args.buses) - {"jetstream", "kafka"}:
         parser.error("--buses: jetstream and/or kafka")
     asyncio.run(main_async(args))
