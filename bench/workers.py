@@ -120,6 +120,7 @@ class Round:
     failed: str = ""
     switches: tuple[float, float] = (0.0, 0.0)  # engine processes' (voluntary, involuntary) switches per event
     moves: float = 0.0  # engine processes' moves from one CPU to another per event
+    others_moves: dict[str, float] = field(default_factory=dict)  # the same for the bus, the sink, the harness
     system_us: float = 0.0  # the part of cpu_us spent in the kernel
     instructions: float = 0.0  # --instructions: of all engine processes per event (the rest is then unmeasured)
     pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
@@ -254,6 +255,7 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
         moved = sum(migrations(pid) for pid in pids)
         system = sum(cpu_split(pid)[1] for pid in pids)
         before_others = {role: cpu_seconds(pid) for role, pid in others.items()}
+        moved_others = {role: migrations(pid) for role, pid in others.items()}
         started = time.time_ns()
         deployment.signal(signal.SIGCONT)
     done = await sink.wait(args.timeout, 30.0, deployment.alive)
@@ -262,6 +264,7 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
     moved = sum(migrations(pid) for pid in pids) - moved
     system = sum(cpu_split(pid)[1] for pid in pids) - system
     after_others = {role: cpu_seconds(pid) for role, pid in others.items()}
+    moved_others = {role: migrations(pid) - moved_others[role] for role, pid in others.items()}
     last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
     elapsed = max((last - started) / 1e9, 1e-9)
     await asyncio.sleep(0.5)
@@ -275,6 +278,7 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
         result.switches = (sum(a[0] - b[0] for a, b in zip(switched_after, switched, strict=True)) / arrived,
                            sum(a[1] - b[1] for a, b in zip(switched_after, switched, strict=True)) / arrived)
         result.moves = moved / arrived
+        result.others_moves = {role: n / arrived for role, n in moved_others.items()}
         result.system_us = system / arrived * 1e6
     result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
     result.cores.update({role: (after_others[role] - before_others[role]) / elapsed for role in others})
@@ -344,9 +348,11 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
             voluntary = statistics.median(r.switches[0] for r in mine)
             involuntary = statistics.median(r.switches[1] for r in mine)
             moves = statistics.median(r.moves for r in mine)
+            others_moved = ", ".join(f"{k} {statistics.median(r.others_moves.get(k, 0.0) for r in mine):.3f}"
+                                     for k in sorted({k for r in mine for k in r.others_moves}))
             lost, dup = sum(r.lost for r in mine), sum(r.dup for r in mine)
             print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f}{system:10.0f} |{f'{lost}/{dup}':>9s} |"
-                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s}{moves:9.3f} | {cores}"
+                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s}{moves:9.3f} | {cores}; moves/ev {others_moved}"
                   + (f"  ({len(failed)} round(s) FAILED: {failed[0].failed})" if failed else ""))
         one, two = medians.get((bus, 1)), medians.get((bus, 2))
         if one and two:

@@ -12,39 +12,18 @@ import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.registry import REGISTRY
 from sensorium.sources.file import FileContext, FileSource
+from tests.collected import Collected
 
 
 def entry(directory: Path, event_type: str, **watch: str) -> FileContext:
     return FileContext.model_validate({"eventType": event_type, "metadata": {"team": "ops"},
                                        "watchPathConfig": {"directory": str(directory), **watch}})
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.events: list[CloudEvent] = []
-        self.changed = asyncio.Event()
-
-    async def publish(self, event: CloudEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    def data(self) -> list[dict[str, Any]]:
-        return [json.loads(e.data or b"") for e in self.events]
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        async with asyncio.timeout(timeout):
-            while len(self.events) < count:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.data()
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ filters, a rename, and the event data a sensor sees."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,26 +14,7 @@ from pydantic import ValidationError
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.sources.filewatch import FileWatchContext, FileWatchSource
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.events: list[CloudEvent] = []
-        self.changed = asyncio.Event()
-
-    async def publish(self, event: CloudEvent) -> None:
-        self.events.append(event)
-        self.changed.set()
-
-    def data(self) -> list[dict[str, Any]]:
-        return [json.loads(e.data or b"") for e in self.events]
-
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        async with asyncio.timeout(timeout):
-            while len(self.events) < count:
-                self.changed.clear()
-                await self.changed.wait()
-        return self.data()
+from tests.collected import Collected
 
 
 @asynccontextmanager
