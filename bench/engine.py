@@ -54,6 +54,7 @@ from typing import Any, Protocol
 import aiohttp
 from aiohttp import web
 
+from bench import callgrind
 from sensorium.buses.base import Bus, EventKey
 from sensorium.engine.trace.hub import DEFAULT_INTERVAL
 
@@ -503,8 +504,7 @@ class ProcessWorker:
     async def start(self, timeout: float) -> None:
         args = [sys.executable, "-m", "bench.engine", "--worker", json.dumps(asdict(self.spec))]
         if self.callgrind is not None:  # instructions are counted from `count_instructions()` on
-            args = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
-                    f"--callgrind-out-file={self.callgrind}", *args]
+            args = [*callgrind.command(self.callgrind), *args]
         if self.profile is not None:
             args += ["--profile", str(self.profile)]
         self.proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, stdin=asyncio.subprocess.PIPE,
@@ -526,21 +526,16 @@ class ProcessWorker:
 
     async def count_instructions(self) -> None:
         assert self.proc is not None
-        control = await asyncio.create_subprocess_exec("callgrind_control", "-i", "on", str(self.proc.pid),
-                                                       stdout=asyncio.subprocess.DEVNULL,
-                                                       stderr=asyncio.subprocess.DEVNULL)
-        if await control.wait() != 0:
-            raise RuntimeError(f"callgrind_control could not switch counting on in worker {self.spec.kind}")
+        await callgrind.control(self.proc.pid, "-i", "on")
+
+    async def dump_instructions(self) -> int:
+        """The instructions counted since counting began or since the previous dump (callgrind_control -d)."""
+        assert self.proc is not None and self.callgrind is not None
+        return await callgrind.dump(self.proc.pid, self.callgrind)
 
     def instructions(self) -> int | None:
         """Instructions counted (callgrind's totals, written when the process exits)."""
-        if self.callgrind is None:
-            return None
-        with contextlib.suppress(OSError, ValueError):
-            for line in self.callgrind.read_text().splitlines():
-                if line.startswith("totals:"):
-                    return int(line.split()[1])
-        return None
+        return callgrind.totals(self.callgrind) if self.callgrind is not None else None
 
     def cpu_seconds(self) -> float | None:
         return _proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
@@ -756,6 +751,7 @@ class Bench:
     trace_handled: int = 0  # events each variant of the tracing comparison handled
     trace_duplicates: int = 0
     instructions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # kind -> (counted, events)
+    burst_instructions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # the same, main table
 
     def worker(self, spec: WorkerSpec, callgrind: Path | None = None) -> Worker:
         if self.args.in_process:
@@ -803,9 +799,10 @@ class Bench:
         spec = WorkerSpec(kind=kind, bus_url=self.bus_url, sink_url=self.sink.url, source=source,
                           in_flight=a.in_flight, batch=a.batch, fetch_timeout=a.fetch_timeout,
                           ceiling_events=a.events, warmup=a.warmup)
-        worker = self.worker(spec)
+        counting = a.instructions and kind != "ceiling"
+        worker = self.worker(spec, self.work_dir / f"{source}.callgrind" if counting else None)
         try:
-            await worker.start(timeout=60)
+            await worker.start(timeout=300 if counting else 60)
             paced = paced2 = None
             if kind == "ceiling":
                 ids = ceiling_ids(source, a.events)
@@ -820,14 +817,19 @@ class Bench:
                 await self._measure(worker, warm, lambda: publish_burst(self.bus, key, warm, a.chunk), "warm-up")
                 await asyncio.sleep(0.3)
                 ids = new_ids(a.events)
+                if counting and isinstance(worker, ProcessWorker):  # from the burst's first publish to its end
+                    await worker.count_instructions()
                 burst = await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, a.chunk),
                                             "burst", backlog=True)
-                if a.paced_events > 0:
+                if counting and isinstance(worker, ProcessWorker):
+                    counted = await worker.dump_instructions()
+                    self.burst_instructions.setdefault(kind, []).append((counted, burst.stats.received))
+                if a.paced_events > 0 and not a.instructions:  # (valgrind could not keep up with the pace)
                     await asyncio.sleep(0.3)
                     slow = new_ids(a.paced_events)
                     paced = await self._measure(worker, slow, lambda: publish_paced(self.bus, key, slow, a.rate),
                                                 "paced")
-                if a.paced_events > 0 and a.rate2 > 0:
+                if a.paced_events > 0 and a.rate2 > 0 and not a.instructions:
                     await asyncio.sleep(0.3)
                     fast = new_ids(a.paced_events)
                     paced2 = await self._measure(worker, fast,
@@ -1006,6 +1008,17 @@ def print_table(bench: Bench) -> None:
                 if mine and theirs:
                     parts.append(f"{name} x{mine / theirs:.2f}")
             print(f"{LABELS[mine_kind]} / {LABELS[base]}: {', '.join(parts)}")
+    counted = {kind: sum(n for n, _ in runs) / sum(e for _, e in runs)
+               for kind, runs in bench.burst_instructions.items() if sum(e for _, e in runs)}
+    if counted:
+        print("instructions per event in the bursts (callgrind, from the first publish to the last arrival; "
+              "events/s and CPU above are valgrind's): "
+              + ", ".join(f"{LABELS[kind]} {per_event / 1e6:.3f} M" for kind, per_event in counted.items()))
+        for mine_kind in ("engine", "engine-inline"):
+            for base in ("bare-aiohttp", "bare-httpclient"):
+                if mine_kind in counted and base in counted:
+                    print(f"{LABELS[mine_kind]} / {LABELS[base]}: instructions per event "
+                          f"x{counted[mine_kind] / counted[base]:.2f}")
     ceiling = rows.get("ceiling")
     if ceiling is not None and ceiling["rate"] and ceiling["hcpu"]:
         others = [r["rate"] or 0.0 for k, r in rows.items() if k != "ceiling"]

@@ -186,34 +186,6 @@ def start_engine(paths: Sequence[Path], bus_url: str, data_dir: Path, log: Path,
     return Engine(process, tuple(port + i for i in range(max(workers, 1))), log)
 
 
-def callgrind_command(folder: Path) -> list[str]:
-    """valgrind's callgrind for a process and every process it starts (`--workers`), counting nothing until
-    `callgrind_control -i on`; process PID dumps to FOLDER/callgrind.PID.N."""
-    return ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no", "--trace-children=yes",
-            f"--callgrind-out-file={folder}/callgrind.%p"]
-
-
-async def callgrind_control(pid: int, *args: str) -> None:
-    """`callgrind_control ARGS PID` (e.g. `-i on`, `-d`); raises RuntimeError when it fails."""
-    control = await asyncio.create_subprocess_exec("callgrind_control", *args, str(pid),
-                                                   stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.DEVNULL)
-    if await control.wait() != 0:
-        raise RuntimeError(f"callgrind_control {' '.join(args)} {pid} failed")
-
-
-async def callgrind_dump(pid: int, folder: Path) -> int:
-    """Dump process `pid`'s counts (`callgrind_control -d`: instructions since its previous dump, or since
-    counting began) and return them, read from the newest dump file (callgrind_command's naming)."""
-    await callgrind_control(pid, "-d")
-    dumps = [p for p in folder.glob(f"callgrind.{pid}.*") if p.suffix[1:].isdigit()]
-    newest = max(dumps, key=lambda p: int(p.suffix[1:]))
-    for line in newest.read_text().splitlines():
-        if line.startswith("totals:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{newest}: no totals line")
-
-
 def _busy(port: int) -> bool:
     with socket.socket() as s:
         try:

@@ -43,14 +43,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import callgrind
 from bench.engine import _load
 from bench.fastsink import ProcessSink
 from bench.procs import (
     Engine,
     bench_event,
-    callgrind_command,
-    callgrind_control,
-    callgrind_dump,
     command,
     cpu_seconds,
     cpu_split,
@@ -164,9 +162,9 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
             folder.mkdir()
             names = event_names(source)
             (folder / "sensor.yaml").write_text(sensor_yaml(source, names, sink.url))
+            counted = callgrind.command(folder / "callgrind.%p", children=True) if args.instructions else ()
             engine = start_engine([folder / "sensor.yaml"], bus_url, folder / "data", folder / "engine.log",
-                                  workers, extra=("--group", f"bench-{source}-{number}"),
-                                  prefix=callgrind_command(folder) if args.instructions else ())
+                                  workers, extra=("--group", f"bench-{source}-{number}"), prefix=counted)
             deployments.append(Deployment(workers, source, names, engine, folder))
         try:
             for d in deployments:
@@ -219,10 +217,10 @@ async def counted_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namesp
     await sink.clear()
     sink.expect(i for _, i, _ in items)
     pids = deployment.engine.pids()
-    await asyncio.gather(*(callgrind_control(pid, "-i", "on") for pid in pids))
+    await asyncio.gather(*(callgrind.control(pid, "-i", "on") for pid in pids))
     await publish(bus, items)
     done = await sink.wait(args.timeout, 300.0, deployment.alive)
-    counted = await asyncio.gather(*(callgrind_dump(pid, deployment.folder) for pid in pids))
+    counted = await asyncio.gather(*(callgrind.dump(pid, deployment.folder / f"callgrind.{pid}") for pid in pids))
     await asyncio.sleep(0.5)
     await sink.collect()
     arrived = len(set(sink.arrivals) & {i for _, i, _ in items})
