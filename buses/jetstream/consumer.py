@@ -32,13 +32,31 @@ subjects itself: one short consumer configuration instead of thousands of filter
 engine with many sensors)."""
 
 
+def ack_fields(msg: Msg) -> tuple[str, int, int]:
+    """(stream, stream sequence, times delivered) of a JetStream message, from its reply subject: what
+    `msg.metadata` holds, without the datetime and the dataclasses nats-py builds for it (3.5 us of the 4.4 us a
+    delivery cost per message, timeit). The two forms nats-py reads: `$JS.ACK.<stream>.<consumer>.<delivered>.
+    <stream seq>.<consumer seq>.<time>.<pending>` and, with a domain and an account hash after `$JS.ACK`, eleven
+    or more tokens. Anything else goes to nats-py (which raises NotJSMessageError: not a JetStream message).
+    tests/buses/test_jetstream_ack_fields.py holds this to `msg.metadata`."""
+    tokens = msg.reply.split(".")
+    count = len(tokens)
+    if tokens[0] == "$JS" and tokens[1:2] == ["ACK"]:
+        if count == 9:
+            return tokens[2], int(tokens[5]), int(tokens[4])
+        if count >= 11:
+            return tokens[4], int(tokens[7]), int(tokens[6])
+    metadata = msg.metadata
+    return metadata.stream, metadata.sequence.stream, metadata.num_delivered
+
+
 class JetStreamDelivery(Delivery):
     def __init__(self, msg: Msg) -> None:
-        sequence = msg.metadata.sequence.stream
+        stream, sequence, delivered = ack_fields(msg)
         super().__init__(msg.data, dict(msg.headers or {}), f"{msg.subject} seq {sequence}",
-                         {"subject": msg.subject, "stream": msg.metadata.stream, "sequence": str(sequence)})
+                         {"subject": msg.subject, "stream": stream, "sequence": str(sequence)})
         self._msg = msg
-        self.delivery_count = msg.metadata.num_delivered
+        self.delivery_count = delivered
         self.order = sequence
 
     async def _ack(self) -> None:
