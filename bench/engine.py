@@ -63,7 +63,7 @@ EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
 # "engine-inline" is the engine with the stage evaluated on the loop (sensors.inline.InlineGate) instead of in
 # the sensor's stage thread: a proposal measured here by patching the runner in the worker process only.
-TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "engine", "engine-inline")
+TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "bare-puller", "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
 TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-thread",
@@ -73,6 +73,7 @@ LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
     "bare-aiohttp": "bare loop + aiohttp.ClientSession",
     "bare-httpclient": "bare loop + engine HttpClient",
+    "bare-puller": "bare loop + HttpClient + engine's fetch",
     "engine": "engine, tracing off",
     "engine-inline": "engine, tracing off, stage inline",
     "engine-uvloop": "engine, tracing off, uvloop (run's default)",
@@ -388,14 +389,17 @@ async def _httpclient_poster(url: str) -> AsyncIterator[Poster]:
 
 
 async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, go: asyncio.Event) -> None:
-    """nats-py pull consumer (batched fetch) -> json.loads -> one POST -> ack, `in_flight` at a time."""
+    """nats-py pull consumer (batched fetch) -> json.loads -> one POST -> ack, `in_flight` at a time. "bare-puller"
+    fetches as the engine does (`buses.jetstream.pull.Puller`) instead of through nats-py's `fetch`."""
     import nats
     from nats.aio.msg import Msg
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     subject = f"default.{spec.source}.{EVENT_NAME}"
     durable = f"bare-{spec.source}"
-    poster = _httpclient_poster if spec.kind == "bare-httpclient" else _aiohttp_poster
+    from sensorium.buses.jetstream.pull import Puller
+
+    poster = _httpclient_poster if spec.kind in ("bare-httpclient", "bare-puller") else _aiohttp_poster
     nc = await nats.connect(spec.bus_url)
     try:
         js = nc.jetstream()
@@ -403,6 +407,9 @@ async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, 
                                 ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, filter_subject=subject,
                                 max_ack_pending=max(spec.in_flight * 4, 1000))
         psub = await js.pull_subscribe(subject, durable=durable, stream="default", config=config)
+        puller = Puller(nc, "default", durable) if spec.kind == "bare-puller" else None
+        if puller is not None:
+            await puller.start()
         async with poster(f"{spec.sink_url}/bare") as post:
             slots = asyncio.Semaphore(spec.in_flight)
             tasks: set[asyncio.Task[None]] = set()
@@ -425,7 +432,8 @@ async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, 
             ready.set()
             while not stop.is_set():
                 try:
-                    msgs = await psub.fetch(spec.batch, timeout=spec.fetch_timeout)
+                    msgs = (await psub.fetch(spec.batch, timeout=spec.fetch_timeout) if puller is None
+                            else await puller.fetch(spec.batch, spec.fetch_timeout))
                 except TimeoutError:
                     continue
                 for msg in msgs:
@@ -436,6 +444,8 @@ async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, 
             await asyncio.gather(*tasks)
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
+                if puller is not None:
+                    await puller.close()
     finally:
         await nc.close()
 
@@ -467,6 +477,7 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 # every engine variant is the engine with its own `sensorium run` options (ENGINE_RUN_ARGS, the one list of them)
 SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
+                        "bare-puller": sut_bare,
                         **dict.fromkeys(ENGINE_RUN_ARGS, sut_engine)}
 
 
@@ -996,7 +1007,7 @@ def print_table(bench: Bench) -> None:
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
     for mine_kind in ("engine", "engine-inline"):
         engine = rows.get(mine_kind)
-        for base in ("bare-aiohttp", "bare-httpclient", "engine"):
+        for base in ("bare-aiohttp", "bare-httpclient", "bare-puller", "engine"):
             bare = rows.get(base)
             if engine is None or bare is None or base == mine_kind:
                 continue
@@ -1015,7 +1026,7 @@ def print_table(bench: Bench) -> None:
               "events/s and CPU above are valgrind's): "
               + ", ".join(f"{LABELS[kind]} {per_event / 1e6:.3f} M" for kind, per_event in counted.items()))
         for mine_kind in ("engine", "engine-inline"):
-            for base in ("bare-aiohttp", "bare-httpclient"):
+            for base in ("bare-aiohttp", "bare-httpclient", "bare-puller"):
                 if mine_kind in counted and base in counted:
                     print(f"{LABELS[mine_kind]} / {LABELS[base]}: instructions per event "
                           f"x{counted[mine_kind] / counted[base]:.2f}")

@@ -90,6 +90,13 @@ class JetStreamConnection:
         return self._js
 
     @property
+    def nc(self) -> NATS:
+        """The core NATS connection (for `buses.jetstream.pull`)."""
+        if self._nc is None:
+            raise BusError(f"bus {self.url} is not started")
+        return self._nc
+
+    @property
     def closed(self) -> bool:
         return self.health is Health.CLOSED
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext, api
+from nats.js import api
 from nats.js.errors import NotFoundError
 
 from sensorium.buses.base import (
@@ -21,6 +21,7 @@ from sensorium.buses.base import (
     EventKey,
 )
 from sensorium.buses.jetstream.connection import JetStreamConnection
+from sensorium.buses.jetstream.pull import Puller
 from sensorium.buses.jetstream.stream import STREAM, STREAM_SUBJECTS, durable_name, subject_for
 from sensorium.engine.core.errors import BusError
 
@@ -84,7 +85,7 @@ class JetStreamConsumer(Consumer):
         self._bus, self.spec = bus, spec
         self.durable = durable_name(spec.name)
         self.subjects, self._wanted = self._filters(spec.keys)
-        self._psub: JetStreamContext.PullSubscription | None = None
+        self._puller: Puller | None = None
         self._problem: str | None = None
         self._closed = False
 
@@ -141,7 +142,7 @@ class JetStreamConsumer(Consumer):
         else:
             have = info.config
             current = sorted(have.filter_subjects or ([have.filter_subject] if have.filter_subject else []))
-            if current != self.subjects and self._psub is None and info.num_waiting:
+            if current != self.subjects and self._puller is None and info.num_waiting:
                 # Someone pulls from this durable right now, for other events than ours: most likely a second
                 # deployment sharing the name (`--group`). Both stay up (a worker of this deployment still on the
                 # old files would look the same), but each now takes, or filters away, the other's events.
@@ -155,8 +156,10 @@ class JetStreamConsumer(Consumer):
                 await js.add_consumer(STREAM, want)  # create-or-update
                 log.info("updated durable consumer %s on %s: subjects %s", self.durable, self._bus.url,
                          ", ".join(self.subjects))
-        if self._psub is None:
-            self._psub = await js.pull_subscribe_bind(durable=self.durable, stream=STREAM)
+        if self._puller is None:
+            puller = Puller(self._bus.nc, STREAM, self.durable)
+            await puller.start()
+            self._puller = puller
 
     async def fetch(self, max_messages: int, timeout: float) -> list[Delivery]:
         if self._closed or self._bus.closed:
@@ -168,11 +171,11 @@ class JetStreamConsumer(Consumer):
         if remaining <= 0.001:
             return []
         try:
-            if self._problem is not None or self._psub is None:
+            if self._problem is not None or self._puller is None:
                 await self._bus.ensure_stream()  # e.g. a server that came back with no data
                 await self.bind()
-            assert self._psub is not None
-            msgs = await self._psub.fetch(max(1, max_messages), timeout=remaining)
+            assert self._puller is not None
+            msgs = await self._puller.fetch(max(1, max_messages), remaining)
         except TimeoutError:
             msgs = []
         except (NatsError, OSError) as exc:
@@ -203,7 +206,7 @@ class JetStreamConsumer(Consumer):
         if self._closed:
             return
         self._closed = True
-        psub, self._psub = self._psub, None
-        if psub is not None and not self._bus.closed:
+        puller, self._puller = self._puller, None
+        if puller is not None and not self._bus.closed:
             with contextlib.suppress(NatsError, OSError):
-                await psub.unsubscribe()
+                await puller.close()
