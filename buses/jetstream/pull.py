@@ -10,12 +10,16 @@ reply subject and its original subject) and, when the request ends short of its 
 without a reply subject (404 No Messages, 408 Request Timeout; 409, 503 and others for errors).
 tests/buses/test_jetstream_pull.py holds it to a real nats-server.
 
-`fetch` keeps nats-py's behaviour, which the engine relies on (prompt when idle, whole batches under load):
-  1. messages that arrived since the last fetch (a long poll's late ones, below) are returned first, at once;
+`fetch` is prompt when idle and takes whole batches under load:
+  1. messages that arrived after an earlier fetch returned (below) are returned first, at once;
   2. otherwise a `no_wait` request: whatever the consumer has now, up to the batch, ended by a 404 when short;
-  3. when that was nothing, a long poll (`expires`: the rest of the timeout) returns as soon as a message came.
-     The request stays open on the server for the rest of its batch until it expires; what it still brings
-     is kept for the next fetch (1.), as nats-py keeps it in its subscription's queue.
+  3. when that was nothing, a long poll for one message (`expires`: the rest of the timeout), returned as soon
+     as it came; the next fetch's `no_wait` request takes what arrived meanwhile.
+nats-py's long poll asks for the whole batch and returns after the first message, so the request stays open on
+the server for the rest of it until it expires: at a steady few hundred messages a second every message left one
+such request waiting, up to the consumer's `max_waiting` (512), after which the server refuses new ones (409).
+Asking for one message leaves nothing open. A request that does end after its fetch returned (its timeout
+passed first) still delivers into the same subscription, and what it brings waits for the next fetch (1.).
 Each request has a reply subject of its own under one wildcard subscription, so a status message is known to
 end its own request and not a newer one.
 """
@@ -90,7 +94,7 @@ class Puller:
             remaining = deadline - loop.time() - EXPIRES_MARGIN
             if remaining <= 0:
                 return []
-            await self._ask({"batch": batch, "expires": int(remaining * 1e9)})
+            await self._ask({"batch": 1, "expires": int(remaining * 1e9)})
             await self._wait(lambda: bool(self._buffer), deadline)
             if not self._buffer:
                 self._check()

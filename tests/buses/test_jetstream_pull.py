@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import nats
 import pytest
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 
@@ -52,7 +53,7 @@ async def setup(nats_url: str) -> AsyncIterator[Setup]:
         await nc.close()
 
 
-def numbers(msgs: list[nats.aio.msg.Msg]) -> list[int]:
+def numbers(msgs: list[Msg]) -> list[int]:
     return [int(m.data) for m in msgs]
 
 
@@ -90,7 +91,7 @@ async def test_a_message_published_during_a_wait_comes_at_once(setup: Setup) -> 
     assert waited < 1.0  # not the 5 s the request could have lingered for the rest of its batch
 
 
-async def test_what_a_long_poll_brings_after_its_fetch_returned_goes_to_the_next_fetch(setup: Setup) -> None:
+async def test_messages_published_between_fetches_come_with_the_next(setup: Setup) -> None:
     async def later() -> None:
         await asyncio.sleep(0.2)
         await setup.publish(1)
@@ -98,32 +99,41 @@ async def test_what_a_long_poll_brings_after_its_fetch_returned_goes_to_the_next
     task = asyncio.create_task(later())
     assert numbers(await setup.puller.fetch(64, 3.0)) == [1]
     await task
-    await setup.publish(2, 3)  # delivered to the long poll, still open for 63 more
-    await asyncio.sleep(0.2)
+    await setup.publish(2, 3)
     assert numbers(await setup.puller.fetch(64, 1.0)) == [2, 3]
     assert numbers(await setup.puller.fetch(1, 0.3)) == []
 
 
-async def test_an_older_request_ending_does_not_end_the_newest(setup: Setup) -> None:
-    async def first() -> None:
-        await asyncio.sleep(0.1)
-        await setup.publish(1)
+async def test_a_steady_trickle_leaves_no_requests_waiting_on_the_server(setup: Setup) -> None:
+    """A fetch returns after the first message of a long poll; its request must not stay open for the rest of
+    the batch (nats-py's do: one more waiting request per message at a steady rate, 409 past max_waiting)."""
+    got: list[int] = []
 
-    task = asyncio.create_task(first())
-    # the long poll gets 1 and returns; its request stays open until it expires (0.4 s from now), then a 408
-    assert numbers(await setup.puller.fetch(64, 0.45)) == [1]
-    await task
+    async def consume() -> None:
+        while len(got) < 100:
+            batch = await setup.puller.fetch(64, 1.0)
+            got.extend(numbers(batch))
+            for m in batch:
+                await m.ack()
 
-    async def second() -> None:
-        await asyncio.sleep(0.8)  # after the first request's 408
-        await setup.publish(2)
+    task = asyncio.create_task(consume())
+    for n in range(100):
+        await setup.publish(n)
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(task, 10)
+    info = await setup.js.consumer_info(setup.stream, "d")
+    assert got == list(range(100))
+    assert info.num_waiting <= 1, info.num_waiting
 
-    task = asyncio.create_task(second())
-    started = time.monotonic()
-    batch = await setup.puller.fetch(64, 3.0)
-    await task
-    assert numbers(batch) == [2]
-    assert time.monotonic() - started >= 0.7
+
+async def test_the_end_of_an_older_request_does_not_end_the_newest(setup: Setup) -> None:
+    puller = setup.puller
+    await puller._ask({"batch": 1, "no_wait": True})  # request 1: no messages, its 404 comes
+    await puller._ask({"batch": 1, "expires": 2_000_000_000})  # request 2, the newest
+    await asyncio.sleep(0.3)  # request 1's 404 arrived meanwhile
+    assert puller._ended is None
+    await setup.publish(5)
+    assert numbers(await puller.fetch(64, 1.0)) == [5]
 
 
 async def test_a_consumer_that_is_gone_is_an_error(setup: Setup) -> None:
