@@ -1,6 +1,7 @@
 """Benchmark: one engine process against two (`sensorium run --workers 2`), on JetStream and on Kafka.
 
     python -m bench.workers [--buses jetstream,kafka] [--events 5000] [--rounds 4] [--bursts 3] [--warmup 300]
+    python -m bench.workers --instructions --rounds 2 --bursts 2 --events 1000 --warmup 100
 
 One sensor with twelve dependencies (`work.<name>` for twelve event names, `d0 || d1 || ... || d11`) and an HTTP
 trigger to the sink; events spread round-robin over the names. On Kafka a record's key is
@@ -23,9 +24,14 @@ over the window, the CPU seconds per event of all engine processes together (par
 nats-server or the Kafka broker's JVM, `sink`, `harness`), and lost/duplicated events (nothing may be lost;
 duplicates are allowed by at-least-once but counted), and the context switches of the engine processes'
 threads per event (voluntary: the loop waiting for I/O; involuntary: preempted, which rises when no core is
-idle). The sink is `bench.fastsink`, a process of its own (~0.1 of a core at 6,000 requests/s, against ~100 us
+idle), the part of their CPU spent in the kernel, and how often the scheduler moved a process to the other CPU.
+The sink is `bench.fastsink`, a process of its own (~0.1 of a core at 6,000 requests/s, against ~100 us
 per request for an aiohttp server). The table prints medians over all bursts of a variant and the two-process
 figures against one process's in the same run.
+
+`--instructions` runs the engines under callgrind (`sensorium run --workers 2` starts its workers under it too)
+and prints instructions per event of all engine processes, one process against two, instead of times: whether
+scaling out adds work per event, without the noise of the shared cores (bench/README.md).
 """
 
 from __future__ import annotations
@@ -162,9 +168,9 @@ async def one_round(bus_name: str, bus_url: str, bus: Bus, number: int, args: ar
             folder.mkdir()
             names = event_names(source)
             (folder / "sensor.yaml").write_text(sensor_yaml(source, names, sink.url))
-            counted = callgrind.command(folder / "callgrind.%p", children=True) if args.instructions else ()
+            prefix = callgrind.command(folder / "callgrind.%p", children=True) if args.instructions else ()
             engine = start_engine([folder / "sensor.yaml"], bus_url, folder / "data", folder / "engine.log",
-                                  workers, extra=("--group", f"bench-{source}-{number}"), prefix=counted)
+                                  workers, extra=("--group", f"bench-{source}-{number}"), prefix=prefix)
             deployments.append(Deployment(workers, source, names, engine, folder))
         try:
             for d in deployments:
