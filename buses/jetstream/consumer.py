@@ -199,7 +199,11 @@ class JetStreamConsumer(Consumer):
                 with contextlib.suppress(NatsError):
                     await m.ack()
                 continue
-            out.append(JetStreamDelivery(m))
+            try:
+                out.append(JetStreamDelivery(m))
+            except (NatsError, ValueError):  # sent to the consumer's inbox by someone else: nothing to settle
+                log.warning("consumer %s on %s: ignored a message on %s whose reply subject %r is not a "
+                            "JetStream delivery's", self.durable, self._bus.url, m.subject[:200], m.reply[:200])
         return out
 
     async def close(self) -> None:

@@ -137,6 +137,32 @@ async def test_publish_wire_format_and_dedup(nats_url: str, raw_js: NATS) -> Non
     assert stored.headers is not None and stored.headers["Nats-Msg-Id"] == event_id
 
 
+async def test_a_message_in_the_consumers_inbox_that_is_no_delivery_is_ignored_and_said(
+        nats_url: str, raw_js: NATS, caplog: pytest.LogCaptureFixture) -> None:
+    """The consumer's pull requests are answered in an inbox anyone on the server could publish to: a message
+    there whose reply subject is not a JetStream ack subject has nothing to settle it with; it must not stop the
+    fetch of the real ones."""
+    bus = await started(nats_url)
+    key = EventKey(unique("webhook"), "example")
+    consumer = await bus.consumer(ConsumerSpec(name=unique("s"), keys=[key]))
+    assert await consumer.fetch(10, 0.2) == []  # (binds it)
+    inbox = consumer._puller._inbox  # type: ignore[attr-defined]
+    # (the server refuses a client's reply subjects under $JS.ACK, so forged ones look like these)
+    for reply in ("not.jetstream", "JS.ACK.stream.durable.1.2.3.4.5"):
+        await raw_js.publish(f"{inbox}.7", b"forged", reply=reply)
+    await raw_js.flush()
+    await bus.publish(key, "real", b"real")
+    got: list[Delivery] = []
+    deadline = time.monotonic() + 3
+    with caplog.at_level(logging.WARNING, logger="buses.jetstream.bus"):
+        while time.monotonic() < deadline and not got:
+            got += await consumer.fetch(10, 0.3)
+    await bus.close()
+    assert [d.body for d in got] == [b"real"]
+    ignored = [r.getMessage() for r in caplog.records if "is not a JetStream delivery" in r.getMessage()]
+    assert len(ignored) == 2, ignored
+
+
 async def test_names_that_break_the_subject_scheme_are_refused(nats_url: str) -> None:
     bus = await started(nats_url)
     try:
