@@ -63,7 +63,8 @@ EVENT_NAME = "bench"
 JSON_HEADERS = (("Content-Type", "application/json"),)
 # "engine-inline" is the engine with the stage evaluated on the loop (sensors.inline.InlineGate) instead of in
 # the sensor's stage thread: a proposal measured here by patching the runner in the worker process only.
-TABLE_KINDS = ("ceiling", "bare-aiohttp", "bare-httpclient", "bare-puller", "engine", "engine-inline")
+BARE_KINDS = ("bare-aiohttp", "bare-httpclient", "bare-puller")  # the baselines the engine is compared with
+TABLE_KINDS = ("ceiling", *BARE_KINDS, "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
 TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-thread",
@@ -406,7 +407,7 @@ async def sut_bare(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event, 
         config = ConsumerConfig(durable_name=durable, deliver_policy=DeliverPolicy.NEW,
                                 ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0, filter_subject=subject,
                                 max_ack_pending=max(spec.in_flight * 4, 1000))
-        psub = await js.pull_subscribe(subject, durable=durable, stream="default", config=config)
+        psub = await js.pull_subscribe(subject, durable=durable, stream="default", config=config)  # (and the durable)
         puller = Puller(nc, "default", durable) if spec.kind == "bare-puller" else None
         if puller is not None:
             await puller.start()
@@ -476,8 +477,7 @@ async def sut_ceiling(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Even
 
 
 # every engine variant is the engine with its own `sensorium run` options (ENGINE_RUN_ARGS, the one list of them)
-SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, "bare-aiohttp": sut_bare, "bare-httpclient": sut_bare,
-                        "bare-puller": sut_bare,
+SUTS: dict[str, SUT] = {"ceiling": sut_ceiling, **dict.fromkeys(BARE_KINDS, sut_bare),
                         **dict.fromkeys(ENGINE_RUN_ARGS, sut_engine)}
 
 
@@ -1007,7 +1007,7 @@ def print_table(bench: Bench) -> None:
               f"{_fmt(row['hcpu'], 0, 7)}{_fmt(row['util'], 2, 6)} |{lost_dup:>9s}")
     for mine_kind in ("engine", "engine-inline"):
         engine = rows.get(mine_kind)
-        for base in ("bare-aiohttp", "bare-httpclient", "bare-puller", "engine"):
+        for base in (*BARE_KINDS, "engine"):
             bare = rows.get(base)
             if engine is None or bare is None or base == mine_kind:
                 continue
@@ -1026,7 +1026,7 @@ def print_table(bench: Bench) -> None:
               "events/s and CPU above are valgrind's): "
               + ", ".join(f"{LABELS[kind]} {per_event / 1e6:.3f} M" for kind, per_event in counted.items()))
         for mine_kind in ("engine", "engine-inline"):
-            for base in ("bare-aiohttp", "bare-httpclient", "bare-puller"):
+            for base in BARE_KINDS:
                 if mine_kind in counted and base in counted:
                     print(f"{LABELS[mine_kind]} / {LABELS[base]}: instructions per event "
                           f"x{counted[mine_kind] / counted[base]:.2f}")
