@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 
 from nats.aio.client import Client as NATS
@@ -36,15 +37,18 @@ from nats.aio.subscription import Subscription
 from nats.js.api import Header
 from nats.js.errors import APIError
 
+log = logging.getLogger("buses.jetstream.bus")
+
 NO_MESSAGES, REQUEST_TIMEOUT, HEARTBEAT = "404", "408", "100"
+BUFFER_LIMIT = 4096  # messages held between fetches at most; beyond it they wait for the server's redelivery
 EXPIRES_MARGIN = 0.05  # seconds: a long poll expires this much before fetch's own timeout, so its 408 comes first
 
 
 class Puller:
     """Fetches from one durable pull consumer (see the module). Not for concurrent fetches."""
 
-    def __init__(self, nc: NATS, stream: str, durable: str) -> None:
-        self._nc = nc
+    def __init__(self, nc: NATS, stream: str, durable: str, limit: int = BUFFER_LIMIT) -> None:
+        self._nc, self._limit = nc, limit
         self._next = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}"
         self._inbox = nc.new_inbox()
         self._sub: Subscription | None = None
@@ -52,6 +56,7 @@ class Puller:
         self._request = 0  # the newest request's number (its reply subject: INBOX.<number>)
         self._ended: Msg | None = None  # the status message that ended the newest request
         self._waiter: asyncio.Future[None] | None = None
+        self.dropped = 0  # messages not kept because the buffer was full (redelivered after the ack wait)
 
     async def start(self) -> None:
         self._sub = await self._nc.subscribe(f"{self._inbox}.*", cb=self._arrived)
@@ -65,7 +70,13 @@ class Puller:
             await sub.unsubscribe()
 
     async def _arrived(self, msg: Msg) -> None:
-        if msg.reply:  # a message of the stream
+        if msg.reply:  # a message of the stream (or one someone else sent here: the consumer sorts those out)
+            if len(self._buffer) >= self._limit:  # only a flood into the inbox gets here: requests ask for less
+                if not self.dropped:
+                    log.warning("pull inbox of %s: more than %d messages between fetches; the rest are left to "
+                                "the server's redelivery", self._next, self._limit)
+                self.dropped += 1
+                return
             self._buffer.append(msg)
         elif msg.subject == f"{self._inbox}.{self._request}":  # the newest request ended (an older one's end
             status = (msg.headers or {}).get(Header.STATUS, "")  # says nothing about the newest)

@@ -141,3 +141,33 @@ async def test_a_consumer_that_is_gone_is_an_error(setup: Setup) -> None:
     with pytest.raises((NatsError, TimeoutError)) as raised:
         await setup.puller.fetch(64, 1.0)
     assert isinstance(raised.value, NatsError), raised.value  # refused, not waited out
+
+
+async def test_a_full_buffer_leaves_the_rest_to_redelivery_and_loses_nothing(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    name = f"PULL{uuid.uuid4().hex[:8].upper()}"
+    await js.add_stream(name=name, subjects=[f"pull.{name.lower()}"])
+    await js.add_consumer(name, api.ConsumerConfig(durable_name="d", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=1.0))
+    puller = Puller(nc, name, "d", limit=5)
+    await puller.start()
+    try:
+        for n in range(10):
+            await js.publish(f"pull.{name.lower()}", b"%d" % n)
+        first = await puller.fetch(64, 1.0)
+        assert numbers(first) == [0, 1, 2, 3, 4]
+        assert puller.dropped == 5
+        got = numbers(first)
+        for m in first:
+            await m.ack()
+        deadline = time.monotonic() + 5
+        while len(got) < 10 and time.monotonic() < deadline:  # the 5 not kept come again after the ack wait
+            batch = await puller.fetch(64, 1.0)
+            got += numbers(batch)
+            for m in batch:
+                await m.ack()
+        assert sorted(got) == list(range(10))
+    finally:
+        await puller.close()
+        await js.delete_stream(name)
+        await nc.close()
