@@ -78,7 +78,10 @@ def capture(events: int, detail: str = DETAIL) -> list[Call]:
 
 
 class _NullRecords:
-    """A sink that takes the records and drops them (nothing is encoded)."""
+    """A sink that takes the records and drops them (nothing is encoded). Like the bus trace it stands in for, it
+    takes a routine event as one `Routine` record."""
+
+    accepts_routine = True
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         return None
@@ -95,9 +98,11 @@ class _Dropping(TraceHub):
 
 
 class _NullLines:
-    """A sink that takes the encoded JSON Lines and drops them (the hub encodes every batch for it)."""
+    """A sink that takes the encoded JSON Lines and drops them (the hub encodes every batch for it). Like the bus
+    trace it stands in for, it takes a routine event as one `Routine` record."""
 
     accepts_lines = True
+    accepts_routine = True
 
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         return None

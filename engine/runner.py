@@ -34,14 +34,31 @@ from sensorium.engine.logs import firing_failed
 from sensorium.engine.metrics import NULL_SENSOR_METRICS, SensorMetricsLike
 from sensorium.engine.otel import EventSpan, SensorSpans
 from sensorium.engine.persistence import ConditionPersistence
+from sensorium.engine.trace.holding import Holding
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now, stamp
-from sensorium.engine.trace.steps import Started, ack_rows, event_rows, fired_rows, firing_rows, received_rows
+from sensorium.engine.trace.steps import (
+    Started,
+    ack_rows,
+    event_rows,
+    fired_rows,
+    firing_rows,
+    received_rows,
+    routine_outcome,
+    routine_rows,
+    routine_start,
+)
 from sensorium.sensors.spec import EventDependency
 from sensorium.sensors.stage import DependencyVerdict, StageResult
 from sensorium.triggers.outcome import Fireable, FiringOutcome
 from sensorium.triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.engine")
+
+Held = tuple[str, str, str, str, int | None, StageResult, bool]
+"""`event_rows`' arguments (but `out`) for an event whose records wait for its firing: maybe it is routine."""
+Fired = tuple[Held, Fireable, str, Started, FiringOutcome]
+"""A maybe routine event whose firing went as it should: its records, its trigger, the firing's id, start and
+outcome (told with the ack)."""
 
 
 class FiringLike(Protocol):
@@ -149,6 +166,9 @@ class SensorRunner:
         self._run_id = os.urandom(3).hex()  # firing ids: <run id>-<n>, unique across engine instances
         self._tracing = tracer.enabled
         self._full = tracer.detail == "all"  # (engine.trace.records.DETAILS)
+        self._compact = False  # a routine event told in one record (Tracer.compact), known once the bus is attached
+        # the records of events that may turn out routine, while their firing runs (engine.trace.holding)
+        self._holding = Holding(self._tell_held)
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
         # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
         # the health endpoint reports it.
@@ -187,6 +207,7 @@ class SensorRunner:
                 self.tracer.attach_bus(self.bus)
             except Exception as exc:
                 log.debug("sensor %s: trace bus not attached: %r", self.sensor, exc)
+            self._compact = not self._full and self.tracer.compact
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._consumer is None:
@@ -218,6 +239,7 @@ class SensorRunner:
             await self._drain()
         finally:
             heartbeat.cancel()
+            self._holding.close()
             if self._stage_thread is not None:
                 self._stage_thread.shutdown(wait=False)
                 self._stage_thread = None
@@ -271,10 +293,15 @@ class SensorRunner:
         self.metrics.decided(result)
         if span is not None:
             span.decided(len(result.firings))
+        held = 0  # the key of the records of a maybe routine event, held while its firing runs
         if tracing:
             if isinstance(result, StageResult):  # received, then what the stage decided
-                self._trace(event_rows, self.sensor, received, self.bus.url, delivery.position,
-                            getattr(delivery, "delivery_count", None), result, self._full)
+                told = (self.sensor, received, self.bus.url, delivery.position,
+                        getattr(delivery, "delivery_count", None), result, self._full)
+                if self._compact and span is None and routine_start(result):
+                    held = self._holding.hold(told)
+                else:
+                    self._trace(event_rows, *told)
             else:
                 self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
@@ -288,8 +315,12 @@ class SensorRunner:
             await delivery.ack()
             self._trace_ack(event.id, delivery, "ack", "nothing to fire")
             return
-        await self._slots.acquire()
-        task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed, span))
+        try:
+            await self._slots.acquire()
+        except BaseException:  # (cancelled while waiting for a slot)
+            self._holding.tell(held)
+            raise
+        task = asyncio.create_task(self._fire_all(event, result.firings, delivery, tokens, changed, span, held))
         self._in_flight[task] = delivery
 
     async def _handle_failed(self, delivery: Delivery, exc: Exception) -> None:
@@ -368,7 +399,12 @@ class SensorRunner:
         return self.stage.decide(event, verdicts, self.clock())
 
     async def _fire_all(self, event: CloudEvent, firings: Sequence[FiringLike], delivery: Delivery,
-                        tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None) -> None:
+                        tokens: Sequence[int] = (), state_changed: bool = False, span: EventSpan | None = None,
+                        held: int = 0) -> None:
+        """Fire `firings`, then settle the delivery. `held`: the key of the event's records in `_holding`
+        (`_handle`): if its one firing and the ack go as they should (and they were not told meanwhile) it is
+        told in one `Routine` record, otherwise step by step, before the firing's own records (`_untold`)."""
+        routine: Fired | None = None  # a routine event so far, told with the ack
         try:
             if len(firings) == 1:  # the common case: no task of its own (gather would add one per event)
                 only = firings[0]
@@ -378,7 +414,14 @@ class SensorRunner:
                     if self._tracing:
                         firing_id, started = self._firing_started(executor, only, event.id)
                         outcome = await executor.fire(only.events)
-                        self._firing_done(executor, firing_id, started, event.id, outcome)
+                        told = self._holding.take(held) if held else None
+                        held = 0
+                        if told is not None and routine_outcome(outcome):
+                            routine = (told, executor, firing_id, started, outcome)
+                        else:
+                            if told is not None:
+                                self._tell_held(told)
+                            self._firing_done(executor, firing_id, started, event.id, outcome)
                         outcomes = [outcome]
                     else:
                         outcomes = [await executor.fire(only.events)]
@@ -400,6 +443,8 @@ class SensorRunner:
                 except BusError as exc:
                     log.error("sensor %s: condition state not stored (%s); event %s will be redelivered",
                               self.sensor, exc, event.id)
+                    self._untold(held, routine, event.id)
+                    held, routine = 0, None
                     await delivery.nak(1.0)
                     self._trace_ack(event.id, delivery, "nak", "condition state could not be stored")
                     return
@@ -412,13 +457,22 @@ class SensorRunner:
             if self._tracing:
                 done = (f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
                         if firings else "condition state stored")
-                self._trace_ack(event.id, delivery, "ack", done)
+                if routine is not None:
+                    told, _, firing_id, _, outcome = routine
+                    routine = None
+                    self._trace(routine_rows, *told[:6], firing_id, outcome, now(), done)
+                else:
+                    self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:
+            self._untold(held, routine, event.id)
+            held, routine = 0, None
             await delivery.nak()
             self._trace_ack(event.id, delivery, "nak", "shutting down before its firings finished: redelivery")
             raise
         except Exception as exc:  # a bug in a trigger: the firings did not finish, the message is dead-lettered
             log.debug("sensor %s: firing event %s failed", self.sensor, event.id, exc_info=True)
+            self._untold(held, routine, event.id)
+            held, routine = 0, None
             if not delivery.settled:
                 await self._settle_dead_letter(delivery, event.id, UNPROCESSABLE, f"firing failed: {_describe(exc)}")
         finally:
@@ -452,6 +506,19 @@ class SensorRunner:
         if self._full:
             self._trace(firing_rows, self.sensor, stamp(started[0]), event_id, firing_id, *started[1:])
         return firing_id, started
+
+    def _tell_held(self, told: Held) -> None:
+        self._trace(event_rows, *told)
+
+    def _untold(self, held: int, routine: Fired | None, event_id: str) -> None:
+        """Tell step by step what was held back for a `Routine` record that will not be written: the event's
+        records (still in `_holding` under `held`, or taken into `routine`), then its firing's."""
+        if held:
+            self._holding.tell(held)
+        if routine is not None:
+            told, executor, firing_id, started, outcome = routine
+            self._tell_held(told)
+            self._firing_done(executor, firing_id, started, event_id, outcome)
 
     def _firing_done(self, executor: Fireable, firing_id: str, started: Started, event_id: str,
                      outcome: FiringOutcome) -> None:

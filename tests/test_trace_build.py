@@ -4,15 +4,23 @@ the same order, with the same fields and values, on every branch."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.engine.trace.bus import _parse as bus_parse
 from sensorium.engine.trace.records import (
     ConditionChecked,
+    DependencyMatched,
     FilterChecked,
     FiringDone,
     FiringStarted,
     ParamResolved,
+    Received,
+    RequestBuilt,
+    ResponseReceived,
+    Routine,
     TraceRecord,
     encode_lines,
     stamp,
@@ -20,18 +28,22 @@ from sensorium.engine.trace.records import (
 from sensorium.engine.trace.steps import (
     PREVIEW_CHARS,
     VALUE_CHARS,
+    ack_rows,
     event_rows,
     fired_rows,
     firing_rows,
     outcome_rows,
     param_rows,
     received_rows,
+    routine_outcome,
+    routine_rows,
+    routine_start,
     rows_of,
     sent_at,
     stage_rows,
 )
 from sensorium.sensors.filters import FilterDetail, FilterVerdict
-from sensorium.sensors.stage import ConditionVerdict, DependencyVerdict, StageResult
+from sensorium.sensors.stage import ConditionVerdict, DependencyVerdict, Firing, StageResult
 from sensorium.sensors.transform import TransformResult
 from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
 from sensorium.triggers.params import Resolved
@@ -243,3 +255,93 @@ def test_sensorium_run_traces_decisions_unless_told_all_or_tracing_on_the_termin
     assert detail("--trace", "--trace-detail", "decisions") == "decisions"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "s.yaml", "--trace-detail", "some"])
+
+
+# ---- a routine event in one record (`Routine`, what `sensorium run` publishes at DETAIL "decisions") -----------
+
+def routine_results(ev: CloudEvent) -> list[StageResult]:
+    """Stage results of one event, routine or not in every way `routine_start` looks at."""
+    other = CloudEvent(id="e-0", source="hook", type="webhook", subject="other")
+    one = (Firing("u", {"d": ev}),)
+    held = (ConditionVerdict("u", "d", "d", ("d",), True, True),)
+    results = []
+    one_failed = FilterVerdict("filters", True, parts=(  # ("or": a check failed, the kind passed)
+        FilterVerdict("data", True, details=(detail("p", True), detail("q", False))),))
+    for verdict in [*VERDICTS, one_failed]:
+        for dep in (DependencyVerdict("d", verdict.passed, None if verdict.passed else "err", verdict),
+                    DependencyVerdict("d", True, "lenient", verdict),
+                    DependencyVerdict("d", True, None, verdict, TransformResult("jq", ev, reason="ok"))):
+            for conditions in (held, (), (ConditionVerdict("u", "d && x", "d", ("d",), True, False),),
+                               (ConditionVerdict("u", "d", "d", ("d",), False, True),)):
+                for firings in (one, (), one * 2, (Firing("u", {"d": ev, "x": other}),), (Firing("u", {"d": other}),)):
+                    results.append(StageResult(ev, (dep,), conditions, firings))
+    dep = DependencyVerdict("d", True, None, VERDICTS[0])
+    results.append(StageResult(ev, (dep, DependencyVerdict("e", True, None, VERDICTS[0])), held, one))
+    return results
+
+
+def test_routine_start_is_an_event_whose_decisions_are_received_and_its_dependency() -> None:
+    ev = event()
+    starts = 0
+    for result in routine_results(ev):
+        brief = rows_of(event_rows, "s", T, "b", "p", 1, result, False)
+        alone = len(result.firings) == 1 and [e.id for e in result.firings[0].events.values()] == [ev.id]
+        expected = alone and [type(r) for r in brief] == [Received, DependencyMatched] and (
+            brief[1].passed and brief[1].error is None and result.dependencies[0].transform is None)
+        assert routine_start(result) == expected, result
+        starts += expected
+    assert starts == 4  # (routine cases are there: two verdicts, with and without a condition record left out)
+
+
+def routine_outcomes() -> list[object]:
+    ok = Verdict(VerdictKind.SUCCESS, "http response status 200 is 2xx (no policy)")
+    request = RequestSummary("POST", "http://h/x", (("Content-Type", "application/json"),), 7, '{"n":5}')
+    at = 1796578632.8722112
+    first = Attempt(1, 200, 0.0068134, "", ok, at=at, response="fine")
+    return [
+        FiringOutcome("t", "http", True, (first,), request=request),
+        FiringOutcome("t", "http", True, (Attempt(1, 200, 0.004, "", ok, waited_s=0.0123456, at=at),),
+                      request=request),
+        FiringOutcome("t", "http", True, (first,)),  # no request summary
+        FiringOutcome("t", "http", True, (first,), request=request, note="a note"),
+        *outcomes(trigger()),
+    ]
+
+
+def test_routine_outcome_is_a_firing_whose_decisions_are_its_request_and_one_success() -> None:
+    ev = event()
+    routine = 0
+    for outcome in routine_outcomes():
+        got = rows_of(fired_rows, "s", T, "e-1", "f-1", trigger(), outcome, False, (1796578632.5, "t", "http",
+                                                                                     {"d": ev}))
+        expected = [type(r) for r in got] == [RequestBuilt, ResponseReceived] and isinstance(outcome, FiringOutcome) \
+            and bool(outcome.attempts[0].at)  # (when `at` is not known the records take the done time)
+        assert routine_outcome(outcome) == expected, outcome
+        routine += expected
+    assert routine == 2
+
+
+@pytest.mark.parametrize("ev", [event(), event(extensions={"traceparent": "00-ab-cd-01"}), event(data=None)])
+def test_a_routine_record_stands_for_the_records_of_each_step(ev: CloudEvent) -> None:
+    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[2]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
+    assert routine_start(result)
+    for outcome in routine_outcomes()[:2]:
+        assert isinstance(outcome, FiringOutcome) and routine_outcome(outcome)
+        steps = rows_of(event_rows, "s", T, "nats://h:1", "sub seq 1", 2, result, False)
+        fired_rows(steps, "s", "2026-12-06T10:00:01.000Z", ev.id, "f-1", trigger(), outcome, False,
+                   (1796578632.5, "u", "http", {"d": ev}))
+        ack_rows(steps, "s", "2026-12-06T10:00:02.000Z", ev.id, "sub seq 1", "ack", "1 firing(s) finished")
+        (routine,) = rows_of(routine_rows, "s", T, "nats://h:1", "sub seq 1", 2, result, "f-1", outcome,
+                             "2026-12-06T10:00:02.000Z", "1 firing(s) finished")
+        assert isinstance(routine, Routine)
+        assert list(routine.steps()) == steps
+        # and so when read back from the bus: the five records' JSON, in order
+        data, _ = encode_lines([routine])
+        assert bus_parse(data) == [r.to_json() for r in steps]
+        assert len(data) < len(encode_lines(steps)[0]) * 0.8
+
+
+def test_a_record_that_says_routine_without_a_routines_fields_is_read_as_it_is() -> None:
+    line = b'{"step":"routine","time":"x","sensor":"s","event":"e"}\n'
+    assert bus_parse(line) == [json.loads(line)]

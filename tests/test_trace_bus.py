@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,13 @@ import pytest
 
 from sensorium.buses.jetstream.trace import trace_subject
 from sensorium.engine.busconfig import from_url
+from sensorium.engine.trace.bus import _lines as trace_lines
 from sensorium.engine.trace.bus import read_traces
+from sensorium.engine.trace.holding import HOLD_LIMIT
 from sensorium.engine.trace.hub import TraceHub
 from sensorium.engine.trace.records import DETAILS
 from tests.engine_harness import Engine, event, publish, unique, write_config
-from tests.fixtures_http import HttpSink
+from tests.fixtures_http import HttpSink, Reply
 from tests.trace_log import TraceLog
 
 
@@ -77,6 +80,7 @@ async def test_engine_publishes_records_and_trace_reads_them(bus_url: str, http_
     records = await collect(bus_url, sensor=name)
     mine = [r for r in records if r["event"] == fired.id]
     assert [r["step"] for r in mine] == FIRED[detail]
+    assert trace.routines == (detail == "decisions")  # (told in one record on the bus: the next test)
     assert {r["sensor"] for r in records} == {name}
     # the event that did not pass keeps its check in both: it says why
     assert [r["step"] for r in records if r["event"] == dropped.id] == ["received", "dependency", "filter", "ack"]
@@ -97,6 +101,56 @@ async def test_engine_publishes_records_and_trace_reads_them(bus_url: str, http_
     assert human.returncode == 0, human.stderr
     assert human.stdout.splitlines()[0] == f"event {dropped.id} · sensor {name}"
     assert "saw \"false\"" in human.stdout and "-> FAIL" in human.stdout
+
+
+async def test_a_routine_event_is_one_record_on_the_bus_and_its_steps_when_read(
+        bus_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    """At `sensorium run`'s default detail, an event that went as it should is one `routine` record on the bus;
+    whoever reads the trace gets the five records it stands for. Any other event is told step by step."""
+    name, source = unique("routine"), unique("src")
+    engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), bus_url)
+    trace = TraceLog()
+    hub = TraceHub([trace], bus_trace=True, interval=0.01, detail="decisions")
+    engine.options.tracer = hub
+    engine.options.runner = replace(engine.options.runner, drain_timeout=0.2)
+    ok, failing, cut = (event(source, "e", b'{"ok":true}') for _ in range(3))
+    async with engine:
+        await publish(bus_url, ok)
+        await trace.acked(ok)
+        http_sink.program(500, Reply(delay=5.0))
+        await publish(bus_url, failing)
+        await trace.acked(failing)
+        await publish(bus_url, cut)  # in flight when the engine stops: cancelled, nak'ed
+        await http_sink.wait_for(3)
+        # its firing takes long: what was held for a routine record is told meanwhile (a live trace shows it)
+        await trace.wait(lambda r: r.step == "received" and r.event == cut.id, timeout=HOLD_LIMIT + 2.0)
+        assert not [r for r in trace.records if r.event == cut.id and r.step in ("request", "ack")]
+    await hub.close()
+    assert hub.compact and hub.sink_errors == 0 and hub.dropped == 0
+
+    bodies = [body async for body in from_url(bus_url).read_trace(name, None, False, 1.0)]
+    stored = [json.loads(line) for body in bodies for line in trace_lines(body).splitlines()]
+    assert [r["step"] for r in stored if r["event"] == ok.id] == ["routine"]
+    told = [r for r in stored if r["event"] == failing.id]  # its firing failed: every step that says why
+    assert [r["step"] for r in told][:2] == ["received", "dependency"] and "outcome" in [r["step"] for r in told]
+    assert told[-1]["step"] == "ack" and trace.routines == 1
+
+    records = await collect(bus_url, sensor=name)
+    mine = [r for r in records if r["event"] == ok.id]
+    assert [r["step"] for r in mine] == FIRED["decisions"]
+    assert mine == [r.to_json() for r in trace.records if r.event == ok.id]  # the engine's own steps, read back
+    received, dependency, request, response, ack = mine
+    assert received["position"] == ack["position"] and received["attributes"]["id"] == ok.id
+    assert received["data_preview"] == '{"ok":true}' and dependency["passed"] and dependency["dependency"] == "d"
+    assert request["url"] == f"{http_sink.url}/hit" and request["body_preview"] == '{"ok":"true"}'
+    assert (response["status"], response["attempt"], response["verdict"]) == (200, 1, "success")
+    assert request["firing"] == response["firing"]
+    assert received["time"] <= request["time"] <= response["time"] <= ack["time"]
+    assert ack["action"] == "ack" and ack["reason"] == "1 firing(s) finished"
+    assert [r for r in records if r["event"] == failing.id] == told
+    # the firing cut short by the stop: its event's records were told before its nak
+    steps = [(r["step"], r.get("action")) for r in records if r["event"] == cut.id]
+    assert steps[:2] == [("received", None), ("dependency", None)] and steps[-1] == ("ack", "nak"), steps
 
 
 async def test_follow_prints_records_as_they_arrive(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.trace.records import Acknowledged, EmittingTracer, TraceRecord
+from sensorium.engine.trace.records import Acknowledged, EmittingTracer, Routine, TraceRecord
 
 Match = Callable[[TraceRecord], bool]
 
@@ -49,6 +49,7 @@ class TraceLog(EmittingTracer):
 
     def __init__(self) -> None:
         self.records: list[TraceRecord] = []
+        self.routines = 0  # Routine records a hub wrote here (each kept as its steps)
         self._waiters: list[_Waiter] = []
         self._lock = threading.Lock()  # emit may come from a thread (the hub's sinks run in the loop, today)
 
@@ -64,9 +65,16 @@ class TraceLog(EmittingTracer):
                         waiter.loop.call_soon_threadsafe(_finish, waiter.done)
 
     # -- TraceHub sink --------------------------------------------------------------------------------------
+    accepts_routine = True  # a hub may hand it `Routine` records: it keeps their steps, as bus readers do
+
     async def write(self, batch: Sequence[TraceRecord]) -> None:
         for record in batch:
-            self.emit(record)
+            if isinstance(record, Routine):
+                self.routines += 1
+                for step in record.steps():
+                    self.emit(step)
+            else:
+                self.emit(record)
 
     async def close(self) -> None:
         return None

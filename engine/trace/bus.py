@@ -21,11 +21,12 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
 import zstandard
 
 from sensorium.buses.base import Bus, TraceChannel
 from sensorium.engine.busconfig import from_url
-from sensorium.engine.trace.records import TraceRecord, encode_chunks
+from sensorium.engine.trace.records import Routine, TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
 
@@ -68,6 +69,7 @@ class BusTraceSink:
     used by two threads at once)."""
 
     accepts_lines = True
+    accepts_routine = True  # its readers (`read_traces`) get a Routine's steps back
     in_thread = False
 
     def __init__(self, channel: TraceChannel) -> None:
@@ -124,14 +126,23 @@ def _lines(body: bytes) -> bytes:
 
 
 def _parse(body: bytes) -> list[dict[str, Any]]:
+    """The records of a body, a `Routine` as the records it stands for (one that does not have a Routine's
+    fields is kept as it is: something wrote it that is not an engine, and a reader should see it)."""
     out = []
     for line in _lines(body).splitlines():
         try:
             value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, dict):
-            out.append(value)
+        if not isinstance(value, dict):
+            continue
+        if value.get("step") == "routine":
+            try:
+                out += [record.to_json() for record in msgspec.convert(value, Routine).steps()]
+                continue
+            except msgspec.ValidationError:
+                pass
+        out.append(value)
     return out
 
 

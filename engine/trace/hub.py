@@ -108,6 +108,12 @@ class TraceHub:
         """False when nothing would receive the records: the engine then does not build them."""
         return bool(self.sinks) or self.bus_trace
 
+    @property
+    def compact(self) -> bool:
+        """At DETAIL "decisions", when every sink says its readers get a `Routine` record's steps back
+        (`accepts_routine`: the bus trace), a routine event may be told in one record (`Tracer.compact`)."""
+        return self.detail == "decisions" and all(getattr(sink, "accepts_routine", False) for sink in self.sinks)
+
     def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
         """The records `rows_fn(out, *args)` appends. The arguments must not change afterwards (they are read
         when the records are built: once `EXPAND_EVERY` calls are waiting, or when the writer runs). Never

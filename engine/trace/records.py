@@ -25,12 +25,13 @@ from typing import Any, Protocol
 import msgspec
 
 from sensorium.buses.base import Bus
+from sensorium.triggers.policy import VerdictKind
 
 __all__ = [
     "CHUNK_RECORDS", "DETAILS", "NULL_TRACER", "Acknowledged", "ConditionChecked", "DependencyMatched",
     "EmittingTracer", "FilterChecked", "FiringDone", "FiringStarted", "ParamResolved", "Received",
-    "RecordingTracer", "RequestBuilt", "ResponseReceived", "RetryScheduled", "SourceProblem", "TraceRecord",
-    "Tracer", "Transformed", "Unmatched", "encode_chunks", "encode_lines", "now", "stamp",
+    "RecordingTracer", "RequestBuilt", "ResponseReceived", "RetryScheduled", "Routine", "SourceProblem",
+    "TraceRecord", "Tracer", "Transformed", "Unmatched", "encode_chunks", "encode_lines", "now", "stamp",
 ]
 
 log = logging.getLogger("sensorium.trace")
@@ -301,6 +302,72 @@ class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
     reason: str
 
 
+class Routine(TraceRecord, kw_only=True, frozen=True, tag="routine"):
+    """An event that went as it should, in one record: it was received, its one dependency passed (and nothing
+    else in the sensor was decided), one trigger fired for it alone and its first request got a success, and the
+    delivery was acknowledged. At DETAIL "decisions" the engine publishes this on the bus in place of the five
+    records that say it step by step (`received`, `dependency`, `request`, `response`, `ack`): building and
+    encoding one record costs about half of five (bench/README.md, eleventh session). Readers of the bus trace
+    (`engine.trace.bus`, `sensorium trace`) never see it: `steps()` gives them the five back, field for field.
+
+    Its own fields are theirs, in their order; those they share are told once: `time` is when it was received
+    (the `received` and `dependency` records' time), `acked` when the delivery was acknowledged. What the
+    request's and the response's records work out from the attempt is left to `steps()`, on the reader's side:
+    `sent` (seconds since the epoch) is when the request went out, `latency_s` how long its response took and
+    `waited_s` how long it waited for its rate limiter."""
+
+    bus: str
+    position: str
+    delivery: int | None = None
+    attributes: Mapping[str, str] = msgspec.field(default_factory=dict)
+    data_bytes: int = 0
+    content_type: str = ""
+    data_preview: str = ""
+    dependency: str
+    dependency_reason: str
+    firing: str
+    trigger: str
+    sent: float
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body_bytes: int
+    body_preview: str
+    status: int
+    latency_s: float
+    verdict_reason: str
+    waited_s: float = 0.0
+    response_preview: str = ""
+    acked: str
+    ack_reason: str
+
+    def steps(self) -> tuple[TraceRecord, ...]:
+        """The five records this one stands for, as the engine writes them at DETAIL "decisions"."""
+        sensor, event, firing, trigger = self.sensor, self.event, self.firing, self.trigger
+        sent, latency, waited = self.sent, self.latency_s, self.waited_s
+        return (
+            Received(time=self.time, sensor=sensor, event=event, bus=self.bus, position=self.position,
+                     delivery=self.delivery, attributes=self.attributes, data_bytes=self.data_bytes,
+                     content_type=self.content_type, data_preview=self.data_preview),
+            DependencyMatched(time=self.time, sensor=sensor, event=event, dependency=self.dependency, passed=True,
+                              error=None, reason=self.dependency_reason),
+            RequestBuilt(time=stamp(sent), sensor=sensor, event=event, firing=firing, trigger=trigger,
+                         method=self.method, url=self.url, headers=self.headers, body_bytes=self.body_bytes,
+                         body_preview=self.body_preview),
+            ResponseReceived(time=stamp(sent + latency), sensor=sensor, event=event, firing=firing,
+                             trigger=trigger, attempt=1, status=self.status, latency_ms=round(latency * 1000, 3),
+                             verdict=SUCCESS, reason=self.verdict_reason,
+                             # (as engine.trace.steps.fired_rows has it: round() of a zero is the zero itself)
+                             rate_limited_ms=round(waited * 1000, 3) if waited else waited * 1000,
+                             body_preview=self.response_preview),
+            Acknowledged(time=self.acked, sensor=sensor, event=event, position=self.position, action="ack",
+                         reason=self.ack_reason),
+        )
+
+
+SUCCESS = str(VerdictKind.SUCCESS)  # a response's verdict when its status was a success
+
+
 DETAILS = ("decisions", "all")
 """How much a trace says about what went as it should (`Tracer.detail`). "all": every step, filter check and
 resolved trigger parameter gets its record. "decisions" (`sensorium run`'s default without --trace: the records of
@@ -312,7 +379,9 @@ class Tracer(Protocol):
     """What the runner calls on a tracer. None of it may raise into the pipeline or block it.
 
     `enabled` False lets the runner skip tracing altogether (none of the others is then called); `detail` is
-    one of `DETAILS`, read once by each runner. `defer(rows_fn,
+    one of `DETAILS`, read once by each runner; `compact` True (at DETAIL "decisions" only) lets the runner tell
+    a routine event in one `Routine` record (read by each runner once it attached its bus: every sink the tracer
+    writes to must then give its readers the records the `Routine` stands for). `defer(rows_fn,
     *args)` is the event path's one call per step: the records are whatever `rows_fn(out, *args)` appends to the
     list `out`, built now or later (every argument is immutable); `emit` takes one finished record. `attach_bus`
     offers the bus the sensor runs on (once per sensor, after its consumer exists: a tracer may publish records
@@ -324,6 +393,9 @@ class Tracer(Protocol):
 
     @property
     def detail(self) -> str: ...
+
+    @property
+    def compact(self) -> bool: ...
 
     def emit(self, record: TraceRecord) -> None: ...
 
@@ -340,6 +412,7 @@ class EmittingTracer:
 
     enabled = True
     detail = "all"
+    compact = False
 
     def emit(self, record: TraceRecord) -> None:
         raise NotImplementedError

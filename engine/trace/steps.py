@@ -35,6 +35,7 @@ from sensorium.engine.trace.records import (
     RequestBuilt,
     ResponseReceived,
     RetryScheduled,
+    Routine,
     TraceRecord,
     Transformed,
     Unmatched,
@@ -414,6 +415,68 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
         return  # implied by the one response, a success
     append(FiringDone(time=t, sensor=sensor, event=event, firing=firing, trigger=name, success=outcome.success,
                       attempts=len(attempts), error=outcome.error or None, note=outcome.note))
+
+
+def routine_start(result: StageResult) -> bool:
+    """Whether an event may turn out routine (`Routine`): at DETAIL "decisions", `event_rows` would write only
+    its `received` record and one passed `dependency` record for `result`, which fires one trigger on this event
+    alone. (tests/test_trace_build.py holds this to `event_rows`.)"""
+    if len(result.dependencies) != 1 or len(result.firings) != 1:
+        return False
+    dep = result.dependencies[0]
+    if not dep.passed or dep.error is not None or dep.transform is not None:
+        return False
+    verdict = dep.filters
+    for part in verdict.parts or (verdict,):
+        if part.kind == "filters":
+            continue
+        if not part.passed or part.error:
+            return False
+        for d in part.details:  # (a loop: all() over a generator costs more than the checks)
+            if not d.passed:
+                return False
+    for c in result.conditions:
+        if not c.satisfied or c.expression != c.dependency:
+            return False
+    events = result.firings[0].events
+    return len(events) == 1 and next(iter(events.values())).id == result.event.id
+
+
+def routine_outcome(outcome: object) -> bool:
+    """Whether `fired_rows` at DETAIL "decisions" would write only the request and its one response, a success,
+    for a firing of one event (`routine_start`) that finished with `outcome`."""
+    if not isinstance(outcome, FiringOutcome) or not outcome.success or outcome.note or outcome.request is None:
+        return False
+    attempts = outcome.attempts
+    if len(attempts) != 1:
+        return False
+    a = attempts[0]
+    return a.number == 1 and a.status is not None and bool(a.at) and a.delay_s is None and a.verdict.ok
+
+
+def routine_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
+                 result: StageResult, firing: str, outcome: FiringOutcome, acked: str, ack_reason: str) -> None:
+    """The `Routine` record of an event that went as it should: received at `t` with `result` (`routine_start`),
+    fired as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked` for `ack_reason`. Says what
+    `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py holds it to them)."""
+    event = result.event
+    data = event.data
+    attrs = {"id": event.id, "source": event.source, "type": event.type, "subject": event.subject,
+             "datacontenttype": event.datacontenttype, "time": event.time}
+    if event.extensions:
+        attrs.update(event.extensions)
+    dep = result.dependencies[0]
+    summary = outcome.request
+    assert summary is not None  # (routine_outcome)
+    a = outcome.attempts[0]
+    out.append(Routine(time=t, sensor=sensor, event=event.id, bus=bus, position=position, delivery=delivery,
+                       attributes=attrs, data_bytes=len(data) if data is not None else 0,
+                       content_type=event.datacontenttype, data_preview=data_preview(data), dependency=dep.name,
+                       dependency_reason=dep.filters.reason, firing=firing, trigger=outcome.trigger, sent=a.at,
+                       method=summary.method, url=summary.url, headers=dict(summary.headers),
+                       body_bytes=summary.body_bytes, body_preview=summary.body_preview, status=a.status or 0,
+                       latency_s=a.latency_s, verdict_reason=a.verdict.reason, waited_s=a.waited_s,
+                       response_preview=a.response, acked=acked, ack_reason=ack_reason))
 
 
 def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, position: str, action: str,
