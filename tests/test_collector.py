@@ -31,6 +31,9 @@ spec:
 def collections() -> Iterator[list[int]]:
     """The generation of every collection that starts while the test runs; the collector is on again after it."""
     seen: list[int] = []
+    # a full collection first: which generation the next young collection reaches depends on how many ran
+    # before (every tenth young one takes the middle generation along), which is up to the tests that ran before
+    gc.collect()
 
     def record(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
