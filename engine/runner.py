@@ -54,8 +54,9 @@ from sensorium.triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.engine")
 
-Held = tuple[str, str, str, str, int | None, StageResult, bool]
-"""`event_rows`' arguments (but `out`) for an event whose records wait for its firing: maybe it is routine."""
+Held = tuple[str, float, str, str, int | None, StageResult, bool]
+"""`event_rows`' arguments (but `out`, and the time as seconds since the epoch) for an event's records: told at
+once, or held while its firing runs (maybe it is routine)."""
 Fired = tuple[Held, Fireable, str, Started, FiringOutcome]
 """A maybe routine event whose firing went as it should: its records, its trigger, the firing's id, start and
 outcome (told with the ack)."""
@@ -271,7 +272,7 @@ class SensorRunner:
                             delivery.body)
             await self._dead_letter(delivery, None, UNDECODABLE, f"not a CloudEvent: {exc}")
             return
-        received = now() if tracing else ""
+        received = time.time() if tracing else 0.0  # (formatted, `stamp`, only when a record says it)
         persist = self.persistence
         version = persist.version if persist is not None else 0
         span = self.spans.event(event) if self.spans is not None else None
@@ -286,7 +287,7 @@ class SensorRunner:
             log.debug("sensor %s: the sensor stage failed on event %s at %s", self.sensor, event.id,
                       delivery.position, exc_info=True)
             if tracing:
-                self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
+                self._trace(received_rows, self.sensor, stamp(received), self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
             await self._dead_letter(delivery, event.id, UNPROCESSABLE, f"the sensor stage failed: {_describe(exc)}")
             return
@@ -301,9 +302,9 @@ class SensorRunner:
                 if self._compact and span is None and routine_start(result):
                     held = self._holding.hold(told)
                 else:
-                    self._trace(event_rows, *told)
+                    self._tell_held(told)
             else:
-                self._trace(received_rows, self.sensor, received, self.bus.url, delivery.position,
+                self._trace(received_rows, self.sensor, stamp(received), self.bus.url, delivery.position,
                             getattr(delivery, "delivery_count", None), event)
         tokens: Sequence[int] = ()
         if persist is not None:  # registered before any await: every snapshot from now on includes them
@@ -460,7 +461,7 @@ class SensorRunner:
                 if routine is not None:
                     told, _, firing_id, _, outcome = routine
                     routine = None
-                    self._trace(routine_rows, *told[:6], firing_id, outcome, now(), done)
+                    self._trace(routine_rows, *told[:6], firing_id, outcome, time.time(), done)
                 else:
                     self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:
@@ -508,7 +509,8 @@ class SensorRunner:
         return firing_id, started
 
     def _tell_held(self, told: Held) -> None:
-        self._trace(event_rows, *told)
+        """The records of an event that `told` holds (`event_rows`' arguments, its time not yet formatted)."""
+        self._trace(event_rows, told[0], stamp(told[1]), *told[2:])
 
     def _untold(self, held: int, routine: Fired | None, event_id: str) -> None:
         """Tell step by step what was held back for a `Routine` record that will not be written: the event's

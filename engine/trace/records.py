@@ -302,57 +302,64 @@ class Acknowledged(TraceRecord, kw_only=True, frozen=True, tag="ack"):
     reason: str
 
 
-class Routine(TraceRecord, kw_only=True, frozen=True, tag="routine"):
+class Routine(TraceRecord, frozen=True, tag="routine"):
     """An event that went as it should, in one record: it was received, its one dependency passed (and nothing
     else in the sensor was decided), one trigger fired for it alone and its first request got a success, and the
     delivery was acknowledged. At DETAIL "decisions" the engine publishes this on the bus in place of the five
     records that say it step by step (`received`, `dependency`, `request`, `response`, `ack`): building and
-    encoding one record costs about half of five (bench/README.md, eleventh session). Readers of the bus trace
-    (`engine.trace.bus`, `sensorium trace`) never see it: `steps()` gives them the five back, field for field.
+    encoding one record costs about a third of five (bench/README.md, eleventh session). Readers of the bus
+    trace (`engine.trace.bus`, `sensorium trace`) never see it: `steps()` gives them the five back, field for
+    field.
 
-    Its own fields are theirs, in their order; those they share are told once: `time` is when it was received
-    (the `received` and `dependency` records' time), `acked` when the delivery was acknowledged. What the
-    request's and the response's records work out from the attempt is left to `steps()`, on the reader's side:
-    `sent` (seconds since the epoch) is when the request went out, `latency_s` how long its response took and
-    `waited_s` how long it waited for its rate limiter."""
+    `time` is when the event was received (the `received` and `dependency` records' time). The engine writes one
+    of these for every event that goes well, so what the five records work out is left to `steps()`, on the
+    reader's side: the event's `attributes` (source, type, subject, datacontenttype, time) and `extensions`
+    make the `received` record's; `timing` is when the request went out (seconds since the epoch), how long
+    its response took and how long it waited for its rate limiter (seconds); `acked` is when the delivery was
+    acknowledged (seconds since the epoch); `headers` are the request's (name, value) pairs. Its own fields are
+    given by position (CPython passes more than 15 keywords through a dict built for the call: 10,000
+    instructions more per record), so they have no defaults; tests/test_trace_build.py holds the call to that."""
 
     bus: str
     position: str
-    delivery: int | None = None
-    attributes: Mapping[str, str] = msgspec.field(default_factory=dict)
-    data_bytes: int = 0
-    content_type: str = ""
-    data_preview: str = ""
+    delivery: int | None
+    attributes: tuple[str, str, str, str, str]
+    extensions: Mapping[str, str] | None
+    data_bytes: int
+    data_preview: str
     dependency: str
     dependency_reason: str
     firing: str
     trigger: str
-    sent: float
     method: str
     url: str
-    headers: Mapping[str, str]
+    headers: tuple[tuple[str, str], ...]
     body_bytes: int
     body_preview: str
     status: int
-    latency_s: float
+    timing: tuple[float, float, float]
     verdict_reason: str
-    waited_s: float = 0.0
-    response_preview: str = ""
-    acked: str
+    response_preview: str
+    acked: float
     ack_reason: str
 
     def steps(self) -> tuple[TraceRecord, ...]:
         """The five records this one stands for, as the engine writes them at DETAIL "decisions"."""
         sensor, event, firing, trigger = self.sensor, self.event, self.firing, self.trigger
-        sent, latency, waited = self.sent, self.latency_s, self.waited_s
+        sent, latency, waited = self.timing
+        source, type_, subject, content_type, event_time = self.attributes
+        attributes = {"id": event or "", "source": source, "type": type_, "subject": subject,
+                      "datacontenttype": content_type, "time": event_time}
+        if self.extensions:  # (after the others: engine.trace.steps.attributes)
+            attributes.update(self.extensions)
         return (
             Received(time=self.time, sensor=sensor, event=event, bus=self.bus, position=self.position,
-                     delivery=self.delivery, attributes=self.attributes, data_bytes=self.data_bytes,
-                     content_type=self.content_type, data_preview=self.data_preview),
+                     delivery=self.delivery, attributes=attributes, data_bytes=self.data_bytes,
+                     content_type=content_type, data_preview=self.data_preview),
             DependencyMatched(time=self.time, sensor=sensor, event=event, dependency=self.dependency, passed=True,
                               error=None, reason=self.dependency_reason),
             RequestBuilt(time=stamp(sent), sensor=sensor, event=event, firing=firing, trigger=trigger,
-                         method=self.method, url=self.url, headers=self.headers, body_bytes=self.body_bytes,
+                         method=self.method, url=self.url, headers=dict(self.headers), body_bytes=self.body_bytes,
                          body_preview=self.body_preview),
             ResponseReceived(time=stamp(sent + latency), sensor=sensor, event=event, firing=firing,
                              trigger=trigger, attempt=1, status=self.status, latency_ms=round(latency * 1000, 3),
@@ -360,7 +367,7 @@ class Routine(TraceRecord, kw_only=True, frozen=True, tag="routine"):
                              # (as engine.trace.steps.fired_rows has it: round() of a zero is the zero itself)
                              rate_limited_ms=round(waited * 1000, 3) if waited else waited * 1000,
                              body_preview=self.response_preview),
-            Acknowledged(time=self.acked, sensor=sensor, event=event, position=self.position, action="ack",
+            Acknowledged(time=stamp(self.acked), sensor=sensor, event=event, position=self.position, action="ack",
                          reason=self.ack_reason),
         )
 

@@ -420,26 +420,30 @@ def fired_rows(out: list[TraceRecord], sensor: str, t: str, event: str, firing: 
 def routine_start(result: StageResult) -> bool:
     """Whether an event may turn out routine (`Routine`): at DETAIL "decisions", `event_rows` would write only
     its `received` record and one passed `dependency` record for `result`, which fires one trigger on this event
-    alone. (tests/test_trace_build.py holds this to `event_rows`.)"""
-    if len(result.dependencies) != 1 or len(result.firings) != 1:
+    alone. (tests/test_trace_build.py holds this to `event_rows`. It runs for every traced event: plain loops.)"""
+    deps, firings = result.dependencies, result.firings
+    if len(deps) != 1 or len(firings) != 1:
         return False
-    dep = result.dependencies[0]
+    dep = deps[0]
     if not dep.passed or dep.error is not None or dep.transform is not None:
         return False
     verdict = dep.filters
     for part in verdict.parts or (verdict,):
-        if part.kind == "filters":
-            continue
-        if not part.passed or part.error:
+        if part.passed and not part.error:
+            for d in part.details:
+                if not d.passed and part.kind != "filters":
+                    return False
+        elif part.kind != "filters":
             return False
-        for d in part.details:  # (a loop: all() over a generator costs more than the checks)
-            if not d.passed:
-                return False
     for c in result.conditions:
         if not c.satisfied or c.expression != c.dependency:
             return False
-    events = result.firings[0].events
-    return len(events) == 1 and next(iter(events.values())).id == result.event.id
+    events = firings[0].events
+    if len(events) != 1:
+        return False
+    for only in events.values():
+        return only.id == result.event.id
+    return False
 
 
 def routine_outcome(outcome: object) -> bool:
@@ -454,29 +458,24 @@ def routine_outcome(outcome: object) -> bool:
     return a.number == 1 and a.status is not None and bool(a.at) and a.delay_s is None and a.verdict.ok
 
 
-def routine_rows(out: list[TraceRecord], sensor: str, t: str, bus: str, position: str, delivery: int | None,
-                 result: StageResult, firing: str, outcome: FiringOutcome, acked: str, ack_reason: str) -> None:
-    """The `Routine` record of an event that went as it should: received at `t` with `result` (`routine_start`),
-    fired as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked` for `ack_reason`. Says what
-    `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py holds it to them)."""
+def routine_rows(out: list[TraceRecord], sensor: str, t: float, bus: str, position: str, delivery: int | None,
+                 result: StageResult, firing: str, outcome: FiringOutcome, acked: float, ack_reason: str) -> None:
+    """The `Routine` record of an event that went as it should: received at `t` (seconds since the epoch) with
+    `result` (`routine_start`), fired as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked`
+    for `ack_reason`. Says what `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py
+    holds it to them)."""
     event = result.event
     data = event.data
-    attrs = {"id": event.id, "source": event.source, "type": event.type, "subject": event.subject,
-             "datacontenttype": event.datacontenttype, "time": event.time}
-    if event.extensions:
-        attrs.update(event.extensions)
     dep = result.dependencies[0]
     summary = outcome.request
     assert summary is not None  # (routine_outcome)
     a = outcome.attempts[0]
-    out.append(Routine(time=t, sensor=sensor, event=event.id, bus=bus, position=position, delivery=delivery,
-                       attributes=attrs, data_bytes=len(data) if data is not None else 0,
-                       content_type=event.datacontenttype, data_preview=data_preview(data), dependency=dep.name,
-                       dependency_reason=dep.filters.reason, firing=firing, trigger=outcome.trigger, sent=a.at,
-                       method=summary.method, url=summary.url, headers=dict(summary.headers),
-                       body_bytes=summary.body_bytes, body_preview=summary.body_preview, status=a.status or 0,
-                       latency_s=a.latency_s, verdict_reason=a.verdict.reason, waited_s=a.waited_s,
-                       response_preview=a.response, acked=acked, ack_reason=ack_reason))
+    out.append(Routine(bus, position, delivery,
+                       (event.source, event.type, event.subject, event.datacontenttype, event.time),
+                       event.extensions or None, len(data) if data is not None else 0, data_preview(data), dep.name,
+                       dep.filters.reason, firing, outcome.trigger, summary.method, summary.url, summary.headers,
+                       summary.body_bytes, summary.body_preview, a.status or 0, (a.at, a.latency_s, a.waited_s),
+                       a.verdict.reason, a.response, acked, ack_reason, time=stamp(t), sensor=sensor, event=event.id))
 
 
 def ack_rows(out: list[TraceRecord], sensor: str, t: str, event: str | None, position: str, action: str,
