@@ -38,6 +38,7 @@ from sensorium.engine.trace.holding import Holding
 from sensorium.engine.trace.records import NULL_TRACER, Tracer, now, stamp
 from sensorium.engine.trace.steps import (
     Started,
+    Told,
     ack_rows,
     event_rows,
     fired_rows,
@@ -54,10 +55,7 @@ from sensorium.triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.engine")
 
-Held = tuple[str, float, str, str, int | None, StageResult, bool]
-"""`event_rows`' arguments (but `out`, and the time as seconds since the epoch) for an event's records: told at
-once, or held while its firing runs (maybe it is routine)."""
-Fired = tuple[Held, Fireable, str, Started, FiringOutcome]
+Fired = tuple[Told, Fireable, str, Started, FiringOutcome]
 """A maybe routine event whose firing went as it should: its records, its trigger, the firing's id, start and
 outcome (told with the ack)."""
 
@@ -459,9 +457,8 @@ class SensorRunner:
                 done = (f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
                         if firings else "condition state stored")
                 if routine is not None:
-                    told, _, firing_id, _, outcome = routine
+                    self._trace(routine_rows, routine[0], routine[2], routine[4], time.time(), done)
                     routine = None
-                    self._trace(routine_rows, *told[:6], firing_id, outcome, time.time(), done)
                 else:
                     self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:
@@ -508,7 +505,7 @@ class SensorRunner:
             self._trace(firing_rows, self.sensor, stamp(started[0]), event_id, firing_id, *started[1:])
         return firing_id, started
 
-    def _tell_held(self, told: Held) -> None:
+    def _tell_held(self, told: Told) -> None:
         """The records of an event that `told` holds (`event_rows`' arguments, its time not yet formatted)."""
         self._trace(event_rows, told[0], stamp(told[1]), *told[2:])
 

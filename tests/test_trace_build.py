@@ -334,8 +334,8 @@ def test_a_routine_record_stands_for_the_records_of_each_step(ev: CloudEvent) ->
         fired_rows(steps, "s", "2026-12-06T10:00:01.000Z", ev.id, "f-1", trigger(), outcome, False,
                    (1796578632.5, "u", "http", {"d": ev}))
         ack_rows(steps, "s", stamp(acked), ev.id, "sub seq 1", "ack", "1 firing(s) finished")
-        (routine,) = rows_of(routine_rows, "s", received, "nats://h:1", "sub seq 1", 2, result, "f-1", outcome,
-                             acked, "1 firing(s) finished")
+        told = ("s", received, "nats://h:1", "sub seq 1", 2, result, False)
+        (routine,) = rows_of(routine_rows, told, "f-1", outcome, acked, "1 firing(s) finished")
         assert isinstance(routine, Routine)
         assert list(routine.steps()) == steps
         # and so when read back from the bus: the five records' JSON, in order

@@ -46,6 +46,7 @@ from sensorium.sensors.filters import FilterVerdict
 from sensorium.sensors.stage import StageResult
 from sensorium.triggers.outcome import FiringOutcome, RequestSummary
 from sensorium.triggers.params import Resolved
+from sensorium.triggers.policy import VerdictKind
 from sensorium.triggers.spec import Trigger, TriggerParameter
 
 PREVIEW_CHARS = 200
@@ -455,15 +456,22 @@ def routine_outcome(outcome: object) -> bool:
     if len(attempts) != 1:
         return False
     a = attempts[0]
-    return a.number == 1 and a.status is not None and bool(a.at) and a.delay_s is None and a.verdict.ok
+    return a.number == 1 and a.status is not None and a.at != 0.0 and a.delay_s is None and (
+        a.verdict.kind is VerdictKind.SUCCESS)
 
 
-def routine_rows(out: list[TraceRecord], sensor: str, t: float, bus: str, position: str, delivery: int | None,
-                 result: StageResult, firing: str, outcome: FiringOutcome, acked: float, ack_reason: str) -> None:
-    """The `Routine` record of an event that went as it should: received at `t` (seconds since the epoch) with
-    `result` (`routine_start`), fired as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked`
-    for `ack_reason`. Says what `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py
-    holds it to them)."""
+Told = tuple[str, float, str, str, int | None, StageResult, bool]
+"""`event_rows`' arguments but `out`, with the time as seconds since the epoch (a runner formats it only for
+records it writes): sensor, time, bus, position, delivery count, stage result, every detail or not."""
+
+
+def routine_rows(out: list[TraceRecord], told: Told, firing: str, outcome: FiringOutcome, acked: float,
+                 ack_reason: str) -> None:
+    """The `Routine` record of an event that went as it should: received as `told` says (`routine_start`), fired
+    as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked` (seconds since the epoch) for
+    `ack_reason`. Says what `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py holds it
+    to them)."""
+    sensor, t, bus, position, delivery, result, _ = told
     event = result.event
     data = event.data
     dep = result.dependencies[0]
