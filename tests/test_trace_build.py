@@ -349,6 +349,23 @@ def test_a_record_that_says_routine_without_a_routines_fields_is_read_as_it_is()
     assert bus_parse(line) == [json.loads(line)]
 
 
+@pytest.mark.parametrize("sent", ["NaN", "Infinity", "-Infinity", "1e300", "-1e300", "1e18"])
+def test_a_routine_record_with_times_that_are_no_times_is_read_as_it_is(sent: str) -> None:
+    ev = event()
+    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[0]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
+    outcome = routine_outcomes()[0]
+    assert isinstance(outcome, FiringOutcome)
+    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "p", 1, result, False), "f-1", outcome,
+                         1796578633.0, "1 firing(s) finished")
+    good = encode_lines([routine])[0]
+    forged = json.loads(good)
+    forged["timing"][0] = "SENT"
+    line = json.dumps(forged).replace('"SENT"', sent).encode()  # (json.loads reads NaN and Infinity)
+    assert bus_parse(line) == [json.loads(line)]
+    assert len(bus_parse(good)) == 5
+
+
 def test_a_routine_record_is_made_without_a_dict_for_its_fields() -> None:
     """CPython calls with more than 15 keywords (30 stack slots) through a dict built for the call (`CALL_FUNCTION_EX`):
     10,000 instructions more per routine event, a fifth of the trace's cost (bench/README.md, eleventh session)."""

@@ -127,7 +127,8 @@ def _lines(body: bytes) -> bytes:
 
 def _parse(body: bytes) -> list[dict[str, Any]]:
     """The records of a body, a `Routine` as the records it stands for (one that does not have a Routine's
-    fields is kept as it is: something wrote it that is not an engine, and a reader should see it)."""
+    fields, or whose times are no times, is kept as it is: something wrote it that is not an engine, and a reader
+    should see it)."""
     out = []
     for line in _lines(body).splitlines():
         try:
@@ -140,7 +141,7 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
             try:
                 out += [record.to_json() for record in msgspec.convert(value, Routine).steps()]
                 continue
-            except msgspec.ValidationError:
+            except (msgspec.ValidationError, ValueError, OverflowError, OSError):  # (a time out of range, NaN)
                 pass
         out.append(value)
     return out
