@@ -367,8 +367,9 @@ def test_a_routine_record_with_times_that_are_no_times_is_read_as_it_is(sent: st
 
 
 def test_a_routine_record_is_made_without_a_dict_for_its_fields() -> None:
-    """CPython calls with more than 15 keywords (30 stack slots) through a dict built for the call (`CALL_FUNCTION_EX`):
-    10,000 instructions more per routine event, a fifth of the trace's cost (bench/README.md, eleventh session)."""
+    """CPython calls with more than 15 keywords (30 stack slots) through a dict built for the call
+    (`CALL_FUNCTION_EX`): about 13,000 instructions more per routine event, a sixth of the trace's cost
+    (bench/README.md, eleventh session)."""
     assert "CALL_FUNCTION_EX" not in {i.opname for i in dis.get_instructions(routine_rows)}
     assert "CALL_FUNCTION_EX" in {i.opname for i in dis.get_instructions(_too_many_keywords)}  # (what it looks like)
 
