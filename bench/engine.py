@@ -68,7 +68,8 @@ TABLE_KINDS = ("ceiling", *BARE_KINDS, "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
 TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-thread",
-                  "engine-trace-calls", "engine-trace-build", "engine-trace-encode", "engine-metrics", "engine-uvloop")
+                  "engine-trace-bus-steps", "engine-trace-calls", "engine-trace-build", "engine-trace-encode",
+                  "engine-metrics", "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
@@ -85,6 +86,7 @@ LABELS = {
     "engine-trace-build": "engine, records built, not encoded",
     "engine-trace-encode": "engine, records encoded, not published",
     "engine-trace-bus-thread": "engine, bus trace encoded in a thread",
+    "engine-trace-bus-steps": "engine, bus trace, no routine records",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
@@ -101,6 +103,7 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-trace-build": (),
     "engine-trace-encode": (),
     "engine-trace-bus-thread": (),
+    "engine-trace-bus-steps": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
@@ -283,6 +286,8 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
         hub = _trace_hub(args)
         if spec.kind == "engine-trace-bus-thread":
             hub.encode_in_thread = True
+        elif spec.kind == "engine-trace-bus-steps":  # every event step by step (five records), as before 2026-12-07
+            hub.routine_records = False
         elif spec.kind in ("engine-trace-calls", "engine-trace-build", "engine-trace-encode"):
             from bench.tracebuild import cut_short
 

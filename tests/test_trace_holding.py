@@ -1,8 +1,10 @@
-"""`engine.trace.holding.Holding`: records held while a firing runs are given back, or told once held too long."""
+"""Routine records: `engine.trace.holding.Holding` gives held records back or tells them once held too long, and a
+hub takes routine records only where its sinks expand them."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 
 from sensorium.engine.trace.holding import Holding
 
@@ -42,3 +44,17 @@ async def test_tell_and_close_tell_what_is_held() -> None:
     holding.tell(one)  # (told once)
     holding.close()
     assert told == ["one", "two"] and len(holding) == 0
+
+
+def test_a_hub_takes_routine_records_only_at_decisions_and_when_every_sink_expands_them() -> None:
+    from sensorium.engine.trace.fmt import StreamSink
+    from sensorium.engine.trace.hub import TraceHub
+    from tests.trace_log import TraceLog
+
+    assert TraceHub(bus_trace=True, detail="decisions").compact  # (the bus sink, attached later, expands them)
+    assert TraceHub([TraceLog()], detail="decisions").compact
+    assert not TraceHub([TraceLog()], detail="all").compact
+    assert not TraceHub([TraceLog(), StreamSink(io.StringIO(), "json")], detail="decisions").compact
+    steps = TraceHub(bus_trace=True, detail="decisions")
+    steps.routine_records = False  # (bench.engine's engine-trace-bus-steps)
+    assert not steps.compact

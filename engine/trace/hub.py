@@ -80,6 +80,10 @@ class TraceHub:
     rounds each) the thread's hand-overs and GIL contention cost 3-6% more CPU per event than the loop spent
     encoding; a slice (`SLICE_RECORDS`) holds the loop for about a millisecond."""
 
+    routine_records = True
+    """Whether a routine event may be one `Routine` record (`compact`); False tells every event step by step (the
+    benchmark's `engine-trace-bus-steps`, to compare the two in one run)."""
+
     def __init__(self, sinks: Sequence[TraceSink] = (), *, capacity: int = DEFAULT_CAPACITY,
                  interval: float = DEFAULT_INTERVAL, bus_trace: bool = False, detail: str = "all") -> None:
         if detail not in DETAILS:
@@ -113,7 +117,8 @@ class TraceHub:
     def compact(self) -> bool:
         """At DETAIL "decisions", when every sink says its readers get a `Routine` record's steps back
         (`accepts_routine`: the bus trace), a routine event may be told in one record (`Tracer.compact`)."""
-        return self.detail == "decisions" and all(getattr(sink, "accepts_routine", False) for sink in self.sinks)
+        return self.routine_records and self.detail == "decisions" and all(
+            getattr(sink, "accepts_routine", False) for sink in self.sinks)
 
     def defer(self, rows_fn: Callable[..., None], *args: Any) -> None:
         """The records `rows_fn(out, *args)` appends. The arguments must not change afterwards (they are read
