@@ -307,7 +307,7 @@ class Routine(TraceRecord, frozen=True, tag="routine"):
     else in the sensor was decided), one trigger fired for it alone and its first request got a success, and the
     delivery was acknowledged. At DETAIL "decisions" the engine publishes this on the bus in place of the five
     records that say it step by step (`received`, `dependency`, `request`, `response`, `ack`): building and
-    encoding one record costs about a third of five (bench/README.md, eleventh session). Readers of the bus
+    encoding one record costs less than half of five (bench/README.md, eleventh session). Readers of the bus
     trace (`engine.trace.bus`, `sensorium trace`) never see it: `steps()` gives them the five back, field for
     field.
 
