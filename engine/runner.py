@@ -167,7 +167,7 @@ class SensorRunner:
         self._full = tracer.detail == "all"  # (engine.trace.records.DETAILS)
         self._compact = False  # a routine event told in one record (Tracer.compact), known once the bus is attached
         # the records of events that may turn out routine, while their firing runs (engine.trace.holding)
-        self._holding = Holding(self._tell_held)
+        self._holding: Holding[Told] = Holding(self._tell_held)
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
         # Why the loop last failed (set by its supervisor, or by failing fetches), None once it fetches again:
         # the health endpoint reports it.
@@ -457,8 +457,9 @@ class SensorRunner:
                 done = (f"{len(firings)} firing(s) finished" + (f", {failed} failed" if failed else "")
                         if firings else "condition state stored")
                 if routine is not None:
-                    self._trace(routine_rows, routine[0], routine[2], routine[4], time.time(), done)
+                    told, _, firing_id, _, outcome = routine
                     routine = None
+                    self._trace(routine_rows, told, firing_id, outcome, time.time(), done)
                 else:
                     self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:

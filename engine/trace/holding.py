@@ -13,28 +13,30 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Generic, TypeVar
 
 __all__ = ["HOLD_LIMIT", "Holding"]
+
+T = TypeVar("T")
 
 HOLD_LIMIT = 1.0
 """Seconds an event's records wait for its firing at most; a firing of the benchmark's sink takes milliseconds."""
 
 
-class Holding:
+class Holding(Generic[T]):
     """Held records (each what `tell` takes), oldest first. `hold` returns a key (never 0); `take(key)` gives
     them back unless they were told already (held too long: None); `tell(key)` tells them now. Never raises."""
 
-    def __init__(self, tell: Callable[[Any], None], limit: float = HOLD_LIMIT) -> None:
+    def __init__(self, tell: Callable[[T], None], limit: float = HOLD_LIMIT) -> None:
         self._tell, self.limit = tell, limit
-        self._held: dict[int, tuple[float, Any]] = {}  # insertion order is age order
+        self._held: dict[int, tuple[float, T]] = {}  # insertion order is age order
         self._last = 0
         self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self._held)
 
-    def hold(self, records: Any) -> int:
+    def hold(self, records: T) -> int:
         self._last += 1
         self._held[self._last] = (time.monotonic(), records)
         if self._timer is None:
@@ -44,7 +46,7 @@ class Holding:
                 pass
         return self._last
 
-    def take(self, key: int) -> Any | None:
+    def take(self, key: int) -> T | None:
         held = self._held.pop(key, None)
         return None if held is None else held[1]
 
