@@ -206,6 +206,33 @@ async def test_a_hub_that_encodes_early_still_drops_and_counts_when_full() -> No
     assert hub.dropped == 98  # 97 calls and the emitted record
 
 
+class SlowSink(ListSink):
+    """A sink whose writes take a while, as a bus publish waits for the server's acknowledgement."""
+
+    async def write(self, batch: Sequence[TraceRecord]) -> None:
+        await asyncio.sleep(0.02)
+        await super().write(batch)
+
+
+async def test_the_writer_writes_one_batch_per_interval_while_records_keep_coming() -> None:
+    """Records that come while a batch is being written wait for the next interval (a batch per write's round
+    trip would publish several times as many bus messages, each smaller); flush() still writes them all."""
+    sink = SlowSink()
+    hub = TraceHub([sink], interval=0.08)
+    loop = asyncio.get_running_loop()
+    started, n = loop.time(), 0
+    while loop.time() - started < 0.4:  # records all the time, as during a burst of events
+        hub.emit(ack(n))
+        n += 1
+        await asyncio.sleep(0.002)
+    await hub.flush()
+    written = [r.event for batch in sink.batches for r in batch]
+    assert written == [str(i) for i in range(n)]  # every record once, in order
+    # 0.4 s / (0.08 s + 0.02 s) is 4 batches, and the flush's; one per write (0.02 s) would be about 20
+    assert 2 <= len(sink.batches) <= 7, [len(b) for b in sink.batches]
+    await hub.close()
+
+
 async def test_a_failing_sink_never_reaches_the_caller_and_others_still_write() -> None:
     good = ListSink()
     hub = TraceHub([FailingSink(), good], interval=0.01)

@@ -212,7 +212,7 @@ class TraceHub:
             self._wake.clear()
             self._woken = False
             try:
-                await asyncio.shield(self.flush())  # close() cancels this task: never mid-batch
+                await asyncio.shield(self._flush(drain=False))  # close() cancels this task: never mid-batch
             except Exception as exc:  # the writer outlives any failure
                 self._failed(f"the trace writer failed: {type(exc).__name__}: {exc}")
 
@@ -246,7 +246,14 @@ class TraceHub:
                 self._failed(f"a trace sink failed: {type(exc).__name__}: {exc}")
 
     async def flush(self) -> None:
-        """Write everything buffered so far to every sink."""
+        """Write everything buffered so far to every sink, and what comes meanwhile, until nothing is left."""
+        await self._flush(drain=True)
+
+    async def _flush(self, drain: bool) -> None:
+        """One batch of what is buffered (`drain`: batches until nothing is left). The writer takes one batch per
+        interval: records that come while a batch is being written (a bus publish waits for the server's
+        acknowledgement) wait for the next one. Draining instead, the bus trace wrote a batch per round trip
+        during a burst, about 90 records each instead of an interval's 400 (bench.engine, 2026-12-07)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -259,6 +266,8 @@ class TraceHub:
                 self.written += len(batch) + encoded
                 self.batches += 1
                 await self._write(batch, chunks, sensors)
+                if not drain:
+                    break
             if self.dropped:
                 self._report(f"{self.dropped} trace records dropped so far (trace buffer full)")
 
