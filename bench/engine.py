@@ -776,7 +776,7 @@ class Bench:
         return ProcessWorker(spec, profile, callgrind)
 
     async def _measure(self, worker: Worker, ids: Sequence[str], load: Callable[[], Awaitable[None]],
-                       what: str, backlog: bool = False) -> Measurement:
+                       what: str, backlog: bool = False, settle: float = 0.0) -> Measurement:
         """One load through `worker`. `backlog` (a burst, unless --live-bursts or --instructions): the events
         are published while the SUT process is stopped (SIGSTOP), and the window starts when it continues, so the
         harness's publishing (0.6 of a core at these rates, beside the SUT, the sink and nats-server on two
@@ -797,7 +797,10 @@ class Bench:
             cpu0, harness0, wall0 = worker.cpu_seconds(), time.process_time(), time.monotonic()
             await load()
         complete = await self.sink.wait(self.args.timeout, self.args.stall, worker.alive)
-        cpu1, harness1, wall1 = worker.cpu_seconds(), time.process_time(), time.monotonic()
+        harness1, wall1 = time.process_time(), time.monotonic()
+        if settle:  # what the load caused after its last arrival (acks, the trace's last batch) is the SUT's too
+            await asyncio.sleep(settle)
+        cpu1 = worker.cpu_seconds()
         stats = summarize(self.sink, ids, resumed)
         if not complete:
             why = "the worker exited" if not worker.alive() else "timed out or stalled"
@@ -858,10 +861,11 @@ class Bench:
         return result
 
 
-    async def _burst(self, worker: Worker, key: EventKey, n: int, what: str, backlog: bool = False) -> Measurement:
+    async def _burst(self, worker: Worker, key: EventKey, n: int, what: str, backlog: bool = False,
+                     settle: float = 0.0) -> Measurement:
         ids = new_ids(n)
         return await self._measure(worker, ids, lambda: publish_burst(self.bus, key, ids, self.args.chunk), what,
-                                   backlog)
+                                   backlog, settle)
 
     async def tracing(self, variants: Sequence[str]) -> None:
         """Tracing off ("engine") and each of `variants`, running side by side, take turns: each round publishes
@@ -910,7 +914,8 @@ class Bench:
                     if a.trace_toggle:
                         worker.switch_tracing(kind != "engine")
                     await asyncio.sleep(0.2)
-                    bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst", backlog=True)
+                    bursts[kind] = await self._burst(worker, key, a.trace_events, f"{kind} burst", backlog=True,
+                                                     settle=a.trace_settle)
                     self.trace_duplicates += self.sink.duplicates
                 self.trace_handled += a.trace_events
                 self.trace_rounds.append(TraceRound(round_no, {k: bursts[k] for k in kinds}))
@@ -1206,6 +1211,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="rounds of the tracing comparison (0: skip it; default 48)")
     parser.add_argument("--trace-events", type=int, default=600,
                         help="events per burst of the tracing comparison (default 600)")
+    parser.add_argument("--trace-settle", type=float, default=0.3,
+                        help="seconds after a burst's last arrival in the tracing comparison that the process's CPU "
+                             "is still counted: its last trace batch (written every 0.1 s) and acks are the "
+                             "burst's (default 0.3; 0 ends the window at the last arrival, as before 2026-12-07)")
     parser.add_argument("--trace-restart", type=int, default=4,
                         help="start new processes for the tracing comparison every this many rounds (default 4)")
     parser.add_argument("--trace-inline", action="store_true",
@@ -1241,8 +1250,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.profile and args.in_process:
         parser.error("--profile profiles the SUT child processes; it cannot be combined with --in-process")
     if min(args.events, args.in_flight, args.batch, args.chunk, args.rounds, args.trace_events,
-           args.trace_restart) < 1 or args.warmup < 0:
-        parser.error("--events, --in-flight, --batch, --chunk and --rounds must be positive")
+           args.trace_restart) < 1 or args.warmup < 0 or not 0 <= args.trace_settle <= 60:
+        parser.error("--events, --in-flight, --batch, --chunk and --rounds must be positive, --trace-settle at "
+                     "most 60 seconds and not negative")
     return args
 
 
