@@ -1067,10 +1067,14 @@ def _drop(base: float | None, mine: float | None) -> float | None:
     return 1 - mine / base if base and mine else None
 
 
+def _extra(base: float | None, mine: float | None) -> float | None:
+    return mine / base - 1 if base and mine else None
+
+
 def print_tracing_cost(bench: Bench) -> None:
     """The cost of each tracing variant against tracing off, from the alternating bursts of `Bench.tracing`:
-    events/s and SUT CPU per event (medians over rounds) and the median of the per-round drops (each round's
-    bursts ran back to back, so they share the machine's state: the steadier figure)."""
+    events/s and SUT CPU per event (medians over rounds) and the medians of the per-round drops and extras (each
+    round's bursts ran back to back, so they share the machine's state: the steadier figures)."""
     rounds = bench.trace_rounds
     if not rounds:
         return
@@ -1083,14 +1087,14 @@ def print_tracing_cost(bench: Bench) -> None:
     print(f"\ntracing cost: tracing off and each tracing variant {where}, {len(rounds)} rounds of one "
           f"{a.trace_events}-event burst each, back to back in a rotating order; load average {_load()}")
     print(f"{'variant':{LABEL_WIDTH}s}|{'ev/s':>7s} {'drop':>7s} {'(per round median)':>19s} |"
-          f"{'CPU us/ev':>10s} {'extra':>7s} |{'lost/dup':>9s}")
+          f"{'CPU us/ev':>10s} {'extra':>7s} {'(per round median)':>19s} |{'lost/dup':>9s}")
     kinds = list(rounds[0].bursts)
     for kind in kinds:
         rates = [r.bursts[kind].stats.rate for r in rounds if kind in r.bursts]
         cpus = [r.bursts[kind].sut_cpu_us for r in rounds if kind in r.bursts]
         rate, cpu = _median(rates), _median(cpus)
         lost = sum(r.bursts[kind].stats.sent - r.bursts[kind].stats.received for r in rounds if kind in r.bursts)
-        drop = extra = paired = ""
+        drop = extra = paired = paired_cpu = ""
         if kind != "engine":
             base_rate = _median(r.bursts["engine"].stats.rate for r in rounds)
             base_cpu = _median(r.bursts["engine"].sut_cpu_us for r in rounds)
@@ -1100,8 +1104,11 @@ def print_tracing_cost(bench: Bench) -> None:
                                 for r in rounds if kind in r.bursts)
             paired = f"{100 * per_round:+.1f}%" if per_round is not None else "-"
             extra = f"{100 * (cpu / base_cpu - 1):+.1f}%" if cpu and base_cpu else "-"
+            cpu_round = _median(_extra(r.bursts["engine"].sut_cpu_us, r.bursts[kind].sut_cpu_us)
+                                for r in rounds if kind in r.bursts)
+            paired_cpu = f"{100 * cpu_round:+.1f}%" if cpu_round is not None else "-"
         print(f"{LABELS[kind]:{LABEL_WIDTH}s}|{_fmt(rate, 0, 7)} {drop:>7s} {paired:>19s} |{_fmt(cpu, 0, 10)} "
-              f"{extra:>7s} |{f'{lost}/{bench.trace_duplicates}':>9s}")
+              f"{extra:>7s} {paired_cpu:>19s} |{f'{lost}/{bench.trace_duplicates}':>9s}")
     for kind in kinds[1:]:
         drops = [_drop(r.bursts["engine"].stats.rate, r.bursts[kind].stats.rate) for r in rounds]
         print(f"  {LABELS[kind]}: drop per round "
