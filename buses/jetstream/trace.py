@@ -1,5 +1,5 @@
 """Trace records on JetStream: subject `sensorium.trace.<sensor>` in its own stream `sensorium-trace` (1 hour,
-100,000 messages, 256 MiB, oldest dropped first), apart from the event stream. Each message is one body of JSON
+1,000,000 messages, 256 MiB, oldest dropped first), apart from the event stream. Each message is one body of JSON
 Lines. Publishing runs in the engine's trace writer task, never in the event pipeline."""
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ log = logging.getLogger("sensorium.trace")
 TRACE_STREAM = "sensorium-trace"
 TRACE_SUBJECTS = "sensorium.trace.>"
 RETENTION_S = 3600.0
-MAX_MESSAGES = 100_000
+MAX_MESSAGES = 1_000_000
+"""A writer batch is one message per sensor in it, so many sensors with a few events each make many small
+messages (the benchmark's routine record, 1,122 bytes, compresses alone to 666): 1,000 sensors at an event a second
+each write about 1,000 a second, which 100,000 messages (the limit until 2026-12-07) held for under two minutes. A
+million lets the 256 MiB and the hour bound the history instead."""
+OLD_MAX_MESSAGES = 100_000  # a stream created with it (and nothing else changed) is raised to MAX_MESSAGES
 MAX_BYTES = 256 * 1024 * 1024
 PIPELINE = 64  # sensors' trace messages awaiting the server's acknowledgement at a time
 _BAD_TOKEN = re.compile(r"[.*>\s]")
@@ -38,13 +43,21 @@ def trace_subject(sensor: str) -> str:
 
 
 async def ensure_trace_stream(js: JetStreamContext) -> None:
+    """Create the trace stream, or raise an existing one's message limit from the old default to MAX_MESSAGES
+    (limits someone changed are theirs: left as they are)."""
     try:
-        await js.stream_info(TRACE_STREAM)
+        have = (await js.stream_info(TRACE_STREAM)).config
     except NotFoundError:
         await js.add_stream(api.StreamConfig(
             name=TRACE_STREAM, subjects=[TRACE_SUBJECTS], storage=api.StorageType.FILE,
             retention=api.RetentionPolicy.LIMITS, discard=api.DiscardPolicy.OLD, max_age=RETENTION_S,
             max_msgs=MAX_MESSAGES, max_bytes=MAX_BYTES, num_replicas=1))
+        return
+    if have.max_msgs == OLD_MAX_MESSAGES and have.max_bytes == MAX_BYTES and have.max_age == RETENTION_S:
+        have.max_msgs = MAX_MESSAGES
+        await js.update_stream(have)
+        log.info("trace stream %s: message limit raised from %d to %d", TRACE_STREAM, OLD_MAX_MESSAGES,
+                 MAX_MESSAGES)
 
 
 class JetStreamTraceChannel(TraceChannel):

@@ -395,3 +395,34 @@ async def test_outage_keeps_fetch_quiet_and_logs_each_state_change_once(
     lines = [r.getMessage() for r in caplog.records if r.name == "buses.jetstream.bus"]
     assert sum("lost connection to NATS at " + fresh_nats.url in m for m in lines) == 1
     assert sum("reconnected to NATS at " + fresh_nats.url in m for m in lines) == 1
+
+
+# -- the trace stream --------------------------------------------------------------------------------------
+
+async def test_trace_stream_limits_and_the_old_message_limit_raised(fresh_nats: EmbeddedNats) -> None:
+    """Created with a million messages as its limit (many sensors with few events each write many small
+    messages: the 256 MiB and the hour bound the history); one created with the old 100,000 is raised on first
+    use, and one whose limits someone changed is left as it is."""
+    from sensorium.buses.jetstream.trace import MAX_BYTES, RETENTION_S, TRACE_STREAM, ensure_trace_stream
+
+    nc = NATS()
+    await nc.connect(fresh_nats.url)
+    js = nc.jetstream()
+    try:
+        await ensure_trace_stream(js)
+        cfg = (await js.stream_info(TRACE_STREAM)).config
+        assert (cfg.max_msgs, cfg.max_bytes, cfg.max_age) == (1_000_000, MAX_BYTES, RETENTION_S)
+        assert (cfg.storage, cfg.discard) == (api.StorageType.FILE, api.DiscardPolicy.OLD)
+
+        cfg.max_msgs = 100_000  # as engines before 2026-12-07 created it
+        await js.update_stream(cfg)
+        await ensure_trace_stream(js)
+        assert (await js.stream_info(TRACE_STREAM)).config.max_msgs == 1_000_000
+
+        cfg = (await js.stream_info(TRACE_STREAM)).config
+        cfg.max_msgs, cfg.max_bytes = 100_000, 64 * 1024 * 1024  # someone's own limits
+        await js.update_stream(cfg)
+        await ensure_trace_stream(js)
+        assert (await js.stream_info(TRACE_STREAM)).config.max_msgs == 100_000
+    finally:
+        await nc.close()
