@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -32,6 +34,7 @@ from sensorium.engine.app import EngineOptions, run_engine
 from sensorium.engine.assemble import load_checked
 from sensorium.engine.registry import REGISTRY, BusKind
 from sensorium.engine.runner import RunnerSettings
+from sensorium.engine.trace.records import Tracer
 
 SOURCE = "src"
 
@@ -66,7 +69,10 @@ async def burst(bus: Bus, sink: Counter, n: int, tag: str) -> float:
     return (time.process_time() - start) / n
 
 
-async def main(events: int, bursts: int) -> list[float]:
+@contextlib.asynccontextmanager
+async def running(tracer: Tracer | None = None) -> AsyncIterator[tuple[Bus, Counter]]:
+    """The engine with the bench's sensor on a memory bus, POSTing to an aiohttp sink in this loop, started and
+    ready (with `tracer`: otherwise EngineOptions' own); yields the bus to publish on and the sink. Stops both."""
     sink = Counter()
     app = web.Application()
     app.router.add_post("/engine", sink.handle)
@@ -81,7 +87,6 @@ async def main(events: int, bursts: int) -> list[float]:
     registry = REGISTRY.with_bus(BusKind("memory", None, ("memory",), lambda url: MemoryBus(broker), "in-process"))
     spec = WorkerSpec(kind="engine", bus_url="memory://", sink_url=f"http://127.0.0.1:{port}", source=SOURCE,
                       in_flight=50, batch=64, fetch_timeout=1.0)
-    out: list[float] = []
     try:
         with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
             (Path(tmp) / "sensor.yaml").write_text(sensor_yaml(spec))
@@ -90,16 +95,26 @@ async def main(events: int, bursts: int) -> list[float]:
             options = EngineOptions(bus_url="memory://", data_dir=Path(tmp) / "data", handle_signals=False,
                                     runner=RunnerSettings(batch=spec.batch, fetch_timeout=spec.fetch_timeout,
                                                           max_in_flight=spec.in_flight))
+            if tracer is not None:
+                options = dataclasses.replace(options, tracer=tracer)
             engine = asyncio.create_task(run_engine(checked, options, stop, ready))
             await asyncio.wait_for(ready.wait(), 60)
-            for n in range(bursts + 1):
-                cpu = await burst(bus, sink, events, f"b{n}")
-                if n:  # the first is the warm-up
-                    out.append(cpu)
-            stop.set()
-            await engine
+            try:
+                yield bus, sink
+            finally:
+                stop.set()
+                await engine
     finally:
         await runner.cleanup()
+
+
+async def main(events: int, bursts: int) -> list[float]:
+    out: list[float] = []
+    async with running() as (bus, sink):
+        for n in range(bursts + 1):
+            cpu = await burst(bus, sink, events, f"b{n}")
+            if n:  # the first is the warm-up
+                out.append(cpu)
     return out
 
 
