@@ -55,7 +55,12 @@ async def ensure_trace_stream(js: JetStreamContext) -> None:
         return
     if have.max_msgs == OLD_MAX_MESSAGES and have.max_bytes == MAX_BYTES and have.max_age == RETENTION_S:
         have.max_msgs = MAX_MESSAGES
-        await js.update_stream(have)
+        try:
+            await js.update_stream(have)
+        except (NatsError, TimeoutError) as exc:  # (no permission, say): the stream works as it is
+            log.warning("trace stream %s: its message limit stays %d (raising it to %d failed: %s)", TRACE_STREAM,
+                        OLD_MAX_MESSAGES, MAX_MESSAGES, exc)
+            return
         log.info("trace stream %s: message limit raised from %d to %d", TRACE_STREAM, OLD_MAX_MESSAGES,
                  MAX_MESSAGES)
 

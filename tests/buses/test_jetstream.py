@@ -426,3 +426,54 @@ async def test_trace_stream_limits_and_the_old_message_limit_raised(fresh_nats: 
         assert (await js.stream_info(TRACE_STREAM)).config.max_msgs == 100_000
     finally:
         await nc.close()
+
+
+async def test_trace_stream_whose_limit_cannot_be_raised_is_used_as_it_is(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """A user who may publish traces but not update streams: the old limit stays, one warning says so, and the
+    trace channel still publishes (a failed raise must not cost the trace)."""
+    from sensorium.buses.jetstream.connection import JetStreamConnection
+    from sensorium.buses.jetstream.trace import TRACE_STREAM, JetStreamTraceChannel, ensure_trace_stream
+
+    conf = tmp_path / "nats.conf"
+    conf.write_text(textwrap.dedent("""
+        authorization {
+          users = [
+            {user: admin, password: admin-pw}
+            {user: tracer, password: tracer-pw, permissions: {publish: {deny: ["$JS.API.STREAM.UPDATE.>"]}}}
+          ]
+        }
+    """))
+    server = EmbeddedNats(tmp_path / "data", extra_args=["-c", str(conf)])
+    await server.start()
+    admin, tracer = NATS(), NATS()
+    try:
+        await admin.connect(f"nats://admin:admin-pw@{server.host}:{server.port}")
+        await ensure_trace_stream(admin.jetstream())
+        cfg = (await admin.jetstream().stream_info(TRACE_STREAM)).config
+        cfg.max_msgs = 100_000  # as engines before 2026-12-07 created it
+        await admin.jetstream().update_stream(cfg)
+
+        url = f"nats://tracer:tracer-pw@{server.host}:{server.port}"
+        await tracer.connect(url, error_cb=_quiet)
+        with caplog.at_level(logging.WARNING, logger="sensorium.trace"):
+            await ensure_trace_stream(tracer.jetstream(timeout=1.0))
+        assert (await admin.jetstream().stream_info(TRACE_STREAM)).config.max_msgs == 100_000
+        assert any("message limit stays 100000" in r.getMessage() for r in caplog.records), caplog.text
+        assert "tracer-pw" not in caplog.text
+
+        connection = JetStreamConnection(url)  # the engine's: its requests wait 5 s for the denied update
+        await connection.start()
+        try:
+            await JetStreamTraceChannel(connection).publish([("s1", b'{"event":"e1"}\n')])
+        finally:
+            await connection.close()
+        assert (await admin.jetstream().stream_info(TRACE_STREAM)).state.messages == 1
+    finally:
+        await tracer.close()
+        await admin.close()
+        await server.stop()
+
+
+async def _quiet(exc: Exception) -> None:  # the denied request's permissions violation, reported by the server
+    return None
