@@ -15,7 +15,7 @@ the ratio of the summed CPU, and the difference in microseconds per event.
 Why this design: on this shared 2-core machine a burst's CPU per event scatters by ±20% from one burst to the next
 (bench/README.md), and `bench.engine`'s side-by-side processes run their bursts one after another. Here the two
 bursts of a pair run at once, in processes that differ only in tracing, and many pairs are cheap (400 take about
-five minutes), so the medians settle within a point or two. Each child's CPU includes its sink's (about a fifth of
+four minutes), so the medians settle within a point or two. Each child's CPU includes its sink's (about a fifth of
 it), which makes the percentage smaller than against the engine alone; the microseconds are the trace's own.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def parent(pairs: int, events: int) -> None:
             _send(kid.stdin, "quit")
     finally:
         for kid in kids:
+            if kid.stdin is not None:
+                with contextlib.suppress(OSError):
+                    kid.stdin.close()  # (end of input: a child still waiting for a command stops)
             try:
                 kid.wait(timeout=30)
             except subprocess.TimeoutExpired:
