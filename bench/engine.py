@@ -314,11 +314,10 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
                     "sink_errors": hub.sink_errors, "batches": hub.batches}))
 
 
-def _tracing_switch() -> None:
-    """In this worker process only (--trace-toggle): SIGUSR1 switches tracing off as `--no-bus-trace` has it (the
-    runners stop tracing, the HTTP triggers stop keeping what only traces read), SIGUSR2 back on. The engine
-    starts traced (its runners attach the bus trace); the runners and triggers are found by wrapping their
-    constructors, as `_inline_stage` wraps the runner."""
+def tracing_switch() -> Callable[[bool], None]:
+    """A switch for the tracing of every runner and HTTP trigger made from now on in this process: off as
+    `--no-bus-trace` has it (the runners stop tracing, the triggers stop keeping what only traces read), on
+    again. They are found by wrapping their constructors, as `_inline_stage` wraps the runner."""
     from sensorium.engine.runner import SensorRunner
     from sensorium.triggers.http import HttpTrigger
 
@@ -338,6 +337,13 @@ def _tracing_switch() -> None:
         for trigger in triggers:
             trigger.details = on
 
+    return switch
+
+
+def _tracing_switch() -> None:
+    """In this worker process only (--trace-toggle): SIGUSR1 switches tracing off (`tracing_switch`), SIGUSR2
+    back on. The engine starts traced (its runners attach the bus trace)."""
+    switch = tracing_switch()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGUSR1, switch, False)
     loop.add_signal_handler(signal.SIGUSR2, switch, True)

@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO
 
+from bench.engine import tracing_switch
 from bench.inprocess import burst, running
 from sensorium.buses.base import TraceChannel
 from sensorium.engine.trace.bus import BusTraceSink
@@ -49,26 +50,9 @@ class _Dropped(TraceChannel):
         return None
 
 
-def _switchable() -> tuple[list[object], list[object]]:
-    """The runners and HTTP triggers made from now on, to switch their tracing (as bench.engine's toggle)."""
-    from sensorium.engine.runner import SensorRunner
-    from sensorium.triggers.http import HttpTrigger
-
-    runners: list[object] = []
-    triggers: list[object] = []
-    for cls, made in ((SensorRunner, runners), (HttpTrigger, triggers)):
-        def init(self: object, *args: object, _original: object = cls.__init__, _made: list[object] = made,
-                 **kwargs: object) -> None:
-            _original(self, *args, **kwargs)  # type: ignore[operator]
-            _made.append(self)
-
-        cls.__init__ = init  # type: ignore[method-assign]
-    return runners, triggers
-
-
 async def child() -> None:
     """Run bursts as the parent says on stdin (`on N`, `off N`, `quit`); print each burst's CPU us per event."""
-    runners, triggers = _switchable()
+    switch = tracing_switch()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -81,11 +65,7 @@ async def child() -> None:
             words = (await reader.readline()).decode().split()
             if len(words) != 2:
                 break
-            on = words[0] == "on"
-            for runner in runners:
-                runner._tracing = on  # type: ignore[attr-defined]
-            for trigger in triggers:
-                trigger.details = on  # type: ignore[attr-defined]
+            switch(words[0] == "on")
             await asyncio.sleep(SETTLE)
             n += 1
             cpu = await burst(bus, sink, int(words[1]), f"b{n}")
