@@ -108,9 +108,10 @@ async def running(tracer: Tracer | None = None) -> AsyncIterator[tuple[Bus, Coun
         await runner.cleanup()
 
 
-async def main(events: int, bursts: int) -> list[float]:
+async def main(events: int, bursts: int, tracer: Tracer | None = None) -> list[float]:
+    """CPU seconds per event of each of `bursts` bursts after a warm-up one (`running` with `tracer`)."""
     out: list[float] = []
-    async with running() as (bus, sink):
+    async with running(tracer) as (bus, sink):
         for n in range(bursts + 1):
             cpu = await burst(bus, sink, events, f"b{n}")
             if n:  # the first is the warm-up

@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import bench.inprocess as inprocess
-from sensorium.engine.app import EngineOptions
 from sensorium.engine.trace.hub import TraceHub
 from sensorium.engine.trace.records import DETAILS, TraceRecord, encode_chunks
 
@@ -63,17 +62,7 @@ class _Capture(TraceHub):
 def capture(events: int, detail: str = DETAIL) -> list[Call]:
     """The deferred calls of 2 x `events` benchmark events through the engine (warm-up burst included)."""
     calls: list[Call] = []
-    original = EngineOptions.__init__
-
-    def init(self: EngineOptions, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        object.__setattr__(self, "tracer", _Capture(calls, detail))
-
-    EngineOptions.__init__ = init  # type: ignore[method-assign]
-    try:
-        asyncio.run(inprocess.main(events, 1))
-    finally:
-        EngineOptions.__init__ = original  # type: ignore[method-assign]
+    asyncio.run(inprocess.main(events, 1, _Capture(calls, detail)))
     return calls
 
 
@@ -131,19 +120,9 @@ def engine(events: int, bursts: int, what: str = "lines", detail: str = DETAIL) 
     the engine's tracing cost but for the bus's publishing (compare with `python -m bench.inprocess` under
     callgrind). "records": the sink takes the records and drops them (no encoding); "calls": the hub drops the
     deferred calls (the runner's tracing branches alone)."""
-    original = EngineOptions.__init__
-
-    def init(self: EngineOptions, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        hub = _Dropping([_NullRecords()], detail=detail) if what == "calls" else TraceHub(
-            [_NullRecords() if what == "records" else _NullLines()], detail=detail)
-        object.__setattr__(self, "tracer", hub)
-
-    EngineOptions.__init__ = init  # type: ignore[method-assign]
-    try:
-        cpu = asyncio.run(inprocess.main(events, bursts))
-    finally:
-        EngineOptions.__init__ = original  # type: ignore[method-assign]
+    hub = _Dropping([_NullRecords()], detail=detail) if what == "calls" else TraceHub(
+        [_NullRecords() if what == "records" else _NullLines()], detail=detail)
+    cpu = asyncio.run(inprocess.main(events, bursts, hub))
     print("CPU per event (engine + sink + publisher):", ", ".join(f"{c * 1e6:.0f} us" for c in cpu))
 
 
