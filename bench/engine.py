@@ -55,6 +55,7 @@ import aiohttp
 from aiohttp import web
 
 from bench import callgrind
+from bench.cpuclock import process_cpu_seconds
 from sensorium.buses.base import Bus, EventKey
 from sensorium.engine.trace.hub import DEFAULT_INTERVAL
 
@@ -68,8 +69,8 @@ TABLE_KINDS = ("ceiling", *BARE_KINDS, "engine", "engine-inline")
 # The side-by-side comparison against tracing off also measures the event loop: "engine-uvloop" is tracing off on
 # the loop `sensorium run` picks (uvloop), every other variant runs on the standard asyncio loop.
 TRACE_VARIANTS = ("engine-trace-json", "engine-trace-bus", "engine-trace-bus-all", "engine-trace-bus-thread",
-                  "engine-trace-bus-steps", "engine-trace-calls", "engine-trace-build", "engine-trace-encode",
-                  "engine-metrics", "engine-uvloop")
+                  "engine-trace-bus-steps", "engine-trace-dropped", "engine-trace-calls", "engine-trace-build",
+                  "engine-trace-encode", "engine-metrics", "engine-uvloop")
 KINDS = TABLE_KINDS + TRACE_VARIANTS
 LABELS = {
     "ceiling": "sink ceiling (plain aiohttp, no bus)",
@@ -87,6 +88,7 @@ LABELS = {
     "engine-trace-encode": "engine, records encoded, not published",
     "engine-trace-bus-thread": "engine, bus trace encoded in a thread",
     "engine-trace-bus-steps": "engine, bus trace, no routine records",
+    "engine-trace-dropped": "engine, bus trace, compressed, not sent",
     "engine-metrics": "engine, tracing off, metrics (--ops-port)",
 }
 # The `sensorium run` options of each engine variant (besides the sensor file); bus tracing is on unless
@@ -104,6 +106,7 @@ ENGINE_RUN_ARGS: dict[str, tuple[str, ...]] = {
     "engine-trace-encode": (),
     "engine-trace-bus-thread": (),
     "engine-trace-bus-steps": (),
+    "engine-trace-dropped": (),
     "engine-metrics": ("--no-bus-trace", "--ops-port", "{ops_port}"),
 }
 LABEL_WIDTH = 41
@@ -288,6 +291,12 @@ async def sut_engine(spec: WorkerSpec, stop: asyncio.Event, ready: asyncio.Event
             hub.encode_in_thread = True
         elif spec.kind == "engine-trace-bus-steps":  # every event step by step (five records), as before 2026-12-07
             hub.routine_records = False
+        elif spec.kind == "engine-trace-dropped":  # all of the bus trace's work but the publish (bench.tracepair's)
+            from bench.tracepair import Dropped
+            from sensorium.engine.trace.bus import BusTraceSink
+
+            hub.bus_trace = False
+            hub.sinks = [BusTraceSink(Dropped())]
         elif spec.kind in ("engine-trace-calls", "engine-trace-build", "engine-trace-encode"):
             from bench.tracebuild import cut_short
 
@@ -505,16 +514,6 @@ class Worker(Protocol):
     async def stop(self) -> None: ...
 
 
-def _proc_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of process `pid` (Linux /proc), None where unavailable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 class ProcessWorker:
     """The SUT in a child process: `python -m bench.engine --worker SPEC`; READY on stdout, GO on stdin,
     SIGTERM to stop."""
@@ -560,7 +559,7 @@ class ProcessWorker:
         return callgrind.totals(self.callgrind) if self.callgrind is not None else None
 
     def cpu_seconds(self) -> float | None:
-        return _proc_cpu_seconds(self.proc.pid) if self.proc is not None else None
+        return process_cpu_seconds(self.proc.pid) if self.proc is not None else None
 
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None

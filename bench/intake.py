@@ -39,12 +39,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bench.cpuclock import process_cpu_seconds
 from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
 from sensorium.buses.jetstream.bus import JetStreamBus
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, new_id, now_rfc3339
-
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 class Sink:
@@ -96,8 +95,7 @@ spec:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    return process_cpu_seconds(pid) or 0.0
 
 
 def rss_mib(pid: int) -> float:

@@ -4,11 +4,11 @@ worker's CPU split between this process and the child (read from /proc)."""
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
 
+from bench.cpuclock import process_cpu_seconds
 from sensorium.sensors.lua import _worker, close_workers, run_script, run_script_here
 
 SCRIPT = "return event.body.a == 1"
@@ -21,8 +21,7 @@ def _self_cpu() -> float:
 
 
 def _child_cpu(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_seconds(pid) or 0.0
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.cpuclock import process_cpu_seconds
 from bench.engine import SEPARATORS
 from sensorium.buses.base import Bus, EventKey
 from sensorium.engine.core.cloudevent import CloudEvent, encode_structured, now_rfc3339
@@ -62,9 +63,8 @@ def _per_task(pid: int, name: str) -> Iterator[str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process (0 once it is gone)."""
-    user, system = cpu_split(pid)
-    return user + system
+    """User + system CPU seconds of one process, to the nanosecond (`bench.cpuclock`; 0 once it is gone)."""
+    return process_cpu_seconds(pid) or 0.0
 
 
 def cpu_split(pid: int) -> tuple[float, float]:

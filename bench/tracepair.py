@@ -40,7 +40,7 @@ WARMUP = 1000
 SETTLE = 0.15  # seconds before and after a burst: the switch takes effect, the trace's last batch is written
 
 
-class _Dropped(TraceChannel):
+class Dropped(TraceChannel):
     """A trace channel that takes the compressed bodies and drops them (no bus)."""
 
     async def publish(self, bodies: Sequence[tuple[str, bytes]]) -> None:
@@ -56,7 +56,7 @@ async def child() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    hub = TraceHub([BusTraceSink(_Dropped())], detail="decisions")
+    hub = TraceHub([BusTraceSink(Dropped())], detail="decisions")
     async with running(hub) as (bus, sink):
         await burst(bus, sink, WARMUP, "warm")
         print("ready", flush=True)
