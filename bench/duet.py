@@ -18,25 +18,17 @@ itself (`time.process_time`), to the nanosecond.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
-import subprocess
-import sys
 from collections.abc import Sequence
 
-from bench.tracepair import _read, _send
+from bench.tracepair import _read, _send, children
 
 
 def run(rounds: int, events: int) -> None:
-    kids = [subprocess.Popen([sys.executable, "-m", "bench.tracepair", "--child"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
     alone: list[float] = []
     together: list[float] = []
     ratios: list[float] = []
-    try:
-        for kid in kids:
-            if _read(kid.stdout) != "ready":
-                raise SystemExit("a child process did not start")
+    with children() as kids:
 
         def burst(which: Sequence[int]) -> list[float]:
             for i in which:
@@ -53,17 +45,6 @@ def run(rounds: int, events: int) -> None:
                 alone.append(lone[i])
                 together.append(both[i])
                 ratios.append(both[i] / lone[i])
-        for kid in kids:
-            _send(kid.stdin, "quit")
-    finally:
-        for kid in kids:
-            if kid.stdin is not None:
-                with contextlib.suppress(OSError):
-                    kid.stdin.close()
-            try:
-                kid.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                kid.kill()
     q1, _, q3 = statistics.quantiles(ratios, n=4)
     at_once, lone_median = statistics.median(together), statistics.median(alone)
     print(f"bench.duet: {rounds} rounds of {events}-event bursts, each child alone and both at once")

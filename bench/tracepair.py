@@ -27,7 +27,7 @@ import contextlib
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from bench.engine import tracing_switch
@@ -88,27 +88,17 @@ def _read(pipe: IO[str] | None) -> str:
     return line.strip()
 
 
-def parent(pairs: int, events: int) -> None:
+@contextlib.contextmanager
+def children(count: int = 2) -> Iterator[list[subprocess.Popen[str]]]:
+    """`count` child processes (`--child`), each warmed up and ready for bursts; told to quit at the end (and
+    killed if one does not stop within 30 s)."""
     kids = [subprocess.Popen([sys.executable, "-m", "bench.tracepair", "--child"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
+                             stdout=subprocess.PIPE, text=True) for _ in range(count)]
     try:
         for kid in kids:
             if _read(kid.stdout) != "ready":
                 raise SystemExit("a child process did not start")
-        extras: list[float] = []
-        by_kid: list[list[float]] = [[], []]
-        traced_cpu: list[float] = []
-        plain_cpu: list[float] = []
-        for p in range(pairs):
-            traced = p % 2
-            for i, kid in enumerate(kids):
-                _send(kid.stdin, f"{'on' if i == traced else 'off'} {events}")
-            cpu = [float(_read(kid.stdout)) for kid in kids]
-            extra = cpu[traced] / cpu[1 - traced] - 1
-            extras.append(extra)
-            by_kid[traced].append(extra)
-            traced_cpu.append(cpu[traced])
-            plain_cpu.append(cpu[1 - traced])
+        yield kids
         for kid in kids:
             _send(kid.stdin, "quit")
     finally:
@@ -120,6 +110,24 @@ def parent(pairs: int, events: int) -> None:
                 kid.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 kid.kill()
+
+
+def parent(pairs: int, events: int) -> None:
+    extras: list[float] = []
+    by_kid: list[list[float]] = [[], []]
+    traced_cpu: list[float] = []
+    plain_cpu: list[float] = []
+    with children() as kids:
+        for p in range(pairs):
+            traced = p % 2
+            for i, kid in enumerate(kids):
+                _send(kid.stdin, f"{'on' if i == traced else 'off'} {events}")
+            cpu = [float(_read(kid.stdout)) for kid in kids]
+            extra = cpu[traced] / cpu[1 - traced] - 1
+            extras.append(extra)
+            by_kid[traced].append(extra)
+            traced_cpu.append(cpu[traced])
+            plain_cpu.append(cpu[1 - traced])
     q1, _, q3 = statistics.quantiles(extras, n=4)
     print(f"bench.tracepair: {pairs} pairs of {events}-event bursts, both bursts of a pair at once, the traced child "
           "alternating")
