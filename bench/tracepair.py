@@ -1,6 +1,6 @@
 """Benchmark: what the default bus trace costs in CPU per event, from two engines running their bursts at once.
 
-    python -m bench.tracepair [--pairs 400] [--events 1000]
+    python -m bench.tracepair [--pairs 400] [--events 1000] [--stage calls|build|encode|bus]
 
 Two child processes each run `bench.inprocess`'s engine (the bench's sensor on a memory bus, its HTTP sink in
 the same loop) with the bus trace as `sensorium run` has it by default (`--trace-detail decisions`, routine
@@ -11,6 +11,10 @@ both run a burst of --events at the same moment, one on each core; the traced ch
 median over pairs of the traced burst's extra CPU per event against its partner's, with the quartiles, the
 median for each child traced (a child or a core that is slower all along shows as a difference between them),
 the ratio of the summed CPU, and the difference in microseconds per event.
+
+`--stage` cuts the traced child's trace short, as `bench.engine`'s `engine-trace-calls`, `-build` and `-encode`
+(`bench.tracebuild.cut_short`): the runner's and the triggers' tracing branches only, the records built and
+dropped, or built, encoded and dropped; `bus` (the default) is the whole default trace but the bus's publishing.
 
 Why this design: on this shared 2-core machine a burst's CPU per event scatters by ±20% from one burst to the next
 (bench/README.md), and `bench.engine`'s side-by-side processes run their bursts one after another. Here the two
@@ -32,11 +36,13 @@ from typing import IO
 
 from bench.engine import tracing_switch
 from bench.inprocess import burst, running
+from bench.tracebuild import cut_short
 from sensorium.buses.base import TraceChannel
 from sensorium.engine.trace.bus import BusTraceSink
 from sensorium.engine.trace.hub import TraceHub
 
 WARMUP = 1000
+STAGES = ("calls", "build", "encode", "bus")  # bench.tracebuild.cut_short's, then the whole
 SETTLE = 0.15  # seconds before and after a burst: the switch takes effect, the trace's last batch is written
 
 
@@ -50,13 +56,15 @@ class Dropped(TraceChannel):
         return None
 
 
-async def child() -> None:
+async def child(stage: str = "bus") -> None:
     """Run bursts as the parent says on stdin (`on N`, `off N`, `quit`); print each burst's CPU us per event."""
     switch = tracing_switch()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     hub = TraceHub([BusTraceSink(Dropped())], detail="decisions")
+    if stage != "bus":  # the trace cut short, as bench.engine's engine-trace-calls/-build/-encode
+        cut_short(hub, stage)
     async with running(hub) as (bus, sink):
         await burst(bus, sink, WARMUP, "warm")
         print("ready", flush=True)
@@ -89,10 +97,11 @@ def _read(pipe: IO[str] | None) -> str:
 
 
 @contextlib.contextmanager
-def children(count: int = 2) -> Iterator[list[subprocess.Popen[str]]]:
-    """`count` child processes (`--child`), each warmed up and ready for bursts; told to quit at the end (and
-    killed if one does not stop within 30 s)."""
-    kids = [subprocess.Popen([sys.executable, "-m", "bench.tracepair", "--child"], stdin=subprocess.PIPE,
+def children(count: int = 2, stage: str = "bus") -> Iterator[list[subprocess.Popen[str]]]:
+    """`count` child processes (`--child`, tracing to `stage`), each warmed up and ready for bursts; told to quit
+    at the end (and killed if one does not stop within 30 s)."""
+    kids = [subprocess.Popen([sys.executable, "-m", "bench.tracepair", "--child", "--stage", stage],
+                             stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True) for _ in range(count)]
     try:
         for kid in kids:
@@ -112,12 +121,12 @@ def children(count: int = 2) -> Iterator[list[subprocess.Popen[str]]]:
                 kid.kill()
 
 
-def parent(pairs: int, events: int) -> None:
+def parent(pairs: int, events: int, stage: str = "bus") -> None:
     extras: list[float] = []
     by_kid: list[list[float]] = [[], []]
     traced_cpu: list[float] = []
     plain_cpu: list[float] = []
-    with children() as kids:
+    with children(stage=stage) as kids:
         for p in range(pairs):
             traced = p % 2
             for i, kid in enumerate(kids):
@@ -130,7 +139,7 @@ def parent(pairs: int, events: int) -> None:
             plain_cpu.append(cpu[1 - traced])
     q1, _, q3 = statistics.quantiles(extras, n=4)
     print(f"bench.tracepair: {pairs} pairs of {events}-event bursts, both bursts of a pair at once, the traced child "
-          "alternating")
+          f"alternating; traced to stage {stage}")
     print(f"  traced against not, CPU per event: median {100 * statistics.median(extras):+.1f}% (quartiles "
           f"{100 * q1:+.1f}% .. {100 * q3:+.1f}%); child 0 traced {100 * statistics.median(by_kid[0]):+.1f}%, "
           f"child 1 traced {100 * statistics.median(by_kid[1]):+.1f}%; summed CPU "
@@ -144,14 +153,17 @@ def cli(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pairs", type=int, default=400, help="pairs of bursts (default 400)")
     parser.add_argument("--events", type=int, default=1000, help="events per burst (default 1000)")
+    parser.add_argument("--stage", choices=STAGES, default="bus",
+                        help="how far the traced child's trace goes: the runner's calls only, records built, "
+                             "encoded, or all of the bus trace but the publish (default)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        asyncio.run(child())
+        asyncio.run(child(args.stage))
         return
     if args.pairs < 4 or args.events < 1:
         parser.error("--pairs must be at least 4 and --events positive")
-    parent(args.pairs, args.events)
+    parent(args.pairs, args.events, args.stage)
 
 
 if __name__ == "__main__":
