@@ -1,6 +1,6 @@
 """Per-call cost of a script filter: Lua in process (sensors.lua.run_script_here) vs the worker process
 (sensors.lua.run_script). `python -m bench.lua_worker [CALLS]`; prints wall and CPU microseconds per call, the
-worker's CPU split between this process and the child (read from /proc)."""
+worker's CPU split between this process and the child (the child's read from its CPU-time clock, bench.cpuclock)."""
 
 from __future__ import annotations
 
