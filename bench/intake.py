@@ -39,7 +39,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bench.cpuclock import process_cpu_seconds
+from bench.procs import cpu_seconds
 from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
 from sensorium.buses.jetstream.bus import JetStreamBus
@@ -92,10 +92,6 @@ spec:
           url: {sink}
           payload: [{{src: {{dependencyName: d, contextKey: id}}, dest: id}}]
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    return process_cpu_seconds(pid) or 0.0
 
 
 def rss_mib(pid: int) -> float:
