@@ -187,6 +187,20 @@ class TraceChannel(abc.ABC):
     async def close(self) -> None: ...
 
 
+class StoredEvents(abc.ABC):
+    """Events stored on the bus, looked up by the position a delivery of them had (`Delivery.position`:
+    `<subject> seq <n>` on JetStream, `<topic>[<partition>]@<offset>` on Kafka); `Bus.stored_events`. The trace's
+    readers use it: a `Routine` record does not copy its event's data, it names where the event is stored."""
+
+    @abc.abstractmethod
+    async def get(self, positions: Sequence[str]) -> dict[str, tuple[bytes, dict[str, str]]]:
+        """The body and headers, as a delivery has them, of each of `positions` still stored (one that is not, or
+        that is no position on this bus, is left out). Raises BusError when the bus cannot be read."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ReplayRange:
     """Which stored events a replay reads (`Bus.replay_reader`). The start is exactly one of `since` (Unix
@@ -304,6 +318,11 @@ class Bus(abc.ABC):
 
     def trace_channel(self) -> TraceChannel | None:
         """The channel trace records are published on; None for a bus without one (the memory bus)."""
+        return None
+
+    def stored_events(self) -> StoredEvents | None:
+        """A reader of the events stored on this bus by position, connecting on first use (needs no `start()`);
+        None where the bus keeps no events to look up (memory)."""
         return None
 
     def read_trace(self, sensor: str | None, start: float | None, follow: bool,

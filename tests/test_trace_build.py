@@ -4,13 +4,21 @@ the same order, with the same fields and values, on every branch."""
 
 from __future__ import annotations
 
+import asyncio
 import dis
 import json
+from collections.abc import Sequence
+from typing import Any
 
+import msgspec
 import pytest
 
-from sensorium.engine.core.cloudevent import CloudEvent
+from sensorium.buses.base import StoredEvents
+from sensorium.engine.core.cloudevent import CloudEvent, encode_structured
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.trace.bus import NOT_STORED
 from sensorium.engine.trace.bus import _parse as bus_parse
+from sensorium.engine.trace.bus import _read_previews as read_previews
 from sensorium.engine.trace.records import (
     ConditionChecked,
     DependencyMatched,
@@ -337,11 +345,80 @@ def test_a_routine_record_stands_for_the_records_of_each_step(ev: CloudEvent) ->
         told = ("s", received, "nats://h:1", "sub seq 1", 2, result, False)
         (routine,) = rows_of(routine_rows, told, "f-1", outcome, acked, "1 firing(s) finished")
         assert isinstance(routine, Routine)
-        assert list(routine.steps()) == steps
-        # and so when read back from the bus: the five records' JSON, in order
+        # the same five records, but for the data's preview: not copied, the reader makes it (below)
+        assert routine.data_preview is None
+        assert list(routine.steps()) == [msgspec.structs.replace(steps[0], data_preview=""), *steps[1:]]
+        # and so when read back from the bus: the five records' JSON, in order, the preview made from the event
+        # stored where the record says
         data, _ = encode_lines([routine])
-        assert bus_parse(data) == [r.to_json() for r in steps]
-        assert len(data) < len(encode_lines(steps)[0]) * 0.8
+        unread: list[tuple[dict[str, Any], str]] = []
+        got = bus_parse(data, unread)
+        assert unread == ([(got[0], "sub seq 1")] if ev.data else [])
+        asyncio.run(read_previews(Stored({"sub seq 1": (encode_structured(ev), {})}), unread))
+        assert got == [r.to_json() for r in steps]
+        assert len(data) < len(encode_lines(steps)[0]) * 0.6
+
+
+class Stored(StoredEvents):
+    """Events stored by position, in a dict (what `Bus.stored_events` gives: tests/test_trace_bus.py reads the
+    real buses')."""
+
+    def __init__(self, events: dict[str, tuple[bytes, dict[str, str]]], fail: str = "") -> None:
+        self.events, self.fail = events, fail
+
+    async def get(self, positions: Sequence[str]) -> dict[str, tuple[bytes, dict[str, str]]]:
+        if self.fail:
+            raise BusError(self.fail)
+        return {p: self.events[p] for p in positions if p in self.events}
+
+    async def close(self) -> None:
+        return None
+
+
+def test_the_reader_says_why_a_routine_events_data_is_not_shown() -> None:
+    ev = event()
+    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[0]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
+    outcome = routine_outcomes()[0]
+    assert isinstance(outcome, FiringOutcome)
+    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "sub seq 7", 1, result, False), "f-1", outcome,
+                         1796578633.0, "1 firing(s) finished")
+    line = encode_lines([routine])[0]
+    other = CloudEvent(id="someone-else", source="hook", type="webhook", data=b"{}")
+    for stored, shown in ((Stored({}), NOT_STORED), (None, NOT_STORED),
+                          (Stored({"sub seq 7": (encode_structured(other), {})}), NOT_STORED),
+                          (Stored({"sub seq 7": (b"not an event", {})}), "(not shown: the event's data could not"),
+                          (Stored({}, fail="nats x: down"), "(not shown: the event's data could not be read from "
+                                                            "the bus: nats x: down)")):
+        unread: list[tuple[dict[str, Any], str]] = []
+        received = bus_parse(line, unread)[0]
+        asyncio.run(read_previews(stored, unread))
+        assert received["data_preview"].startswith(shown), (stored, received["data_preview"])
+    # a routine record of an engine before this one copied the preview: nothing to read
+    old = json.loads(line)
+    old["data_preview"] = '{"copied":1}'
+    unread = []
+    assert bus_parse(json.dumps(old).encode(), unread)[0]["data_preview"] == '{"copied":1}' and unread == []
+    # an event without data has nothing to look up
+    old["data_preview"], old["data_bytes"] = None, 0
+    assert bus_parse(json.dumps(old).encode(), unread)[0]["data_preview"] == "" and unread == []
+
+
+def test_the_reader_masks_the_preview_it_makes() -> None:
+    secret = CloudEvent(id="e-9", source="hook", type="webhook", datacontenttype="application/json",
+                        data=b'{"user":"a","api_key":"zzz-secret","n":1}')
+    result = StageResult(secret, (DependencyVerdict("d", True, None, VERDICTS[0]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": secret}),))
+    outcome = routine_outcomes()[0]
+    assert isinstance(outcome, FiringOutcome)
+    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "sub seq 3", 1, result, False), "f-1", outcome,
+                         1796578633.0, "1 firing(s) finished")
+    line = encode_lines([routine])[0]
+    assert b"zzz-secret" not in line and b"api_key" not in line  # the trace holds no copy of the data
+    unread: list[tuple[dict[str, Any], str]] = []
+    received = bus_parse(line, unread)[0]
+    asyncio.run(read_previews(Stored({"sub seq 3": (encode_structured(secret), {})}), unread))
+    assert received["data_preview"] == '{"user":"a","api_key":"***","n":1}'
 
 
 def test_a_record_that_says_routine_without_a_routines_fields_is_read_as_it_is() -> None:

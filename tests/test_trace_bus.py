@@ -11,12 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
 from sensorium.buses.jetstream.trace import trace_subject
 from sensorium.engine.busconfig import from_url
+from sensorium.engine.trace.bus import NOT_STORED, read_traces
 from sensorium.engine.trace.bus import _lines as trace_lines
-from sensorium.engine.trace.bus import read_traces
 from sensorium.engine.trace.holding import HOLD_LIMIT
 from sensorium.engine.trace.hub import TraceHub
 from sensorium.engine.trace.records import DETAILS
@@ -131,6 +132,8 @@ async def test_a_routine_event_is_one_record_on_the_bus_and_its_steps_when_read(
     bodies = [body async for body in from_url(bus_url).read_trace(name, None, False, 1.0)]
     stored = [json.loads(line) for body in bodies for line in trace_lines(body).splitlines()]
     assert [r["step"] for r in stored if r["event"] == ok.id] == ["routine"]
+    # it names where its event is stored instead of copying the data; the reader makes the preview from there
+    assert [r["data_preview"] for r in stored if r["event"] == ok.id] == [None]
     told = [r for r in stored if r["event"] == failing.id]  # its firing failed: every step that says why
     assert [r["step"] for r in told][:2] == ["received", "dependency"] and "outcome" in [r["step"] for r in told]
     assert told[-1]["step"] == "ack" and trace.routines == 1
@@ -138,7 +141,8 @@ async def test_a_routine_event_is_one_record_on_the_bus_and_its_steps_when_read(
     records = await collect(bus_url, sensor=name)
     mine = [r for r in records if r["event"] == ok.id]
     assert [r["step"] for r in mine] == FIRED["decisions"]
-    assert mine == [r.to_json() for r in trace.records if r.event == ok.id]  # the engine's own steps, read back
+    own = [r.to_json() for r in trace.records if r.event == ok.id]  # the engine's own steps (the preview not made)
+    assert own[0]["data_preview"] == "" and mine == [{**own[0], "data_preview": '{"ok":true}'}, *own[1:]]
     received, dependency, request, response, ack = mine
     assert received["position"] == ack["position"] and received["attributes"]["id"] == ok.id
     assert received["data_preview"] == '{"ok":true}' and dependency["passed"] and dependency["dependency"] == "d"
@@ -156,7 +160,7 @@ async def test_a_routine_event_is_one_record_on_the_bus_and_its_steps_when_read(
 async def test_follow_prints_records_as_they_arrive(nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
     name, source = unique("follow"), unique("src")
     engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), nats_url)
-    hub = TraceHub(bus_trace=True, interval=0.01)
+    hub = TraceHub(bus_trace=True, interval=0.01, detail="decisions")  # (`sensorium run`'s: routine records)
     engine.options.tracer = hub
     got: list[dict[str, Any]] = []
 
@@ -174,7 +178,36 @@ async def test_follow_prints_records_as_they_arrive(nats_url: str, http_sink: Ht
             await asyncio.sleep(0.05)
         reader.cancel()
     await hub.close()
-    assert [r["step"] for r in got if r["event"] == first.id][-1] == "ack"
+    assert [r["step"] for r in got if r["event"] == first.id] == FIRED["decisions"]
+    assert [r["data_preview"] for r in got if r["event"] == first.id and r["step"] == "received"] == ['{"ok":true}']
+
+
+async def test_the_trace_says_when_a_routine_events_data_is_no_longer_stored(
+        nats_url: str, http_sink: HttpSink, tmp_path: Path) -> None:
+    """A routine record names where its event is stored; once the bus no longer has it (past the stream's limits,
+    or deleted), the reader says so instead of a preview."""
+    name, source = unique("gone"), unique("src")
+    engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), nats_url)
+    trace = TraceLog()
+    hub = TraceHub([trace], bus_trace=True, interval=0.01, detail="decisions")
+    engine.options.tracer = hub
+    kept, gone = event(source, "e", b'{"ok":true}'), event(source, "e", b'{"ok":true,"n":2}')
+    async with engine:
+        await publish(nats_url, kept, gone)
+        await trace.acked(kept, gone)
+    await hub.close()
+    assert trace.routines == 2
+    (position,) = [r.position for r in trace.records if r.event == gone.id and r.step == "received"]
+    subject, _, seq = position.rpartition(" seq ")
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        await js.delete_msg(await js.find_stream_name_by_subject(subject), int(seq))
+    finally:
+        await nc.close()
+    previews = {r["event"]: r["data_preview"] for r in await collect(nats_url, sensor=name)
+                if r["step"] == "received"}
+    assert previews == {kept.id: '{"ok":true}', gone.id: NOT_STORED}
 
 
 def test_trace_subject_is_one_token_per_sensor() -> None:

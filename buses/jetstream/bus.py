@@ -35,6 +35,7 @@ from sensorium.buses.jetstream.connection import JetStreamConnection, describe
 from sensorium.buses.jetstream.consumer import JetStreamConsumer
 from sensorium.buses.jetstream.replay import JetStreamReplay
 from sensorium.buses.jetstream.state import JetStreamStateStore, open_state_bucket
+from sensorium.buses.jetstream.stored import JetStreamStoredEvents
 from sensorium.buses.jetstream.stream import (
     STREAM,
     dead_letter_subject,
@@ -175,6 +176,10 @@ class JetStreamBus(JetStreamConnection, Bus):
     def trace_channel(self) -> TraceChannel:
         """Subject `sensorium.trace.<sensor>` in the stream `sensorium-trace` (buses/jetstream/trace.py)."""
         return JetStreamTraceChannel(self)
+
+    def stored_events(self) -> JetStreamStoredEvents:
+        """Looked up by stream sequence in the stream holding the subject (buses/jetstream/stored.py)."""
+        return JetStreamStoredEvents(self._raw_url, self.url)
 
     def read_trace(self, sensor: str | None, start: float | None, follow: bool,
                    idle: float) -> AsyncIterator[bytes]:

@@ -50,6 +50,7 @@ from sensorium.buses.kafka.connection import (
 from sensorium.buses.kafka.consumer import KafkaGroupConsumer, quietly
 from sensorium.buses.kafka.replay import KafkaReplay
 from sensorium.buses.kafka.state import KafkaStateTopic
+from sensorium.buses.kafka.stored import KafkaStoredEvents
 from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
 from sensorium.buses.spec import parse_brokers
@@ -391,6 +392,10 @@ class KafkaBus(Bus):
     def trace_channel(self) -> TraceChannel:
         """Topic `sensorium-trace`, on a producer of its own (buses/kafka/trace.py)."""
         return KafkaTraceChannel(self.client_options())
+
+    def stored_events(self) -> KafkaStoredEvents:
+        """Read by partition and offset on a consumer without a group (buses/kafka/stored.py)."""
+        return KafkaStoredEvents(self.client_options(), self.url)
 
     def read_trace(self, sensor: str | None, start: float | None, follow: bool,
                    idle: float) -> AsyncIterator[bytes]:

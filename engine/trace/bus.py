@@ -24,8 +24,11 @@ from typing import Any
 import msgspec
 import zstandard
 
-from sensorium.buses.base import Bus, TraceChannel
+from sensorium.buses.base import Bus, StoredEvents, TraceChannel
 from sensorium.engine.busconfig import from_url
+from sensorium.engine.core.cloudevent import DecodeError, decode_delivery
+from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.preview import preview
 from sensorium.engine.trace.records import Routine, TraceRecord, encode_chunks
 
 log = logging.getLogger("sensorium.trace")
@@ -125,10 +128,16 @@ def _lines(body: bytes) -> bytes:
         return b""
 
 
-def _parse(body: bytes) -> list[dict[str, Any]]:
+Unread = list[tuple[dict[str, Any], str]]
+"""`received` records whose data preview is still to be made, each with the position of its event on the bus."""
+
+
+def _parse(body: bytes, unread: Unread | None = None) -> list[dict[str, Any]]:
     """The records of a body, a `Routine` as the records it stands for (one that does not have a Routine's
     fields, or whose times are no times, is kept as it is: something wrote it that is not an engine, and a reader
-    should see it)."""
+    should see it). The `received` record of a Routine that did not copy its event's data (all but engines
+    before 2026-12-07) is added to `unread` with the event's position: its `data_preview` is made from the event
+    stored there (`_read_previews`)."""
     out = []
     for line in _lines(body).splitlines():
         try:
@@ -139,12 +148,48 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
             continue
         if value.get("step") == "routine":
             try:
-                out += [record.to_json() for record in msgspec.convert(value, Routine).steps()]
-                continue
+                routine = msgspec.convert(value, Routine)
+                steps = [record.to_json() for record in routine.steps()]
             except (msgspec.ValidationError, ValueError, OverflowError, OSError):  # (a time out of range, NaN)
                 pass
+            else:
+                if routine.data_preview is None and routine.data_bytes and unread is not None:
+                    unread.append((steps[0], routine.position))
+                out += steps
+                continue
         out.append(value)
     return out
+
+
+NOT_STORED = "(not shown: the event is no longer stored on the bus)"
+UNREADABLE = "(not shown: the event's data could not be read from the bus: {})"
+
+
+async def _read_previews(stored: StoredEvents | None, unread: Unread) -> None:
+    """Make the data previews of `unread` from the events stored on the bus, as the engine would have made them
+    (`engine.core.preview`: bounded, credentials masked); say why where it cannot."""
+    if stored is None:
+        found: dict[str, tuple[bytes, dict[str, str]]] = {}
+        why = NOT_STORED
+    else:
+        try:
+            found, why = await stored.get([position for _, position in unread]), NOT_STORED
+        except BusError as exc:
+            found, why = {}, UNREADABLE.format(exc)
+    for record, position in unread:
+        message = found.get(position)
+        if message is None:
+            record["data_preview"] = why
+            continue
+        try:
+            event = decode_delivery(*message)
+        except DecodeError as exc:  # (the engine decoded it: the position now holds something else)
+            record["data_preview"] = UNREADABLE.format(exc)
+            continue
+        if event.id != record["event"]:
+            record["data_preview"] = NOT_STORED
+        else:
+            record["data_preview"] = preview(event.data)
 
 
 async def read_traces(url: str, *, sensor: str | None = None, since: float | None = None,
@@ -154,7 +199,16 @@ async def read_traces(url: str, *, sensor: str | None = None, since: float | Non
     cancelled."""
     bus = from_url(url if "://" in url else f"nats://{url}")
     start = None if since is None else time.time() - since
-    async for body in bus.read_trace(sensor, start, follow, idle):
-        for record in _parse(body):
-            if sensor is None or record.get("sensor") == sensor:
-                yield record
+    stored = bus.stored_events()
+    try:
+        async for body in bus.read_trace(sensor, start, follow, idle):
+            unread: Unread = []
+            records = _parse(body, unread)
+            if unread:
+                await _read_previews(stored, [(r, p) for r, p in unread if sensor is None or r["sensor"] == sensor])
+            for record in records:
+                if sensor is None or record.get("sensor") == sensor:
+                    yield record
+    finally:
+        if stored is not None:
+            await stored.close()

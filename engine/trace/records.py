@@ -318,7 +318,16 @@ class Routine(TraceRecord, frozen=True, tag="routine"):
     its response took and how long it waited for its rate limiter (seconds); `acked` is when the delivery was
     acknowledged (seconds since the epoch); `headers` are the request's (name, value) pairs. Its own fields are
     given by position (CPython passes more than 15 keywords through a dict built for the call: 13,000
-    instructions more per record), so they have no defaults; tests/test_trace_build.py holds the call to that."""
+    instructions more per record), so they have no defaults; tests/test_trace_build.py holds the call to that.
+
+    `data_preview` None (what the engine writes): the event's data is not copied into the trace. The event is
+    stored on the bus at `position` (the events stream or topic keeps it for days by default, the trace an
+    hour), and the reader (`engine.trace.bus.read_traces`) looks it up there and makes the `received` record's
+    preview with the same function the engine would have used; `steps()` alone leaves it "". Making the preview
+    was a quarter of the trace's cost per event (the credential scan of the data, then its escaped copy
+    encoded and compressed: 18k of 71k instructions, bench/README.md, fourteenth session), and the trace
+    stream then holds no copy of event data for the events that went well. A string: an engine before
+    2026-12-07 made the preview itself."""
 
     bus: str
     position: str
@@ -326,7 +335,7 @@ class Routine(TraceRecord, frozen=True, tag="routine"):
     attributes: tuple[str, str, str, str, str]
     extensions: Mapping[str, str] | None
     data_bytes: int
-    data_preview: str
+    data_preview: str | None
     dependency: str
     dependency_reason: str
     firing: str
@@ -355,7 +364,7 @@ class Routine(TraceRecord, frozen=True, tag="routine"):
         return (
             Received(time=self.time, sensor=sensor, event=event, bus=self.bus, position=self.position,
                      delivery=self.delivery, attributes=attributes, data_bytes=self.data_bytes,
-                     content_type=content_type, data_preview=self.data_preview),
+                     content_type=content_type, data_preview=self.data_preview or ""),
             DependencyMatched(time=self.time, sensor=sensor, event=event, dependency=self.dependency, passed=True,
                               error=None, reason=self.dependency_reason),
             RequestBuilt(time=stamp(sent), sensor=sensor, event=event, firing=firing, trigger=trigger,

@@ -470,7 +470,7 @@ def routine_rows(out: list[TraceRecord], told: Told, firing: str, outcome: Firin
     """The `Routine` record of an event that went as it should: received as `told` says (`routine_start`), fired
     as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked` (seconds since the epoch) for
     `ack_reason`. Says what `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py holds it
-    to them)."""
+    to them), but for the data's preview: the reader makes it from the event stored at `position` (`Routine`)."""
     sensor, t, bus, position, delivery, result, _ = told
     event = result.event
     data = event.data
@@ -480,7 +480,7 @@ def routine_rows(out: list[TraceRecord], told: Told, firing: str, outcome: Firin
     a = outcome.attempts[0]
     out.append(Routine(bus, position, delivery,
                        (event.source, event.type, event.subject, event.datacontenttype, event.time),
-                       event.extensions or None, len(data) if data is not None else 0, data_preview(data), dep.name,
+                       event.extensions or None, len(data) if data is not None else 0, None, dep.name,
                        dep.filters.reason, firing, outcome.trigger, summary.method, summary.url, summary.headers,
                        summary.body_bytes, summary.body_preview, a.status or 0, (a.at, a.latency_s, a.waited_s),
                        a.verdict.reason, a.response, acked, ack_reason, time=stamp(t), sensor=sensor, event=event.id))
