@@ -438,7 +438,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     async def go() -> None:
         nonlocal shown
-        async for record in read_traces(url, sensor=args.sensor, since=since, follow=args.follow):
+        async for record in read_traces(url, sensor=args.sensor, since=since, follow=args.follow, event=args.event):
             if args.event:
                 if record.get("step") == "firing" and args.event in (record.get("events") or {}).values():
                     firings.add(str(record.get("firing")))

@@ -166,6 +166,8 @@ class SensorRunner:
         self._tracing = tracer.enabled
         self._full = tracer.detail == "all"  # (engine.trace.records.DETAILS)
         self._compact = False  # a routine event told in one record (Tracer.compact), known once the bus is attached
+        # an event that fires is routine so far without `routine_start` looking through its verdicts
+        self._plain = bool(getattr(stage, "plain", False))  # (sensors.stage.SensorStage.plain)
         # the records of events that may turn out routine, while their firing runs (engine.trace.holding)
         self._holding: Holding[Told] = Holding(self._tell_held)
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
@@ -297,7 +299,8 @@ class SensorRunner:
             if isinstance(result, StageResult):  # received, then what the stage decided
                 told = (self.sensor, received, self.bus.url, delivery.position,
                         getattr(delivery, "delivery_count", None), result, self._full)
-                if self._compact and span is None and routine_start(result):
+                if self._compact and span is None and (len(result.firings) == 1 if self._plain
+                                                       else routine_start(result)):
                     held = self._holding.hold(told)
                 else:
                     self._tell_held(told)

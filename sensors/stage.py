@@ -119,6 +119,22 @@ def _dependency(dep: EventDependency, event: CloudEvent) -> DependencyVerdict:
     return DependencyVerdict(dep.name, result.passed, result.error, result, transform, event)
 
 
+def _plain(sensor: Sensor, conditions: Mapping[str, Condition]) -> bool:
+    """`SensorStage.plain`. Under "and", a filter kind with an error fails, and so does the dependency
+    (`sensors.filters.combine_filters`); a data or expr filter kind passes only when each of its checks passed, a
+    context filter only when every attribute is equal, a time or script filter is its one check."""
+    spec = sensor.spec
+    if len(spec.dependencies) != 1 or len(conditions) != 1:
+        return False
+    dep = spec.dependencies[0]
+    filters = dep.filters
+    if dep.transform is not None or dep.filters_logical_operator == "or" or (filters is not None and "or" in (
+            filters.data_logical_operator, filters.expr_logical_operator)):
+        return False
+    (condition,) = conditions.values()
+    return condition.text == dep.name and not condition.has_and()
+
+
 def _resets(index: int, trigger: Trigger) -> tuple[ResetSchedule, ...]:
     schedules = []
     for n, reset in enumerate(trigger.template.conditions_reset or ()):
@@ -145,6 +161,12 @@ class SensorStage:
         self._resets = {t.template.name: _resets(i, t) for i, t in enumerate(spec.triggers)}
         self.state = state if state is not None else ConditionState()
         self.state.prune({t: c.names() for t, c in self.conditions.items() if c.has_and()})
+        self.plain = _plain(sensor, self.conditions)
+        """One dependency without a transform, its filters combined and checked under "and" only, and one trigger
+        whose condition is that dependency: an event either passes every check of the dependency (no check
+        failed, no error) and fires that one trigger on itself alone, or fires nothing. The runner's trace
+        then knows an event that fires is routine so far without looking through its verdicts
+        (`engine.trace.steps.routine_start`; tests/test_trace_build.py holds the two to each other)."""
 
     def process(self, event: CloudEvent, now: datetime) -> StageResult:
         """evaluate() then decide(): the whole stage for one event."""

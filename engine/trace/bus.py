@@ -193,10 +193,12 @@ async def _read_previews(stored: StoredEvents | None, unread: Unread) -> None:
 
 
 async def read_traces(url: str, *, sensor: str | None = None, since: float | None = None,
-                      follow: bool = False, idle: float = 2.0) -> AsyncIterator[dict[str, Any]]:
+                      follow: bool = False, idle: float = 2.0,
+                      event: str | None = None) -> AsyncIterator[dict[str, Any]]:
     """Records on the bus at `url` (oldest first; no scheme means nats://), from `since` seconds ago (None: all
     retained). Without `follow` it stops once it has caught up; with it, it waits for new records until
-    cancelled."""
+    cancelled. With `event` (`sensorium trace --event`), only that event's data preview is looked up on the bus
+    when a routine record left it there (`_parse`); the other events' are left empty."""
     bus = from_url(url if "://" in url else f"nats://{url}")
     start = None if since is None else time.time() - since
     stored = bus.stored_events()
@@ -205,7 +207,10 @@ async def read_traces(url: str, *, sensor: str | None = None, since: float | Non
             unread: Unread = []
             records = _parse(body, unread)
             if unread:
-                await _read_previews(stored, [(r, p) for r, p in unread if sensor is None or r["sensor"] == sensor])
+                for record, _ in unread:
+                    record["data_preview"] = ""
+                await _read_previews(stored, [(r, p) for r, p in unread if (sensor is None or r["sensor"] == sensor)
+                                              and (event is None or r["event"] == event)])
             for record in records:
                 if sensor is None or record.get("sensor") == sensor:
                     yield record

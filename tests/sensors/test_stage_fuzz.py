@@ -73,3 +73,42 @@ def test_the_stage_decides_any_event_in_time_with_reasons(body: bytes) -> None:
     assert [v.name for v in result.dependencies] == [d["name"] for d in DEPENDENCIES]
     for verdict in result.dependencies:
         assert verdict.error or verdict.filters.reason, f"{verdict.name} has no reason: {verdict}"
+
+
+# ---- `SensorStage.plain`: what the runner's trace takes for routine without looking ------------------------------
+
+PLAIN = {"ctx", "dstr", "dnum", "dbool", "dtpl", "expr", "time", "script"}  # "either" has "or", "transform" one
+ALONE = [(SensorStage(sensor([d], [trigger("t", conditions)])), d["name"]) for d in DEPENDENCIES
+         for conditions in (None, d["name"])]  # (no conditions: the dependency's name is the default)
+SHARED = SensorStage(sensor(DEPENDENCIES[:2], [trigger("t", "ctx")]))  # two dependencies: never plain
+
+
+def test_plain_stages_are_one_dependency_under_and_without_a_transform_and_one_trigger_on_it() -> None:
+    assert {name for stage, name in ALONE if stage.plain} == PLAIN
+    assert all(stage.plain == (name in PLAIN) for stage, name in ALONE)
+    assert not SHARED.plain and not STAGE.plain
+    assert not SensorStage(sensor(DEPENDENCIES[:1], [trigger("t", "(ctx)")])).plain  # (not the dependency's name)
+    assert not SensorStage(sensor(DEPENDENCIES[:1], [trigger("t", "ctx"), trigger("u", "ctx")])).plain
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(bodies, st.sampled_from(["webhook", "other"]))
+@example(b'{"a": "xa", "n": 2, "b": true}', "webhook")  # every filter passes
+def test_a_plain_stage_fires_only_what_routine_start_takes_for_routine(body: bytes, kind: str) -> None:
+    """What the runner relies on (`SensorStage.plain`): for a plain stage, an event that fires is one
+    `routine_start` takes for routine so far, and one that does not fire is not."""
+    from sensorium.engine.trace.steps import routine_start
+
+    for stage, _ in ALONE:
+        ev = event(raw=body, type=kind)
+        with event_deadline(LIMIT):
+            result = stage.decide(ev, stage.evaluate(ev), NOW)
+        if stage.plain:
+            assert routine_start(result) == (len(result.firings) == 1), result
+
+
+def test_plain_stages_fire_on_an_event_that_passes_their_checks() -> None:
+    ev = event(raw=b'{"a": "xa", "n": 2, "b": true}')
+    fired = {name for stage, name in ALONE if stage.plain and stage.process(ev, NOW).firings}
+    assert fired >= {"ctx", "dstr", "dnum", "dbool", "expr", "script"}, fired  # (the case above is not empty)
