@@ -1,8 +1,13 @@
 """Events stored on JetStream, looked up by a delivery's position (`<subject> seq <n>`): `Bus.stored_events`.
 
 The stream that holds a subject is asked of the server once per subject (`find_stream_name_by_subject`: a
-deployment's EventBus may name its own stream), then each message is one `get_msg` by its stream sequence,
-up to `CONCURRENT` at a time on one connection.
+deployment's EventBus may name its own stream). A few positions on a subject are one `get_msg` each (up to
+`CONCURRENT` at a time on one connection). Many (`RANGE_FROM` or more: a trace batch names a sensor's events of a
+fraction of a second) are read in one go: an ephemeral consumer filtered on the subject, starting at the lowest
+sequence wanted, fetched in batches up to the highest, at most `RANGE_SLACK` times as many messages as wanted
+(what it passes over are the subject's events that were not routine); whatever that leaves is got one by one.
+A `get_msg` costs the reader about 100 us of CPU (bench.traceread), so a range read takes a trace of thousands
+of events from about 9,000 events a second to several times that.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from collections.abc import Sequence
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError, NotFoundError
 
 from sensorium.buses.base import StoredEvents
 from sensorium.engine.core.errors import BusError
@@ -23,6 +29,10 @@ from sensorium.engine.core.errors import BusError
 log = logging.getLogger("sensorium.trace")
 
 CONCURRENT = 256  # get_msg requests in flight at a time
+RANGE_FROM = 16  # positions on one subject from which they are read as a range
+RANGE_SLACK = 4  # a range read stops after this many messages per position wanted (plus a batch)
+BATCH = 256  # messages per fetch of a range read
+FETCH_TIMEOUT = 5.0
 _SEQ = " seq "
 
 
@@ -70,6 +80,15 @@ class JetStreamStoredEvents(StoredEvents):
                 except NotFoundError:
                     self._streams[subject] = None
 
+            by_subject: dict[str, dict[int, str]] = {}
+            for position, (subject, seq) in wanted:
+                by_subject.setdefault(subject, {})[seq] = position
+            for subject, seqs in by_subject.items():
+                stream = self._streams.get(subject)
+                if stream is not None and len(seqs) >= RANGE_FROM:
+                    await self._read_range(js, stream, subject, seqs, out)
+            wanted = [(position, parsed) for position, parsed in wanted if position not in out]
+
             async def one(position: str, subject: str, seq: int) -> None:
                 stream = self._streams.get(subject)
                 if stream is None:
@@ -88,6 +107,43 @@ class JetStreamStoredEvents(StoredEvents):
             raise BusError(f"nats {self.printable}: stored events could not be read: "
                            f"{exc or type(exc).__name__}") from None
         return out
+
+    @staticmethod
+    async def _read_range(js: JetStreamContext, stream: str, subject: str, seqs: dict[int, str],
+                          out: dict[str, tuple[bytes, dict[str, str]]]) -> None:
+        """Put into `out` the messages at `seqs` (sequence -> position) on `subject`, read forward from the lowest
+        by an ephemeral consumer (deleted afterwards; the server drops it anyway once idle)."""
+        low, high = min(seqs), max(seqs)
+        budget = RANGE_SLACK * len(seqs) + BATCH
+        config = api.ConsumerConfig(deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=low,
+                                    ack_policy=api.AckPolicy.NONE, inactive_threshold=10.0,
+                                    filter_subject=subject)
+        try:
+            psub = await js.pull_subscribe(subject, stream=stream, config=config)
+        except (NotFoundError, BadRequestError):  # (the sequences are older than the stream: got one by one)
+            return
+        try:
+            read = 0
+            while read < budget:
+                try:
+                    msgs = await psub.fetch(BATCH, timeout=FETCH_TIMEOUT)
+                except (NatsTimeout, TimeoutError):
+                    return
+                read += len(msgs)
+                last = 0
+                for msg in msgs:
+                    last = msg.metadata.sequence.stream
+                    position = seqs.get(last)
+                    if position is not None:
+                        out[position] = (msg.data or b"", dict(msg.headers or {}))
+                if last >= high or not msgs:
+                    return
+        finally:
+            try:
+                await js.delete_consumer(stream, config.name or "")
+            except (NatsError, NotFoundError):
+                pass
+            await psub.unsubscribe()
 
     async def close(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
