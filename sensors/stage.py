@@ -166,7 +166,7 @@ class SensorStage:
         whose condition is that dependency: an event either passes every check of the dependency (no check
         failed, no error) and fires that one trigger on itself alone, or fires nothing. The runner's trace
         then knows an event that fires is routine so far without looking through its verdicts
-        (`engine.trace.steps.routine_start`; tests/test_trace_build.py holds the two to each other)."""
+        (`engine.trace.steps.routine_start`; tests/sensors/test_stage_fuzz.py holds the two to each other)."""
 
     def process(self, event: CloudEvent, now: datetime) -> StageResult:
         """evaluate() then decide(): the whole stage for one event."""

@@ -141,6 +141,28 @@ async def test_round_trip(bus_backend: Backend) -> None:
     assert bus.health is Health.CONNECTED
 
 
+async def test_a_delivered_event_is_found_again_by_its_position(broker_backend: Backend) -> None:
+    """`Bus.stored_events`: what the trace's reader uses to show a routine event's data (engine.trace.bus)."""
+    bus = await broker_backend.make_bus()
+    key = EventKey(unique("src"), "ev")
+    consumer = await bus.consumer(spec_for([key]))
+    sent = events(key, 40)
+    await bus.publish_many(sent)
+    delivered = await collect(consumer, len(sent))
+    assert len(delivered) == len(sent)
+    stored = bus.stored_events()
+    assert stored is not None
+    try:
+        one = await stored.get([delivered[7].position])  # one alone, then all at once (a range, on JetStream)
+        assert {p: body for p, (body, _) in one.items()} == {delivered[7].position: delivered[7].body}
+        found = await stored.get([d.position for d in delivered] + ["no such position", f"{key.source} seq x"])
+        assert {p: body for p, (body, _) in found.items()} == {d.position: d.body for d in delivered}
+        assert all(found[d.position][1] == dict(d.headers) for d in delivered)
+    finally:
+        await stored.close()
+    assert MemoryBus(MemoryBroker()).stored_events() is None  # (the memory bus keeps no events to look up)
+
+
 @pytest.mark.slow  # waits to see nothing more arrives (every bus)
 async def test_consumer_only_sees_its_keys_and_new_events(bus_backend: Backend) -> None:
     bus = await bus_backend.make_bus()
