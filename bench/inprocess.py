@@ -70,9 +70,8 @@ async def burst(bus: Bus, sink: Counter, n: int, tag: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def running(tracer: Tracer | None = None) -> AsyncIterator[tuple[Bus, Counter]]:
-    """The engine with the bench's sensor on a memory bus, POSTing to an aiohttp sink in this loop, started and
-    ready (with `tracer`: otherwise EngineOptions' own); yields the bus to publish on and the sink. Stops both."""
+async def sink_server() -> AsyncIterator[tuple[Counter, str]]:
+    """An aiohttp sink in this loop counting POSTs to /engine; yields it and its base URL. Stops it."""
     sink = Counter()
     app = web.Application()
     app.router.add_post("/engine", sink.handle)
@@ -80,32 +79,45 @@ async def running(tracer: Tracer | None = None) -> AsyncIterator[tuple[Bus, Coun
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
+    try:
+        yield sink, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running(tracer: Tracer | None = None) -> AsyncIterator[tuple[Bus, Counter]]:
+    """The engine with the bench's sensor on a memory bus, POSTing to an aiohttp sink in this loop, started and
+    ready (with `tracer`: otherwise EngineOptions' own); yields the bus to publish on and the sink. Stops both."""
+    async with sink_server() as (sink, sink_url):
+        async with _engine(tracer, sink_url) as bus:
+            yield bus, sink
+
+
+@contextlib.asynccontextmanager
+async def _engine(tracer: Tracer | None, sink_url: str) -> AsyncIterator[Bus]:
     broker = MemoryBroker()
     bus = MemoryBus(broker)
     await bus.start()
     registry = REGISTRY.with_bus(BusKind("memory", None, ("memory",), lambda url: MemoryBus(broker), "in-process"))
-    spec = WorkerSpec(kind="engine", bus_url="memory://", sink_url=f"http://127.0.0.1:{port}", source=SOURCE,
+    spec = WorkerSpec(kind="engine", bus_url="memory://", sink_url=sink_url, source=SOURCE,
                       in_flight=50, batch=64, fetch_timeout=1.0)
-    try:
-        with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
-            (Path(tmp) / "sensor.yaml").write_text(sensor_yaml(spec))
-            checked = load_checked([Path(tmp) / "sensor.yaml"], registry=registry)
-            stop, ready = asyncio.Event(), asyncio.Event()
-            options = EngineOptions(bus_url="memory://", data_dir=Path(tmp) / "data", handle_signals=False,
-                                    runner=RunnerSettings(batch=spec.batch, fetch_timeout=spec.fetch_timeout,
-                                                          max_in_flight=spec.in_flight))
-            if tracer is not None:
-                options = dataclasses.replace(options, tracer=tracer)
-            engine = asyncio.create_task(run_engine(checked, options, stop, ready))
-            await asyncio.wait_for(ready.wait(), 60)
-            try:
-                yield bus, sink
-            finally:
-                stop.set()
-                await engine
-    finally:
-        await runner.cleanup()
+    with tempfile.TemporaryDirectory(prefix="sensorium-bench-") as tmp:
+        (Path(tmp) / "sensor.yaml").write_text(sensor_yaml(spec))
+        checked = load_checked([Path(tmp) / "sensor.yaml"], registry=registry)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        options = EngineOptions(bus_url="memory://", data_dir=Path(tmp) / "data", handle_signals=False,
+                                runner=RunnerSettings(batch=spec.batch, fetch_timeout=spec.fetch_timeout,
+                                                      max_in_flight=spec.in_flight))
+        if tracer is not None:
+            options = dataclasses.replace(options, tracer=tracer)
+        engine = asyncio.create_task(run_engine(checked, options, stop, ready))
+        await asyncio.wait_for(ready.wait(), 60)
+        try:
+            yield bus
+        finally:
+            stop.set()
+            await engine
 
 
 async def main(events: int, bursts: int, tracer: Tracer | None = None) -> list[float]:

@@ -22,10 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from bench.engine import EVENT_NAME, WorkerSpec, encode_event, sensor_yaml
-from bench.inprocess import Counter
+from bench.inprocess import sink_server
 from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
 from sensorium.buses.jetstream.bus import JetStreamBus
@@ -40,37 +38,29 @@ SOURCE = "src"
 
 async def _traced(url: str, events: int, tmp: Path) -> None:
     """Run the engine with the default bus trace on `url` until `events` events reached the sink."""
-    sink = Counter()
-    app = web.Application()
-    app.router.add_post("/engine", sink.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    spec = WorkerSpec(kind="engine", bus_url=url, sink_url=f"http://127.0.0.1:{runner.addresses[0][1]}",
-                      source=SOURCE, in_flight=50, batch=64)
-    (tmp / "sensor.yaml").write_text(sensor_yaml(spec))
-    hub = TraceHub(bus_trace=True, detail="decisions")
-    options = EngineOptions(bus_url=url, data_dir=tmp / "data", handle_signals=False, tracer=hub,
-                            runner=RunnerSettings(batch=spec.batch, max_in_flight=spec.in_flight))
-    stop, ready = asyncio.Event(), asyncio.Event()
-    engine = asyncio.create_task(run_engine(load_checked([tmp / "sensor.yaml"]), options, stop, ready))
-    bus = JetStreamBus(url)
-    try:
-        await asyncio.wait_for(ready.wait(), 60)
-        await bus.start()
-        sink.expect(events)
-        key = EventKey(SOURCE, EVENT_NAME)
-        items = [(key, f"e-{i}", encode_event(SOURCE, f"e-{i}", i)) for i in range(events)]
-        for start in range(0, events, 1000):
-            await bus.publish_many(items[start:start + 1000])
-        await asyncio.wait_for(sink.done.wait(), 300)
-    finally:
-        stop.set()
-        await engine
-        await hub.close()
-        await bus.close()
-        await runner.cleanup()
+    async with sink_server() as (sink, sink_url):
+        spec = WorkerSpec(kind="engine", bus_url=url, sink_url=sink_url, source=SOURCE, in_flight=50, batch=64)
+        (tmp / "sensor.yaml").write_text(sensor_yaml(spec))
+        hub = TraceHub(bus_trace=True, detail="decisions")
+        options = EngineOptions(bus_url=url, data_dir=tmp / "data", handle_signals=False, tracer=hub,
+                                runner=RunnerSettings(batch=spec.batch, max_in_flight=spec.in_flight))
+        stop, ready = asyncio.Event(), asyncio.Event()
+        engine = asyncio.create_task(run_engine(load_checked([tmp / "sensor.yaml"]), options, stop, ready))
+        bus = JetStreamBus(url)
+        try:
+            await asyncio.wait_for(ready.wait(), 60)
+            await bus.start()
+            sink.expect(events)
+            key = EventKey(SOURCE, EVENT_NAME)
+            items = [(key, f"e-{i}", encode_event(SOURCE, f"e-{i}", i)) for i in range(events)]
+            for start in range(0, events, 1000):
+                await bus.publish_many(items[start:start + 1000])
+            await asyncio.wait_for(sink.done.wait(), 300)
+        finally:
+            stop.set()
+            await engine
+            await hub.close()
+            await bus.close()
 
 
 async def _read(url: str, lookup: bool) -> tuple[float, int, int, int]:

@@ -359,6 +359,17 @@ def test_a_routine_record_stands_for_the_records_of_each_step(ev: CloudEvent) ->
         assert len(data) < len(encode_lines(steps)[0]) * 0.6
 
 
+def routine_of(ev: CloudEvent, position: str) -> TraceRecord:
+    """The `Routine` record of `ev`, routine in every way, received at `position`."""
+    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[0]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
+    outcome = routine_outcomes()[0]
+    assert isinstance(outcome, FiringOutcome)
+    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", position, 1, result, False), "f-1", outcome,
+                         1796578633.0, "1 firing(s) finished")
+    return routine
+
+
 class Stored(StoredEvents):
     """Events stored by position, in a dict (what `Bus.stored_events` gives: tests/test_trace_bus.py reads the
     real buses')."""
@@ -377,13 +388,7 @@ class Stored(StoredEvents):
 
 def test_the_reader_says_why_a_routine_events_data_is_not_shown() -> None:
     ev = event()
-    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[0]),),
-                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
-    outcome = routine_outcomes()[0]
-    assert isinstance(outcome, FiringOutcome)
-    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "sub seq 7", 1, result, False), "f-1", outcome,
-                         1796578633.0, "1 firing(s) finished")
-    line = encode_lines([routine])[0]
+    line = encode_lines([routine_of(ev, "sub seq 7")])[0]
     other = CloudEvent(id="someone-else", source="hook", type="webhook", data=b"{}")
     for stored, shown in ((Stored({}), NOT_STORED), (None, NOT_STORED),
                           (Stored({"sub seq 7": (encode_structured(other), {})}), NOT_STORED),
@@ -407,13 +412,7 @@ def test_the_reader_says_why_a_routine_events_data_is_not_shown() -> None:
 def test_the_reader_masks_the_preview_it_makes() -> None:
     secret = CloudEvent(id="e-9", source="hook", type="webhook", datacontenttype="application/json",
                         data=b'{"user":"a","api_key":"zzz-secret","n":1}')
-    result = StageResult(secret, (DependencyVerdict("d", True, None, VERDICTS[0]),),
-                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": secret}),))
-    outcome = routine_outcomes()[0]
-    assert isinstance(outcome, FiringOutcome)
-    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "sub seq 3", 1, result, False), "f-1", outcome,
-                         1796578633.0, "1 firing(s) finished")
-    line = encode_lines([routine])[0]
+    line = encode_lines([routine_of(secret, "sub seq 3")])[0]
     assert b"zzz-secret" not in line and b"api_key" not in line  # the trace holds no copy of the data
     unread: list[tuple[dict[str, Any], str]] = []
     received = bus_parse(line, unread)[0]
@@ -428,14 +427,7 @@ def test_a_record_that_says_routine_without_a_routines_fields_is_read_as_it_is()
 
 @pytest.mark.parametrize("sent", ["NaN", "Infinity", "-Infinity", "1e300", "-1e300", "1e18"])
 def test_a_routine_record_with_times_that_are_no_times_is_read_as_it_is(sent: str) -> None:
-    ev = event()
-    result = StageResult(ev, (DependencyVerdict("d", True, None, VERDICTS[0]),),
-                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": ev}),))
-    outcome = routine_outcomes()[0]
-    assert isinstance(outcome, FiringOutcome)
-    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "p", 1, result, False), "f-1", outcome,
-                         1796578633.0, "1 firing(s) finished")
-    good = encode_lines([routine])[0]
+    good = encode_lines([routine_of(event(), "p")])[0]
     forged = json.loads(good)
     forged["timing"][0] = "SENT"
     line = json.dumps(forged).replace('"SENT"', sent).encode()  # (json.loads reads NaN and Infinity)
