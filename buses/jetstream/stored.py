@@ -115,8 +115,8 @@ class JetStreamStoredEvents(StoredEvents):
         on it, starting at the lowest sequence, and one pull request for as many messages as there are sequences
         from the lowest to the highest (no more than `RANGE_SLACK` per position wanted, plus `RANGE_EXTRA`), with
         `no_wait` (the server answers with what it has, then a status). Written against the JetStream API subject
-        rather than nats-py's `fetch`, which costs the reader a task and a `wait_for` per message: 400 messages
-        take about 6 ms this way (consumer made and deleted included), against 25 ms fetched (bench.traceread)."""
+        rather than nats-py's `fetch`, which costs the reader a task and a `wait_for` per message: bench.traceread
+        reads 10,000 routine events' trace in 0.53 s this way, in 1.04 s through `fetch`."""
         assert self._nc is not None  # (`_context` connected)
         nc = self._nc
         low, high = min(seqs), max(seqs)
