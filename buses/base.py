@@ -320,6 +320,12 @@ class Bus(abc.ABC):
         """The channel trace records are published on; None for a bus without one (the memory bus)."""
         return None
 
+    keeps_delivered = False
+    """Whether an event stays stored once its deliveries were acknowledged (within the bus's limits), for
+    `stored_events` to find later: JetStream with the limits retention (Argo's default), Kafka, memory. False
+    where it is gone once acknowledged (JetStream's interest or work-queue retention); a trace then copies what
+    it would have looked up (`engine.trace.steps.routine_rows`)."""
+
     def stored_events(self) -> StoredEvents | None:
         """A reader of the events stored on this bus by position, connecting on first use (needs no `start()`);
         None where the bus keeps no events to look up (memory)."""

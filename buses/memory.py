@@ -219,6 +219,8 @@ class MemoryStateStore(SerialStateStore):
 class MemoryBus(Bus):
     """A client of `broker` (a fresh private broker when none is given)."""
 
+    keeps_delivered = True  # (the broker keeps every record, for replays; it has no trace channel to read them)
+
     def __init__(self, broker: MemoryBroker | None = None, url: str = "memory://") -> None:
         self.broker = broker if broker is not None else MemoryBroker()
         self.url = url

@@ -168,6 +168,7 @@ class SensorRunner:
         self._compact = False  # a routine event told in one record (Tracer.compact), known once the bus is attached
         # an event that fires is routine so far without `routine_start` looking through its verdicts
         self._plain = bool(getattr(stage, "plain", False))  # (sensors.stage.SensorStage.plain)
+        self._copy = False  # a routine record copies its event's preview: the bus does not keep delivered events
         # the records of events that may turn out routine, while their firing runs (engine.trace.holding)
         self._holding: Holding[Told] = Holding(self._tell_held)
         self._dlq_failing: str | None = None  # why the last dead letter could not be stored, until one is
@@ -209,6 +210,7 @@ class SensorRunner:
             except Exception as exc:
                 log.debug("sensor %s: trace bus not attached: %r", self.sensor, exc)
             self._compact = not self._full and self.tracer.compact
+            self._copy = not self.bus.keeps_delivered
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._consumer is None:
@@ -462,7 +464,7 @@ class SensorRunner:
                 if routine is not None:
                     told, _, firing_id, _, outcome = routine
                     routine = None
-                    self._trace(routine_rows, told, firing_id, outcome, time.time(), done)
+                    self._trace(routine_rows, told, firing_id, outcome, time.time(), done, self._copy)
                 else:
                     self._trace_ack(event.id, delivery, "ack", done)
         except asyncio.CancelledError:

@@ -409,6 +409,22 @@ def test_the_reader_says_why_a_routine_events_data_is_not_shown() -> None:
     assert bus_parse(json.dumps(old).encode(), unread)[0]["data_preview"] == "" and unread == []
 
 
+def test_a_routine_record_copies_the_preview_when_the_bus_does_not_keep_the_event() -> None:
+    """`copy` (`Bus.keeps_delivered` False: a JetStream stream with interest or work-queue retention drops an
+    event once acknowledged): the record carries the preview, masked, and the reader looks nothing up."""
+    secret = CloudEvent(id="e-9", source="hook", type="webhook", data=b'{"user":"a","token":"zzz-secret"}')
+    result = StageResult(secret, (DependencyVerdict("d", True, None, VERDICTS[0]),),
+                         (ConditionVerdict("u", "d", "d", ("d",), True, True),), (Firing("u", {"d": secret}),))
+    outcome = routine_outcomes()[0]
+    assert isinstance(outcome, FiringOutcome)
+    (routine,) = rows_of(routine_rows, ("s", 1796578632.4, "b", "sub seq 3", 1, result, False), "f-1", outcome,
+                         1796578633.0, "1 firing(s) finished", True)
+    assert isinstance(routine, Routine) and routine.data_preview == '{"user":"a","token":"***"}'
+    unread: list[tuple[dict[str, Any], str]] = []
+    assert bus_parse(encode_lines([routine])[0], unread)[0]["data_preview"] == routine.data_preview
+    assert unread == []
+
+
 def test_the_reader_masks_the_preview_it_makes() -> None:
     secret = CloudEvent(id="e-9", source="hook", type="webhook", datacontenttype="application/json",
                         data=b'{"user":"a","api_key":"zzz-secret","n":1}')

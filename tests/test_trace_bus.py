@@ -14,7 +14,11 @@ from typing import Any
 import nats
 import pytest
 
+from sensorium.buses.embedded import EmbeddedNats
+from sensorium.buses.jetstream.bus import JetStreamBus
 from sensorium.buses.jetstream.trace import trace_subject
+from sensorium.buses.kafka.bus import KafkaBus
+from sensorium.buses.memory import MemoryBroker, MemoryBus
 from sensorium.engine.busconfig import from_url
 from sensorium.engine.trace.bus import NOT_STORED, read_traces
 from sensorium.engine.trace.bus import _lines as trace_lines
@@ -216,6 +220,42 @@ async def test_the_trace_reads_each_routine_events_data_where_it_is_stored(
     if bus_url.startswith("nats://"):
         expected[gone.id] = NOT_STORED
     assert previews == expected
+
+
+async def test_a_stream_that_drops_acknowledged_events_gets_the_preview_copied(
+        fresh_nats: EmbeddedNats, http_sink: HttpSink, tmp_path: Path) -> None:
+    """An event stream with interest retention (`streamConfig: retention: 1`) drops an event once the engine
+    acknowledged it, so there would be nothing to look up: the routine record carries the preview instead."""
+    url = fresh_nats.url
+    interest = JetStreamBus(url, "retention: 1")
+    await interest.start()  # (creates the stream so)
+    assert not interest.keeps_delivered
+    await interest.close()
+    plain = JetStreamBus(url)  # (the stream exists: what it does is read from the server)
+    await plain.start()
+    assert not plain.keeps_delivered
+    await plain.close()
+
+    name, source = unique("interest"), unique("src")
+    engine = Engine(write_config(tmp_path, sensor(name, source, http_sink.url)), url)
+    trace = TraceLog()
+    hub = TraceHub([trace], bus_trace=True, interval=0.01, detail="decisions")
+    engine.options.tracer = hub
+    ok = event(source, "e", b'{"ok":true}')
+    async with engine:
+        await publish(url, ok)
+        await trace.acked(ok)
+    await hub.close()
+    assert trace.routines == 1
+    bodies = [body async for body in from_url(url).read_trace(name, None, False, 1.0)]
+    stored = [json.loads(line) for body in bodies for line in trace_lines(body).splitlines()]
+    assert [(r["step"], r["data_preview"]) for r in stored] == [("routine", '{"ok":true}')]
+    assert [r["data_preview"] for r in await collect(url, sensor=name) if r["step"] == "received"] == ['{"ok":true}']
+
+
+def test_kafka_memory_and_a_default_jetstream_stream_keep_delivered_events() -> None:
+    assert JetStreamBus("nats://127.0.0.1:1").keeps_delivered and KafkaBus("kafka://127.0.0.1:1").keeps_delivered
+    assert MemoryBus(MemoryBroker()).keeps_delivered
 
 
 def test_trace_subject_is_one_token_per_sensor() -> None:

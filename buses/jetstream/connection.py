@@ -17,7 +17,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.client import Server
 from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError, UnexpectedEOF
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from sensorium.buses.base import (
@@ -82,6 +82,8 @@ class JetStreamConnection:
         self._init_lock = asyncio.Lock()
         self._dlq_ready = False
         self.health = Health.CONNECTING
+        # the event stream keeps what was delivered (limits retention), as its info said when the bus started
+        self.keeps_delivered = self.settings.retention == 0
 
     @property
     def js(self) -> JetStreamContext:
@@ -187,7 +189,9 @@ class JetStreamConnection:
         except NotFoundError:
             await self.js.add_stream(self.settings.stream_config())
             log.info("created stream %s on %s: %s", STREAM, self.url, self.settings)
+            self.keeps_delivered = self.settings.retention == 0
             return
+        self.keeps_delivered = info.config.retention in (None, api.RetentionPolicy.LIMITS)
         if STREAM_SUBJECTS not in (info.config.subjects or []):
             raise BusError(f"stream {STREAM!r} on {self.url} does not capture {STREAM_SUBJECTS!r} "
                            f"(subjects {info.config.subjects})")

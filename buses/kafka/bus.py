@@ -393,6 +393,8 @@ class KafkaBus(Bus):
         """Topic `sensorium-trace`, on a producer of its own (buses/kafka/trace.py)."""
         return KafkaTraceChannel(self.client_options())
 
+    keeps_delivered = True  # (a topic keeps records for its retention, whatever was committed)
+
     def stored_events(self) -> KafkaStoredEvents:
         """Read by partition and offset on a consumer without a group (buses/kafka/stored.py)."""
         return KafkaStoredEvents(self.client_options(), self.url)

@@ -320,14 +320,14 @@ class Routine(TraceRecord, frozen=True, tag="routine"):
     given by position (CPython passes more than 15 keywords through a dict built for the call: 13,000
     instructions more per record), so they have no defaults; tests/test_trace_build.py holds the call to that.
 
-    `data_preview` None (what the engine writes): the event's data is not copied into the trace. The event is
-    stored on the bus at `position` (the events stream or topic keeps it for days by default, the trace an
-    hour), and the reader (`engine.trace.bus.read_traces`) looks it up there and makes the `received` record's
-    preview with the same function the engine would have used; `steps()` alone leaves it "". Making the preview
-    was a quarter of the trace's cost per event (the credential scan of the data, then its escaped copy
-    encoded and compressed: 18k of 71k instructions, bench/README.md, fourteenth session), and the trace
-    stream then holds no copy of event data for the events that went well. A string: an engine before
-    2026-12-07 made the preview itself."""
+    `data_preview` None (what the engine writes on a bus that keeps delivered events, `Bus.keeps_delivered`):
+    the event's data is not copied into the trace. The event is stored on the bus at `position`, within the
+    bus's own limits, and the reader (`engine.trace.bus.read_traces`) looks it up there and makes the
+    `received` record's preview with the same function the engine would have used; `steps()` alone leaves it
+    "". A string: the engine copied the preview (on a bus that does not keep delivered events, or an engine
+    before 2026-12-07). Making the preview was a quarter of the trace's cost per event (the credential scan of
+    the data, then its escaped copy encoded and compressed: 18k of 71k instructions, bench/README.md,
+    fourteenth session), and the trace stream then holds no copy of event data for the events that went well."""
 
     bus: str
     position: str

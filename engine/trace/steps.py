@@ -466,11 +466,12 @@ records it writes): sensor, time, bus, position, delivery count, stage result, e
 
 
 def routine_rows(out: list[TraceRecord], told: Told, firing: str, outcome: FiringOutcome, acked: float,
-                 ack_reason: str) -> None:
+                 ack_reason: str, copy: bool = False) -> None:
     """The `Routine` record of an event that went as it should: received as `told` says (`routine_start`), fired
     as `firing` with `outcome` (`routine_outcome`), acknowledged at `acked` (seconds since the epoch) for
     `ack_reason`. Says what `event_rows`, `fired_rows` and `ack_rows` would (tests/test_trace_build.py holds it
-    to them), but for the data's preview: the reader makes it from the event stored at `position` (`Routine`)."""
+    to them), but for the data's preview: the reader makes it from the event stored at `position` (`Routine`),
+    unless `copy` (the bus does not keep delivered events: `Bus.keeps_delivered`)."""
     sensor, t, bus, position, delivery, result, _ = told
     event = result.event
     data = event.data
@@ -480,7 +481,8 @@ def routine_rows(out: list[TraceRecord], told: Told, firing: str, outcome: Firin
     a = outcome.attempts[0]
     out.append(Routine(bus, position, delivery,
                        (event.source, event.type, event.subject, event.datacontenttype, event.time),
-                       event.extensions or None, len(data) if data is not None else 0, None, dep.name,
+                       event.extensions or None, len(data) if data is not None else 0,
+                       data_preview(data) if copy else None, dep.name,
                        dep.filters.reason, firing, outcome.trigger, summary.method, summary.url, summary.headers,
                        summary.body_bytes, summary.body_preview, a.status or 0, (a.at, a.latency_s, a.waited_s),
                        a.verdict.reason, a.response, acked, ack_reason, time=stamp(t), sensor=sensor, event=event.id))
