@@ -41,6 +41,7 @@ class KafkaStoredEvents(StoredEvents):
     def __init__(self, options: dict[str, Any], where: str) -> None:
         self.options, self.where = options, where
         self._consumer: AIOKafkaConsumer | None = None
+        self._topics: set[str] = set()  # topics known to exist (asked of the brokers again for one not among them)
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -64,8 +65,9 @@ class KafkaStoredEvents(StoredEvents):
             return out
         consumer = await self._started()
         try:
-            known = await consumer.topics()
-            tps = [tp for tp in wanted if tp.topic in known]
+            if not {tp.topic for tp in wanted} <= self._topics:
+                self._topics = set(await consumer.topics())
+            tps = [tp for tp in wanted if tp.topic in self._topics]
             if not tps:
                 return out
             consumer.assign(tps)

@@ -206,9 +206,7 @@ async def read_traces(url: str, *, sensor: str | None = None, since: float | Non
         async for body in bus.read_trace(sensor, start, follow, idle):
             unread: Unread = []
             records = _parse(body, unread)
-            if unread:
-                for record, _ in unread:
-                    record["data_preview"] = ""
+            if unread:  # (their previews are "" until made: `Routine.steps`)
                 await _read_previews(stored, [(r, p) for r, p in unread if (sensor is None or r["sensor"] == sensor)
                                               and (event is None or r["event"] == event)])
             for record in records:
