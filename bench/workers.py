@@ -125,6 +125,7 @@ class Round:
     switches: tuple[float, float] = (0.0, 0.0)  # engine processes' (voluntary, involuntary) switches per event
     moves: float = 0.0  # engine processes' moves from one CPU to another per event
     others_moves: dict[str, float] = field(default_factory=dict)  # the same for the bus, the sink, the harness
+    others_switches: dict[str, tuple[float, float]] = field(default_factory=dict)  # their switches per event
     system_us: float = 0.0  # the part of cpu_us spent in the kernel
     instructions: float = 0.0  # --instructions: of all engine processes per event (the rest is then unmeasured)
     pair: tuple[int, int] = (0, 0)  # (round, burst): the bursts of one pair ran seconds apart
@@ -260,6 +261,7 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
         system = sum(cpu_split(pid)[1] for pid in pids)
         before_others = {role: cpu_seconds(pid) for role, pid in others.items()}
         moved_others = {role: migrations(pid) for role, pid in others.items()}
+        others_switched = {role: switches(pid) for role, pid in others.items()}
         started = time.time_ns()
         deployment.signal(signal.SIGCONT)
     done = await sink.wait(args.timeout, 30.0, deployment.alive)
@@ -269,6 +271,8 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
     system = sum(cpu_split(pid)[1] for pid in pids) - system
     after_others = {role: cpu_seconds(pid) for role, pid in others.items()}
     moved_others = {role: migrations(pid) - moved_others[role] for role, pid in others.items()}
+    switched_others = {role: (switches(pid)[0] - others_switched[role][0], switches(pid)[1] - others_switched[role][1])
+                       for role, pid in others.items()}
     last = max((arrived for _, arrived in sink.arrivals.values()), default=time.time_ns())
     elapsed = max((last - started) / 1e9, 1e-9)
     await asyncio.sleep(0.5)
@@ -283,6 +287,7 @@ async def one_burst(bus_name: str, bus: Bus, tag: str, args: argparse.Namespace,
                            sum(a[1] - b[1] for a, b in zip(switched_after, switched, strict=True)) / arrived)
         result.moves = moved / arrived
         result.others_moves = {role: n / arrived for role, n in moved_others.items()}
+        result.others_switches = {role: (v / arrived, i / arrived) for role, (v, i) in switched_others.items()}
         result.system_us = system / arrived * 1e6
     result.cores = {_role(pid, engine.process.pid): cpu / elapsed for pid, cpu in spent.items()}
     result.cores.update({role: (after_others[role] - before_others[role]) / elapsed for role in others})
@@ -354,9 +359,14 @@ def report(rounds: list[Round], args: argparse.Namespace) -> None:
             moves = statistics.median(r.moves for r in mine)
             others_moved = ", ".join(f"{k} {statistics.median(r.others_moves.get(k, 0.0) for r in mine):.3f}"
                                      for k in sorted({k for r in mine for k in r.others_moves}))
+            others_switched = ", ".join(
+                f"{k} {statistics.median(r.others_switches[k][0] for r in mine):.2f} / "
+                f"{statistics.median(r.others_switches[k][1] for r in mine):.3f}"
+                for k in sorted({k for r in mine for k in r.others_switches}))
             lost, dup = sum(r.lost for r in mine), sum(r.dup for r in mine)
             print(f"{bus:10s}{workers:10d} |{rate:7.0f}{cpu:11.0f}{system:10.0f} |{f'{lost}/{dup}':>9s} |"
-                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s}{moves:9.3f} | {cores}; moves/ev {others_moved}"
+                  f"{f'{voluntary:.2f} / {involuntary:.3f}':>22s}{moves:9.3f} | {cores}; moves/ev {others_moved}; "
+                  f"switches/ev vol/invol {others_switched}"
                   + (f"  ({len(failed)} round(s) FAILED: {failed[0].failed})" if failed else ""))
         one, two = medians.get((bus, 1)), medians.get((bus, 2))
         if one and two:
