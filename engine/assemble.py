@@ -26,6 +26,7 @@ from sensorium.engine.registry import REGISTRY, Registry, SourceEntry, TriggerDe
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.sensors.stage import SensorStage, stage_problems
 from sensorium.triggers.http import HttpClient
+from sensorium.triggers.nats import NatsClients
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.spec import Trigger
 
@@ -72,16 +73,18 @@ async def shared_http_client() -> AsyncIterator[HttpClient]:
 
 
 def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
-                   details: bool = True) -> Fireable:
-    """The running trigger, built by its registered kind (`details`: see `TriggerDeps.details`)."""
-    return registry.build_trigger(trigger, TriggerDeps(client, secrets, details))
+                   details: bool = True, nats: NatsClients | None = None) -> Fireable:
+    """The running trigger, built by its registered kind (`details`, `nats`: see `TriggerDeps`)."""
+    return registry.build_trigger(trigger, TriggerDeps(client, secrets, details, nats))
 
 
 def assemble(compiled: CompiledSensor, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
-             details: bool = True) -> AssembledSensor:
+             details: bool = True, nats: NatsClients | None = None) -> AssembledSensor:
     """The running parts of a checked sensor: its compiled stage, and each trigger built by its kind
-    (`details` False: outcomes without what only traces read, `TriggerDeps.details`)."""
-    executors = {t.template.name: build_executor(t, secrets, client, registry, details) for t in compiled.triggers}
+    (`details` False: outcomes without what only traces read, `TriggerDeps.details`; `nats`: the NATS
+    triggers' connections, `TriggerDeps.nats`)."""
+    executors = {t.template.name: build_executor(t, secrets, client, registry, details, nats)
+                 for t in compiled.triggers}
     return AssembledSensor(compiled.name, compiled.keys, compiled.stage, executors)
 
 

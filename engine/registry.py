@@ -62,10 +62,12 @@ from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
 from sensorium.triggers.log import LogTrigger
+from sensorium.triggers.nats import NatsClients, NatsTrigger, build_message, check_nats_spec
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.spec import KIND_ORDER, HTTPTrigger, Trigger
 from sensorium.triggers.spec import LogTrigger as LogTriggerSpec
+from sensorium.triggers.spec import NATSTrigger as NATSTriggerSpec
 
 __all__ = ["REGISTRY", "BusKind", "Registry", "SourceDeps", "SourceEntry", "SourceKind", "TriggerDeps", "TriggerKind",
            "kinds_table"]
@@ -78,13 +80,17 @@ log = logging.getLogger("sensorium.engine")
 
 @dataclass(frozen=True)
 class TriggerDeps:
-    """What running triggers share: the engine's one HTTP connection pool and the secrets."""
+    """What running triggers share: the engine's one HTTP connection pool, its NATS connections and the
+    secrets."""
 
     client: HttpClient
     secrets: Secrets
     details: bool = True
     """Whether outcomes keep what only traces read (request summaries, parameters, attempts' start times, the
     previews of successful responses): False when nothing traces (`sensorium run --no-bus-trace`)."""
+    nats: NatsClients | None = None
+    """The NATS triggers' connections, closed by whoever made them (None: each NATS trigger gets a pool of its
+    own, which nothing closes; for tools that build triggers and exit)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,8 @@ class TriggerKind:
     `build(trigger, deps)` makes the running trigger (once per trigger, by `sensorium run`); `check(trigger)` is
     the load-time check beyond the spec model, compile-only (ConfigError or ValueError; it builds nothing that
     `build` builds again); `request(trigger, events, secrets, used)` is the request a firing would send, for
-    `sensorium test` (None: this kind sends no HTTP request)."""
+    `sensorium test` (a message kind gives its message in that form: `triggers.nats.as_request`; None: this
+    kind sends nothing to show)."""
 
     name: str
     spec: type[BaseModel]
@@ -279,6 +286,20 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
     return LogTrigger(trigger)
 
 
+def _nats(trigger: Trigger, deps: TriggerDeps) -> Fireable:
+    return NatsTrigger(trigger, deps.nats if deps.nats is not None else NatsClients(), deps.secrets, rng=_JITTER,
+                       details=deps.details)
+
+
+def _nats_check(trigger: Trigger) -> None:
+    check_nats_spec(trigger.template, trigger.parameters)
+
+
+def _nats_message(trigger: Trigger, events: Mapping[str, CloudEvent], secrets: Secrets,
+                  used: list[ResolvedParam]) -> HttpRequest:
+    return build_message(trigger.template, trigger.parameters, events, used)
+
+
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     endpoints = [Endpoint(e.event_source, e.event_name, e.spec) for e in entries if isinstance(e.spec, WebhookContext)]
     return WebhookServer(endpoints, deps.publish, deps.secrets, deps.host, observe=deps.observe,
@@ -392,6 +413,8 @@ REGISTRY = Registry.of(
     triggers=[
         TriggerKind("http", HTTPTrigger, _http, _http_check, _http_request, "HTTP request, status policy, retries"),
         TriggerKind("log", LogTriggerSpec, _log, description="log the events (`intervalSeconds` honoured)"),
+        TriggerKind("nats", NATSTriggerSpec, _nats, _nats_check, _nats_message,
+                    description="publish a message to a NATS subject, confirmed by the server; retries"),
     ],
     sources=[
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),

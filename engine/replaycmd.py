@@ -79,9 +79,17 @@ def replay_command(args: argparse.Namespace) -> int:
     from sensorium.engine.busconfig import default_bus_url, from_url
     from sensorium.engine.core.secrets import Secrets
     from sensorium.engine.progress import Progress
-    from sensorium.engine.replay import ReplayHttpClient, SensorReplay, find_sensor, keys_text, new_replay_id
+    from sensorium.engine.replay import (
+        REPLAY_HEADER,
+        ReplayHttpClient,
+        SensorReplay,
+        find_sensor,
+        keys_text,
+        new_replay_id,
+    )
     from sensorium.engine.replayrange import replay_range
     from sensorium.engine.trace.hub import TraceHub
+    from sensorium.triggers.nats import NatsClients
 
     if args.sensor is not None and args.subscription is not None:
         raise ConfigError("--sensor and --subscription conflict: give one (a subscription is a sensor of its name)")
@@ -112,13 +120,15 @@ def replay_command(args: argparse.Namespace) -> int:
         opening = (contextlib.nullcontext(from_url(url)) if url is not None
                    else config.registry.open_bus(config.bus.spec if config.bus else None, secrets, args.data_dir))
         try:
-            async with ReplayHttpClient(replay_id) as client, opening as bus:
+            marked = NatsClients(headers={REPLAY_HEADER: replay_id})  # the same mark on NATS messages
+            async with ReplayHttpClient(replay_id) as client, marked as nats, opening as bus:
                 try:
                     await bus.start()
                     hub.attach_bus(bus)
                     replay = SensorReplay(compiled, bus, client, secrets, config.registry, replay_id=replay_id,
                                           rate=rate, dry_run=args.dry_run, tracer=hub, out=sys.stdout,
-                                          progress=lambda total: Progress(sys.stderr, f"replay {name}", total))
+                                          progress=lambda total: Progress(sys.stderr, f"replay {name}", total),
+                                          nats=nats)
                     await replay.run(span, stop)
                 finally:
                     await hub.close()

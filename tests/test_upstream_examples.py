@@ -77,7 +77,6 @@ UNSUPPORTED_KINDS = {
     "special-workflow-trigger-shortened.yaml": "argoWorkflow",
     "special-workflow-trigger-submit-existing.yml": "argoWorkflow",
     "special-workflow-trigger.yaml": "argoWorkflow",
-    "trigger-nats-messages.yaml": "nats",
     "trigger-openwhisk.yaml": "openWhisk",
     "trigger-source-configmap.yaml": "k8s",
     "trigger-source-file.yaml": "k8s",

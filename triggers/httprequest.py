@@ -132,7 +132,7 @@ def _drop(obj: Any, loc: tuple[int | str, ...]) -> bool:
     return False
 
 
-def _reparse(model: type[M], doc: bytes, what: str) -> M:
+def reparse(model: type[M], doc: bytes, what: str) -> M:
     """Go `json.Unmarshal` of the edited document: strict types, unknown keys silently ignored."""
     try:
         obj = json.loads(doc)
@@ -170,7 +170,7 @@ def resolve_http(template: TriggerTemplate, trigger_params: Sequence[TriggerPara
                  events: Mapping[str, CloudEvent], used: list[ResolvedParam] | None = None) -> HTTPTrigger:
     """Steps (1)-(3): the http object this firing uses, parameters applied. Raises ParamError."""
     if trigger_params:
-        template = _reparse(TriggerTemplate, apply_params(spec_json(template), trigger_params, events, used),
+        template = reparse(TriggerTemplate, apply_params(spec_json(template), trigger_params, events, used),
                             "trigger template")
     http = template.http
     if http is None:
@@ -181,7 +181,7 @@ def resolve_http(template: TriggerTemplate, trigger_params: Sequence[TriggerPara
     if not obj.get("method"):
         obj["method"] = "POST"
     edited = apply_params(marshal_ordered(obj), http.parameters, events, used)
-    http = _reparse(HTTPTrigger, edited, "http trigger resource")
+    http = reparse(HTTPTrigger, edited, "http trigger resource")
     try:
         check_supported(http.payload, "http.payload")
         check_supported(http.dynamic_headers, "http.dynamicHeaders")

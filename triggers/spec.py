@@ -253,6 +253,84 @@ class HTTPTrigger(ArgoModel):
         return self
 
 
+def check_publish_subject(subject: str) -> str:
+    """A NATS subject a message can be published to: dot-separated tokens, none empty, no whitespace, no
+    wildcard token (`*`, `>`); raises ValueError."""
+    if not subject:
+        raise ValueError("nats subject can't be empty")
+    for token in subject.split("."):
+        if not token:
+            raise ValueError(f"subject {subject!r} has an empty token (two dots, or a dot at an end)")
+        if any(c.isspace() or c == "\0" for c in token):
+            raise ValueError(f"subject {subject!r} contains whitespace")
+        if token in ("*", ">"):
+            raise ValueError(f"subject {subject!r} has a wildcard token {token!r}: a message is published to "
+                             "one subject")
+    return subject
+
+
+class NATSAuth(ArgoModel):
+    basic: BasicAuth | None = Field(default=None, description="User name and password from secrets.")
+    token: KeySelector | None = Field(default=None, description="Secret holding the token.")
+    nkey: KeySelector | None = Field(default=None, description="Secret holding an NKey seed (not supported yet).")
+    credential: KeySelector | None = Field(
+        default=None, description="Secret holding a credentials (JWT) file (not supported yet).")
+
+    @model_validator(mode="after")
+    def _supported(self, info: ValidationInfo) -> NATSAuth:
+        if not _runtime(info):
+            raise_located(((key,), f"auth.{key} is not supported yet by Sensorium's NATS trigger (basic and token "
+                                   "are)") for key, value in (("nkey", self.nkey), ("credential", self.credential))
+                          if value is not None)
+        return self
+
+
+class NATSTrigger(ArgoModel):
+    url: str = Field(description="NATS server URL (required): nats://, tls:// or HOST:PORT; several separated by "
+                                 "commas.")
+    subject: str = Field(description="Subject the message is published to (required; no wildcards).")
+    payload: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters that build the message (ConstructPayload; required, as in Argo).")
+    parameters: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters applied to the JSON of this nats object before each message "
+                                  "(Sensorium honours a changed subject).")
+    tls: TLSConfig | None = Field(default=None, description="TLS client settings.")
+    auth: NATSAuth | None = Field(default=None, description="Credentials: basic or token.")
+
+    @field_validator("url")
+    @classmethod
+    def _nats_url(cls, value: str, info: ValidationInfo) -> str:
+        if not _runtime(info):
+            if not value:
+                raise ValueError("nats server url can't be empty")
+            for one in (part.strip() for part in value.split(",")):  # no scheme: nats:// (as nats.go reads it)
+                check_url(one if "://" in one else f"nats://{one}", ("nats", "tls"))
+        return value
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str, info: ValidationInfo) -> str:
+        if not value and not _runtime(info):
+            raise ValueError("nats subject can't be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _payload(self, info: ValidationInfo) -> NATSTrigger:
+        if not _runtime(info):
+            problems: list[tuple[Loc, str]] = []
+            if self.payload is None:
+                problems.append((("payload",), "payload can't be nil"))
+            if not any(p.dest == "subject" for p in self.parameters or ()):  # else each firing checks the result
+                try:
+                    check_publish_subject(self.subject)
+                except ValueError as exc:
+                    problems.append((("subject",), str(exc)))
+            raise_located(problems)
+            _require_dest(self.payload, info, "payload")
+            _require_dest(self.parameters, info, "parameters")
+        return self
+
+
 class LogTrigger(ArgoModel):
     interval_seconds: int = Field(
         default=0, ge=0, description="Log at most once per this many seconds (honoured by Sensorium).")
@@ -280,7 +358,7 @@ class TriggerTemplate(ArgoModel):
     aws_lambda: dict[str, Any] | None = Field(default=None, description="AWS Lambda trigger (not supported).")
     custom: dict[str, Any] | None = Field(default=None, description="Custom gRPC trigger (not supported).")
     kafka: dict[str, Any] | None = Field(default=None, description="Kafka trigger (not supported).")
-    nats: dict[str, Any] | None = Field(default=None, description="NATS trigger (not supported).")
+    nats: NATSTrigger | None = Field(default=None, description="Publish a message to a NATS subject.")
     slack: dict[str, Any] | None = Field(default=None, description="Slack trigger (not supported).")
     open_whisk: dict[str, Any] | None = Field(default=None, description="OpenWhisk trigger (not supported).")
     azure_event_hubs: dict[str, Any] | None = Field(

@@ -76,6 +76,11 @@ def test_defaults() -> None:
     assert t.backoff().steps == 1 and not t.at_least_once
 
 
+WRITTEN: dict[str, dict[str, Any]] = {"http": {"url": "http://x"},
+                                      "nats": {"url": "nats://x", "subject": "s", "payload": []}}
+"""The least that a kind Sensorium runs needs written under it."""
+
+
 @pytest.mark.parametrize("kinds,expected", [
     (["log", "http"], "http"), (["email", "log"], "log"), (["k8s", "http"], "k8s"),
     (["custom", "openWhisk"], "openWhisk"), (["azureServiceBus", "kafka"], "azureServiceBus"),
@@ -85,7 +90,7 @@ def test_kind_resolution_follows_argo_order(kinds: list[str], expected: str) -> 
     """Two kinds are refused at load; a template rewritten by parameters at run time resolves them as Argo."""
     template: dict[str, Any] = {"name": "t"}
     for kind in kinds:
-        template[kind] = {"url": "http://x"} if kind == "http" else {}
+        template[kind] = WRITTEN.get(kind, {})
     assert Trigger.model_validate({"template": template}, context={"runtime": True}).kind() == expected
     with pytest.raises(ValidationError, match="exactly one trigger type"):
         load({"template": template})
@@ -93,8 +98,7 @@ def test_kind_resolution_follows_argo_order(kinds: list[str], expected: str) -> 
 
 def test_every_argo_kind_parses() -> None:
     for _, key in KIND_ORDER:
-        body: dict[str, Any] = {"url": "http://x"} if key == "http" else {}
-        assert load({"template": {"name": "t", key: body}}).kind() == key
+        assert load({"template": {"name": "t", key: WRITTEN.get(key, {})}}).kind() == key
 
 
 def test_unsupported_kind_is_rejected_naming_the_trigger() -> None:
@@ -177,3 +181,47 @@ def test_runtime_context_skips_load_time_checks() -> None:
     doc = {"template": {"name": "t", "http": {"url": "http://u", "method": "HEAD"}}}
     t = Trigger.model_validate(doc, context={"runtime": True})
     assert t.template.http is not None and t.template.http.method == "HEAD"
+
+
+NATS = {"url": "nats://127.0.0.1:4222", "subject": "orders.created",
+        "payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]}
+
+
+def nats_problems(**changes: Any) -> list[str]:
+    spec = {key: value for key, value in {**NATS, **changes}.items() if value is not None}
+    try:
+        load({"template": {"name": "t", "nats": spec}})
+    except ValidationError as exc:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)]
+    return []
+
+
+def test_a_nats_trigger_as_argo_writes_it_loads() -> None:
+    assert nats_problems() == []
+    assert nats_problems(url="nats://a:4222, tls://b:4443", parameters=[
+        {"src": {"dependencyName": "d", "dataKey": "kind"}, "dest": "subject"}]) == []
+    t = load({"template": {"name": "t", "nats": {**NATS, "auth": {"token": {"name": "s", "key": "k"}}}}})
+    assert t.kind() == "nats" and t.template.nats is not None and t.template.nats.subject == "orders.created"
+
+
+@pytest.mark.parametrize(("changes", "wanted"), [
+    ({"url": ""}, "nats server url can't be empty"),
+    ({"url": "http://host:4222"}, "URL scheme 'http' is not supported (want nats:// or tls://)"),
+    ({"url": "nats://a:4222,nats://"}, "URL has no host"),
+    ({"subject": ""}, "nats subject can't be empty"),
+    ({"subject": "orders.*"}, "subject 'orders.*' has a wildcard token '*': a message is published to one subject"),
+    ({"subject": "orders.>"}, "wildcard token '>'"),
+    ({"subject": "a..b"}, "subject 'a..b' has an empty token"),
+    ({"subject": "a b"}, "contains whitespace"),
+    ({"payload": None}, "payload can't be nil"),
+    ({"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}}]},
+     "payload[0]: parameter destination can't be empty"),
+    ({"auth": {"nkey": {"name": "n", "key": "seed"}}},
+     "auth.nkey is not supported yet by Sensorium's NATS trigger (basic and token are)"),
+    ({"auth": {"credential": {"name": "c", "key": "creds"}}}, "auth.credential is not supported yet"),
+])
+def test_a_nats_trigger_argo_would_refuse_or_sensorium_cannot_run_is_refused(changes: dict[str, Any],
+                                                                             wanted: str) -> None:
+    problems = nats_problems(**changes)
+    assert len(problems) == 1 and wanted in problems[0], problems

@@ -1,0 +1,241 @@
+"""The NATS trigger against real nats-servers: the message a subscriber receives, parameters (the subject too),
+credentials, a server that is down or comes back, a message too large, and no secret in any outcome or log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.aio.msg import Msg
+
+from sensorium.buses.embedded import EmbeddedNats, free_port
+from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.triggers.nats import NatsClients, NatsTrigger, printable_url
+from sensorium.triggers.policy import VerdictKind
+from sensorium.triggers.spec import Trigger
+
+from .helpers import event
+
+pytestmark = pytest.mark.nats
+
+TOKEN, PASSWORD = "tok-s3cr3t-value", "pa55-w0rd-xyz"
+SECRETS = Secrets(environ={env_name("nats", "token"): TOKEN, env_name("nats", "user"): "alice",
+                           env_name("nats", "password"): PASSWORD})
+EVENTS = {"d": event(b'{"id":"abc","n":7,"kind":"orders"}')}
+PAYLOAD = [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"},
+           {"src": {"dependencyName": "d", "dataKey": "n", "useRawData": True}, "dest": "n"}]
+FAST = {"steps": 3, "duration": "10ms", "factor": 2.0, "jitter": 0.0}
+
+
+class NoJitter:
+    def random(self) -> float:
+        return 0.0
+
+
+def make(url: str, nats_spec: dict[str, Any] | None = None, **extra: Any) -> Trigger:
+    spec = {"url": url, "subject": "out.orders", "payload": PAYLOAD, **(nats_spec or {})}
+    return Trigger.model_validate({"template": {"name": "t1", "nats": spec}, **extra})
+
+
+class Listener:
+    """A plain subscriber on a subject: what the trigger's users see."""
+
+    def __init__(self) -> None:
+        self.messages: list[Msg] = []
+        self.arrived = asyncio.Event()
+
+    async def on(self, msg: Msg) -> None:
+        self.messages.append(msg)
+        self.arrived.set()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[NatsClients]:
+    async with NatsClients() as pool:
+        yield pool
+
+
+async def listen(url: str, subject: str, **auth: Any) -> tuple[Any, Listener]:
+    nc = await nats.connect(url, **auth)
+    listener = Listener()
+    await nc.subscribe(subject, cb=listener.on)
+    await nc.flush()
+    return nc, listener
+
+
+async def test_the_subscriber_gets_the_payload(nats_url: str, clients: NatsClients) -> None:
+    nc, listener = await listen(nats_url, "out.>")
+    try:
+        outcome = await NatsTrigger(make(nats_url), clients, SECRETS).fire(EVENTS)
+        assert outcome.success, outcome.error
+        assert outcome.kind == "nats" and outcome.note == "published 18 bytes to out.orders"
+        await asyncio.wait_for(listener.arrived.wait(), 5)
+        [msg] = listener.messages
+        assert msg.subject == "out.orders"
+        assert msg.data == b'{"id":"abc","n":7}'
+        assert [a.verdict.kind for a in outcome.attempts] == [VerdictKind.SUCCESS]
+        assert [(p.dest, r.value) for p, r in outcome.params] == [("id", "abc"), ("n", "7")]
+    finally:
+        await nc.close()
+
+
+async def test_parameters_choose_the_subject(nats_url: str, clients: NatsClients) -> None:
+    """Argo applies `parameters` and then publishes to the template's subject; Sensorium honours them."""
+    nc, listener = await listen(nats_url, "routed.>")
+    try:
+        trigger = make(nats_url, {"subject": "routed.default", "parameters": [
+            {"src": {"dependencyName": "d", "dataKey": "kind"}, "dest": "subject", "operation": "append"}]})
+        outcome = await NatsTrigger(trigger, clients, SECRETS).fire(EVENTS)
+        assert outcome.success, outcome.error
+        await asyncio.wait_for(listener.arrived.wait(), 5)
+        assert [m.subject for m in listener.messages] == ["routed.defaultorders"]
+    finally:
+        await nc.close()
+
+
+async def test_a_subject_made_invalid_fails_at_once(nats_url: str, clients: NatsClients) -> None:
+    trigger = make(nats_url, {"parameters": [{"src": {"dependencyName": "d", "value": "a.*"}, "dest": "subject"}]},
+                   retryStrategy=FAST)
+    outcome = await NatsTrigger(trigger, clients, SECRETS, rng=NoJitter()).fire(EVENTS)
+    assert not outcome.success
+    assert len(outcome.attempts) == 1 and outcome.attempts[0].verdict.kind is VerdictKind.TERMINAL
+    assert "wildcard" in outcome.error
+
+
+async def test_a_message_larger_than_the_server_takes_fails_at_once(nats_url: str, clients: NatsClients) -> None:
+    big = {"d": event(b'{"n":1,"id":"' + b"x" * (2 * 1024 * 1024) + b'"}')}
+    outcome = await NatsTrigger(make(nats_url, retryStrategy=FAST), clients, SECRETS, rng=NoJitter()).fire(big)
+    assert not outcome.success and len(outcome.attempts) == 1
+    assert "larger than the server's max_payload (1048576 bytes)" in outcome.error
+
+
+async def test_triggers_on_one_server_share_a_connection(nats_url: str, clients: NatsClients) -> None:
+    one, two = NatsTrigger(make(nats_url), clients, SECRETS), NatsTrigger(make(nats_url), clients, SECRETS)
+    assert (await one.fire(EVENTS)).success and (await two.fire(EVENTS)).success
+    assert len(clients) == 1
+
+
+@pytest.fixture
+async def guarded(tmp_path: Path) -> AsyncIterator[EmbeddedNats]:
+    """A server that wants a user name and password."""
+    server = EmbeddedNats(tmp_path / "guarded", extra_args=["--user", "alice", "--pass", PASSWORD])
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+async def test_basic_auth_from_secrets(guarded: EmbeddedNats, clients: NatsClients,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    nc, listener = await listen(guarded.url, "out.>", user="alice", password=PASSWORD)
+    try:
+        auth = {"basic": {"username": {"name": "nats", "key": "user"},
+                          "password": {"name": "nats", "key": "password"}}}
+        outcome = await NatsTrigger(make(guarded.url, {"auth": auth}), clients, SECRETS).fire(EVENTS)
+        assert outcome.success, outcome.error
+        await asyncio.wait_for(listener.arrived.wait(), 5)
+        wrong = Secrets(environ={env_name("nats", "user"): "alice", env_name("nats", "password"): "nope-" + PASSWORD})
+        async with NatsClients() as others:
+            refused = await NatsTrigger(make(guarded.url, {"auth": auth}, retryStrategy=FAST), others, wrong,
+                                        rng=NoJitter()).fire(EVENTS)
+        assert not refused.success and len(refused.attempts) == 3
+        assert "cannot connect to NATS at nats://127.0.0.1:" in refused.error
+        for text in (refused.error, caplog.text, repr(refused)):
+            assert PASSWORD not in text
+    finally:
+        await nc.close()
+
+
+async def test_token_auth_and_a_token_in_the_url_never_shown(tmp_path: Path, clients: NatsClients,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = EmbeddedNats(tmp_path / "token", extra_args=["--auth", TOKEN])
+    await server.start()
+    try:
+        auth = {"token": {"name": "nats", "key": "token"}}
+        outcome = await NatsTrigger(make(server.url, {"auth": auth}), clients, SECRETS).fire(EVENTS)
+        assert outcome.success, outcome.error
+        in_url = server.url.replace("nats://", f"nats://{TOKEN}@")
+        assert (await NatsTrigger(make(in_url), clients, SECRETS).fire(EVENTS)).success
+        await server.stop()
+        gone = await NatsTrigger(make(in_url.replace(str(server.port), str(free_port("127.0.0.1"))),
+                                      retryStrategy=FAST), clients, SECRETS, rng=NoJitter()).fire(EVENTS)
+        assert not gone.success
+        for text in (gone.error, caplog.text, repr(gone), printable_url(in_url)):
+            assert TOKEN not in text
+    finally:
+        await server.stop()
+
+
+async def test_a_server_that_is_down_is_retried_then_the_firing_fails(clients: NatsClients) -> None:
+    url = f"nats://127.0.0.1:{free_port('127.0.0.1')}"
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    outcome = await NatsTrigger(make(url, retryStrategy=FAST), clients, SECRETS, rng=NoJitter(),
+                                sleep=sleep).fire(EVENTS)
+    assert not outcome.success
+    assert [a.verdict.kind for a in outcome.attempts] == [VerdictKind.RETRYABLE] * 3
+    assert slept == [0.01, 0.02]
+    assert outcome.error.startswith(f"failed after retries: cannot connect to NATS at {url}")
+
+
+async def test_a_server_that_went_away_and_came_back(tmp_path: Path, clients: NatsClients) -> None:
+    """While the server is down an attempt fails (nothing is buffered to be sent late); once it is back the
+    shared connection reconnects and the next firing's message arrives."""
+    server = EmbeddedNats(tmp_path / "flaky")
+    await server.start()
+    try:
+        trigger = NatsTrigger(make(server.url), clients, SECRETS, timeout=2.0)
+        assert (await trigger.fire(EVENTS)).success
+        await server.stop()
+        down = await trigger.fire(EVENTS)
+        assert not down.success and down.attempts[0].verdict.kind is VerdictKind.RETRYABLE
+        await server.start()
+        nc, listener = await listen(server.url, "out.>")
+        try:
+            for _ in range(50):
+                outcome = await trigger.fire(EVENTS)
+                if outcome.success:
+                    break
+                await asyncio.sleep(0.1)
+            assert outcome.success, outcome.error
+            await asyncio.wait_for(listener.arrived.wait(), 5)
+            assert len(listener.messages) == 1
+        finally:
+            await nc.close()
+    finally:
+        await server.stop()
+
+
+async def test_the_pool_s_headers_go_with_every_message(nats_url: str) -> None:
+    """How `sensorium replay` marks its messages, as it marks its HTTP requests."""
+    nc, listener = await listen(nats_url, "out.>")
+    try:
+        async with NatsClients(headers={"X-Sensorium-Replay": "r-0123abcd"}) as marked:
+            assert (await NatsTrigger(make(nats_url), marked, SECRETS).fire(EVENTS)).success
+        await asyncio.wait_for(listener.arrived.wait(), 5)
+        assert listener.messages[0].headers == {"X-Sensorium-Replay": "r-0123abcd"}
+    finally:
+        await nc.close()
+
+
+async def test_the_pool_keeps_a_bounded_number_of_connections(nats_url: str) -> None:
+    """`parameters` that rewrite `url` cannot open a connection per event: the least recently used one closes."""
+    port = nats_url.rsplit(":", 1)[1]
+    urls = [nats_url, f"127.0.0.1:{port}", f"nats://localhost:{port}"]
+    async with NatsClients(limit=2) as pool:
+        for url in urls * 2:
+            outcome = await NatsTrigger(make(url), pool, SECRETS).fire(EVENTS)
+            assert outcome.success, outcome.error
+            assert len(pool) <= 2
+        assert len(pool) == 2
