@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,37 +12,13 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.engine.core.secrets import Secrets
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.policy import VerdictKind
 from sensorium.triggers.spec import Trigger
 
 pytestmark = [pytest.mark.integration,  # makes its certificates with the openssl CLI
               pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")]
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("pki")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-             "-subj", "/CN=sensorium-test-ca", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    for name in ("server", "client"):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={name}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{name}.pem", "-days", "2", "-extfile", "san.ext", cwd=d)
-    return d
-
-
-@pytest.fixture(scope="module")
-def secrets(pki: Path) -> Secrets:
-    return Secrets(environ={env_name("tls", key): (pki / f"{key}").read_text()
-                            for key in ("ca.pem", "client.pem", "client.key")})
 
 
 async def _serve(pki: Path, require_client_cert: bool) -> tuple[web.AppRunner, str]:
@@ -91,39 +66,39 @@ async def fire(url: str, secrets: Secrets, tls: dict[str, Any] | None) -> Any:
         return await HttpTrigger(t, client, secrets).fire({})
 
 
-async def test_ca_cert_is_trusted(https_url: str, secrets: Secrets) -> None:
-    assert (await fire(https_url, secrets, {"caCertSecret": ref("ca.pem")})).success
+async def test_ca_cert_is_trusted(https_url: str, tls_secrets: Secrets) -> None:
+    assert (await fire(https_url, tls_secrets, {"caCertSecret": ref("ca.pem")})).success
 
 
-async def test_unknown_ca_fails_retryably(https_url: str, secrets: Secrets) -> None:
-    outcome = await fire(https_url, secrets, None)
+async def test_unknown_ca_fails_retryably(https_url: str, tls_secrets: Secrets) -> None:
+    outcome = await fire(https_url, tls_secrets, None)
     assert not outcome.success and outcome.attempts[0].verdict.kind is VerdictKind.RETRYABLE
     assert "certificate" in outcome.error.lower()
 
 
-async def test_insecure_skip_verify(https_url: str, secrets: Secrets) -> None:
-    assert (await fire(https_url, secrets, {"insecureSkipVerify": True})).success
+async def test_insecure_skip_verify(https_url: str, tls_secrets: Secrets) -> None:
+    assert (await fire(https_url, tls_secrets, {"insecureSkipVerify": True})).success
 
 
-async def test_client_certificate(mtls_url: str, secrets: Secrets) -> None:
+async def test_client_certificate(mtls_url: str, tls_secrets: Secrets) -> None:
     tls = {"caCertSecret": ref("ca.pem"), "clientCertSecret": ref("client.pem"),
            "clientKeySecret": ref("client.key")}
-    assert (await fire(mtls_url, secrets, tls)).success
-    assert not (await fire(mtls_url, secrets, {"caCertSecret": ref("ca.pem")})).success
+    assert (await fire(mtls_url, tls_secrets, tls)).success
+    assert not (await fire(mtls_url, tls_secrets, {"caCertSecret": ref("ca.pem")})).success
 
 
 @pytest.mark.parametrize("tls,message", [
     ({"clientCertSecret": {"name": "tls", "key": "client.pem"}}, "both of clientCertSecret and clientKeySecret"),
     ({}, "neither of caCertSecret, clientCertSecret and clientKeySecret"),
 ])
-async def test_invalid_tls_config_is_terminal(https_url: str, secrets: Secrets, tls: dict[str, Any],
+async def test_invalid_tls_config_is_terminal(https_url: str, tls_secrets: Secrets, tls: dict[str, Any],
                                               message: str) -> None:
-    outcome = await fire(https_url, secrets, tls)
+    outcome = await fire(https_url, tls_secrets, tls)
     assert not outcome.success and message in outcome.error
     assert outcome.attempts[0].verdict.kind is VerdictKind.TERMINAL
 
 
-async def test_missing_tls_secret_is_retryable(https_url: str, secrets: Secrets) -> None:
-    outcome = await fire(https_url, secrets, {"caCertSecret": {"name": "nope", "key": "ca"}})
+async def test_missing_tls_secret_is_retryable(https_url: str, tls_secrets: Secrets) -> None:
+    outcome = await fire(https_url, tls_secrets, {"caCertSecret": {"name": "nope", "key": "ca"}})
     assert not outcome.success and outcome.attempts[0].verdict.kind is VerdictKind.RETRYABLE
     assert "failed to get the tls configuration" in outcome.error

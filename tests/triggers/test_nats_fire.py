@@ -239,3 +239,28 @@ async def test_the_pool_keeps_a_bounded_number_of_connections(nats_url: str) -> 
             assert outcome.success, outcome.error
             assert len(pool) <= 2
         assert len(pool) == 2
+
+
+@pytest.mark.parametrize("verify_clients", [False, True], ids=["tls", "mutual-tls"])
+async def test_tls_from_secrets(pki: Path, tls_secrets: Secrets, tmp_path: Path, verify_clients: bool) -> None:
+    """A server that speaks only TLS (and, mutual, wants a client certificate): the trigger's `tls` as for the
+    http trigger; without the CA the attempt fails, retryably."""
+    args = ["--tls", "--tlscert", str(pki / "server.pem"), "--tlskey", str(pki / "server.key")]
+    if verify_clients:
+        args += ["--tlsverify", "--tlscacert", str(pki / "ca.pem")]
+    server = EmbeddedNats(tmp_path / "tls", extra_args=args)
+    await server.start()
+    ref = {"name": "tls"}
+    tls: dict[str, Any] = {"caCertSecret": {**ref, "key": "ca.pem"}}
+    if verify_clients:
+        tls |= {"clientCertSecret": {**ref, "key": "client.pem"}, "clientKeySecret": {**ref, "key": "client.key"}}
+    url = server.url.replace("nats://", "tls://")
+    try:
+        async with NatsClients() as pool:
+            outcome = await NatsTrigger(make(url, {"tls": tls}), pool, tls_secrets).fire(EVENTS)
+            assert outcome.success, outcome.error
+            untrusted = await NatsTrigger(make(url), pool, tls_secrets, timeout=3.0).fire(EVENTS)
+        assert not untrusted.success and untrusted.attempts[0].verdict.kind is VerdictKind.RETRYABLE
+        assert "certificate" in untrusted.error.lower(), untrusted.error
+    finally:
+        await server.stop()
