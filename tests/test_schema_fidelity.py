@@ -25,8 +25,7 @@ UPSTREAM = sorted((ROOT / "upstream" / "sensors").glob("*.y*ml")) + sorted(
     (ROOT / "upstream" / "unsupported").glob("*.y*ml"))
 # what is described as not supported and is refused at load (or ignored): the trigger kinds the registry lacks,
 # legacy NATS Streaming and EventSource filters
-# (nkey and credential: a NATS trigger's auth kinds, refused at load for now)
-_REFUSED = {*(k for k in TEMPLATE_KEYS if k not in REGISTRY.triggers), "nats", "stan", "filter", "nkey", "credential"}
+_REFUSED = {*(k for k in TEMPLATE_KEYS if k not in REGISTRY.triggers), "nats", "stan", "filter"}
 _UNSUPPORTED = re.compile(r"not supported|unsupported|not yet", re.I)
 
 

@@ -19,8 +19,8 @@ Where Sensorium differs from Argo, on purpose:
   costs retryable attempts, not an engine that cannot start. Triggers with the same `url`, `tls` and `auth`
   share one connection (Argo: one per trigger name), which reconnects by itself and is closed with the engine
   (`NatsClients`).
-* `auth.nkey` and `auth.credential` are refused at load for now (`triggers.spec.NATSAuth`); `basic` and `token`
-  work.
+* `auth` (basic, token, nkey, credential) reads its secrets at the first connection; an nkey seed or a
+  credentials file that is not one fails the firing at once, naming which, never the value.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from nats.aio.client import Client
+import nkeys
+from nats.aio.client import Client, RawCredentials
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 
@@ -153,6 +154,36 @@ def _secret(secrets: Secrets, name: str, key: str, what: str) -> str:
         raise SecretError(f"failed to retrieve the {what}, {exc}") from None
 
 
+def _seed(text: str, what: str) -> str:
+    """An NKey seed (`S...`, as `nsc` writes it), checked: nats-py would fail on a bad one only while
+    connecting, with an error that says less. Raises TriggerError (terminal: retrying reads the same secret)."""
+    seed = text.strip()
+    try:
+        nkeys.from_seed(bytearray(seed.encode())).wipe()
+    except (nkeys.NkeysError, ValueError, TypeError):
+        raise TriggerError(f"the {what} secret does not hold an NKey seed") from None
+    return seed
+
+
+def user_credentials(text: str) -> tuple[str, str]:
+    """(user JWT, user seed) of a NATS credentials file's text (`nsc generate creds`), or TriggerError naming
+    what is missing. Read here, not by nats-py, whose reader loops forever on a text without the JWT's
+    `BEGIN` line."""
+    found: dict[str, str] = {}
+    lines = [line.strip() for line in text.splitlines()]
+    for marker, name in (("BEGIN NATS USER JWT", "jwt"), ("BEGIN USER NKEY SEED", "seed")):
+        for index, line in enumerate(lines[:-1]):
+            if marker in line and lines[index + 1]:
+                found[name] = lines[index + 1]
+                break
+        else:
+            raise TriggerError(f"the credential secret is not a NATS credentials file (no `{marker}` block)")
+    jwt = found["jwt"]
+    if jwt.count(".") != 2:
+        raise TriggerError("the credential secret is not a NATS credentials file (its user JWT is not a JWT)")
+    return jwt, _seed(found["seed"], "credential")
+
+
 def _credentials(auth: NATSAuth | None, secrets: Secrets) -> tuple[dict[str, Any], tuple[str, ...]]:
     """nats-py's connect options for `auth`, and the secret values they hold (masked in every message)."""
     if auth is None:
@@ -167,6 +198,14 @@ def _credentials(auth: NATSAuth | None, secrets: Secrets) -> tuple[dict[str, Any
     if auth.token is not None:
         token = _secret(secrets, auth.token.name, auth.token.key, "token")
         return {"token": token}, (token,)
+    if auth.nkey is not None:  # Argo: the secret holds the seed (nats.go's NkeyOptionFromSeed reads it)
+        seed = _seed(_secret(secrets, auth.nkey.name, auth.nkey.key, "nkey"), "nkey")
+        return {"nkeys_seed_str": seed}, (seed,)
+    if auth.credential is not None:  # Argo: the secret holds a credentials file (nats.go's UserCredentials)
+        jwt, seed = user_credentials(_secret(secrets, auth.credential.name, auth.credential.key, "credential"))
+        text = (f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+                f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n")
+        return {"user_credentials": RawCredentials(text)}, (seed,)
     return {}, ()
 
 

@@ -270,19 +270,13 @@ def check_publish_subject(subject: str) -> str:
 
 
 class NATSAuth(ArgoModel):
+    """Argo uses the first one set, in this order."""
+
     basic: BasicAuth | None = Field(default=None, description="User name and password from secrets.")
     token: KeySelector | None = Field(default=None, description="Secret holding the token.")
-    nkey: KeySelector | None = Field(default=None, description="Secret holding an NKey seed (not supported yet).")
+    nkey: KeySelector | None = Field(default=None, description="Secret holding an NKey seed (`SU...`).")
     credential: KeySelector | None = Field(
-        default=None, description="Secret holding a credentials (JWT) file (not supported yet).")
-
-    @model_validator(mode="after")
-    def _supported(self, info: ValidationInfo) -> NATSAuth:
-        if not _runtime(info):
-            raise_located(((key,), f"auth.{key} is not supported yet by Sensorium's NATS trigger (basic and token "
-                                   "are)") for key, value in (("nkey", self.nkey), ("credential", self.credential))
-                          if value is not None)
-        return self
+        default=None, description="Secret holding a credentials file (a user JWT and its seed, as nsc writes it).")
 
 
 class NATSTrigger(ArgoModel):
@@ -295,7 +289,7 @@ class NATSTrigger(ArgoModel):
         default=None, description="Parameters applied to the JSON of this nats object before each message "
                                   "(Sensorium honours a changed subject).")
     tls: TLSConfig | None = Field(default=None, description="TLS client settings.")
-    auth: NATSAuth | None = Field(default=None, description="Credentials: basic or token.")
+    auth: NATSAuth | None = Field(default=None, description="Credentials: basic, token, nkey or credential.")
 
     @field_validator("url")
     @classmethod

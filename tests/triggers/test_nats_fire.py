@@ -4,16 +4,24 @@ credentials, a server that is down or comes back, a message too large, and no se
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import json
 import logging
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import nats
+import nkeys
 import pytest
+from nats.aio.client import RawCredentials
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 
-from sensorium.buses.embedded import EmbeddedNats, free_port
+from sensorium.buses.embedded import EmbeddedNats, find_nats_server, free_port
 from sensorium.engine.core.secrets import Secrets, env_name
 from sensorium.triggers.nats import NatsClients, NatsTrigger, printable_url
 from sensorium.triggers.policy import VerdictKind
@@ -264,3 +272,106 @@ async def test_tls_from_secrets(pki: Path, tls_secrets: Secrets, tmp_path: Path,
         assert "certificate" in untrusted.error.lower(), untrusted.error
     finally:
         await server.stop()
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def signed_jwt(claims: dict[str, Any], issuer: nkeys.KeyPair) -> str:
+    """A NATS JWT (v2) as nsc makes one: `ed25519-nkey`, signed by `issuer`."""
+    body = {"jti": "", "iat": int(time.time()), "iss": issuer.public_key.decode(), **claims}
+    body["jti"] = base64.b32encode(hashlib.sha256(json.dumps(body).encode()).digest()).decode().rstrip("=")
+    signing = f"{_b64(json.dumps({'typ': 'JWT', 'alg': 'ed25519-nkey'}).encode())}.{_b64(json.dumps(body).encode())}"
+    return f"{signing}.{_b64(issuer.sign(signing.encode()))}"
+
+
+def new_key(prefix: int) -> tuple[bytes, nkeys.KeyPair]:
+    seed = nkeys.encode_seed(os.urandom(32), prefix)
+    return seed, nkeys.from_seed(bytearray(seed))
+
+
+async def test_nkey_auth_from_a_secret(tmp_path: Path, clients: NatsClients,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    seed, user = new_key(nkeys.PREFIX_BYTE_USER)
+    conf = tmp_path / "nkey.conf"
+    conf.write_text(f'authorization {{ users = [ {{ nkey: "{user.public_key.decode()}" }} ] }}\n')
+    server = EmbeddedNats(tmp_path / "nkey", extra_args=["-c", str(conf)])
+    await server.start()
+    try:
+        nc, listener = await listen(server.url, "out.>", nkeys_seed_str=seed.decode())
+        auth = {"nkey": {"name": "nats", "key": "seed"}}
+        secrets = Secrets(environ={env_name("nats", "seed"): seed.decode() + "\n"})
+        try:
+            outcome = await NatsTrigger(make(server.url, {"auth": auth}), clients, secrets).fire(EVENTS)
+            assert outcome.success, outcome.error
+            await asyncio.wait_for(listener.arrived.wait(), 5)
+        finally:
+            await nc.close()
+        bad = Secrets(environ={env_name("nats", "seed"): "SUnot-a-seed"})
+        async with NatsClients() as others:
+            refused = await NatsTrigger(make(server.url, {"auth": auth}, retryStrategy=FAST), others, bad,
+                                        rng=NoJitter()).fire(EVENTS)
+        assert not refused.success and len(refused.attempts) == 1
+        assert "the nkey secret does not hold an NKey seed" in refused.error
+        assert seed.decode() not in caplog.text and "SUnot-a-seed" not in refused.error + caplog.text
+    finally:
+        await server.stop()
+
+
+async def test_credentials_file_auth_on_an_operator_mode_server(tmp_path: Path, clients: NatsClients,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """A server that trusts an operator; the user's JWT and seed come from one secret, as `nsc` writes them."""
+    caplog.set_level(logging.DEBUG)
+    _, operator = new_key(nkeys.PREFIX_BYTE_OPERATOR)
+    _, account = new_key(nkeys.PREFIX_BYTE_ACCOUNT)
+    user_seed, user = new_key(nkeys.PREFIX_BYTE_USER)
+    op = signed_jwt({"name": "op", "sub": operator.public_key.decode(),
+                     "nats": {"type": "operator", "version": 2}}, operator)
+    unlimited = {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1, "wildcards": True,
+                 "conn": -1, "leaf": -1}
+    acc = signed_jwt({"name": "acc", "sub": account.public_key.decode(),
+                      "nats": {"limits": unlimited, "type": "account", "version": 2}}, operator)
+    usr = signed_jwt({"name": "u", "sub": user.public_key.decode(),
+                      "nats": {"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1, "type": "user",
+                               "version": 2}}, account)
+    conf = tmp_path / "operator.conf"
+    conf.write_text(f'operator: "{op}"\nresolver: MEMORY\n'
+                    f'resolver_preload: {{ {account.public_key.decode()}: "{acc}" }}\n')
+    port = free_port("127.0.0.1")
+    server = await asyncio.create_subprocess_exec(find_nats_server(), "-c", str(conf), "-a", "127.0.0.1",
+                                                  "-p", str(port), stdout=asyncio.subprocess.DEVNULL,
+                                                  stderr=asyncio.subprocess.DEVNULL)
+    creds = (f"-----BEGIN NATS USER JWT-----\r\n{usr}\r\n------END NATS USER JWT------\r\n\r\n"
+             "************************* IMPORTANT *************************\r\n\r\n"
+             f"-----BEGIN USER NKEY SEED-----\r\n{user_seed.decode()}\r\n------END USER NKEY SEED------\r\n")
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                lf = creds.replace("\r\n", "\n")  # (nats-py itself reads a CRLF file wrong; the trigger does not)
+                nc, listener = await listen(url, "out.>", user_credentials=RawCredentials(lf))
+                break
+            except (OSError, NatsError):
+                await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the operator-mode nats-server did not start within 5 s")
+        auth = {"credential": {"name": "nats", "key": "creds"}}
+        secrets = Secrets(environ={env_name("nats", "creds"): creds})
+        try:
+            outcome = await NatsTrigger(make(url, {"auth": auth}), clients, secrets).fire(EVENTS)
+            assert outcome.success, outcome.error
+            await asyncio.wait_for(listener.arrived.wait(), 5)
+        finally:
+            await nc.close()
+        for text, missing in (("just a JWT", "BEGIN NATS USER JWT"),
+                              (creds.split("-----BEGIN USER NKEY SEED")[0], "BEGIN USER NKEY SEED")):
+            async with NatsClients() as others:
+                refused = await NatsTrigger(make(url, {"auth": auth}), others,
+                                            Secrets(environ={env_name("nats", "creds"): text})).fire(EVENTS)
+            assert not refused.success and f"no `{missing}` block" in refused.error
+        assert user_seed.decode() not in caplog.text
+    finally:
+        server.terminate()
+        await server.wait()

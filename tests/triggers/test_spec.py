@@ -203,6 +203,9 @@ def test_a_nats_trigger_as_argo_writes_it_loads() -> None:
         {"src": {"dependencyName": "d", "dataKey": "kind"}, "dest": "subject"}]) == []
     t = load({"template": {"name": "t", "nats": {**NATS, "auth": {"token": {"name": "s", "key": "k"}}}}})
     assert t.kind() == "nats" and t.template.nats is not None and t.template.nats.subject == "orders.created"
+    for auth in ({"nkey": {"name": "n", "key": "seed"}}, {"credential": {"name": "c", "key": "creds"}},
+                 {"basic": {"username": {"name": "b", "key": "u"}, "password": {"name": "b", "key": "p"}}}):
+        assert nats_problems(auth=auth) == []
 
 
 @pytest.mark.parametrize(("changes", "wanted"), [
@@ -217,9 +220,6 @@ def test_a_nats_trigger_as_argo_writes_it_loads() -> None:
     ({"payload": None}, "payload can't be nil"),
     ({"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}}]},
      "payload[0]: parameter destination can't be empty"),
-    ({"auth": {"nkey": {"name": "n", "key": "seed"}}},
-     "auth.nkey is not supported yet by Sensorium's NATS trigger (basic and token are)"),
-    ({"auth": {"credential": {"name": "c", "key": "creds"}}}, "auth.credential is not supported yet"),
 ])
 def test_a_nats_trigger_argo_would_refuse_or_sensorium_cannot_run_is_refused(changes: dict[str, Any],
                                                                              wanted: str) -> None:
