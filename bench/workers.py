@@ -70,7 +70,7 @@ from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
 def event_names(source: str, count: int = DEFAULT_PARTITIONS) -> list[str]:
     """`count` event names whose Kafka keys hash evenly over the partitions of a topic Sensorium creates
     (sarama's FNV-1a)."""
-    from sensorium.buses.kafka.connection import sarama_hash
+    from sensorium.engine.goport.sarama import sarama_hash
 
     per = count // DEFAULT_PARTITIONS
     chosen: dict[int, list[str]] = {p: [] for p in range(DEFAULT_PARTITIONS)}

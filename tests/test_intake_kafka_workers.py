@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS
-from sensorium.buses.kafka.connection import SaramaHashPartitioner
+from sensorium.engine.goport.sarama import SaramaHashPartitioner
 from tests.engine_harness import event, publish, unique
 from tests.fixtures_http import HttpSink, Reply
 from tests.test_workers import Output, sink_counts

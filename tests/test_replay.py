@@ -22,8 +22,8 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from sensorium.buses.base import EventKey
 from sensorium.buses.embedded import EmbeddedNats
 from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS, KafkaBus
-from sensorium.buses.kafka.connection import sarama_hash
 from sensorium.engine.core.cloudevent import encode_structured
+from sensorium.engine.goport.sarama import sarama_hash
 from tests.engine_harness import Engine, event, publish, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog

@@ -39,14 +39,7 @@ from sensorium.buses.base import (
     fit_dead_letter,
 )
 from sensorium.buses.kafka.assignor import keyed
-from sensorium.buses.kafka.connection import (
-    PROBE_TIMEOUT,
-    KafkaSecurity,
-    SaramaHashPartitioner,
-    describe,
-    quiet_client_log,
-    security_from_spec,
-)
+from sensorium.buses.kafka.connection import security_from_spec
 from sensorium.buses.kafka.consumer import KafkaGroupConsumer, quietly
 from sensorium.buses.kafka.replay import KafkaReplay
 from sensorium.buses.kafka.state import KafkaStateTopic
@@ -55,7 +48,9 @@ from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
 from sensorium.buses.spec import parse_brokers
 from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, KafkaSecurity, describe, quiet_client_log
 from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.goport.sarama import SaramaHashPartitioner
 
 log = logging.getLogger("buses.kafka.bus")
 

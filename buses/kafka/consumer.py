@@ -18,9 +18,9 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Mark
-from sensorium.buses.kafka.connection import describe
 from sensorium.engine.core.cloudevent import DecodeError, decode_binary, encode_structured
 from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.kafkaclient import describe
 
 log = logging.getLogger("buses.kafka.bus")
 

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from sensorium.buses.base import ALL_PARTITIONS, EventKey, ReplayedDelivery, ReplayRange, ReplayReader
-from sensorium.buses.kafka.connection import describe
 from sensorium.buses.kafka.consumer import quietly, record_headers, record_keys, structured_body
 from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.kafkaclient import describe
 
 FETCH = 500
 FETCH_MS = 1000

@@ -20,10 +20,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from sensorium.buses.kafka.connection import PROBE_TIMEOUT, describe, sarama_hash
 from sensorium.buses.kafka.consumer import quietly
 from sensorium.buses.state import DEFAULT_MAX_SNAPSHOT, STATE_NAME, SerialStateStore, check_sensor
 from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, describe
+from sensorium.engine.goport.sarama import sarama_hash
 
 log = logging.getLogger("buses.kafka.bus")
 

@@ -17,13 +17,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from sensorium.buses.base import Consumer, ConsumerSpec, Delivery, EventKey, Health
 from sensorium.buses.kafka.bus import DEFAULT_PARTITIONS, DEFAULT_TOPIC, KafkaBus
-from sensorium.buses.kafka.connection import KafkaSecurity, sarama_hash
 from sensorium.buses.kafka.consumer import PartitionOffsets
 from sensorium.buses.kafka_broker import KafkaBroker, free_port
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
 from sensorium.engine.core.cloudevent import decode_structured
 from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.kafkaclient import KafkaSecurity
 from sensorium.engine.core.secrets import Secrets, env_name
+from sensorium.engine.goport.sarama import sarama_hash
 from tests.fixtures_kafka import KAFKA_PASSWORD, KAFKA_USER, RestartKafka
 
 pytestmark = pytest.mark.kafka
