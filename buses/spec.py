@@ -9,34 +9,19 @@ from pydantic import Field, field_validator, model_validator
 
 from sensorium.buses.jetstream.stream import StreamSettings  # the one parser of streamConfig
 from sensorium.engine.core.errors import ConfigError
-from sensorium.engine.core.specbase import ArgoModel, KeySelector, TLSConfig, check_port, check_url, raise_located
+from sensorium.engine.core.specbase import (
+    ArgoModel,
+    KafkaSASL,
+    KeySelector,
+    TLSConfig,
+    check_url,
+    parse_brokers,
+    raise_located,
+)
 
-KAFKA_DEFAULT_PORT = 9092
 # Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
 _KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 JETSTREAM_SCHEMES = ("nats", "tls")
-
-
-def parse_brokers(text: str) -> list[str]:
-    """`host:port[,host:port]` (port 9092 when absent) as a list; ConfigError when an entry is not host:port
-    or its port is outside 1-65535."""
-    brokers = []
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        host, sep, port = item.rpartition(":")
-        if not sep:
-            host, port = item, str(KAFKA_DEFAULT_PORT)
-        if not host or not port.isdigit():
-            raise ConfigError(f"kafka broker address '{item}' is not host:port")
-        try:
-            check_port(int(port))
-        except ValueError as exc:
-            raise ConfigError(f"kafka broker address '{item}': {exc}") from None
-        brokers.append(f"{host}:{port}")
-    if not brokers:
-        raise ConfigError("kafka broker list is empty")
-    return brokers
 
 
 class JetStreamBus(ArgoModel):
@@ -72,13 +57,6 @@ class JetStreamBus(ArgoModel):
             where = exc.field.removeprefix("streamConfig").lstrip(".")
             raise ValueError(f"{where}: {exc.message}" if where else exc.message) from None
         return value
-
-
-class KafkaSASL(ArgoModel):
-    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        default="PLAIN", description="SASL mechanism.")
-    user_secret: KeySelector = Field(description="Secret holding the user name.")
-    password_secret: KeySelector = Field(description="Secret holding the password.")
 
 
 class KafkaConsumerGroup(ArgoModel):

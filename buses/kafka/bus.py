@@ -46,10 +46,10 @@ from sensorium.buses.kafka.state import KafkaStateTopic
 from sensorium.buses.kafka.stored import KafkaStoredEvents
 from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
-from sensorium.buses.spec import parse_brokers
 from sensorium.engine.core.errors import BusError, ConfigError
 from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, KafkaSecurity, describe, quiet_client_log
 from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.specbase import parse_brokers
 from sensorium.engine.goport.sarama import SaramaHashPartitioner
 
 log = logging.getLogger("buses.kafka.bus")

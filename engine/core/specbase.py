@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Literal
 from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.goport.duration import parse_duration
 
 Loc = tuple[str | int, ...]
@@ -112,3 +114,35 @@ def positive_duration(value: str, what: str) -> str:
     if ns <= 0:
         raise ValueError(f"{what} must be positive, got {value!r}")
     return value
+
+
+KAFKA_DEFAULT_PORT = 9092
+
+
+def parse_brokers(text: str) -> list[str]:
+    """`host:port[,host:port]` (port 9092 when absent) as a list; ConfigError when an entry is not host:port
+    or its port is outside 1-65535."""
+    brokers = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep:
+            host, port = item, str(KAFKA_DEFAULT_PORT)
+        if not host or not port.isdigit():
+            raise ConfigError(f"kafka broker address '{item}' is not host:port")
+        try:
+            check_port(int(port))
+        except ValueError as exc:
+            raise ConfigError(f"kafka broker address '{item}': {exc}") from None
+        brokers.append(f"{host}:{port}")
+    if not brokers:
+        raise ConfigError("kafka broker list is empty")
+    return brokers
+
+
+class KafkaSASL(ArgoModel):
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism.")
+    user_secret: KeySelector = Field(description="Secret holding the user name.")
+    password_secret: KeySelector = Field(description="Secret holding the password.")
