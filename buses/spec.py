@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -14,13 +13,12 @@ from sensorium.engine.core.specbase import (
     KafkaSASL,
     KeySelector,
     TLSConfig,
+    check_topic,
     check_url,
     parse_brokers,
     raise_located,
 )
 
-# Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
-_KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 JETSTREAM_SCHEMES = ("nats", "tls")
 
 
@@ -79,10 +77,7 @@ class KafkaBus(ArgoModel):
     @field_validator("topic")
     @classmethod
     def _topic(cls, value: str | None) -> str | None:
-        if value is not None and (not _KAFKA_TOPIC.fullmatch(value) or value in (".", "..")):
-            raise ValueError(f"topic {value!r} is not a valid Kafka topic name "
-                             "(1-249 of a-z, A-Z, 0-9, '.', '_', '-'; not '.' or '..')")
-        return value
+        return check_topic(value) if value is not None else None
 
     @field_validator("url")
     @classmethod

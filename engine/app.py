@@ -44,7 +44,7 @@ from sensorium.sensors.spec import SensorConsumer
 from sensorium.sensors.transform import close_worker as close_jq_worker
 from sensorium.sources.base import Reporting, RunningSource
 from sensorium.triggers.http import HttpClient
-from sensorium.triggers.nats import NatsClients
+from sensorium.triggers.pools import Pools
 
 log = logging.getLogger("sensorium.engine")
 
@@ -185,13 +185,13 @@ async def _run(config: Checked, options: EngineOptions, secrets: Secrets, stop: 
         await health.start()
     otel = Otel(options.otlp_traces_url) if options.otlp_traces_url else None
     try:
-        async with shared_http_client() as client, NatsClients() as nats, \
+        async with shared_http_client() as client, Pools() as pools, \
                 open_bus(config.bus.spec if config.bus else None, options.bus_url, secrets, options.data_dir,
                          on_bus=health.watch if health else None, stop=stop, registry=config.registry,
                          embedded_port=options.bus_port) as bus:
             if otel is not None:
                 client.attempt_spans = otel.attempts
-            await _serve(config, options, secrets, stop, ready, bus, client, health, otel, nats)
+            await _serve(config, options, secrets, stop, ready, bus, client, health, otel, pools)
     finally:
         if health is not None:
             await health.stop()
@@ -236,14 +236,14 @@ def intake_settings(options: EngineOptions) -> IntakeSettings:
 
 async def _serve(config: Checked, options: EngineOptions, secrets: Secrets, stop: asyncio.Event,
                  ready: asyncio.Event | None, bus: Bus, client: HttpClient, health: HealthServer | None,
-                 otel: Otel | None = None, nats: NatsClients | None = None) -> None:
+                 otel: Otel | None = None, pools: Pools | None = None) -> None:
     metrics = health.metrics if health is not None else None
     shared = asyncio.Semaphore(options.max_in_flight or PROCESS_IN_FLIGHT)
 
     intake = Intake(bus, intake_settings(options), metrics.intake_counts() if metrics is not None else None)
 
     async def runner_for(compiled: CompiledSensor) -> SensorRunner:
-        a = assemble(compiled, secrets, client, config.registry, details=options.tracer.enabled, nats=nats)
+        a = assemble(compiled, secrets, client, config.registry, details=options.tracer.enabled, pools=pools)
         own = compiled.sensor.spec.consumer
         return SensorRunner(a.name, a.keys, a.stage, a.executors, bus, runner_settings(options.runner, own),
                             options.tracer, persistence=await _persistence(a, bus),

@@ -26,8 +26,8 @@ from sensorium.engine.registry import REGISTRY, Registry, SourceEntry, TriggerDe
 from sensorium.engine.trace.records import NULL_TRACER, Tracer
 from sensorium.sensors.stage import SensorStage, stage_problems
 from sensorium.triggers.http import HttpClient
-from sensorium.triggers.nats import NatsClients
 from sensorium.triggers.outcome import Fireable
+from sensorium.triggers.pools import Pools
 from sensorium.triggers.spec import Trigger
 
 
@@ -73,17 +73,17 @@ async def shared_http_client() -> AsyncIterator[HttpClient]:
 
 
 def build_executor(trigger: Trigger, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
-                   details: bool = True, nats: NatsClients | None = None) -> Fireable:
-    """The running trigger, built by its registered kind (`details`, `nats`: see `TriggerDeps`)."""
-    return registry.build_trigger(trigger, TriggerDeps(client, secrets, details, nats))
+                   details: bool = True, pools: Pools | None = None) -> Fireable:
+    """The running trigger, built by its registered kind (`details`, `pools`: see `TriggerDeps`)."""
+    return registry.build_trigger(trigger, TriggerDeps(client, secrets, details, pools))
 
 
 def assemble(compiled: CompiledSensor, secrets: Secrets, client: HttpClient, registry: Registry = REGISTRY,
-             details: bool = True, nats: NatsClients | None = None) -> AssembledSensor:
+             details: bool = True, pools: Pools | None = None) -> AssembledSensor:
     """The running parts of a checked sensor: its compiled stage, and each trigger built by its kind
-    (`details` False: outcomes without what only traces read, `TriggerDeps.details`; `nats`: the NATS
-    triggers' connections, `TriggerDeps.nats`)."""
-    executors = {t.template.name: build_executor(t, secrets, client, registry, details, nats)
+    (`details` False: outcomes without what only traces read, `TriggerDeps.details`; `pools`: the message-queue
+    triggers' connections, `TriggerDeps.pools`)."""
+    executors = {t.template.name: build_executor(t, secrets, client, registry, details, pools)
                  for t in compiled.triggers}
     return AssembledSensor(compiled.name, compiled.keys, compiled.stage, executors)
 

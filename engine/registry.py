@@ -61,11 +61,14 @@ from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
+from sensorium.triggers.kafka import KafkaProducers, KafkaTrigger, build_record, check_kafka_spec
 from sensorium.triggers.log import LogTrigger
 from sensorium.triggers.nats import NatsClients, NatsTrigger, build_message, check_nats_spec
 from sensorium.triggers.outcome import Fireable
 from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.pools import Pools
 from sensorium.triggers.spec import KIND_ORDER, HTTPTrigger, Trigger
+from sensorium.triggers.spec import KafkaTrigger as KafkaTriggerSpec
 from sensorium.triggers.spec import LogTrigger as LogTriggerSpec
 from sensorium.triggers.spec import NATSTrigger as NATSTriggerSpec
 
@@ -88,9 +91,9 @@ class TriggerDeps:
     details: bool = True
     """Whether outcomes keep what only traces read (request summaries, parameters, attempts' start times, the
     previews of successful responses): False when nothing traces (`sensorium run --no-bus-trace`)."""
-    nats: NatsClients | None = None
-    """The NATS triggers' connections, closed by whoever made them (None: each NATS trigger gets a pool of its
-    own, which nothing closes; for tools that build triggers and exit)."""
+    pools: Pools | None = None
+    """The message-queue triggers' connections, closed by whoever made them (None: each such trigger gets a
+    pool of its own, which nothing closes; for tools that build triggers and exit)."""
 
 
 @dataclass(frozen=True)
@@ -287,8 +290,8 @@ def _log(trigger: Trigger, deps: TriggerDeps) -> Fireable:
 
 
 def _nats(trigger: Trigger, deps: TriggerDeps) -> Fireable:
-    return NatsTrigger(trigger, deps.nats if deps.nats is not None else NatsClients(), deps.secrets, rng=_JITTER,
-                       details=deps.details)
+    return NatsTrigger(trigger, deps.pools.nats if deps.pools is not None else NatsClients(), deps.secrets,
+                       rng=_JITTER, details=deps.details)
 
 
 def _nats_check(trigger: Trigger) -> None:
@@ -298,6 +301,20 @@ def _nats_check(trigger: Trigger) -> None:
 def _nats_message(trigger: Trigger, events: Mapping[str, CloudEvent], secrets: Secrets,
                   used: list[ResolvedParam]) -> HttpRequest:
     return build_message(trigger.template, trigger.parameters, events, used)
+
+
+def _kafka(trigger: Trigger, deps: TriggerDeps) -> Fireable:
+    return KafkaTrigger(trigger, deps.pools.kafka if deps.pools is not None else KafkaProducers(), deps.secrets,
+                        rng=_JITTER, details=deps.details)
+
+
+def _kafka_check(trigger: Trigger) -> None:
+    check_kafka_spec(trigger.template, trigger.parameters)
+
+
+def _kafka_record(trigger: Trigger, events: Mapping[str, CloudEvent], secrets: Secrets,
+                  used: list[ResolvedParam]) -> HttpRequest:
+    return build_record(trigger.template, trigger.parameters, events, secrets, used)
 
 
 def _webhook(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
@@ -415,6 +432,8 @@ REGISTRY = Registry.of(
         TriggerKind("log", LogTriggerSpec, _log, description="log the events (`intervalSeconds` honoured)"),
         TriggerKind("nats", NATSTriggerSpec, _nats, _nats_check, _nats_message,
                     description="publish a message to a NATS subject, confirmed by the server; retries"),
+        TriggerKind("kafka", KafkaTriggerSpec, _kafka, _kafka_check, _kafka_record,
+                    description="produce a record to a Kafka topic, acknowledged by the brokers; retries"),
     ],
     sources=[
         SourceKind("webhook", WebhookContext, _webhook, "HTTP endpoint; the request body becomes the event data"),

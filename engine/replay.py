@@ -7,7 +7,7 @@ constant, so a context filter `extensions: {sensoriumreplay: "true"}` selects re
 the replay's id (`r-` and 8 hex digits). Filters, a trigger that sends the event as a CloudEvent and the trace's
 `received` record (its `attributes`) see both; Argo's parameters do not (its event context has no extensions).
 Every HTTP request a replay sends carries the header `X-Sensorium-Replay: <the replay's id>`, added by the
-replay's own connection pool, and so does every message a NATS trigger publishes (a NATS header). The event
+replay's own connection pool, and so does every message a NATS or Kafka trigger sends (a header). The event
 keeps its id, so a target can tell a replay of an event it has seen.
 
 The replay's condition state starts empty and is its own: the live sensor's durable state (partial `&&` matches)
@@ -46,9 +46,9 @@ from sensorium.engine.trace.steps import event_rows, fired_rows, firing_rows, re
 from sensorium.sensors.stage import StageResult
 from sensorium.triggers.http import HttpClient, HttpRequest
 from sensorium.triggers.httprequest import safe_url
-from sensorium.triggers.nats import NatsClients
 from sensorium.triggers.outcome import Fireable, FiringOutcome
 from sensorium.triggers.params import ResolvedParam
+from sensorium.triggers.pools import Pools
 from sensorium.triggers.spec import Trigger
 
 log = logging.getLogger("sensorium.replay")
@@ -145,7 +145,7 @@ class SensorReplay:
     def __init__(self, compiled: CompiledSensor, bus: Bus, client: HttpClient, secrets: Secrets, registry: Registry,
                  *, replay_id: str, rate: float | None = None, dry_run: bool = False, tracer: Tracer = NULL_TRACER,
                  out: TextIO | None = None, progress: Callable[[int], Progress | None] = lambda total: None,
-                 event_timeout: float = DEFAULT_EVENT_TIMEOUT, nats: NatsClients | None = None) -> None:
+                 event_timeout: float = DEFAULT_EVENT_TIMEOUT, pools: Pools | None = None) -> None:
         self.compiled, self.bus, self.secrets, self.registry = compiled, bus, secrets, registry
         self.name = compiled.name
         self.rate, self.dry_run, self.tracer, self.out = rate, dry_run, tracer, out
@@ -153,7 +153,7 @@ class SensorReplay:
         self.report = ReplayReport(self.name, replay_id, dry_run)
         self.triggers: dict[str, Trigger] = {t.template.name: t for t in compiled.triggers}
         self.executors: Mapping[str, Fireable] = ({} if dry_run else
-                                                  assemble(compiled, secrets, client, registry, nats=nats).executors)
+                                                  assemble(compiled, secrets, client, registry, pools=pools).executors)
         self._firing_seq = 0
         self._progress: Progress | None = None
 

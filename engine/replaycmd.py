@@ -89,7 +89,7 @@ def replay_command(args: argparse.Namespace) -> int:
     )
     from sensorium.engine.replayrange import replay_range
     from sensorium.engine.trace.hub import TraceHub
-    from sensorium.triggers.nats import NatsClients
+    from sensorium.triggers.pools import Pools
 
     if args.sensor is not None and args.subscription is not None:
         raise ConfigError("--sensor and --subscription conflict: give one (a subscription is a sensor of its name)")
@@ -120,15 +120,15 @@ def replay_command(args: argparse.Namespace) -> int:
         opening = (contextlib.nullcontext(from_url(url)) if url is not None
                    else config.registry.open_bus(config.bus.spec if config.bus else None, secrets, args.data_dir))
         try:
-            marked = NatsClients(headers={REPLAY_HEADER: replay_id})  # the same mark on NATS messages
-            async with ReplayHttpClient(replay_id) as client, marked as nats, opening as bus:
+            marked = Pools(headers={REPLAY_HEADER: replay_id})  # the same mark on NATS and Kafka messages
+            async with ReplayHttpClient(replay_id) as client, marked as pools, opening as bus:
                 try:
                     await bus.start()
                     hub.attach_bus(bus)
                     replay = SensorReplay(compiled, bus, client, secrets, config.registry, replay_id=replay_id,
                                           rate=rate, dry_run=args.dry_run, tracer=hub, out=sys.stdout,
                                           progress=lambda total: Progress(sys.stderr, f"replay {name}", total),
-                                          nats=nats)
+                                          pools=pools)
                     await replay.run(span, stop)
                 finally:
                     await hub.close()

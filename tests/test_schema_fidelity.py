@@ -25,7 +25,8 @@ UPSTREAM = sorted((ROOT / "upstream" / "sensors").glob("*.y*ml")) + sorted(
     (ROOT / "upstream" / "unsupported").glob("*.y*ml"))
 # what is described as not supported and is refused at load (or ignored): the trigger kinds the registry lacks,
 # legacy NATS Streaming and EventSource filters
-_REFUSED = {*(k for k in TEMPLATE_KEYS if k not in REGISTRY.triggers), "nats", "stan", "filter"}
+_REFUSED = {*(k for k in TEMPLATE_KEYS if k not in REGISTRY.triggers), "nats", "stan", "filter",
+            "schemaRegistry"}  # (the kafka trigger's Avro: refused at load)
 _UNSUPPORTED = re.compile(r"not supported|unsupported|not yet", re.I)
 
 

@@ -23,7 +23,6 @@ import logging
 import random
 import ssl
 import time
-import traceback
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 
 import aiohttp
@@ -44,7 +43,7 @@ from sensorium.triggers.httprequest import (
     redact_headers,
     safe_url,
 )
-from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary
+from sensorium.triggers.outcome import Attempt, FiringOutcome, RequestSummary, internal_error
 from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.policy import StatusPolicy, Verdict, VerdictKind
 from sensorium.triggers.ratelimit import RateLimiter
@@ -319,9 +318,5 @@ class HttpTrigger:
                 await self._sleep(delay)
             return FiringOutcome(self.name, self.kind, False, tuple(attempts), error=final_error(error),
                                  request=summary, params=tuple(used) if used else ())
-        except Exception as exc:  # a bug must not take the runner down; log where, never the message
-            where = "".join(traceback.format_tb(exc.__traceback__))
-            log.error("trigger %s: internal error %s\n%s", self.name, type(exc).__name__, where)
-            return FiringOutcome(self.name, self.kind, False,
-                                 error=final_error(f"internal error: {type(exc).__name__}"),
-                                 params=tuple(used) if used else ())
+        except Exception as exc:  # a bug must not take the runner down
+            return internal_error(self.name, self.kind, exc, tuple(used) if used else ())

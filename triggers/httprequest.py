@@ -159,7 +159,8 @@ def _put(headers: list[tuple[str, str]], name: str, value: str) -> None:
     headers.append((name, value))
 
 
-def _secret(secrets: Secrets, name: str, key: str, what: str) -> str:
+def secret_value(secrets: Secrets, name: str, key: str, what: str) -> str:
+    """A secret's value, or SecretError (retryable) naming it, never its value."""
     try:
         return secrets.get(name, key)
     except SecretNotFound as exc:
@@ -263,7 +264,7 @@ class RequestPlan:
         for secure in http.secure_headers or ():
             ref = secure.value_from.secret_key_ref or secure.value_from.config_map_key_ref
             assert ref is not None
-            value = _secret(secrets, ref.name, ref.key, "value for secureHeader")
+            value = secret_value(secrets, ref.name, ref.key, "value for secureHeader")
             _put(headers, secure.name, value)
             names.add(secure.name)
             values.append(value)
@@ -271,9 +272,9 @@ class RequestPlan:
             auth = http.basic_auth
             user = password = ""
             if auth.username is not None:
-                user = _secret(secrets, auth.username.name, auth.username.key, "username")
+                user = secret_value(secrets, auth.username.name, auth.username.key, "username")
             if auth.password is not None:
-                password = _secret(secrets, auth.password.name, auth.password.key, "password")
+                password = secret_value(secrets, auth.password.name, auth.password.key, "password")
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             _put(headers, "Authorization", "Basic " + token)
             names.add("Authorization")

@@ -6,6 +6,8 @@ Never holds a secret: request headers are stored redacted (secure headers and ba
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -14,6 +16,9 @@ import msgspec
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.triggers.params import ResolvedParam
 from sensorium.triggers.policy import Verdict
+from sensorium.triggers.retry import final_error
+
+log = logging.getLogger("sensorium.triggers")
 
 
 class RequestSummary(msgspec.Struct, frozen=True, gc=False):
@@ -61,6 +66,15 @@ class FiringOutcome(msgspec.Struct, frozen=True):
     @property
     def last_status(self) -> int | None:
         return self.attempts[-1].status if self.attempts else None
+
+
+def internal_error(trigger: str, kind: str, exc: Exception, params: tuple[ResolvedParam, ...] = ()) -> FiringOutcome:
+    """The outcome of a firing a bug stopped: logged with where it happened (never the message, which may hold
+    event data or a secret), failed as `internal error: <type>`, so the runner goes on."""
+    where = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("trigger %s: internal error %s\n%s", trigger, type(exc).__name__, where)
+    return FiringOutcome(trigger, kind, False, error=final_error(f"internal error: {type(exc).__name__}"),
+                         params=params)
 
 
 class Fireable(Protocol):

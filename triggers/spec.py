@@ -16,13 +16,16 @@ from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validato
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import (
     ArgoModel,
+    KafkaSASL,
     KeySelector,
     Loc,
     TLSConfig,
     argo_name,
     check_header_name,
     check_header_value,
+    check_topic,
     check_url,
+    parse_brokers,
     raise_located,
 )
 from sensorium.engine.goport.re2 import compile_re2
@@ -325,6 +328,74 @@ class NATSTrigger(ArgoModel):
         return self
 
 
+class KafkaTrigger(ArgoModel):
+    url: str = Field(description="Brokers (required): host:port, several separated by commas.")
+    topic: str = Field(description="Topic the record is produced to (required).")
+    payload: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters that build the record's value (ConstructPayload; required, as in Argo).")
+    parameters: list[TriggerParameter] | None = Field(
+        default=None, description="Parameters applied to the JSON of this kafka object before each record.")
+    partitioning_key: str | None = Field(
+        default=None, description="The record's key (sarama's hash partitioner picks the partition, as in Argo).")
+    required_acks: int = Field(
+        default=0, description="1: the leader acknowledges; -1 (and 0, unset): every in-sync replica, as in Argo.")
+    compress: bool = Field(default=False, description="Snappy compression.")
+    flush_frequency: int = Field(
+        default=0, ge=0, description="Accepted for Argo's files; Argo's producer reads it as nanoseconds, and a "
+                                     "record never waits for a batch here.")
+    headers: dict[str, str] | None = Field(default=None, description="Record headers.")
+    secure_headers: list[SecureHeader] | None = Field(
+        default=None, description="Record headers whose value comes from a secret; never shown in traces or logs.")
+    tls: TLSConfig | None = Field(default=None, description="TLS client settings (verified, unlike Argo's).")
+    sasl: KafkaSASL | None = Field(default=None, description="SASL authentication.")
+    version: str | None = Field(default=None, description="Kafka protocol version hint (sarama); not used.")
+    partition: int | None = Field(default=None, description="Deprecated in Argo and not used: the key decides.")
+    schema_registry: dict[str, Any] | None = Field(
+        default=None, description="Avro through a schema registry (not supported).")
+
+    @field_validator("url")
+    @classmethod
+    def _brokers(cls, value: str, info: ValidationInfo) -> str:
+        if not _runtime(info):
+            if not value:
+                raise ValueError("broker url must not be empty")
+            try:
+                parse_brokers(value)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, value: str, info: ValidationInfo) -> str:
+        if not _runtime(info):
+            if not value:
+                raise ValueError("topic must not be empty")
+            check_topic(value)
+        return value
+
+    @field_validator("required_acks")
+    @classmethod
+    def _acks(cls, value: int, info: ValidationInfo) -> int:
+        if value not in (-1, 0, 1) and not _runtime(info):
+            raise ValueError(f"requiredAcks must be -1, 0 or 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _payload(self, info: ValidationInfo) -> KafkaTrigger:
+        if not _runtime(info):
+            problems: list[tuple[Loc, str]] = []
+            if self.payload is None:
+                problems.append((("payload",), "payload must not be empty"))
+            if self.schema_registry is not None:
+                problems.append((("schemaRegistry",), "schemaRegistry (Avro) is not supported: the record's value "
+                                                      "is the payload's JSON"))
+            raise_located(problems)
+            _require_dest(self.payload, info, "payload")
+            _require_dest(self.parameters, info, "parameters")
+        return self
+
+
 class LogTrigger(ArgoModel):
     interval_seconds: int = Field(
         default=0, ge=0, description="Log at most once per this many seconds (honoured by Sensorium).")
@@ -351,7 +422,7 @@ class TriggerTemplate(ArgoModel):
     argo_workflow: dict[str, Any] | None = Field(default=None, description="Argo Workflow (not supported).")
     aws_lambda: dict[str, Any] | None = Field(default=None, description="AWS Lambda trigger (not supported).")
     custom: dict[str, Any] | None = Field(default=None, description="Custom gRPC trigger (not supported).")
-    kafka: dict[str, Any] | None = Field(default=None, description="Kafka trigger (not supported).")
+    kafka: KafkaTrigger | None = Field(default=None, description="Produce a record to a Kafka topic.")
     nats: NATSTrigger | None = Field(default=None, description="Publish a message to a NATS subject.")
     slack: dict[str, Any] | None = Field(default=None, description="Slack trigger (not supported).")
     open_whisk: dict[str, Any] | None = Field(default=None, description="OpenWhisk trigger (not supported).")

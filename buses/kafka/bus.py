@@ -16,7 +16,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import create_conn
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
@@ -47,7 +46,7 @@ from sensorium.buses.kafka.stored import KafkaStoredEvents
 from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
 from sensorium.engine.core.errors import BusError, ConfigError
-from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, KafkaSecurity, describe, quiet_client_log
+from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, KafkaSecurity, describe, probe, quiet_client_log
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import parse_brokers
 from sensorium.engine.goport.sarama import SaramaHashPartitioner
@@ -158,19 +157,7 @@ class KafkaBus(Bus):
 
     async def _probe(self) -> str | None:
         """None if one broker accepts a connection (TLS and SASL included), else every broker's cause."""
-        causes = []
-        for broker in self.brokers:
-            host, _, port = broker.rpartition(":")
-            try:
-                conn = await asyncio.wait_for(create_conn(
-                    host, int(port), client_id=self.client_id, request_timeout_ms=int(PROBE_TIMEOUT * 1000),
-                    **self.security.client_kwargs()), PROBE_TIMEOUT)
-            except (TimeoutError, KafkaError, OSError) as exc:
-                causes.append(f"{broker}: {describe(exc)}")
-                continue
-            conn.close()
-            return None
-        return "; ".join(causes)
+        return await probe(self.brokers, self.security, self.client_id)
 
     async def _ensure_topic(self) -> None:
         (meta,) = await self._admin.describe_topics([self.topic])

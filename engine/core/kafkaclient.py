@@ -7,11 +7,14 @@ import asyncio
 import logging
 import socket
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka.conn import create_conn
 from aiokafka.errors import (
     IllegalSaslStateError,
+    KafkaError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
@@ -69,3 +72,21 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return exc.strerror or str(exc) or type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+async def probe(brokers: Sequence[str], security: KafkaSecurity, client_id: str) -> str | None:
+    """None if one broker accepts a connection (TLS and SASL included), else every broker's cause: what a client
+    that cannot bootstrap (`Unable to bootstrap from [...]`) does not say."""
+    causes = []
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        try:
+            conn = await asyncio.wait_for(create_conn(
+                host, int(port), client_id=client_id, request_timeout_ms=int(PROBE_TIMEOUT * 1000),
+                **security.client_kwargs()), PROBE_TIMEOUT)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            causes.append(f"{broker}: {describe(exc)}")
+            continue
+        conn.close()
+        return None
+    return "; ".join(causes)

@@ -117,6 +117,16 @@ def positive_duration(value: str, what: str) -> str:
 
 
 KAFKA_DEFAULT_PORT = 9092
+# Kafka's own rule for topic names (org.apache.kafka.common.internals.Topic): at most 249 of these characters.
+_KAFKA_TOPIC = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def check_topic(value: str) -> str:
+    """A Kafka topic name (raises ValueError)."""
+    if not _KAFKA_TOPIC.fullmatch(value) or value in (".", ".."):
+        raise ValueError(f"topic {value!r} is not a valid Kafka topic name "
+                         "(1-249 of a-z, A-Z, 0-9, '.', '_', '-'; not '.' or '..')")
+    return value
 
 
 def parse_brokers(text: str) -> list[str]:

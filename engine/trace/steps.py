@@ -260,9 +260,9 @@ def _lists(trigger: Trigger) -> list[tuple[str, Sequence[TriggerParameter] | Non
     if http is not None:
         lists += [("http.parameters", http.parameters), ("payload", http.payload),
                   ("dynamicHeaders", http.dynamic_headers)]
-    nats = trigger.template.nats
-    if nats is not None:
-        lists += [("nats.parameters", nats.parameters), ("payload", nats.payload)]
+    for kind, spec in (("nats", trigger.template.nats), ("kafka", trigger.template.kafka)):
+        if spec is not None:
+            lists += [(f"{kind}.parameters", spec.parameters), ("payload", spec.payload)]
     return lists
 
 

@@ -77,7 +77,8 @@ def test_defaults() -> None:
 
 
 WRITTEN: dict[str, dict[str, Any]] = {"http": {"url": "http://x"},
-                                      "nats": {"url": "nats://x", "subject": "s", "payload": []}}
+                                      "nats": {"url": "nats://x", "subject": "s", "payload": []},
+                                      "kafka": {"url": "k:9092", "topic": "t", "payload": []}}
 """The least that a kind Sensorium runs needs written under it."""
 
 
@@ -224,4 +225,43 @@ def test_a_nats_trigger_as_argo_writes_it_loads() -> None:
 def test_a_nats_trigger_argo_would_refuse_or_sensorium_cannot_run_is_refused(changes: dict[str, Any],
                                                                              wanted: str) -> None:
     problems = nats_problems(**changes)
+    assert len(problems) == 1 and wanted in problems[0], problems
+
+
+KAFKA = {"url": "k1:9092,k2", "topic": "orders",
+         "payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]}
+
+
+def kafka_problems(**changes: Any) -> list[str]:
+    spec = {key: value for key, value in {**KAFKA, **changes}.items() if value is not None}
+    try:
+        load({"template": {"name": "t", "kafka": spec}})
+    except ValidationError as exc:
+        return [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)]
+    return []
+
+
+def test_a_kafka_trigger_as_argo_writes_it_loads() -> None:
+    assert kafka_problems() == []
+    assert kafka_problems(requiredAcks=1, compress=True, flushFrequency=500, partitioningKey="k", version="2.5.0",
+                          partition=3, headers={"a": "b"},
+                          sasl={"mechanism": "PLAIN", "userSecret": {"name": "s", "key": "u"},
+                                "passwordSecret": {"name": "s", "key": "p"}}) == []
+
+
+@pytest.mark.parametrize(("changes", "wanted"), [
+    ({"url": ""}, "broker url must not be empty"),
+    ({"url": "k1:99999"}, "kafka broker address 'k1:99999': port 99999 is out of range"),
+    ({"topic": ""}, "topic must not be empty"),
+    ({"topic": "a/b"}, "topic 'a/b' is not a valid Kafka topic name"),
+    ({"payload": None}, "payload must not be empty"),
+    ({"requiredAcks": 2}, "requiredAcks must be -1, 0 or 1, got 2"),
+    ({"schemaRegistry": {"url": "http://sr", "schemaId": 1}}, "schemaRegistry (Avro) is not supported"),
+    ({"payload": [{"src": {"dependencyName": "d", "dataKey": "id"}}]},
+     "payload[0]: parameter destination can't be empty"),
+])
+def test_a_kafka_trigger_argo_would_refuse_or_sensorium_cannot_run_is_refused(changes: dict[str, Any],
+                                                                              wanted: str) -> None:
+    problems = kafka_problems(**changes)
     assert len(problems) == 1 and wanted in problems[0], problems
