@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from nats.aio.msg import Msg
 
+from sensorium.engine.trace.fmt import HumanFormat
 from sensorium.engine.trace.records import FiringDone, RequestBuilt, ResponseReceived
 from tests.engine_harness import Engine, event, free_port, publish, unique, write_config
 from tests.trace_log import TraceLog
@@ -62,6 +63,9 @@ async def test_an_event_becomes_a_message_on_the_subject(nats_url: str, tmp_path
         [request] = [r for r in trace.of(order) if isinstance(r, RequestBuilt)]
         assert (request.method, request.url) == ("PUB", f"{nats_url}/{subject}")
         assert request.body_preview == '{"orderId":"o-17","total":12.5}'
+        shown = HumanFormat(color=False, times=False).lines(r.to_json() for r in trace.of(order))
+        assert "request    publish" in shown and f"PUB {nats_url}/{subject} body 31 bytes" in shown
+        assert "attempt 1: confirmed in" in shown and "(published 31 bytes to " in shown
     finally:
         await nc.close()
 

@@ -168,6 +168,8 @@ class HumanFormat:
         waited = f" (waited {r['rate_limited_ms']:.1f} ms for the rate limit)" if r.get("rate_limited_ms") else ""
         colour = {"success": _GREEN, "retryable": _YELLOW}.get(r["verdict"], _RED)
         policy = f"policy: {self._c(colour, r['verdict'])}"
+        if r.get("status") is None and r["verdict"] == "success":  # a message trigger's kind: no status, confirmed
+            return f"{self._tag(r)} attempt {r['attempt']}: {self._c(_GREEN, 'confirmed')} in {took}{waited}"
         if r.get("status") is None:
             return (f"{self._tag(r)} attempt {r['attempt']}: {self._c(_RED, 'no response')} after {took}{waited}"
                     f" -> {policy}: {r.get('error') or r['reason']}")
