@@ -166,32 +166,89 @@ async def _quiet(exc: Exception) -> None:
     log.debug("nats trigger connection: %s", type(exc).__name__)
 
 
-async def _close(client: Client) -> None:
+class Connection:
+    """A NATS connection and its confirmations: `confirm()` returns once the server has every message published
+    on it before the call. One PING answered by a PONG confirms all that was written before it, so concurrent
+    firings share flushes: while one is in flight, the next callers wait for the one after it (theirs may have
+    been written after the first PING), which starts when the first ends. Under load that is one round trip per
+    group of firings instead of one each; when idle, one per firing, at once. Measured with
+    `python -m bench.message_triggers` (3,000 firings, 64 in flight; ratios to the http trigger in the same
+    run): a flush per firing x0.70 and x0.87 of the http trigger's CPU per firing (199 and 187 us), shared
+    flushes x0.60 and x0.62 (118 and 132 us), publishing without confirming at all x0.50 (101 us)."""
+
+    def __init__(self, client: Client, timeout: float) -> None:
+        self.client, self._timeout = client, max(int(timeout), 1)
+        self._running: asyncio.Future[None] | None = None
+        self._next: asyncio.Future[None] | None = None
+
+    async def confirm(self) -> None:
+        """Raises what the flush raised (NatsError, TimeoutError...)."""
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._flush())
+            self._running.add_done_callback(_retrieved)
+            await asyncio.shield(self._running)
+            return
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieved)
+        await asyncio.shield(self._next)
+
+    async def _flush(self) -> None:
+        try:
+            await self.client.flush(timeout=self._timeout)
+        finally:
+            waiting, self._next = self._next, None
+            self._running = None
+            if waiting is not None:  # the next group's flush, its PING written after all of their messages
+                self._running = asyncio.ensure_future(self._flush())
+                self._running.add_done_callback(lambda done: _settle(waiting, done))
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """A flush's failure is its waiters' to report; when they were all cancelled (their attempt timed out),
+    nobody is left to, and asyncio would log it as never retrieved."""
+    if not done.cancelled():
+        done.exception()
+
+
+def _settle(waiting: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    if waiting.done():
+        return
+    if done.cancelled():
+        waiting.cancel()
+    elif done.exception() is not None:
+        waiting.set_exception(done.exception())  # type: ignore[arg-type]
+    else:
+        waiting.set_result(None)
+
+
+async def _close(connection: Connection) -> None:
     """Close a connection, waiting 5 s at most (a server that is gone must not hold up the engine's end)."""
     try:
         async with asyncio.timeout(5):
-            await client.close()
+            await connection.client.close()
     except (NatsError, OSError, TimeoutError):
         pass
 
 
-class NatsClients(Pool[Client]):
+class NatsClients(Pool[Connection]):
     """The NATS connections of the engine's NATS triggers (`triggers.pool`): one per server URL, TLS settings and
     credentials (the spec's references, not their values), reconnecting by themselves once made. `headers` go
     with every message (a replay's mark)."""
 
     def __init__(self, name: str = "sensorium-trigger", headers: Mapping[str, str] | None = None,
                  limit: int = LIMIT) -> None:
-        super().__init__(_close, lambda client: not client.is_closed, limit)
+        super().__init__(_close, lambda connection: not connection.client.is_closed, limit)
         self._name = name
         self.headers = dict(headers) if headers else None
 
-    async def connect(self, key: str, servers: list[str], options: Callable[[], dict[str, Any]]) -> Client:
+    async def connect(self, key: str, servers: list[str], options: Callable[[], dict[str, Any]],
+                      timeout: float = TIMEOUT / 2) -> Connection:
         """The connection for `key`, connecting with `options()` (read only then: secrets, TLS) when there is
         none. Raises what nats-py raises when the server cannot be reached (NatsError, OSError; ValueError for
         a URL it cannot read)."""
 
-        async def open_one() -> Client:
+        async def open_one() -> Connection:
             client = Client()
             # Bounded while connecting (one try per server), then reconnecting forever, as the bus connection.
             await client.connect(servers=servers, name=self._name, error_cb=_quiet, allow_reconnect=False,
@@ -200,7 +257,7 @@ class NatsClients(Pool[Client]):
             client.options["allow_reconnect"] = True
             client.options["max_reconnect_attempts"] = -1
             client.options["reconnect_time_wait"] = 0.5
-            return client
+            return Connection(client, timeout)
 
         return await self.get(key, open_one)
 
@@ -246,18 +303,19 @@ class NatsTrigger(MessageTrigger[NATSTrigger]):
         where = printable_url(nats.url)
         key = marshal_ordered([nats.url, nats.model_dump(mode="json", by_alias=True, include={"tls", "auth"})])
         try:
-            client = await self.clients.connect(key, servers(nats.url), options)
+            connection = await self.clients.connect(key, servers(nats.url), options, self._timeout / 2)
         except (NatsError, OSError) as exc:
             raise TriggerError(f"cannot connect to NATS at {where}: {_describe(exc)}", retryable=True) from None
         except ValueError:  # a URL `parameters` made: nothing to retry
             raise TriggerError(f"cannot connect to NATS at {where}: not a server URL") from None
+        client = connection.client
         too_large = (f"message of {len(body)} bytes is larger than the server's max_payload "
                      f"({client.max_payload} bytes) at {where}")
         if len(body) > client.max_payload:
             raise TriggerError(too_large)
         try:
             await client.publish(nats.subject, body, headers=self.clients.headers)
-            await client.flush(timeout=max(int(self._timeout / 2), 1))
+            await connection.confirm()
         except MaxPayloadError:
             raise TriggerError(too_large) from None
         except (NatsError, OSError, TimeoutError) as exc:

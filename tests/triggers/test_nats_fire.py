@@ -375,3 +375,50 @@ async def test_credentials_file_auth_on_an_operator_mode_server(tmp_path: Path, 
     finally:
         server.terminate()
         await server.wait()
+
+
+async def test_concurrent_firings_share_flushes(nats_url: str, clients: NatsClients) -> None:
+    """200 firings at once: every message arrives, confirmed by far fewer PINGs than messages."""
+    nc, listener = await listen(nats_url, "out.>")
+    trigger = NatsTrigger(make(nats_url), clients, SECRETS)
+    assert (await trigger.fire(EVENTS)).success  # connected
+    [connection] = list(clients._open.values())
+    flushes = 0
+    flush = connection.client.flush
+
+    async def counted(timeout: int = 10) -> None:
+        nonlocal flushes
+        flushes += 1
+        await flush(timeout)
+
+    connection.client.flush = counted  # type: ignore[method-assign]
+    try:
+        outcomes = await asyncio.gather(*(trigger.fire(EVENTS) for _ in range(200)))
+        assert all(o.success for o in outcomes)
+        for _ in range(100):
+            if len(listener.messages) == 201:
+                break
+            await asyncio.sleep(0.05)
+        assert len(listener.messages) == 201
+        assert 1 <= flushes <= 20, flushes
+    finally:
+        await nc.close()
+
+
+async def test_a_failed_flush_fails_every_firing_waiting_on_it(tmp_path: Path, clients: NatsClients) -> None:
+    server = EmbeddedNats(tmp_path / "gone")
+    await server.start()
+    try:
+        trigger = NatsTrigger(make(server.url), clients, SECRETS, timeout=2.0)
+        assert (await trigger.fire(EVENTS)).success
+        [connection] = list(clients._open.values())
+
+        async def never(timeout: int = 10) -> None:
+            raise nats.errors.FlushTimeoutError
+
+        connection.client.flush = never  # type: ignore[method-assign]
+        outcomes = await asyncio.gather(*(trigger.fire(EVENTS) for _ in range(20)))
+        assert all(not o.success and o.attempts[0].verdict.kind is VerdictKind.RETRYABLE for o in outcomes)
+        assert all("not confirmed: FlushTimeoutError" in o.error for o in outcomes), outcomes[0].error
+    finally:
+        await server.stop()
