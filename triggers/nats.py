@@ -30,18 +30,18 @@ import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import nkeys
-from nats.aio.client import Client, RawCredentials
+from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import ConfigError, TriggerError
-from sensorium.engine.core.secrets import Secrets
+from sensorium.engine.core.natsclient import NatsCredentialError, connect_options, printable_url, servers
+from sensorium.engine.core.secrets import SecretNotFound, Secrets
+from sensorium.engine.core.specbase import NATSAuth
 from sensorium.triggers.http import tls_context
-from sensorium.triggers.httprequest import HttpRequest, secret_value
+from sensorium.triggers.httprequest import HttpRequest, SecretError
 from sensorium.triggers.message import MessageTrigger, check_spec
 from sensorium.triggers.params import (
     PayloadPlan,
@@ -50,7 +50,6 @@ from sensorium.triggers.params import (
 )
 from sensorium.triggers.pool import LIMIT, Pool
 from sensorium.triggers.spec import (
-    NATSAuth,
     NATSTrigger,
     Trigger,
     TriggerParameter,
@@ -65,27 +64,6 @@ log = logging.getLogger("sensorium.triggers.nats")
 TIMEOUT = 10.0
 """Seconds one attempt may take: connecting (when there is no connection yet), publishing and the flush."""
 CONNECT_TIMEOUT = 2  # seconds (nats-py takes whole seconds)
-
-
-def servers(url: str) -> list[str]:
-    """The server URLs of a trigger's `url`: comma-separated, `nats://` assumed where no scheme is written
-    (`nats.example:4222`, as Argo's own example writes it, and as nats.go reads it)."""
-    return [one if "://" in one else f"nats://{one}" for one in (part.strip() for part in url.split(","))]
-
-
-def printable_url(url: str) -> str:
-    """The server URL(s) without user info (a NATS URL's user part may be a token), for messages."""
-    out = []
-    for one in servers(url):
-        try:
-            parts = urlsplit(one)
-            host = parts.hostname or ""
-            port = parts.port
-        except ValueError:
-            out.append("(an unreadable URL)")
-            continue
-        out.append(urlunsplit((parts.scheme, f"{host}:{port}" if port else host, parts.path, "", "")))
-    return ",".join(out)
 
 
 def check_nats_spec(template: TriggerTemplate, trigger_params: Sequence[TriggerParameter] | None) -> None:
@@ -106,59 +84,15 @@ def build_message(template: TriggerTemplate, trigger_params: Sequence[TriggerPar
     return as_request(nats, PayloadPlan(nats.payload).build(events, used))
 
 
-def _seed(text: str, what: str) -> str:
-    """An NKey seed (`S...`, as `nsc` writes it), checked: nats-py would fail on a bad one only while
-    connecting, with an error that says less. Raises TriggerError (terminal: retrying reads the same secret)."""
-    seed = text.strip()
-    try:
-        nkeys.from_seed(bytearray(seed.encode())).wipe()
-    except (nkeys.NkeysError, ValueError, TypeError):
-        raise TriggerError(f"the {what} secret does not hold an NKey seed") from None
-    return seed
-
-
-def user_credentials(text: str) -> tuple[str, str]:
-    """(user JWT, user seed) of a NATS credentials file's text (`nsc generate creds`), or TriggerError naming
-    what is missing. Read here, not by nats-py, whose reader loops forever on a text without the JWT's
-    `BEGIN` line."""
-    found: dict[str, str] = {}
-    lines = [line.strip() for line in text.splitlines()]
-    for marker, name in (("BEGIN NATS USER JWT", "jwt"), ("BEGIN USER NKEY SEED", "seed")):
-        for index, line in enumerate(lines[:-1]):
-            if marker in line and lines[index + 1]:
-                found[name] = lines[index + 1]
-                break
-        else:
-            raise TriggerError(f"the credential secret is not a NATS credentials file (no `{marker}` block)")
-    jwt = found["jwt"]
-    if jwt.count(".") != 2:
-        raise TriggerError("the credential secret is not a NATS credentials file (its user JWT is not a JWT)")
-    return jwt, _seed(found["seed"], "credential")
-
-
 def _credentials(auth: NATSAuth | None, secrets: Secrets) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """nats-py's connect options for `auth`, and the secret values they hold (masked in every message)."""
-    if auth is None:
-        return {}, ()
-    if auth.basic is not None:
-        user = password = ""
-        if auth.basic.username is not None:
-            user = secret_value(secrets, auth.basic.username.name, auth.basic.username.key, "username")
-        if auth.basic.password is not None:
-            password = secret_value(secrets, auth.basic.password.name, auth.basic.password.key, "password")
-        return {"user": user, "password": password}, (user, password)
-    if auth.token is not None:
-        token = secret_value(secrets, auth.token.name, auth.token.key, "token")
-        return {"token": token}, (token,)
-    if auth.nkey is not None:  # Argo: the secret holds the seed (nats.go's NkeyOptionFromSeed reads it)
-        seed = _seed(secret_value(secrets, auth.nkey.name, auth.nkey.key, "nkey"), "nkey")
-        return {"nkeys_seed_str": seed}, (seed,)
-    if auth.credential is not None:  # Argo: the secret holds a credentials file (nats.go's UserCredentials)
-        jwt, seed = user_credentials(secret_value(secrets, auth.credential.name, auth.credential.key, "credential"))
-        text = (f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
-                f"-----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n")
-        return {"user_credentials": RawCredentials(text)}, (seed,)
-    return {}, ()
+    """`connect_options`, its failures as the trigger's: a missing secret retryable (Argo's wording), a secret
+    holding the wrong thing terminal."""
+    try:
+        return connect_options(auth, secrets)
+    except SecretNotFound as exc:
+        raise SecretError(f"failed to retrieve the NATS credentials, {exc}") from None
+    except NatsCredentialError as exc:
+        raise TriggerError(str(exc)) from None
 
 
 async def _quiet(exc: Exception) -> None:

@@ -16,9 +16,11 @@ from pydantic import Field, StrictInt, StrictStr, ValidationInfo, field_validato
 from sensorium.engine.core.errors import ConfigError
 from sensorium.engine.core.specbase import (
     ArgoModel,
+    BasicAuth,
     KafkaSASL,
     KeySelector,
     Loc,
+    NATSAuth,
     TLSConfig,
     argo_name,
     check_header_name,
@@ -147,11 +149,6 @@ class SecureHeader(ArgoModel):
         return value
 
 
-class BasicAuth(ArgoModel):
-    username: KeySelector | None = Field(default=None, description="Secret holding the user name.")
-    password: KeySelector | None = Field(default=None, description="Secret holding the password.")
-
-
 class CloudEventDelivery(ArgoModel):
     """Sensorium extension: send the event itself as a CloudEvent (triggers.cloudevent_body). `cloudEvent: binary`
     is short for `cloudEvent: {mode: binary}`."""
@@ -270,16 +267,6 @@ def check_publish_subject(subject: str) -> str:
             raise ValueError(f"subject {subject!r} has a wildcard token {token!r}: a message is published to "
                              "one subject")
     return subject
-
-
-class NATSAuth(ArgoModel):
-    """Argo uses the first one set, in this order."""
-
-    basic: BasicAuth | None = Field(default=None, description="User name and password from secrets.")
-    token: KeySelector | None = Field(default=None, description="Secret holding the token.")
-    nkey: KeySelector | None = Field(default=None, description="Secret holding an NKey seed (`SU...`).")
-    credential: KeySelector | None = Field(
-        default=None, description="Secret holding a credentials file (a user JWT and its seed, as nsc writes it).")
 
 
 class NATSTrigger(ArgoModel):

@@ -156,3 +156,18 @@ class KafkaSASL(ArgoModel):
         default="PLAIN", description="SASL mechanism.")
     user_secret: KeySelector = Field(description="Secret holding the user name.")
     password_secret: KeySelector = Field(description="Secret holding the password.")
+
+
+class BasicAuth(ArgoModel):
+    username: KeySelector | None = Field(default=None, description="Secret holding the user name.")
+    password: KeySelector | None = Field(default=None, description="Secret holding the password.")
+
+
+class NATSAuth(ArgoModel):
+    """Argo uses the first one set, in this order."""
+
+    basic: BasicAuth | None = Field(default=None, description="User name and password from secrets.")
+    token: KeySelector | None = Field(default=None, description="Secret holding the token.")
+    nkey: KeySelector | None = Field(default=None, description="Secret holding an NKey seed (`SU...`).")
+    credential: KeySelector | None = Field(
+        default=None, description="Secret holding a credentials file (a user JWT and its seed, as nsc writes it).")
