@@ -10,6 +10,8 @@ from sensorium.triggers.nats import NatsClients
 
 
 class Pools:
+    """`nats` (NatsClients) and `kafka` (KafkaProducers); `headers` go with every message of both."""
+
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         self.nats = NatsClients(headers=headers)
         self.kafka = KafkaProducers(headers=headers)

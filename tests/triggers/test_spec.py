@@ -188,14 +188,20 @@ NATS = {"url": "nats://127.0.0.1:4222", "subject": "orders.created",
         "payload": [{"src": {"dependencyName": "d", "dataKey": "id"}, "dest": "id"}]}
 
 
-def nats_problems(**changes: Any) -> list[str]:
-    spec = {key: value for key, value in {**NATS, **changes}.items() if value is not None}
+def problems(kind: str, written: dict[str, Any], **changes: Any) -> list[str]:
+    """What loading a `kind` trigger of `written` with `changes` (None: the key removed) refuses, as
+    `field.path: message` lines."""
+    spec = {key: value for key, value in {**written, **changes}.items() if value is not None}
     try:
-        load({"template": {"name": "t", "nats": spec}})
+        load({"template": {"name": "t", kind: spec}})
     except ValidationError as exc:
         return [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
                 for e in exc.errors(include_url=False)]
     return []
+
+
+def nats_problems(**changes: Any) -> list[str]:
+    return problems("nats", NATS, **changes)
 
 
 def test_a_nats_trigger_as_argo_writes_it_loads() -> None:
@@ -233,13 +239,7 @@ KAFKA = {"url": "k1:9092,k2", "topic": "orders",
 
 
 def kafka_problems(**changes: Any) -> list[str]:
-    spec = {key: value for key, value in {**KAFKA, **changes}.items() if value is not None}
-    try:
-        load({"template": {"name": "t", "kafka": spec}})
-    except ValidationError as exc:
-        return [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
-                for e in exc.errors(include_url=False)]
-    return []
+    return problems("kafka", KAFKA, **changes)
 
 
 def test_a_kafka_trigger_as_argo_writes_it_loads() -> None:
