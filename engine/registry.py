@@ -52,6 +52,7 @@ from sensorium.sources.filewatch import FileWatchContext, FileWatchSource
 from sensorium.sources.github import GithubEventSource, github_endpoint
 from sensorium.sources.gitlab import GitlabEventSource, gitlab_endpoint
 from sensorium.sources.httppoll import HttpPollContext, HttpPollSource
+from sensorium.sources.kafka import KafkaSource, KafkaSourceContext
 from sensorium.sources.nats import NatsSource, NatsSourceContext
 from sensorium.sources.natsstream import NatsStreamContext, NatsStreamSource
 from sensorium.sources.postgres import PostgresContext, PostgresSource
@@ -362,6 +363,12 @@ def _nats_source(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSou
                        if isinstance(e.spec, NatsSourceContext)], deps.publish, deps.secrets, report=deps.report)
 
 
+def _kafka_source(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
+    return KafkaSource([(e.event_source, e.event_name, e.spec) for e in entries
+                        if isinstance(e.spec, KafkaSourceContext)], deps.publish, deps.secrets, deps.state,
+                       report=deps.report)
+
+
 def _http_poll(entries: Sequence[SourceEntry], deps: SourceDeps) -> RunningSource:
     return HttpPollSource([(e.event_source, e.event_name, e.spec) for e in entries
                            if isinstance(e.spec, HttpPollContext)], deps.publish, deps.secrets, deps.state,
@@ -462,6 +469,8 @@ REGISTRY = Registry.of(
                    "Sensorium extension: poll a JSON URL, one event per new item; seen keys kept on the bus"),
         SourceKind("postgres", PostgresContext, _postgres,
                    "Sensorium extension: one event per row change of a PostgreSQL table (wal2json replication slot)"),
+        SourceKind("kafka", KafkaSourceContext, _kafka_source,
+                   "records of a Kafka topic, as a consumer group or one partition (its offset kept on the bus)"),
         SourceKind("nats", NatsSourceContext, _nats_source,
                    "messages of a core NATS subject (at most once, as in Argo; `queue` groups share them)"),
         SourceKind("natsStream", NatsStreamContext, _nats_stream,

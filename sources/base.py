@@ -13,7 +13,8 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "no_report", "publish_retrying"]
+__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "SnapshotStore", "no_report",
+           "publish_retrying"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
@@ -45,6 +46,16 @@ class Reporting(Protocol):
 
 
 class _Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class SnapshotStore(Protocol):
+    """Where a source entry keeps its position between runs (a bus state store: `buses.base.StateStore`)."""
+
+    async def load(self) -> bytes | None: ...
+
+    async def save(self, snapshot: bytes) -> None: ...
+
     async def close(self) -> None: ...
 
 

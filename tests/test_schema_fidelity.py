@@ -26,7 +26,7 @@ UPSTREAM = sorted((ROOT / "upstream" / "sensors").glob("*.y*ml")) + sorted(
 # what is described as not supported and is refused at load (or ignored): the trigger kinds the registry lacks,
 # legacy NATS Streaming and EventSource filters
 _REFUSED = {*(k for k in TEMPLATE_KEYS if k not in REGISTRY.triggers), "nats", "stan", "filter",
-            "schemaRegistry"}  # (the kafka trigger's Avro: refused at load)
+            "schemaRegistry", "config"}  # (Kafka's Avro and sarama YAML, refused at load)
 _UNSUPPORTED = re.compile(r"not supported|unsupported|not yet", re.I)
 
 
