@@ -136,11 +136,11 @@ def event_of(record: ConsumerRecord[bytes, bytes], source: str, name: str, spec:
     stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC)
     data: dict[str, Any] = {"topic": record.topic, "key": (record.key or b"").decode("utf-8", "replace"),
                             "partition": record.partition, "timestamp": time_string(stamp),
-                            "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers},
+                            "headers": {k: (v or b"").decode("utf-8", "replace") for k, v in record.headers},
                             "body": body}
     if spec.metadata:
         data["metadata"] = spec.metadata
-    first = parse_brokers(spec.url)[0]
+    first = spec.url.split(",")[0]  # (Argo's: the URL's first entry as written)
     return CloudEvent(id=f"{source}:{name}:{first}:{record.topic}:{record.partition}:{record.offset}",
                       source=source, type="kafka", subject=name, time=stamp.isoformat().replace("+00:00", "Z"),
                       datacontenttype="application/json", data=json.dumps(data).encode())
@@ -225,10 +225,13 @@ class KafkaSource:
                                 auto_offset_reset="earliest" if group.oldest else "latest", **options)
 
     async def _serve(self, entry: _Entry, store: SnapshotStore | None) -> None:
-        """Connect (again and again, until it works), then read, publish and commit, batch by batch."""
+        """Connect, read, publish and commit, batch by batch; on any failure (brokers gone, a commit refused
+        after a rebalance, the state store unavailable) report it, wait, and start again from what was
+        committed: at least once, the event ids the same."""
         brokers = ",".join(parse_brokers(entry.spec.url))
         while True:
             consumer: AIOKafkaConsumer | None = None
+            security: KafkaSecurity | None = None
             try:
                 security = self._security(entry)
                 consumer = self._consumer(entry, security)
@@ -236,25 +239,21 @@ class KafkaSource:
                 await consumer.start()
                 if entry.spec.consumer_group is None:
                     await self._assign(consumer, entry, store, security)
+                self._problem(entry, None)
+                self.reading.add(entry.where)
+                log.info("%s: reading %s from %s", entry.where, entry.spec.topic, brokers)
+                await self._read(consumer, entry, store)
             except (KafkaError, OSError, TimeoutError, SensoriumError) as exc:
-                cause = str(exc) if isinstance(exc, SensoriumError) else (
-                    await probe(parse_brokers(entry.spec.url), security, "sensorium-source") or describe(exc))
-                self._problem(entry, f"cannot read {entry.spec.topic} from {brokers}: {cause}")
+                probed = (await probe(parse_brokers(entry.spec.url), security, "sensorium-source")
+                          if security is not None and not isinstance(exc, SensoriumError) else None)
+                self._problem(entry, f"cannot read {entry.spec.topic} from {brokers}: "
+                                     f"{probed or (str(exc) if isinstance(exc, SensoriumError) else describe(exc))}")
+            finally:
+                self.reading.discard(entry.where)
                 if consumer is not None:
                     with contextlib.suppress(KafkaError, OSError, TimeoutError):
                         await consumer.stop()
-                await asyncio.sleep(RETRY)
-                continue
-            break
-        self._problem(entry, None)
-        self.reading.add(entry.where)
-        log.info("%s: reading %s from %s", entry.where, entry.spec.topic, brokers)
-        try:
-            await self._read(consumer, entry, store)
-        finally:
-            self.reading.discard(entry.where)
-            with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                await consumer.stop()
+            await asyncio.sleep(RETRY)
 
     async def _assign(self, consumer: AIOKafkaConsumer, entry: _Entry, store: SnapshotStore | None,
                       security: KafkaSecurity) -> None:
@@ -274,8 +273,10 @@ class KafkaSource:
         saved = await store.load() if store is not None else None
         if saved:
             consumer.seek(partition, int(json.loads(saved)["offset"]))
-        else:
+        else:  # the first start: the newest record, kept at once (a restart before the first batch starts here)
             await consumer.seek_to_end(partition)
+            if store is not None:
+                await store.save(json.dumps({"offset": await consumer.position(partition)}).encode())
 
     async def _read(self, consumer: AIOKafkaConsumer, entry: _Entry, store: SnapshotStore | None) -> None:
         limit = entry.spec.limit_events_per_second

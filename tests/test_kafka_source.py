@@ -193,3 +193,44 @@ spec:
     async with Engine(write_config(tmp_path, *documents), nats_url):
         await until(lambda: len(http_sink.requests) == 1, timeout=30)
     assert http_sink.requests[0].json() == {"order": "o-7"}
+
+
+class FailingOnce:
+    """A state store whose second save fails once (the bus away for a moment)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.saves = store, 0
+
+    async def load(self) -> bytes | None:
+        return await self.store.load()  # type: ignore[no-any-return]
+
+    async def save(self, snapshot: bytes) -> None:
+        self.saves += 1
+        if self.saves == 2:
+            raise BusError("state store away")
+        await self.store.save(snapshot)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+async def test_a_failure_while_reading_is_reported_and_reading_starts_again(kafka_broker: str) -> None:
+    """The offset after the first batch cannot be kept: the entry says so, reconnects, and reads that batch
+    again (the same event ids, which the bus deduplicates): nothing is lost."""
+    topic = await new_topic(kafka_broker)
+    bus = MemoryBus(MemoryBroker())
+    await bus.start()
+
+    async def state(name: str) -> FailingOnce:
+        return FailingOnce(await bus.state_store(name))
+
+    events = Events()
+    source = await reading(KafkaSource([("s", "e", spec(kafka_broker, topic, partition="0"))], events.publish,
+                                       Secrets(None, {}), state))
+    try:
+        await produce(kafka_broker, topic, (None, b"x"), partition=0)
+        await until(lambda: len(events.got) >= 2, timeout=30)  # read, failed to keep, read again
+        assert events.got[0].id == events.got[1].id
+    finally:
+        await source.stop()
+        await bus.close()
