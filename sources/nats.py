@@ -130,6 +130,8 @@ class NatsSource:
         self._problems: dict[str, str] = {}
         self.dropped: dict[str, int] = {}  # messages nats-py dropped per entry (a slow consumer)
         self.subscribed: set[str] = set()  # the entries whose subscription the server has (`where`)
+        self._refusals: dict[str, str] = {}  # a permission error the server sent on an entry's connection
+        self._closing: set[str] = set()  # entries whose connection this source is closing
 
     def problems(self) -> list[str]:
         return [f"{where}: {problem}" for where, problem in self._problems.items()]
@@ -170,48 +172,55 @@ class NatsSource:
         return {**options, "tls": tls} if tls is not None else options
 
     async def _serve(self, entry: _Entry) -> None:
-        """Connect (again and again, until it works), subscribe, and hand each message's event to the bus."""
+        """Connect, subscribe, and hand each message's event to the bus; when connecting or subscribing fails
+        (the server away, a permission refused), report it and try again every RETRY seconds."""
         where = printable_url(entry.spec.url)
         while True:
             client = Client()
+            # Full: nats-py's own pending fills. None: the server refused the subscription (its -ERR may come
+            # before or after the flush's PONG).
+            queue: asyncio.Queue[Msg | None] = asyncio.Queue(maxsize=PENDING)
             try:
-                await self._connect(client, entry)
+                await self._connect(client, entry, queue)
+                await client.subscribe(entry.spec.subject, queue=entry.spec.queue or "",
+                                       pending_msgs_limit=PENDING, cb=queue.put)
+                await client.flush()
+                self.subscribed.add(entry.where)
+                self._problem(entry, None)
+                log.info("%s: subscribed to %s at %s", entry.where, entry.spec.subject, where)
+                while True:
+                    msg = await queue.get()
+                    if msg is None:
+                        raise SensoriumError(self._refusals.pop(entry.where, "the server refused"))
+                    event = event_of(msg, entry.source, entry.name, entry.spec)
+                    await publish_retrying(self.publish, event, f"{entry.where}: event {event.id}", log)
             except (NatsError, OSError, TimeoutError, SensoriumError) as exc:
-                self._problem(entry, f"cannot connect to {where}: {_describe(exc)}")
+                self._problem(entry, f"cannot subscribe at {where}: {_describe(exc)}")
+            finally:
+                self.subscribed.discard(entry.where)
+                self._closing.add(entry.where)  # (its disconnection is ours, not a problem to report)
                 with contextlib.suppress(NatsError, OSError, TimeoutError):
                     await client.close()
-                await asyncio.sleep(RETRY)
-                continue
-            break
-        queue: asyncio.Queue[Msg] = asyncio.Queue(maxsize=PENDING)  # full: nats-py's own pending fills
-        try:
-            await client.subscribe(entry.spec.subject, queue=entry.spec.queue or "", pending_msgs_limit=PENDING,
-                                   cb=queue.put)
-            await client.flush()
-            self.subscribed.add(entry.where)
-            self._problem(entry, None)
-            log.info("%s: subscribed to %s at %s", entry.where, entry.spec.subject, where)
-            while True:
-                msg = await queue.get()
-                event = event_of(msg, entry.source, entry.name, entry.spec)
-                await publish_retrying(self.publish, event, f"{entry.where}: event {event.id}", log)
-        finally:
-            with contextlib.suppress(NatsError, OSError, TimeoutError):
-                await client.close()
+                self._closing.discard(entry.where)
+            await asyncio.sleep(RETRY)
 
-    async def _connect(self, client: Client, entry: _Entry) -> None:
+    async def _connect(self, client: Client, entry: _Entry, queue: asyncio.Queue[Msg | None]) -> None:
         async def errors(exc: Exception) -> None:
             if isinstance(exc, SlowConsumerError):
                 count = self.dropped[entry.where] = self.dropped.get(entry.where, 0) + 1
                 self._problem(entry, f"slow consumer: {count} message(s) dropped (over {PENDING} waiting for the "
                                      "bus)")
                 return
+            if "permissions violation" in str(exc).lower():  # the server refused the subscription
+                self._refusals[entry.where] = f"the server refused: {str(exc)[:300]}"
+                asyncio.get_running_loop().create_task(queue.put(None))  # (behind what came before it)
+                return
             log.debug("%s: %s", entry.where, type(exc).__name__)
 
         connected = False
 
         async def disconnected() -> None:
-            if connected:  # (nats-py calls this too when a first connect fails)
+            if connected and entry.where not in self._closing:  # (nats-py calls it when a first connect fails too)
                 self._problem(entry, f"disconnected from {printable_url(entry.spec.url)}; reconnecting")
 
         async def reconnected() -> None:

@@ -142,8 +142,8 @@ async def test_a_server_not_there_yet_is_reported_then_served(tmp_path: Path) ->
     await source.start()
     try:
         assert source.problems() == [f"nats s/e: connecting to nats://127.0.0.1:{port}"]
-        await until(lambda: "cannot connect" in source.problems()[0])
-        assert source.problems()[0].startswith(f"nats s/e: cannot connect to nats://127.0.0.1:{port}")
+        await until(lambda: "cannot subscribe" in source.problems()[0])
+        assert source.problems()[0].startswith(f"nats s/e: cannot subscribe at nats://127.0.0.1:{port}")
         assert TOKEN not in source.problems()[0]
         server = EmbeddedNats(tmp_path / "late", port=port, extra_args=["--auth", TOKEN])
         await server.start()
@@ -208,3 +208,25 @@ spec:
         finally:
             await nc.close()
     assert http_sink.requests[0].json() == {"order": "o-1"}
+
+
+async def test_a_refused_subscription_is_reported(tmp_path: Path) -> None:
+    conf = tmp_path / "perm.conf"
+    conf.write_text('authorization { users = [ { user: "u", password: "p", '
+                    'permissions: { subscribe: "allowed.>" } } ] }\n')
+    server = EmbeddedNats(tmp_path / "perm", extra_args=["-c", str(conf)])
+    await server.start()
+    secrets = Secrets(environ={env_name("n", "user"): "u", env_name("n", "password"): "p"})
+    auth = {"basic": {"username": {"name": "n", "key": "user"}, "password": {"name": "n", "key": "password"}}}
+    async def publish(event: CloudEvent) -> None:
+        raise AssertionError("nothing may arrive")
+
+    source = NatsSource([("s", "e", spec(server.url, "forbidden", auth=auth))], publish, secrets)
+    await source.start()
+    try:
+        await until(lambda: "refused" in " ".join(source.problems()))
+        assert source.problems()[0].startswith("nats s/e: cannot subscribe at nats://127.0.0.1:")
+        assert 'the server refused: nats: permissions violation for subscription to "forbidden"' in source.problems()[0]
+    finally:
+        await source.stop()
+        await server.stop()
