@@ -13,7 +13,7 @@ engine is down, or while this subscription is not connected, is not received (Ar
 `natsStream` on a JetStream stream when messages must outlive the engine. What Sensorium adds: each message is
 held until the bus stored its event (retried while the bus refuses it, one log line per failure); at most
 `PENDING` messages wait at once, and beyond them nats-py drops what arrives (a slow consumer), which is logged
-and reported as the entry's problem (the trace's `source` records), never silently.
+with the count so far and reported (the trace's `source` records), never silently.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ class NatsSource:
         self.subscribed: set[str] = set()  # the entries whose subscription the server has (`where`)
         self._refusals: dict[str, str] = {}  # a permission error the server sent on an entry's connection
         self._closing: set[str] = set()  # entries whose connection this source is closing
+        self._marks: set[asyncio.Task[None]] = set()  # refusals on their way into an entry's queue
 
     def problems(self) -> list[str]:
         return [f"{where}: {problem}" for where, problem in self._problems.items()]
@@ -206,14 +207,17 @@ class NatsSource:
 
     async def _connect(self, client: Client, entry: _Entry, queue: asyncio.Queue[Msg | None]) -> None:
         async def errors(exc: Exception) -> None:
-            if isinstance(exc, SlowConsumerError):
+            if isinstance(exc, SlowConsumerError):  # logged and reported; not a readiness problem (it passes)
                 count = self.dropped[entry.where] = self.dropped.get(entry.where, 0) + 1
-                self._problem(entry, f"slow consumer: {count} message(s) dropped (over {PENDING} waiting for the "
-                                     "bus)")
+                problem = f"slow consumer: {count} message(s) dropped so far (over {PENDING} waiting for the bus)"
+                log.error("%s: %s", entry.where, problem)
+                self.report("nats", entry.source, entry.name, problem, None)
                 return
             if "permissions violation" in str(exc).lower():  # the server refused the subscription
                 self._refusals[entry.where] = f"the server refused: {str(exc)[:300]}"
-                asyncio.get_running_loop().create_task(queue.put(None))  # (behind what came before it)
+                task = asyncio.get_running_loop().create_task(queue.put(None))  # (behind what came before it)
+                self._marks.add(task)
+                task.add_done_callback(self._marks.discard)
                 return
             log.debug("%s: %s", entry.where, type(exc).__name__)
 

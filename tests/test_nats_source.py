@@ -230,3 +230,32 @@ async def test_a_refused_subscription_is_reported(tmp_path: Path) -> None:
     finally:
         await source.stop()
         await server.stop()
+
+
+async def test_a_slow_consumer_s_drops_are_counted_and_reported(nats_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the bus refuses every event, messages wait (10 here, and 10 in the client) and the rest are
+    dropped by the client: counted, logged and reported, never silent."""
+    import sensorium.sources.nats as module
+
+    monkeypatch.setattr(module, "PENDING", 10)
+    reports: list[str] = []
+
+    async def refuse(event: CloudEvent) -> None:
+        raise BusError("bus down")
+
+    subject = unique("flood")
+    source = NatsSource([("s", "e", spec(nats_url, subject))], refuse, Secrets(None, {}),
+                        report=lambda kind, src, name, problem, status: reports.append(problem))
+    await source.start()
+    nc = await nats.connect(nats_url)
+    try:
+        await until(lambda: bool(source.subscribed))
+        for n in range(200):
+            await nc.publish(subject, b"%d" % n)
+        await nc.flush()
+        await until(lambda: source.dropped.get("nats s/e", 0) > 0)
+        assert any(r.startswith("slow consumer: ") and "dropped so far" in r for r in reports)
+    finally:
+        await nc.close()
+        await source.stop()
