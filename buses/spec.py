@@ -13,9 +13,9 @@ from sensorium.engine.core.specbase import (
     KafkaSASL,
     KeySelector,
     TLSConfig,
+    check_brokers,
     check_topic,
     check_url,
-    parse_brokers,
     raise_located,
 )
 
@@ -82,11 +82,7 @@ class KafkaBus(ArgoModel):
     @field_validator("url")
     @classmethod
     def _brokers(cls, value: str) -> str:
-        try:
-            parse_brokers(value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-        return value
+        return check_brokers(value, "kafka broker list is empty")
 
 
 class EventBusSpec(ArgoModel):

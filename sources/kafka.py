@@ -42,10 +42,17 @@ from aiokafka.errors import KafkaError
 from pydantic import Field, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent, is_json
-from sensorium.engine.core.errors import ConfigError, SensoriumError
+from sensorium.engine.core.errors import SensoriumError
 from sensorium.engine.core.kafkaclient import KafkaSecurity, describe, probe, quiet_client_log
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
-from sensorium.engine.core.specbase import ArgoModel, KafkaSASL, TLSConfig, check_topic, parse_brokers
+from sensorium.engine.core.specbase import (
+    ArgoModel,
+    KafkaSASL,
+    TLSConfig,
+    check_brokers,
+    check_topic,
+    parse_brokers,
+)
 from sensorium.engine.core.tls import client_context
 from sensorium.engine.goport.template.time import time_string
 from sensorium.sources.base import EntryTasks, Publish, Report, SnapshotStore, no_report, publish_retrying
@@ -89,13 +96,7 @@ class KafkaSourceContext(ArgoModel):
     @field_validator("url")
     @classmethod
     def _brokers(cls, value: str) -> str:
-        if not value:
-            raise ValueError("url must be specified")
-        try:
-            parse_brokers(value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-        return value
+        return check_brokers(value)
 
     @field_validator("topic")
     @classmethod

@@ -1,9 +1,11 @@
-"""`Collected`: what a source under test published, for tests that run a source without a bus."""
+"""`Collected`: what a source under test published, for tests that run a source without a bus; `until`: wait for
+a condition the test can read."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sensorium.engine.core.cloudevent import CloudEvent
@@ -31,3 +33,10 @@ class Collected:
                 self.changed.clear()
                 await self.changed.wait()
         return self.data()
+
+
+async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Return once `check()` holds (polled every 50 ms); TimeoutError after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)

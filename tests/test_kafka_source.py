@@ -9,7 +9,6 @@ import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.sources.kafka import KafkaSource, KafkaSourceContext
+from tests.collected import until
 from tests.engine_harness import Engine, unique, write_config
 from tests.fixtures_http import HttpSink
 
@@ -32,11 +32,6 @@ pytestmark = pytest.mark.kafka
 def spec(url: str, topic: str, **extra: Any) -> KafkaSourceContext:
     return KafkaSourceContext.model_validate({"url": url, "topic": topic, **extra})
 
-
-async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
 
 
 async def new_topic(bootstrap: str, partitions: int = 2) -> str:

@@ -19,6 +19,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets, env_name
 from sensorium.sources.nats import NatsSource, NatsSourceContext
+from tests.collected import until
 from tests.engine_harness import Engine, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
@@ -31,11 +32,6 @@ TOKEN = "src-t0ken-value"
 def spec(url: str, subject: str, **extra: Any) -> NatsSourceContext:
     return NatsSourceContext.model_validate({"url": url, "subject": subject, **extra})
 
-
-async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.02)
 
 
 async def running(entries: list[tuple[str, str, NatsSourceContext]], publish: Callable[[CloudEvent], Awaitable[None]],

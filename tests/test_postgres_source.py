@@ -4,10 +4,8 @@ that does not exist yet is waited for, and the replica identity hint."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -17,6 +15,7 @@ from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.sources.postgres import PostgresContext, PostgresSource
+from tests.collected import until
 from tests.fixtures_postgres import Database, PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -47,11 +46,6 @@ class Published:
     def ids(self) -> list[Any]:
         return [json.loads(e.data or b"")["row"]["order_id"] for e in self.events]
 
-
-async def until(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
 
 
 def confirmed(db: Database) -> str:

@@ -23,11 +23,11 @@ from sensorium.engine.core.specbase import (
     NATSAuth,
     TLSConfig,
     argo_name,
+    check_brokers,
     check_header_name,
     check_header_value,
     check_topic,
     check_url,
-    parse_brokers,
     raise_located,
 )
 from sensorium.engine.goport.re2 import compile_re2
@@ -343,14 +343,7 @@ class KafkaTrigger(ArgoModel):
     @field_validator("url")
     @classmethod
     def _brokers(cls, value: str, info: ValidationInfo) -> str:
-        if not _runtime(info):
-            if not value:
-                raise ValueError("broker url must not be empty")
-            try:
-                parse_brokers(value)
-            except ConfigError as exc:
-                raise ValueError(exc.message) from None
-        return value
+        return value if _runtime(info) else check_brokers(value, "broker url must not be empty")
 
     @field_validator("topic")
     @classmethod

@@ -151,6 +151,17 @@ def parse_brokers(text: str) -> list[str]:
     return brokers
 
 
+def check_brokers(value: str, empty: str = "url must be specified") -> str:
+    """A broker list `parse_brokers` reads, for a field validator (raises ValueError; `empty` when it is "")."""
+    if not value:
+        raise ValueError(empty)
+    try:
+        parse_brokers(value)
+    except ConfigError as exc:
+        raise ValueError(exc.message) from None
+    return value
+
+
 class KafkaSASL(ArgoModel):
     mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
         default="PLAIN", description="SASL mechanism.")
