@@ -85,8 +85,8 @@ log = logging.getLogger("sensorium.engine")
 
 @dataclass(frozen=True)
 class TriggerDeps:
-    """What running triggers share: the engine's one HTTP connection pool, its NATS connections and the
-    secrets."""
+    """What running triggers share: the engine's one HTTP connection pool, the message-queue triggers'
+    connections (`pools`) and the secrets."""
 
     client: HttpClient
     secrets: Secrets
