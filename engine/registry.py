@@ -63,7 +63,6 @@ from sensorium.sources.webhook import Endpoint, Observe, WebhookServer
 from sensorium.triggers.deadletter import DeadLettering
 from sensorium.triggers.http import HttpClient, HttpTrigger
 from sensorium.triggers.httprequest import HttpRequest, build_request, check_http_spec
-from sensorium.triggers.kafka import KafkaProducers, KafkaTrigger, build_record, check_kafka_spec
 from sensorium.triggers.log import LogTrigger
 from sensorium.triggers.nats import NatsClients, NatsTrigger, build_message, check_nats_spec
 from sensorium.triggers.outcome import Fireable
@@ -305,17 +304,24 @@ def _nats_message(trigger: Trigger, events: Mapping[str, CloudEvent], secrets: S
     return build_message(trigger.template, trigger.parameters, events, used)
 
 
+# (triggers.kafka is imported by the kind's functions: it loads aiokafka, which most commands never need)
 def _kafka(trigger: Trigger, deps: TriggerDeps) -> Fireable:
+    from sensorium.triggers.kafka import KafkaProducers, KafkaTrigger
+
     return KafkaTrigger(trigger, deps.pools.kafka if deps.pools is not None else KafkaProducers(), deps.secrets,
                         rng=_JITTER, details=deps.details)
 
 
 def _kafka_check(trigger: Trigger) -> None:
+    from sensorium.triggers.kafka import check_kafka_spec
+
     check_kafka_spec(trigger.template, trigger.parameters)
 
 
 def _kafka_record(trigger: Trigger, events: Mapping[str, CloudEvent], secrets: Secrets,
                   used: list[ResolvedParam]) -> HttpRequest:
+    from sensorium.triggers.kafka import build_record
+
     return build_record(trigger.template, trigger.parameters, events, secrets, used)
 
 

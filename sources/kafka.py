@@ -32,13 +32,8 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError
 from pydantic import Field, field_validator, model_validator
 
 from sensorium.engine.core.cloudevent import CloudEvent, is_json
@@ -56,6 +51,9 @@ from sensorium.engine.core.specbase import (
 from sensorium.engine.core.tls import client_context
 from sensorium.engine.goport.template.time import time_string
 from sensorium.sources.base import EntryTasks, Publish, Report, SnapshotStore, no_report, publish_retrying
+
+if TYPE_CHECKING:  # aiokafka is imported where it is used: the registry loads this module for every CLI command
+    from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 __all__ = ["KafkaSource", "KafkaSourceContext", "event_of"]
 
@@ -212,6 +210,10 @@ class KafkaSource:
                              password=password)
 
     def _consumer(self, entry: _Entry, security: KafkaSecurity) -> AIOKafkaConsumer:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+        from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
         spec, group = entry.spec, entry.spec.consumer_group
         options: dict[str, Any] = {"bootstrap_servers": parse_brokers(spec.url), "enable_auto_commit": False,
                                    "client_id": f"sensorium-{entry.source}-{entry.name}",
@@ -229,6 +231,8 @@ class KafkaSource:
         """Connect, read, publish and commit, batch by batch; on any failure (brokers gone, a commit refused
         after a rebalance, the state store unavailable) report it, wait, and start again from what was
         committed: at least once, the event ids the same."""
+        from aiokafka.errors import KafkaError
+
         brokers = ",".join(parse_brokers(entry.spec.url))
         while True:
             consumer: AIOKafkaConsumer | None = None
@@ -259,6 +263,9 @@ class KafkaSource:
     async def _assign(self, consumer: AIOKafkaConsumer, entry: _Entry, store: SnapshotStore | None,
                       security: KafkaSecurity) -> None:
         """Partition mode: the partition, at the offset the state store kept, else at the newest record."""
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
         partition = TopicPartition(entry.spec.topic, int(entry.spec.partition or 0))
         admin = AIOKafkaAdminClient(bootstrap_servers=parse_brokers(entry.spec.url), **security.client_kwargs())
         await admin.start()

@@ -11,15 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.conn import create_conn
-from aiokafka.errors import (
-    IllegalSaslStateError,
-    KafkaError,
-    SaslAuthenticationFailed,
-    UnsupportedSaslMechanismError,
-)
-
 PROBE_TIMEOUT = 5.0
+# aiokafka (about 40-80 ms to import) is imported where it is used: every CLI command loads this module through
+# the registry, and most never talk to Kafka.
 
 
 @dataclass(frozen=True)
@@ -55,6 +49,8 @@ def quiet_client_log() -> None:
 
 def describe(exc: BaseException) -> str:
     """One-line cause of a connection problem, for people."""
+    from aiokafka.errors import IllegalSaslStateError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+
     if isinstance(exc, SaslAuthenticationFailed):
         return f"SASL authentication failed: {exc.args[0] if exc.args else 'bad credentials'}"
     if isinstance(exc, (IllegalSaslStateError, UnsupportedSaslMechanismError)):
@@ -77,6 +73,9 @@ def describe(exc: BaseException) -> str:
 async def probe(brokers: Sequence[str], security: KafkaSecurity, client_id: str) -> str | None:
     """None if one broker accepts a connection (TLS and SASL included), else every broker's cause: what a client
     that cannot bootstrap (`Unable to bootstrap from [...]`) does not say."""
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError
+
     causes = []
     for broker in brokers:
         host, _, port = broker.rpartition(":")

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import nkeys
 from nats.aio.client import RawCredentials
 
 from sensorium.engine.core.errors import SensoriumError
@@ -46,6 +45,8 @@ def printable_url(url: str) -> str:
 def _seed(text: str, what: str) -> str:
     """An NKey seed (`S...`, as `nsc` writes it), checked: nats-py would fail on a bad one only while
     connecting, with an error that says less. Raises NatsCredentialError."""
+    import nkeys  # (only auth with NKeys needs it: not imported by every CLI command)
+
     seed = text.strip()
     try:
         nkeys.from_seed(bytearray(seed.encode())).wipe()
