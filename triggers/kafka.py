@@ -144,12 +144,6 @@ class KafkaProducers(Pool[AIOKafkaProducer]):
 
         return await self.get(key, open_one)
 
-    async def __aenter__(self) -> KafkaProducers:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
 
 class KafkaTrigger(MessageTrigger[KafkaSpec]):
     """The `kafka` kind (see the module); `options` as for `MessageTrigger`."""
@@ -163,6 +157,11 @@ class KafkaTrigger(MessageTrigger[KafkaSpec]):
     @classmethod
     def check(cls, spec: KafkaSpec) -> object:
         return check_topic(spec.topic), parse_brokers(spec.url)
+
+    @classmethod
+    def pool_key(cls, spec: KafkaSpec) -> str:
+        return marshal_ordered([spec.url, spec.required_acks in (0, -1), spec.compress,
+                                spec.model_dump(mode="json", by_alias=True, include={"tls", "sasl"})])
 
     def target(self, spec: KafkaSpec) -> str:
         return f"produce to {_address(spec)}"
@@ -191,20 +190,17 @@ class KafkaTrigger(MessageTrigger[KafkaSpec]):
                 "compression_type": "snappy" if kafka.compress else None, "security": security}
 
     async def _send(self, kafka: KafkaSpec, body: bytes, secrets: list[str]) -> None:
-        where = _address(kafka)
         headers, _, values = _headers(kafka, self.secrets)
         secrets.extend(values)
         if len(body) > MAX_REQUEST:
             raise TriggerError(f"record of {len(body)} bytes is larger than the producer's limit ({MAX_REQUEST} "
-                               f"bytes) for {where}")
-        key = marshal_ordered([kafka.url, kafka.required_acks in (0, -1), kafka.compress,
-                               kafka.model_dump(mode="json", by_alias=True, include={"tls", "sasl"})])
+                               f"bytes) for {_address(kafka)}")
         try:
-            producer = await self.producers.producer(key, lambda: self._options(kafka, secrets))
+            producer = await self.producers.producer(self._key(kafka), lambda: self._options(kafka, secrets))
         except (KafkaError, OSError) as exc:
             options = self._options(kafka, secrets)  # (the failure's cause: which broker said what)
             cause = await probe(options["bootstrap_servers"], options["security"], "sensorium-trigger")
-            raise TriggerError(f"cannot connect to Kafka for {where}: {cause or describe(exc)}",
+            raise TriggerError(f"cannot connect to Kafka for {_address(kafka)}: {cause or describe(exc)}",
                                retryable=True) from None
         try:
             await producer.send_and_wait(
@@ -212,6 +208,7 @@ class KafkaTrigger(MessageTrigger[KafkaSpec]):
                 key=kafka.partitioning_key.encode() if kafka.partitioning_key is not None else None,
                 headers=[(k, v.encode()) for k, v in headers] + self.producers.headers)
         except (MessageSizeTooLargeError, RecordTooLargeError):
-            raise TriggerError(f"record of {len(body)} bytes is larger than {where} accepts") from None
+            raise TriggerError(f"record of {len(body)} bytes is larger than {_address(kafka)} accepts") from None
         except (KafkaError, OSError) as exc:
-            raise TriggerError(f"produce to {where} not acknowledged: {describe(exc)}", retryable=True) from None
+            raise TriggerError(f"produce to {_address(kafka)} not acknowledged: {describe(exc)}",
+                               retryable=True) from None

@@ -105,8 +105,10 @@ class MessageTrigger(abc.ABC, Generic[S]):
         if limiter is None and trigger.rate_limit is not None:
             limiter = RateLimiter(trigger.rate_limit.requests_per_unit, trigger.rate_limit.unit)
         self.limiter = limiter
-        # Without parameters the object, and so the payload's plan, is the same for every firing.
+        # Without parameters the object, and so the payload's plan and its connection's key, are the same for
+        # every firing: worked out once here, not per message.
         self._fixed = (spec, PayloadPlan(spec.payload)) if not trigger.parameters and not spec.parameters else None
+        self._fixed_key = self.pool_key(spec) if self._fixed is not None else ""
 
     @classmethod
     @abc.abstractmethod
@@ -125,6 +127,16 @@ class MessageTrigger(abc.ABC, Generic[S]):
             return spec, plan.build(events, used)
         spec = self.resolve(self.trigger.template, self.trigger.parameters, events, used)
         return spec, PayloadPlan(getattr(spec, "payload", None)).build(events, used)
+
+    @classmethod
+    @abc.abstractmethod
+    def pool_key(cls, spec: S) -> str:
+        """Which shared connection `spec` sends through (servers, TLS, credentials' references: no values)."""
+
+    def _key(self, spec: S) -> str:
+        """`pool_key(spec)`, without working it out again for the object every firing of a fixed trigger uses."""
+        fixed = self._fixed
+        return self._fixed_key if fixed is not None and spec is fixed[0] else self.pool_key(spec)
 
     @abc.abstractmethod
     async def _send(self, spec: S, body: bytes, secrets: list[str]) -> None:

@@ -195,12 +195,6 @@ class NatsClients(Pool[Connection]):
 
         return await self.get(key, open_one)
 
-    async def __aenter__(self) -> NatsClients:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.close()
-
 
 class NatsTrigger(MessageTrigger[NATSTrigger]):
     """The `nats` kind (see the module); `options` as for `MessageTrigger`."""
@@ -214,6 +208,10 @@ class NatsTrigger(MessageTrigger[NATSTrigger]):
     @classmethod
     def check(cls, spec: NATSTrigger) -> object:
         return check_publish_subject(spec.subject)
+
+    @classmethod
+    def pool_key(cls, spec: NATSTrigger) -> str:
+        return marshal_ordered([spec.url, spec.model_dump(mode="json", by_alias=True, include={"tls", "auth"})])
 
     def target(self, spec: NATSTrigger) -> str:
         return f"publish to {spec.subject} at {printable_url(spec.url)}"
@@ -234,27 +232,26 @@ class NatsTrigger(MessageTrigger[NATSTrigger]):
                 raise TriggerError(exc.message) from None
             return {**found, "tls": tls} if tls is not None else found
 
-        where = printable_url(nats.url)
-        key = marshal_ordered([nats.url, nats.model_dump(mode="json", by_alias=True, include={"tls", "auth"})])
         try:
-            connection = await self.clients.connect(key, servers(nats.url), options, self._timeout / 2)
+            connection = await self.clients.connect(self._key(nats), servers(nats.url), options,
+                                                    self._timeout / 2)
         except (NatsError, OSError) as exc:
-            raise TriggerError(f"cannot connect to NATS at {where}: {_describe(exc)}", retryable=True) from None
+            raise TriggerError(f"cannot connect to NATS at {printable_url(nats.url)}: {_describe(exc)}",
+                               retryable=True) from None
         except ValueError:  # a URL `parameters` made: nothing to retry
-            raise TriggerError(f"cannot connect to NATS at {where}: not a server URL") from None
+            raise TriggerError(f"cannot connect to NATS at {printable_url(nats.url)}: not a server URL") from None
         client = connection.client
-        too_large = (f"message of {len(body)} bytes is larger than the server's max_payload "
-                     f"({client.max_payload} bytes) at {where}")
-        if len(body) > client.max_payload:
-            raise TriggerError(too_large)
         try:
+            if len(body) > client.max_payload:
+                raise MaxPayloadError
             await client.publish(nats.subject, body, headers=self.clients.headers)
             await connection.confirm()
         except MaxPayloadError:
-            raise TriggerError(too_large) from None
+            raise TriggerError(f"message of {len(body)} bytes is larger than the server's max_payload "
+                               f"({client.max_payload} bytes) at {printable_url(nats.url)}") from None
         except (NatsError, OSError, TimeoutError) as exc:
-            raise TriggerError(f"publish to {nats.subject} at {where} not confirmed: {_describe(exc)}",
-                               retryable=True) from None
+            raise TriggerError(f"publish to {nats.subject} at {printable_url(nats.url)} not confirmed: "
+                               f"{_describe(exc)}", retryable=True) from None
 
 
 def _describe(exc: BaseException) -> str:

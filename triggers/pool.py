@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 C = TypeVar("C")
 
@@ -57,3 +57,9 @@ class Pool(Generic[C]):
         kept, self._open = list(self._open.values()), {}
         for connection in kept:
             await self._close_one(connection)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
