@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sensorium.engine.core.cloudevent import CloudEvent
 from sensorium.engine.core.errors import SensoriumError
 
-__all__ = ["EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "SnapshotStore", "no_report",
-           "publish_retrying"]
+__all__ = ["Entry", "EntryProblems", "EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "SnapshotStore",
+           "no_report", "publish_retrying"]
 
 Publish = Callable[[CloudEvent], Awaitable[None]]
 """Store one event on the bus; returns once the bus confirmed it (raises BusError otherwise)."""
@@ -43,6 +44,53 @@ class Reporting(Protocol):
     sentence per entry that is not (e.g. `natsStream hns/mail: disconnected from nats://host:4222`)."""
 
     def problems(self) -> list[str]: ...
+
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[E]):
+    """One `spec.<kind>.<eventName>` entry of an EventSource, as a running source holds it (`spec`: the entry
+    as its kind's model read it)."""
+
+    kind: str
+    source: str
+    name: str
+    spec: E
+
+    @property
+    def where(self) -> str:
+        """How messages name the entry: `<kind> <eventSource>/<eventName>`."""
+        return f"{self.kind} {self.source}/{self.name}"
+
+
+class EntryProblems:
+    """Why each entry of a running source is not serving, for its `problems()` (readiness lists them): a problem
+    that is new or changed is logged once and reported (a `source` trace record); `waiting` marks an entry not
+    serving yet without a word (a start)."""
+
+    def __init__(self, logger: logging.Logger, report: Report) -> None:
+        self._log, self._report = logger, report
+        self._open: dict[str, tuple[str, bool]] = {}  # where -> (problem, reported)
+
+    def lines(self) -> list[str]:
+        return [f"{where}: {problem}" for where, (problem, _) in self._open.items()]
+
+    def waiting(self, entry: Entry[Any], text: str) -> None:
+        self._open[entry.where] = (text, False)
+
+    def set(self, entry: Entry[Any], problem: str) -> None:
+        previous = self._open.get(entry.where)
+        self._open[entry.where] = (problem, True)
+        if previous is None or previous[0] != problem:
+            self._log.error("%s: %s", entry.where, problem)
+            self._report(entry.kind, entry.source, entry.name, problem, None)
+
+    def clear(self, entry: Entry[Any]) -> bool:
+        """Forget the entry's problem; True when it was one that had been reported."""
+        previous = self._open.pop(entry.where, None)
+        return previous is not None and previous[1]
 
 
 class _Closable(Protocol):

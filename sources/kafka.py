@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +49,16 @@ from sensorium.engine.core.specbase import (
 )
 from sensorium.engine.core.tls import client_context
 from sensorium.engine.goport.template.time import time_string
-from sensorium.sources.base import EntryTasks, Publish, Report, SnapshotStore, no_report, publish_retrying
+from sensorium.sources.base import (
+    Entry,
+    EntryProblems,
+    EntryTasks,
+    Publish,
+    Report,
+    SnapshotStore,
+    no_report,
+    publish_retrying,
+)
 
 if TYPE_CHECKING:  # aiokafka is imported where it is used: the registry loads this module for every CLI command
     from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -145,15 +153,7 @@ def event_of(record: ConsumerRecord[bytes, bytes], source: str, name: str, spec:
                       datacontenttype="application/json", data=json.dumps(data).encode())
 
 
-@dataclass(frozen=True)
-class _Entry:
-    source: str
-    name: str
-    spec: KafkaSourceContext
-
-    @property
-    def where(self) -> str:
-        return f"kafka {self.source}/{self.name}"
+KafkaEntry = Entry[KafkaSourceContext]
 
 
 class KafkaSource:
@@ -162,39 +162,30 @@ class KafkaSource:
     def __init__(self, entries: Sequence[tuple[str, str, KafkaSourceContext]], publish: Publish, secrets: Secrets,
                  state: Callable[[str], Awaitable[SnapshotStore]] | None = None,
                  report: Report = no_report) -> None:
-        self.entries = [_Entry(source, name, spec) for source, name, spec in entries]
+        self.entries = [Entry("kafka", source, name, spec) for source, name, spec in entries]
         self.publish, self.secrets, self.state, self.report = publish, secrets, state, report
         self._tasks: EntryTasks[SnapshotStore] = EntryTasks()
-        self._problems: dict[str, str] = {}
+        self._problems = EntryProblems(log, report)
         self.reading: set[str] = set()  # the entries whose consumer has its partitions (`where`)
 
     def problems(self) -> list[str]:
-        return [f"{where}: {problem}" for where, problem in self._problems.items()]
+        return self._problems.lines()
 
     async def start(self) -> None:
         for entry in self.entries:
-            self._problems[entry.where] = f"connecting to {','.join(parse_brokers(entry.spec.url))}"
+            self._problems.waiting(entry, f"connecting to {','.join(parse_brokers(entry.spec.url))}")
             state = self.state if entry.spec.consumer_group is None else None  # (a group keeps its own offsets)
             await self._tasks.spawn(f"kafka-{entry.source}-{entry.name}", state, self._runner(entry))
 
     async def stop(self) -> None:
         await self._tasks.stop()
 
-    def _runner(self, entry: _Entry) -> Callable[[SnapshotStore | None], Coroutine[Any, Any, None]]:
+    def _runner(self, entry: KafkaEntry) -> Callable[[SnapshotStore | None], Coroutine[Any, Any, None]]:
         def run(store: SnapshotStore | None) -> Coroutine[Any, Any, None]:
             return self._serve(entry, store)
         return run
 
-    def _problem(self, entry: _Entry, problem: str | None) -> None:
-        previous = self._problems.pop(entry.where, None)
-        if problem is None:
-            return
-        self._problems[entry.where] = problem
-        if problem != previous:
-            log.error("%s: %s", entry.where, problem)
-            self.report("kafka", entry.source, entry.name, problem, None)
-
-    def _security(self, entry: _Entry) -> KafkaSecurity:
+    def _security(self, entry: KafkaEntry) -> KafkaSecurity:
         spec = entry.spec
         try:
             context = client_context(spec.tls, self.secrets) if spec.tls is not None else None
@@ -209,7 +200,7 @@ class KafkaSource:
         return KafkaSecurity(ssl_context=context, sasl_mechanism=spec.sasl.mechanism, username=user,
                              password=password)
 
-    def _consumer(self, entry: _Entry, security: KafkaSecurity) -> AIOKafkaConsumer:
+    def _consumer(self, entry: KafkaEntry, security: KafkaSecurity) -> AIOKafkaConsumer:
         from aiokafka import AIOKafkaConsumer
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
         from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
@@ -227,7 +218,7 @@ class KafkaSource:
         return AIOKafkaConsumer(spec.topic, group_id=group.group_name, partition_assignment_strategy=(assignor,),
                                 auto_offset_reset="earliest" if group.oldest else "latest", **options)
 
-    async def _serve(self, entry: _Entry, store: SnapshotStore | None) -> None:
+    async def _serve(self, entry: KafkaEntry, store: SnapshotStore | None) -> None:
         """Connect, read, publish and commit, batch by batch; on any failure (brokers gone, a commit refused
         after a rebalance, the state store unavailable) report it, wait, and start again from what was
         committed: at least once, the event ids the same."""
@@ -244,14 +235,14 @@ class KafkaSource:
                 await consumer.start()
                 if entry.spec.consumer_group is None:
                     await self._assign(consumer, entry, store, security)
-                self._problem(entry, None)
+                self._problems.clear(entry)
                 self.reading.add(entry.where)
                 log.info("%s: reading %s from %s", entry.where, entry.spec.topic, brokers)
                 await self._read(consumer, entry, store)
             except (KafkaError, OSError, TimeoutError, SensoriumError) as exc:
                 probed = (await probe(parse_brokers(entry.spec.url), security, "sensorium-source")
                           if security is not None and not isinstance(exc, SensoriumError) else None)
-                self._problem(entry, f"cannot read {entry.spec.topic} from {brokers}: "
+                self._problems.set(entry, f"cannot read {entry.spec.topic} from {brokers}: "
                                      f"{probed or (str(exc) if isinstance(exc, SensoriumError) else describe(exc))}")
             finally:
                 self.reading.discard(entry.where)
@@ -260,7 +251,7 @@ class KafkaSource:
                         await consumer.stop()
             await asyncio.sleep(RETRY)
 
-    async def _assign(self, consumer: AIOKafkaConsumer, entry: _Entry, store: SnapshotStore | None,
+    async def _assign(self, consumer: AIOKafkaConsumer, entry: KafkaEntry, store: SnapshotStore | None,
                       security: KafkaSecurity) -> None:
         """Partition mode: the partition, at the offset the state store kept, else at the newest record."""
         from aiokafka import TopicPartition
@@ -286,7 +277,7 @@ class KafkaSource:
             if store is not None:
                 await store.save(json.dumps({"offset": await consumer.position(partition)}).encode())
 
-    async def _read(self, consumer: AIOKafkaConsumer, entry: _Entry, store: SnapshotStore | None) -> None:
+    async def _read(self, consumer: AIOKafkaConsumer, entry: KafkaEntry, store: SnapshotStore | None) -> None:
         limit = entry.spec.limit_events_per_second
         while True:
             batches = await consumer.getmany(timeout_ms=1000, max_records=BATCH)

@@ -25,7 +25,6 @@ import json
 import logging
 import ssl
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client
@@ -40,7 +39,7 @@ from sensorium.engine.core.natsclient import NatsCredentialError, connect_option
 from sensorium.engine.core.secrets import SecretNotFound, Secrets
 from sensorium.engine.core.specbase import ArgoModel, NATSAuth, TLSConfig, check_url
 from sensorium.engine.core.tls import client_context
-from sensorium.sources.base import EntryTasks, Publish, Report, no_report, publish_retrying
+from sensorium.sources.base import Entry, EntryProblems, EntryTasks, Publish, Report, no_report, publish_retrying
 from sensorium.sources.natsstream import check_subject
 
 __all__ = ["NatsSource", "NatsSourceContext", "event_of"]
@@ -108,15 +107,7 @@ def event_of(msg: Msg, source: str, name: str, spec: NatsSourceContext) -> Cloud
                       datacontenttype="application/json", data=json.dumps(data).encode())
 
 
-@dataclass(frozen=True)
-class _Entry:
-    source: str
-    name: str
-    spec: NatsSourceContext
-
-    @property
-    def where(self) -> str:
-        return f"nats {self.source}/{self.name}"
+NatsEntry = Entry[NatsSourceContext]
 
 
 class NatsSource:
@@ -124,10 +115,10 @@ class NatsSource:
 
     def __init__(self, entries: Sequence[tuple[str, str, NatsSourceContext]], publish: Publish, secrets: Secrets,
                  report: Report = no_report) -> None:
-        self.entries = [_Entry(source, name, spec) for source, name, spec in entries]
+        self.entries = [Entry("nats", source, name, spec) for source, name, spec in entries]
         self.publish, self.secrets, self.report = publish, secrets, report
         self._tasks: EntryTasks[Any] = EntryTasks()
-        self._problems: dict[str, str] = {}
+        self._problems = EntryProblems(log, report)
         self.dropped: dict[str, int] = {}  # messages nats-py dropped per entry (a slow consumer)
         self.subscribed: set[str] = set()  # the entries whose subscription the server has (`where`)
         self._refusals: dict[str, str] = {}  # a permission error the server sent on an entry's connection
@@ -135,14 +126,14 @@ class NatsSource:
         self._marks: set[asyncio.Task[None]] = set()  # refusals on their way into an entry's queue
 
     def problems(self) -> list[str]:
-        return [f"{where}: {problem}" for where, problem in self._problems.items()]
+        return self._problems.lines()
 
     async def start(self) -> None:
         for entry in self.entries:  # not serving until subscribed (readiness says so)
-            self._problems[entry.where] = f"connecting to {printable_url(entry.spec.url)}"
+            self._problems.waiting(entry, f"connecting to {printable_url(entry.spec.url)}")
             await self._tasks.spawn(entry.where, None, self._runner(entry))
 
-    def _runner(self, entry: _Entry) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    def _runner(self, entry: NatsEntry) -> Callable[[Any], Coroutine[Any, Any, None]]:
         def run(_: Any) -> Coroutine[Any, Any, None]:
             return self._serve(entry)
         return run
@@ -150,18 +141,7 @@ class NatsSource:
     async def stop(self) -> None:
         await self._tasks.stop()
 
-    def _problem(self, entry: _Entry, problem: str | None) -> None:
-        previous = self._problems.pop(entry.where, None)
-        if problem is None:
-            if previous is not None:
-                log.info("%s: subscribed to %s again", entry.where, entry.spec.subject)
-            return
-        self._problems[entry.where] = problem
-        if problem != previous:
-            log.error("%s: %s", entry.where, problem)
-            self.report("nats", entry.source, entry.name, problem, None)
-
-    def _options(self, entry: _Entry) -> dict[str, Any]:
+    def _options(self, entry: NatsEntry) -> dict[str, Any]:
         """Connect options (auth, TLS) from secrets; raises SensoriumError naming what is wrong."""
         try:
             options, _ = connect_options(entry.spec.auth, self.secrets)
@@ -172,7 +152,7 @@ class NatsSource:
             raise SensoriumError(f"TLS settings unusable: {type(exc).__name__}") from None
         return {**options, "tls": tls} if tls is not None else options
 
-    async def _serve(self, entry: _Entry) -> None:
+    async def _serve(self, entry: NatsEntry) -> None:
         """Connect, subscribe, and hand each message's event to the bus; when connecting or subscribing fails
         (the server away, a permission refused), report it and try again every RETRY seconds."""
         where = printable_url(entry.spec.url)
@@ -187,8 +167,8 @@ class NatsSource:
                                        pending_msgs_limit=PENDING, cb=queue.put)
                 await client.flush()
                 self.subscribed.add(entry.where)
-                self._problem(entry, None)
-                log.info("%s: subscribed to %s at %s", entry.where, entry.spec.subject, where)
+                again = " again" if self._problems.clear(entry) else ""
+                log.info("%s: subscribed to %s at %s%s", entry.where, entry.spec.subject, where, again)
                 while True:
                     msg = await queue.get()
                     if msg is None:
@@ -196,7 +176,7 @@ class NatsSource:
                     event = event_of(msg, entry.source, entry.name, entry.spec)
                     await publish_retrying(self.publish, event, f"{entry.where}: event {event.id}", log)
             except (NatsError, OSError, TimeoutError, SensoriumError) as exc:
-                self._problem(entry, f"cannot subscribe at {where}: {_describe(exc)}")
+                self._problems.set(entry, f"cannot subscribe at {where}: {_describe(exc)}")
             finally:
                 self.subscribed.discard(entry.where)
                 self._closing.add(entry.where)  # (its disconnection is ours, not a problem to report)
@@ -205,7 +185,7 @@ class NatsSource:
                 self._closing.discard(entry.where)
             await asyncio.sleep(RETRY)
 
-    async def _connect(self, client: Client, entry: _Entry, queue: asyncio.Queue[Msg | None]) -> None:
+    async def _connect(self, client: Client, entry: NatsEntry, queue: asyncio.Queue[Msg | None]) -> None:
         async def errors(exc: Exception) -> None:
             if isinstance(exc, SlowConsumerError):  # logged and reported; not a readiness problem (it passes)
                 count = self.dropped[entry.where] = self.dropped.get(entry.where, 0) + 1
@@ -225,10 +205,11 @@ class NatsSource:
 
         async def disconnected() -> None:
             if connected and entry.where not in self._closing:  # (nats-py calls it when a first connect fails too)
-                self._problem(entry, f"disconnected from {printable_url(entry.spec.url)}; reconnecting")
+                self._problems.set(entry, f"disconnected from {printable_url(entry.spec.url)}; reconnecting")
 
         async def reconnected() -> None:
-            self._problem(entry, None)
+            if self._problems.clear(entry):
+                log.info("%s: reconnected to %s", entry.where, printable_url(entry.spec.url))
 
         await client.connect(servers=servers(entry.spec.url), name=f"sensorium-{entry.source}-{entry.name}",
                              error_cb=errors, disconnected_cb=disconnected, reconnected_cb=reconnected,
