@@ -47,6 +47,24 @@ async def publish(bus_url: str, *events: CloudEvent, raw: list[tuple[EventKey, b
         await bus.close()
 
 
+def order_sensor(source: str, sink_url: str, event: str = "example") -> str:
+    """A Sensor on `source`/`event` POSTing `{"order": <the event data's body.order>}` to `sink_url`/got: how
+    the event source tests see an event go all the way through the engine."""
+    return f"""
+apiVersion: argoproj.io/v1alpha1
+kind: Sensor
+metadata: {{name: {unique("order-sensor")}}}
+spec:
+  dependencies: [{{name: d, eventSourceName: {source}, eventName: {event}}}]
+  triggers:
+    - template:
+        name: t
+        http:
+          url: {sink_url}/got
+          payload: [{{src: {{dependencyName: d, dataKey: body.order}}, dest: order}}]
+"""
+
+
 def write_config(folder: Path, *documents: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for index, text in enumerate(documents):

@@ -23,7 +23,7 @@ from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets
 from sensorium.sources.kafka import KafkaSource, KafkaSourceContext
 from tests.collected import until
-from tests.engine_harness import Engine, unique, write_config
+from tests.engine_harness import Engine, order_sensor, unique, write_config
 from tests.fixtures_http import HttpSink
 
 pytestmark = pytest.mark.kafka
@@ -171,19 +171,7 @@ spec:
       topic: {topic}
       jsonBody: true
       consumerGroup: {{groupName: {unique("group")}, oldest: true}}
-""", f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Sensor
-metadata: {{name: {unique("kafka-sensor")}}}
-spec:
-  dependencies: [{{name: d, eventSourceName: {source}, eventName: example}}]
-  triggers:
-    - template:
-        name: t
-        http:
-          url: {http_sink.url}/got
-          payload: [{{src: {{dependencyName: d, dataKey: body.order}}, dest: order}}]
-""")
+""", order_sensor(source, http_sink.url))
     await produce(kafka_broker, topic, (b"k", b'{"order":"o-7"}'))
     async with Engine(write_config(tmp_path, *documents), nats_url):
         await until(lambda: len(http_sink.requests) == 1, timeout=30)

@@ -20,7 +20,7 @@ from sensorium.engine.core.errors import BusError
 from sensorium.engine.core.secrets import Secrets, env_name
 from sensorium.sources.nats import NatsSource, NatsSourceContext
 from tests.collected import until
-from tests.engine_harness import Engine, unique, write_config
+from tests.engine_harness import Engine, order_sensor, unique, write_config
 from tests.fixtures_http import HttpSink
 from tests.trace_log import TraceLog
 
@@ -179,19 +179,7 @@ spec:
       url: {nats_url}
       subject: {subject}
       jsonBody: true
-""", f"""
-apiVersion: argoproj.io/v1alpha1
-kind: Sensor
-metadata: {{name: {unique("nats-sensor")}}}
-spec:
-  dependencies: [{{name: d, eventSourceName: {source}, eventName: example}}]
-  triggers:
-    - template:
-        name: t
-        http:
-          url: {http_sink.url}/got
-          payload: [{{src: {{dependencyName: d, dataKey: body.order}}, dest: order}}]
-""")
+""", order_sensor(source, http_sink.url))
     trace = TraceLog()
     async with Engine(write_config(tmp_path, *documents), nats_url, tracer=trace):
         nc = await nats.connect(nats_url)
