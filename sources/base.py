@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sensorium.engine.core.cloudevent import CloudEvent
-from sensorium.engine.core.errors import SensoriumError
+from sensorium.engine.core.errors import EventTooLarge, SensoriumError
 
 __all__ = ["Entry", "EntryProblems", "EntryTasks", "Publish", "Report", "Reporting", "RunningSource", "SnapshotStore",
            "no_report", "publish_retrying"]
@@ -148,11 +148,16 @@ async def publish_retrying(publish: Publish, event: CloudEvent, what: str, logge
                            max_delay: float = 30.0) -> None:
     """Store `event`, retrying while the bus refuses it (a pause doubling from 0.1 s to `max_delay`, one ERROR line
     per failure naming `what`): a source's event is never dropped, and its position (a file change, a slot, the
-    next item of a generator) moves on only once the bus stored it."""
+    next item of a generator) moves on only once the bus stored it. The exception: an event larger than the bus
+    can ever store (EventTooLarge) is logged as lost, naming `what`, and not retried, so that it cannot stall
+    its entry."""
     delay = 0.1
     while True:
         try:
             await publish(event)
+            return
+        except EventTooLarge as exc:  # never storable: one clear line, and the source moves on (not stalled)
+            logger.error("%s not stored, and never will be: %s", what, exc)
             return
         except SensoriumError as exc:
             logger.error("%s not stored, retrying in %gs: %s", what, delay, exc)

@@ -243,3 +243,37 @@ async def test_a_slow_consumer_s_drops_are_counted_and_reported(nats_url: str,
     finally:
         await nc.close()
         await source.stop()
+
+
+async def test_a_message_too_large_for_the_bus_is_logged_and_the_entry_moves_on(
+        nats_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """800 KB of bytes become an event of over 1 MiB (base64), which the JetStream bus can never store: one
+    clear line naming the entry and the sizes, and the next message still goes through (nothing stalls)."""
+    from sensorium.buses.jetstream.bus import JetStreamBus
+    from sensorium.engine.app import publish_event
+
+    bus = JetStreamBus(nats_url)
+    await bus.start()
+    stored: list[CloudEvent] = []
+
+    async def publish(event: CloudEvent) -> None:
+        await publish_event(bus, event)
+        stored.append(event)
+
+    subject = unique("big")
+    source = NatsSource([("s", "e", spec(nats_url, subject))], publish, Secrets(None, {}))
+    await source.start()
+    nc = await nats.connect(nats_url)
+    try:
+        await until(lambda: bool(source.subscribed))
+        await nc.publish(subject, b"x" * 800_000)
+        await nc.publish(subject, b"small")
+        await nc.flush()
+        await until(lambda: len(stored) == 1)
+        assert base64.b64decode(json.loads(stored[0].data or b"")["body"]) == b"small"
+        assert "nats s/e: event " in caplog.text and "not stored, and never will be" in caplog.text
+        assert f"is larger than {nats_url} takes (1048576 bytes)" in caplog.text
+    finally:
+        await nc.close()
+        await source.stop()
+        await bus.close()

@@ -44,7 +44,7 @@ from sensorium.buses.jetstream.stream import (
     subject_for,
 )
 from sensorium.buses.jetstream.trace import JetStreamTraceChannel, read_trace
-from sensorium.engine.core.errors import BusError
+from sensorium.engine.core.errors import BusError, EventTooLarge
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.tls import client_context
 
@@ -85,6 +85,10 @@ class JetStreamBus(JetStreamConnection, Bus):
     async def publish_many(self, items: Sequence[tuple[EventKey, str, bytes]]) -> None:
         if self.closed:
             raise BusError(f"bus {self.url} is closed")
+        for _, event_id, body in items:
+            if len(body) > self.max_payload:
+                raise EventTooLarge(f"event {event_id[:200]} of {len(body)} bytes is larger than {self.url} takes "
+                                    f"({self.max_payload} bytes)")
         futures: list[asyncio.Future[api.PubAck]] = []
         try:
             for key, event_id, body in items:

@@ -21,6 +21,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.errors import (
     KafkaError,
+    MessageSizeTooLargeError,
     for_code,
 )
 
@@ -45,7 +46,7 @@ from sensorium.buses.kafka.state import KafkaStateTopic
 from sensorium.buses.kafka.stored import KafkaStoredEvents
 from sensorium.buses.kafka.trace import KafkaTraceChannel, read_trace
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
-from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.errors import BusError, ConfigError, EventTooLarge
 from sensorium.engine.core.kafkaclient import PROBE_TIMEOUT, KafkaSecurity, describe, probe, quiet_client_log
 from sensorium.engine.core.secrets import Secrets
 from sensorium.engine.core.specbase import parse_brokers
@@ -228,6 +229,9 @@ class KafkaBus(Bus):
         try:
             future: asyncio.Future[Any] = await self._producer.send(self.topic, value=body,
                                                                     key=key.dotted().encode())
+        except MessageSizeTooLargeError:
+            raise EventTooLarge(f"kafka {self.where}: an event of {len(body)} bytes for {key.dotted()} is larger "
+                                "than the producer's request limit") from None
         except (TimeoutError, KafkaError) as exc:
             raise BusError(f"kafka {self.where}: publishing {key.dotted()} to '{self.topic}' failed: "
                            f"{describe(exc)}{self._while_down()}") from None

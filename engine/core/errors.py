@@ -39,6 +39,10 @@ class BusError(SensoriumError):
     pass
 
 
+class EventTooLarge(BusError):
+    """The bus can never store this event (larger than its message limit): retrying cannot help."""
+
+
 class TriggerError(SensoriumError):
     def __init__(self, message: str, retryable: bool = False) -> None:
         self.retryable = retryable

@@ -21,7 +21,7 @@ from sensorium.buses.kafka.consumer import PartitionOffsets
 from sensorium.buses.kafka_broker import KafkaBroker, free_port
 from sensorium.buses.spec import KafkaBus as KafkaBusSpec
 from sensorium.engine.core.cloudevent import decode_structured
-from sensorium.engine.core.errors import BusError, ConfigError
+from sensorium.engine.core.errors import BusError, ConfigError, EventTooLarge
 from sensorium.engine.core.kafkaclient import KafkaSecurity
 from sensorium.engine.core.secrets import Secrets, env_name
 from sensorium.engine.goport.sarama import sarama_hash
@@ -378,3 +378,12 @@ async def test_health_follows_the_broker(kafka_server: KafkaBroker, restart_kafk
         got += [d.body for d in await consumer.fetch(10, timeout=0.5)]
     assert got in ([b'{"back": true}'], [b"unconfirmed", b'{"back": true}'])  # unconfirmed: maybe stored later
     assert bus.health is Health.CONNECTED
+
+
+async def test_an_event_larger_than_the_producer_takes_is_too_large_not_retried(
+        make_bus: Callable[..., Awaitable[KafkaBus]]) -> None:
+    """EventTooLarge (a BusError): sources log such an event once and move on instead of retrying forever."""
+    bus = await make_bus()
+    with pytest.raises(EventTooLarge, match=r"an event of 2000000 bytes for s\.e is larger than"):
+        await bus.publish(EventKey("s", "e"), "big", b"x" * 2_000_000)
+    await bus.publish(EventKey("s", "e"), "small", b"{}")  # the bus goes on
